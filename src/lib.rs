@@ -1,4 +1,13 @@
 //! sheping (社评): the telephone satisfaction survey behind the social evaluation (社会评价)
 //! of government units.
+//!
+//! The domain (`domain`) is plain Rust; `storage`, `web` and `cli` are thin layers over it.
 
+pub mod cli;
+pub mod demo;
 pub mod domain;
+pub mod imports;
+pub mod logging;
+pub mod storage;
+pub mod tabular;
+pub mod web;

@@ -1,3 +1,10 @@
 //! The domain: plain Rust with no HTTP and no SQL. Storage, web and CLI are thin layers over it.
 
+pub mod audit;
+pub mod disposition;
+pub mod import;
+pub mod phone;
+pub mod roster;
+pub mod schedule;
 pub mod survey;
+pub mod unit;

@@ -1,0 +1,126 @@
+//! Roster import of 1,000,000 generated rows, beside `sqlite3 .import` of the same CSV into a
+//! file database on the same machine in the same run.
+//!
+//! Run: `cargo bench --bench roster_import` (ROWS=... to change the size).
+
+use std::io::Write;
+use std::time::Instant;
+
+use sheping::domain::unit::{NewUnit, UnitKind};
+use sheping::imports::{self, RosterImport};
+use sheping::storage::sqlite::SqliteStore;
+use sheping::storage::{NewRound, Storage};
+
+fn main() {
+    let rows: usize = std::env::var("ROWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let per_unit = 45;
+    let n_units = rows.div_ceil(per_unit);
+    let dir = tempfile::tempdir().unwrap();
+    let csv_path = dir.path().join("roster.csv");
+
+    // Messy-but-valid phones, as rosters come: spaces, dashes and +86 prefixes.
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&csv_path).unwrap());
+    writeln!(out, "参评单位,姓名,联系电话,代表类别,工作单位及职务").unwrap();
+    for i in 0..rows {
+        let unit = i / per_unit;
+        let n = 3_000_000_000u64 + i as u64;
+        let phone = match i % 3 {
+            0 => format!(
+                "1{} {:04} {:04}",
+                3 + n % 7,
+                (n / 10_000) % 10_000,
+                n % 10_000
+            ),
+            1 => format!("+86-1{}{:09}", 3 + n % 7, n % 1_000_000_000),
+            _ => format!("1{}-{:09}", 3 + n % 7, n % 1_000_000_000),
+        };
+        let cat = if i % 15 == 0 { "人大代表" } else { "" };
+        writeln!(out, "单位{unit:06},代表{i},{phone},{cat},某社区居民").unwrap();
+    }
+    out.flush().unwrap();
+    drop(out);
+    let size = std::fs::metadata(&csv_path).unwrap().len();
+    println!(
+        "roster import: {rows} rows, {n_units} units, CSV {:.1} MiB",
+        size as f64 / 1048576.0
+    );
+
+    // Baseline: sqlite3's own CSV import of the same file into a file database.
+    let base_db = dir.path().join("baseline.db");
+    let t = Instant::now();
+    let baseline = std::process::Command::new("sqlite3")
+        .arg(&base_db)
+        .arg(".mode csv")
+        .arg(format!(".import {} roster", csv_path.display()))
+        .status();
+    let base_secs = t.elapsed().as_secs_f64();
+    let base_ok = matches!(baseline, Ok(s) if s.success());
+
+    let db = dir.path().join("sheping.db");
+    let store = SqliteStore::open(&db).unwrap();
+    let survey =
+        sheping::domain::survey::Survey::from_toml_str(include_str!("../surveys/default.toml"))
+            .unwrap();
+    let round = store
+        .create_round(
+            &NewRound {
+                key: "bench".into(),
+                title: "bench".into(),
+                survey,
+                survey_source: "default".into(),
+                field: None,
+            },
+            "bench",
+        )
+        .unwrap();
+    let units: Vec<NewUnit> = (0..n_units)
+        .map(|u| NewUnit {
+            name: format!("单位{u:06}"),
+            kind: UnitKind::Institution,
+            sector: String::new(),
+            code: None,
+            line: u + 2,
+        })
+        .collect();
+    store.add_units(&round, &units, "bench").unwrap();
+
+    let t = Instant::now();
+    let table = imports::read_file(&csv_path, None).unwrap();
+    let read_secs = t.elapsed().as_secs_f64();
+    let report = imports::roster_import(
+        &store,
+        &round,
+        &table,
+        &RosterImport {
+            area_code: None,
+            skip_invalid: false,
+            replace: false,
+        },
+        "bench",
+    )
+    .unwrap();
+    let total = t.elapsed().as_secs_f64();
+    assert_eq!(
+        report.imported,
+        rows,
+        "every row imported: {:?}",
+        report.rejected.first()
+    );
+
+    println!(
+        "sheping roster import: {total:.2} s ({:.0} rows/s; reading+decoding {read_secs:.2} s)",
+        rows as f64 / total
+    );
+    if base_ok {
+        println!(
+            "sqlite3 .import:       {base_secs:.2} s ({:.0} rows/s)",
+            rows as f64 / base_secs
+        );
+        println!("ratio sheping/sqlite3 throughput: {:.2}", base_secs / total);
+    } else {
+        println!("sqlite3 .import: not available on this machine (apt-get install sqlite3)");
+    }
+}

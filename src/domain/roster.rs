@@ -1,0 +1,542 @@
+//! The contact database (电话调查数据库): validating a roster of representatives (服务对象代表)
+//! against a round's units before anything is stored.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::import::{Column, Rejection, clean_cell, closest};
+use super::phone::{PhoneError, parse_phone_cell};
+
+/// A representative's category. Party-congress deputies, People's-Congress deputies and
+/// CPPCC members together are the "两代一委".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MemberCategory {
+    PartyDeputy,
+    NpcDeputy,
+    CppccMember,
+    ServiceRecipient,
+}
+
+impl MemberCategory {
+    pub fn label(self) -> &'static str {
+        match self {
+            MemberCategory::PartyDeputy => "党代表",
+            MemberCategory::NpcDeputy => "人大代表",
+            MemberCategory::CppccMember => "政协委员",
+            MemberCategory::ServiceRecipient => "服务对象",
+        }
+    }
+
+    /// Reads what rosters write: "区人大代表", "市政协委员", "党代表" ...; anything else or empty
+    /// is a service recipient.
+    pub fn parse(text: &str) -> MemberCategory {
+        let t = clean_cell(text);
+        if t.contains("党代表") {
+            MemberCategory::PartyDeputy
+        } else if t.contains("人大") {
+            MemberCategory::NpcDeputy
+        } else if t.contains("政协") {
+            MemberCategory::CppccMember
+        } else {
+            MemberCategory::ServiceRecipient
+        }
+    }
+
+    pub fn from_label(label: &str) -> MemberCategory {
+        Self::parse(label)
+    }
+
+    pub fn is_two_deputies_one_member(self) -> bool {
+        self != MemberCategory::ServiceRecipient
+    }
+}
+
+pub const ROSTER_COLUMNS: &[Column] = &[
+    Column {
+        field: "unit",
+        aliases: &["参评单位", "单位名称", "单位", "unit"],
+        required: true,
+    },
+    Column {
+        field: "name",
+        aliases: &["姓名", "代表姓名", "name"],
+        required: true,
+    },
+    Column {
+        field: "phone",
+        aliases: &["联系电话", "电话", "手机", "手机号码", "电话号码", "phone"],
+        required: true,
+    },
+    Column {
+        field: "category",
+        aliases: &["代表类别", "类别", "身份", "category"],
+        required: false,
+    },
+    Column {
+        field: "organization",
+        aliases: &["工作单位及职务", "工作单位", "职务", "organization"],
+        required: false,
+    },
+    Column {
+        field: "note",
+        aliases: &["备注", "note"],
+        required: false,
+    },
+];
+
+const MAX_NAME_CHARS: usize = 40;
+const MAX_TEXT_CHARS: usize = 200;
+
+/// A representative ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMember {
+    pub unit_id: i64,
+    pub name: String,
+    /// Canonical phone (see `phone::Phone::canonical`).
+    pub phone: String,
+    pub phone_alt: Option<String>,
+    pub category: MemberCategory,
+    pub organization: Option<String>,
+    pub note: Option<String>,
+    pub line: usize,
+}
+
+/// A unit of the round as the roster validation needs it.
+#[derive(Debug, Clone)]
+pub struct RosterUnit {
+    pub id: i64,
+    pub name: String,
+    /// Canonical phones of the panel already stored.
+    pub phones: BTreeSet<String>,
+    /// Stored members who are 两代一委.
+    pub two_deputies_one_member: usize,
+    /// Whether any call was made for this unit (then its panel can no longer be replaced).
+    pub has_calls: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RosterOptions {
+    pub area_code: Option<String>,
+    /// Replace the panels of the units named in the file.
+    pub replace: bool,
+    pub panel_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnitPanel {
+    pub unit: String,
+    pub panel: usize,
+    pub target: usize,
+    pub two_deputies_one_member: usize,
+}
+
+/// The outcome of validating a roster: what would be stored, and everything wrong with it.
+#[derive(Debug, Clone, Default)]
+pub struct RosterCheck {
+    pub members: Vec<NewMember>,
+    pub rejected: Vec<Rejection>,
+    pub warnings: Vec<String>,
+    /// Units whose stored panel is replaced (with `--replace`).
+    pub replace_units: Vec<i64>,
+    /// Every unit of the round with its panel as it would be after the import.
+    pub units: Vec<UnitPanel>,
+}
+
+/// Finds each roster column in the header; `Err` lists the missing required columns.
+pub fn map_columns(headers: &[String]) -> Result<(Vec<Option<usize>>, Vec<String>), String> {
+    let norm: Vec<String> = headers
+        .iter()
+        .map(|h| clean_cell(h).to_ascii_lowercase())
+        .collect();
+    let mut map = Vec::new();
+    let mut missing = Vec::new();
+    for col in ROSTER_COLUMNS {
+        let idx = norm
+            .iter()
+            .position(|h| col.aliases.iter().any(|a| a.eq_ignore_ascii_case(h)));
+        if idx.is_none() && col.required {
+            missing.push(format!("{}(可用列名:{})", col.field, col.aliases.join("/")));
+        }
+        map.push(idx);
+    }
+    if !missing.is_empty() {
+        return Err(format!("表头缺少必需的列:{}", missing.join(";")));
+    }
+    let unknown = headers
+        .iter()
+        .enumerate()
+        .filter(|(i, h)| !map.contains(&Some(*i)) && !clean_cell(h).is_empty())
+        .map(|(_, h)| clean_cell(h).to_string())
+        .collect();
+    Ok((map, unknown))
+}
+
+fn phone_error_text(e: &PhoneError) -> String {
+    e.to_string()
+}
+
+/// Validates roster rows (physical line numbers, header = 1) against the round's units.
+pub fn check_roster<'a>(
+    rows: impl IntoIterator<Item = (usize, &'a [String])>,
+    columns: &[Option<usize>],
+    units: &[RosterUnit],
+    opts: &RosterOptions,
+) -> RosterCheck {
+    let by_name: BTreeMap<&str, &RosterUnit> = units.iter().map(|u| (u.name.as_str(), u)).collect();
+    let mut out = RosterCheck::default();
+    // Phones of this file per unit, to catch duplicates within the file.
+    let mut file_phones: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+    let mut replace: BTreeSet<i64> = BTreeSet::new();
+    let mut refused_replace: BTreeSet<i64> = BTreeSet::new();
+
+    for (line, cells) in rows {
+        let get = |field: usize| -> &str {
+            columns
+                .get(field)
+                .copied()
+                .flatten()
+                .and_then(|c| cells.get(c))
+                .map(|s| clean_cell(s))
+                .unwrap_or("")
+        };
+        let reject = |field: &str, error: String| Rejection::new(line, field, error, cells);
+        let unit_name = get(0);
+        if unit_name.is_empty() {
+            out.rejected.push(reject(
+                "unit",
+                "参评单位为空:请填写该代表所评价的单位".into(),
+            ));
+            continue;
+        }
+        let Some(unit) = by_name.get(unit_name) else {
+            let hint = match closest(unit_name, units.iter().map(|u| u.name.as_str())) {
+                Some(c) => format!(",是否应为“{c}”?"),
+                None => ",请先用 `sheping units import` 导入参评单位".into(),
+            };
+            out.rejected.push(reject(
+                "unit",
+                format!("单位“{unit_name}”不在本轮参评单位中{hint}"),
+            ));
+            continue;
+        };
+        if opts.replace {
+            if unit.has_calls {
+                if refused_replace.insert(unit.id) {
+                    out.rejected.push(reject(
+                        "unit",
+                        format!("单位“{}”已开始电话调查,不能再替换其代表名单", unit.name),
+                    ));
+                } else {
+                    out.rejected.push(reject(
+                        "unit",
+                        format!("单位“{}”已开始电话调查,不能替换", unit.name),
+                    ));
+                }
+                continue;
+            }
+            replace.insert(unit.id);
+        }
+        let name = get(1);
+        if name.is_empty() {
+            out.rejected
+                .push(reject("name", "姓名为空:请填写代表姓名".into()));
+            continue;
+        }
+        if name.chars().count() > MAX_NAME_CHARS {
+            out.rejected.push(reject(
+                "name",
+                format!("姓名超过 {MAX_NAME_CHARS} 个字,请检查是否填错列"),
+            ));
+            continue;
+        }
+        let phone_cell = get(2);
+        let phones = match parse_phone_cell(phone_cell, opts.area_code.as_deref()) {
+            Ok(p) => p,
+            Err(e) => {
+                out.rejected.push(reject("phone", phone_error_text(&e)));
+                continue;
+            }
+        };
+        let phone = phones.primary.canonical().to_string();
+        let stored_dupe = !opts.replace && unit.phones.contains(&phone);
+        let seen = file_phones.entry(unit.id).or_default();
+        if stored_dupe || seen.contains(&phone) {
+            let where_ = if stored_dupe {
+                "已在该单位的代表名单中"
+            } else {
+                "在文件中该单位下重复出现"
+            };
+            out.rejected.push(reject(
+                "phone",
+                format!(
+                    "号码 {} {where_}:同一单位的代表不能重复,请删除重复行",
+                    phones.primary.masked()
+                ),
+            ));
+            continue;
+        }
+        seen.insert(phone.clone());
+        let text = |field: usize| {
+            let t = get(field);
+            (!t.is_empty()).then(|| t.chars().take(MAX_TEXT_CHARS).collect::<String>())
+        };
+        out.members.push(NewMember {
+            unit_id: unit.id,
+            name: name.to_string(),
+            phone,
+            phone_alt: phones.alternate.map(|p| p.canonical().to_string()),
+            category: MemberCategory::parse(get(3)),
+            organization: text(4),
+            note: text(5),
+            line,
+        });
+    }
+
+    out.replace_units = replace.into_iter().collect();
+    summarise(&mut out, units, opts);
+    out
+}
+
+fn summarise(out: &mut RosterCheck, units: &[RosterUnit], opts: &RosterOptions) {
+    let mut touched: BTreeMap<i64, (usize, usize)> = BTreeMap::new();
+    for m in &out.members {
+        let e = touched.entry(m.unit_id).or_default();
+        e.0 += 1;
+        e.1 += usize::from(m.category.is_two_deputies_one_member());
+    }
+    // The same person may represent several units (a deputy often does): warn, never reject.
+    let mut phone_units: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for u in units {
+        if !out.replace_units.contains(&u.id) {
+            for p in &u.phones {
+                phone_units.entry(p).or_default().insert(&u.name);
+            }
+        }
+    }
+    let names: BTreeMap<i64, &str> = units.iter().map(|u| (u.id, u.name.as_str())).collect();
+    for m in &out.members {
+        phone_units
+            .entry(&m.phone)
+            .or_default()
+            .insert(names[&m.unit_id]);
+    }
+    for (phone, in_units) in &phone_units {
+        if in_units.len() > 1 {
+            let list: Vec<&str> = in_units.iter().copied().collect();
+            out.warnings.push(format!(
+                "号码 {} 同时出现在 {} 个单位的代表名单中:{}",
+                super::phone::mask_canonical(phone),
+                list.len(),
+                list.join("、")
+            ));
+        }
+    }
+    for u in units {
+        let replaced = out.replace_units.contains(&u.id);
+        let (new, new_deputies) = touched.get(&u.id).copied().unwrap_or((0, 0));
+        let (panel, deputies) = if replaced {
+            (new, new_deputies)
+        } else {
+            (
+                u.phones.len() + new,
+                u.two_deputies_one_member + new_deputies,
+            )
+        };
+        if touched.contains_key(&u.id) || replaced {
+            if panel != opts.panel_size {
+                out.warnings.push(format!(
+                    "单位“{}”的代表名单有 {panel} 人,应为 {} 人",
+                    u.name, opts.panel_size
+                ));
+            }
+            out.warnings
+                .push(format!("单位“{}”的代表中有两代一委 {deputies} 人", u.name));
+        }
+        out.units.push(UnitPanel {
+            unit: u.name.clone(),
+            panel,
+            target: opts.panel_size,
+            two_deputies_one_member: deputies,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn units() -> Vec<RosterUnit> {
+        vec![
+            RosterUnit {
+                id: 1,
+                name: "汉滨区教育体育局".into(),
+                phones: BTreeSet::from(["13900000001".to_string()]),
+                two_deputies_one_member: 0,
+                has_calls: false,
+            },
+            RosterUnit {
+                id: 2,
+                name: "汉滨区交通运输局".into(),
+                phones: BTreeSet::new(),
+                two_deputies_one_member: 0,
+                has_calls: true,
+            },
+        ]
+    }
+
+    fn rows(data: &[&[&str]]) -> Vec<Vec<String>> {
+        data.iter()
+            .map(|r| r.iter().map(|s| s.to_string()).collect())
+            .collect()
+    }
+
+    fn check(data: &[&[&str]], opts: &RosterOptions) -> RosterCheck {
+        let headers: Vec<String> = ["参评单位", "姓名", "联系电话", "代表类别", "籍贯"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (cols, unknown) = map_columns(&headers).unwrap();
+        assert_eq!(unknown, ["籍贯"]);
+        let rows = rows(data);
+        check_roster(
+            rows.iter().enumerate().map(|(i, r)| (i + 2, r.as_slice())),
+            &cols,
+            &units(),
+            opts,
+        )
+    }
+
+    #[test]
+    fn rejects_each_bad_row_with_line_and_field() {
+        let opts = RosterOptions {
+            panel_size: 45,
+            ..Default::default()
+        };
+        let c = check(
+            &[
+                &[
+                    "汉滨区教育体育局",
+                    "张三",
+                    "139 0000 0002",
+                    "区人大代表",
+                    "",
+                ],
+                &["汉滨区教育局", "李四", "13900000003", "", ""],
+                &["汉滨区教育体育局", "", "13900000004", "", ""],
+                &["汉滨区教育体育局", "王五", "1.39E+10", "", ""],
+                &["汉滨区教育体育局", "赵六", "13900000001", "", ""],
+                &["汉滨区教育体育局", "钱七", "+86 139-0000-0002", "", ""],
+                &["", "孙八", "13900000005", "", ""],
+            ],
+            &opts,
+        );
+        assert_eq!(c.members.len(), 1);
+        assert_eq!(c.members[0].category, MemberCategory::NpcDeputy);
+        let got: Vec<_> = c
+            .rejected
+            .iter()
+            .map(|r| (r.line, r.field.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (3, "unit"),
+                (4, "name"),
+                (5, "phone"),
+                (6, "phone"),
+                (7, "phone"),
+                (8, "unit")
+            ]
+        );
+        assert!(
+            c.rejected[0].error.contains("汉滨区教育体育局"),
+            "suggests the closest unit: {}",
+            c.rejected[0].error
+        );
+        assert!(
+            c.rejected[2].error.contains("科学计数"),
+            "{}",
+            c.rejected[2].error
+        );
+        let unit = &c.units[0];
+        assert_eq!(
+            (unit.panel, unit.target, unit.two_deputies_one_member),
+            (2, 45, 1)
+        );
+        assert!(c.warnings.iter().any(|w| w.contains("有 2 人,应为 45 人")));
+    }
+
+    #[test]
+    fn replace_ignores_stored_phones_but_not_units_with_calls() {
+        let opts = RosterOptions {
+            panel_size: 2,
+            replace: true,
+            ..Default::default()
+        };
+        let c = check(
+            &[
+                &["汉滨区教育体育局", "张三", "13900000001", "政协委员", ""],
+                &["汉滨区教育体育局", "李四", "13900000002", "", ""],
+                &["汉滨区交通运输局", "王五", "13900000003", "", ""],
+            ],
+            &opts,
+        );
+        assert_eq!(c.members.len(), 2);
+        assert_eq!(c.replace_units, [1]);
+        assert_eq!(c.rejected.len(), 1);
+        assert_eq!(c.rejected[0].line, 4);
+        assert_eq!(c.units[0].panel, 2);
+    }
+
+    #[test]
+    fn warns_about_a_phone_in_several_units() {
+        let mut us = units();
+        us[1].has_calls = false;
+        let headers: Vec<String> = ["单位", "姓名", "手机"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (cols, _) = map_columns(&headers).unwrap();
+        let data = rows(&[&["汉滨区交通运输局", "张三", "13900000001"]]);
+        let c = check_roster(
+            data.iter().map(|r| (2, r.as_slice())),
+            &cols,
+            &us,
+            &RosterOptions {
+                panel_size: 45,
+                ..Default::default()
+            },
+        );
+        assert_eq!(c.members.len(), 1);
+        assert!(
+            c.warnings.iter().any(|w| w.contains("同时出现在 2 个单位")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn missing_required_columns_are_named() {
+        let headers: Vec<String> = ["单位", "姓名"].iter().map(|s| s.to_string()).collect();
+        let err = map_columns(&headers).unwrap_err();
+        assert!(err.contains("phone"), "{err}");
+    }
+
+    #[test]
+    fn categories() {
+        assert_eq!(
+            MemberCategory::parse("市党代表"),
+            MemberCategory::PartyDeputy
+        );
+        assert_eq!(
+            MemberCategory::parse("区政协委员"),
+            MemberCategory::CppccMember
+        );
+        assert_eq!(
+            MemberCategory::parse("群众"),
+            MemberCategory::ServiceRecipient
+        );
+        assert_eq!(MemberCategory::parse(""), MemberCategory::ServiceRecipient);
+    }
+}

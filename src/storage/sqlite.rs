@@ -1,0 +1,495 @@
+//! The SQLite implementation of [`Storage`]: one file, WAL, foreign keys on, `synchronous=FULL`
+//! so that an acknowledged write survives a power loss, schema under versioned migrations.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex};
+
+use chrono::NaiveDate;
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+use rusqlite_migration::{M, Migrations};
+
+use super::*;
+use crate::domain::audit::{self, AuditEntry, ChainBreak};
+use crate::domain::roster::{MemberCategory, NewMember, RosterUnit};
+use crate::domain::survey::Survey;
+use crate::domain::unit::{NewUnit, UnitKind};
+
+static MIGRATIONS: LazyLock<Migrations<'static>> =
+    LazyLock::new(|| Migrations::new(vec![M::up(include_str!("migrations/001_foundation.sql"))]));
+
+/// The number of schema versions this build knows.
+pub fn schema_version() -> usize {
+    1
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    /// The one connection that writes: several writers would only fight for SQLite's lock.
+    writer: Mutex<Connection>,
+    /// Idle read-only connections; WAL lets them read while the writer writes.
+    readers: Mutex<Vec<Connection>>,
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+fn map_full(e: rusqlite::Error) -> StorageError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => StorageError::Full,
+        _ => StorageError::Database(e),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| StorageError::Open {
+                path: path.display().to_string(),
+                error: e.to_string(),
+            })?;
+        }
+        let mut conn = Connection::open(path).map_err(|e| StorageError::Open {
+            path: path.display().to_string(),
+            error: e.to_string(),
+        })?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "SQLite did not switch to WAL mode");
+        }
+        configure(&conn)?;
+        MIGRATIONS.to_latest(&mut conn)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction on the writer connection and commits.
+    pub fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(map_full)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(map_full)?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a read-only connection (a consistent snapshot inside one statement; use a
+    /// transaction inside `f` for several).
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
+                )?;
+                configure(&c)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// The schema version stored in the file (SQLite `user_version`).
+    pub fn user_version(&self) -> Result<i64> {
+        self.read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+    }
+
+    fn round_from_row(row: &rusqlite::Row) -> rusqlite::Result<(RoundRecord, String)> {
+        let toml: String = row.get("survey_toml")?;
+        let date =
+            |s: Option<String>| s.and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
+        Ok((
+            RoundRecord {
+                id: row.get("id")?,
+                key: row.get("key")?,
+                title: row.get("title")?,
+                survey: placeholder_survey(),
+                survey_source: row.get("survey_source")?,
+                field_start: date(row.get("field_start")?),
+                field_end: date(row.get("field_end")?),
+                locked_at_ms: row.get("locked_at")?,
+                created_at_ms: row.get("created_at")?,
+            },
+            toml,
+        ))
+    }
+
+    fn parse_round(pair: (RoundRecord, String)) -> Result<RoundRecord> {
+        let (mut round, toml) = pair;
+        round.survey = Survey::from_toml_str(&toml).map_err(|e| StorageError::CorruptSurvey {
+            round: round.key.clone(),
+            error: e.to_string(),
+        })?;
+        Ok(round)
+    }
+}
+
+/// Stand-in replaced right after the row is read (keeps row mapping free of fallible parsing).
+fn placeholder_survey() -> Survey {
+    static DEFAULT: LazyLock<Survey> = LazyLock::new(|| {
+        Survey::from_toml_str(include_str!("../../surveys/default.toml"))
+            .expect("default survey is valid")
+    });
+    DEFAULT.clone()
+}
+
+/// Refuses a write to a locked round (every write path calls this inside its transaction).
+pub(crate) fn ensure_unlocked(tx: &Connection, round_id: i64) -> Result<()> {
+    let (key, locked): (String, Option<i64>) = tx.query_row(
+        "SELECT key, locked_at FROM rounds WHERE id = ?1",
+        [round_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if locked.is_some() {
+        Err(StorageError::Locked(key))
+    } else {
+        Ok(())
+    }
+}
+
+/// Appends an audit entry inside the caller's transaction, extending the hash chain.
+pub(crate) fn append_audit(tx: &Connection, event: &AuditEvent) -> Result<()> {
+    let prev: String = tx
+        .query_row("SELECT value FROM meta WHERE key = 'audit_head'", [], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or_else(|| audit::GENESIS.to_string());
+    let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log", [], |r| {
+        r.get(0)
+    })?;
+    let at = now_ms();
+    let detail = event.detail.to_string();
+    let hash = audit::entry_hash(
+        &prev,
+        id,
+        at,
+        event.actor,
+        event.action,
+        event.round_key,
+        &detail,
+    );
+    tx.prepare_cached(
+        "INSERT INTO audit_log (id, at, actor, action, round_key, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![id, at, event.actor, event.action, event.round_key, detail, prev, hash])?;
+    tx.prepare_cached("INSERT INTO meta (key, value) VALUES ('audit_head', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
+        .execute([&hash])?;
+    Ok(())
+}
+
+fn unit_kind(label: &str) -> UnitKind {
+    UnitKind::parse(label).unwrap_or(UnitKind::Institution)
+}
+
+impl Storage for SqliteStore {
+    fn create_round(&self, round: &NewRound, actor: &str) -> Result<RoundRecord> {
+        self.write(|tx| {
+            let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM rounds WHERE key = ?1)", [&round.key], |r| r.get(0))?;
+            if exists {
+                return Err(StorageError::Conflict(format!("评估轮次 `{}` 已存在", round.key)));
+            }
+            let fmt = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+            tx.execute(
+                "INSERT INTO rounds (key, title, survey_toml, survey_source, field_start, field_end, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    round.key,
+                    round.title,
+                    round.survey.to_toml_string(),
+                    round.survey_source,
+                    round.field.map(|f| fmt(f.0)),
+                    round.field.map(|f| fmt(f.1)),
+                    now_ms()
+                ],
+            )?;
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "round.create",
+                    round_key: Some(&round.key),
+                    detail: serde_json::json!({ "title": round.title, "survey": round.survey_source }),
+                },
+            )?;
+            Ok(())
+        })?;
+        self.round(&round.key)
+    }
+
+    fn rounds(&self) -> Result<Vec<RoundSummary>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT r.*, (SELECT COUNT(*) FROM units u WHERE u.round_id = r.id) AS n_units,
+                        (SELECT COUNT(*) FROM members m JOIN units u ON m.unit_id = u.id WHERE u.round_id = r.id) AS n_members
+                 FROM rounds r ORDER BY r.created_at DESC, r.id DESC",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                let pair = Self::round_from_row(row)?;
+                Ok((pair, row.get::<_, i64>("n_units")? as usize, row.get::<_, i64>("n_members")? as usize))
+            })?;
+            let mut out = Vec::new();
+            for r in rows {
+                let (pair, units, members) = r?;
+                out.push(RoundSummary { round: Self::parse_round(pair)?, units, members });
+            }
+            Ok(out)
+        })
+    }
+
+    fn round(&self, key: &str) -> Result<RoundRecord> {
+        let pair = self.read(|c| {
+            Ok(c.query_row(
+                "SELECT * FROM rounds WHERE key = ?1",
+                [key],
+                Self::round_from_row,
+            )
+            .optional()?)
+        })?;
+        match pair {
+            Some(p) => Self::parse_round(p),
+            None => Err(StorageError::NotFound(format!(
+                "没有评估轮次 `{key}`(用 `sheping round list` 查看已有轮次)"
+            ))),
+        }
+    }
+
+    fn units(&self, round_id: i64) -> Result<Vec<UnitRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT u.id, u.name, u.kind, u.sector, u.code,
+                        COUNT(m.id) AS panel,
+                        COALESCE(SUM(m.category IN ('党代表', '人大代表', '政协委员')), 0) AS deputies
+                 FROM units u LEFT JOIN members m ON m.unit_id = u.id
+                 WHERE u.round_id = ?1 GROUP BY u.id ORDER BY u.id",
+            )?;
+            let rows = stmt.query_map([round_id], |r| {
+                Ok(UnitRecord {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    kind: unit_kind(&r.get::<_, String>(2)?),
+                    sector: r.get(3)?,
+                    code: r.get(4)?,
+                    panel: r.get::<_, i64>(5)? as usize,
+                    two_deputies_one_member: r.get::<_, i64>(6)? as usize,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn add_units(&self, round: &RoundRecord, units: &[NewUnit], actor: &str) -> Result<usize> {
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            let mut ins = tx.prepare_cached("INSERT INTO units (round_id, name, kind, sector, code) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            for u in units {
+                ins.execute(params![round.id, u.name, u.kind.label(), u.sector, u.code]).map_err(|e| {
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
+                        StorageError::Conflict(format!("单位“{}”已在本轮评估中", u.name))
+                    } else {
+                        map_full(e)
+                    }
+                })?;
+            }
+            append_audit(
+                tx,
+                &AuditEvent { actor, action: "units.import", round_key: Some(&round.key), detail: serde_json::json!({ "units": units.len() }) },
+            )?;
+            Ok(units.len())
+        })
+    }
+
+    fn roster_units(&self, round_id: i64) -> Result<Vec<RosterUnit>> {
+        self.read(|c| {
+            let mut units: BTreeMap<i64, RosterUnit> = BTreeMap::new();
+            let mut stmt = c.prepare_cached("SELECT id, name FROM units WHERE round_id = ?1 ORDER BY id")?;
+            for r in stmt.query_map([round_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+                let (id, name) = r?;
+                units.insert(id, RosterUnit { id, name, phones: BTreeSet::new(), two_deputies_one_member: 0, has_calls: false });
+            }
+            let mut stmt = c.prepare_cached(
+                "SELECT m.unit_id, m.phone, m.category FROM members m JOIN units u ON u.id = m.unit_id WHERE u.round_id = ?1 AND m.phone IS NOT NULL",
+            )?;
+            for r in stmt.query_map([round_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))? {
+                let (unit, phone, category) = r?;
+                if let Some(u) = units.get_mut(&unit) {
+                    u.phones.insert(phone);
+                    u.two_deputies_one_member += usize::from(MemberCategory::from_label(&category).is_two_deputies_one_member());
+                }
+            }
+            for id in units_with_calls(c, round_id)? {
+                if let Some(u) = units.get_mut(&id) {
+                    u.has_calls = true;
+                }
+            }
+            Ok(units.into_values().collect())
+        })
+    }
+
+    fn add_members(
+        &self,
+        round: &RoundRecord,
+        members: &[NewMember],
+        replace_units: &[i64],
+        actor: &str,
+    ) -> Result<usize> {
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            let called = units_with_calls(tx, round.id)?;
+            for unit in replace_units {
+                if called.contains(unit) {
+                    return Err(StorageError::Conflict("该单位已开始电话调查,不能替换代表名单".into()));
+                }
+                tx.prepare_cached("DELETE FROM members WHERE unit_id = ?1")?.execute([unit])?;
+            }
+            let now = now_ms();
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO members (unit_id, name, phone, phone_alt, category, organization, note, source_line, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for m in members {
+                ins.execute(params![
+                    m.unit_id,
+                    m.name,
+                    m.phone,
+                    m.phone_alt,
+                    m.category.label(),
+                    m.organization,
+                    m.note,
+                    m.line as i64,
+                    now
+                ])
+                .map_err(|e| {
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
+                        StorageError::Conflict(format!("第 {} 行:该号码已在该单位的代表名单中(可能是同时进行的另一次导入)", m.line))
+                    } else {
+                        map_full(e)
+                    }
+                })?;
+            }
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "roster.import",
+                    round_key: Some(&round.key),
+                    detail: serde_json::json!({ "members": members.len(), "replaced_units": replace_units }),
+                },
+            )?;
+            Ok(members.len())
+        })
+    }
+
+    fn members(&self, round_id: i64, unit_id: Option<i64>) -> Result<Vec<MemberRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT m.id, m.unit_id, u.name, m.name, m.phone, m.phone_alt, m.category, m.organization, m.note
+                 FROM members m JOIN units u ON u.id = m.unit_id
+                 WHERE u.round_id = ?1 AND (?2 IS NULL OR u.id = ?2) ORDER BY u.id, m.id",
+            )?;
+            let rows = stmt.query_map(params![round_id, unit_id], |r| {
+                Ok(MemberRecord {
+                    id: r.get(0)?,
+                    unit_id: r.get(1)?,
+                    unit: r.get(2)?,
+                    name: r.get(3)?,
+                    phone: r.get(4)?,
+                    phone_alt: r.get(5)?,
+                    category: MemberCategory::from_label(&r.get::<_, String>(6)?),
+                    organization: r.get(7)?,
+                    note: r.get(8)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn audit(&self, event: &AuditEvent) -> Result<()> {
+        self.write(|tx| append_audit(tx, event))
+    }
+
+    fn audit_entries(&self, round_key: Option<&str>) -> Result<Vec<AuditEntry>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, at, actor, action, round_key, detail, prev_hash, hash FROM audit_log
+                 WHERE ?1 IS NULL OR round_key = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([round_key], |r| {
+                Ok(AuditEntry {
+                    id: r.get(0)?,
+                    at_ms: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    round_key: r.get(4)?,
+                    detail: r.get(5)?,
+                    prev_hash: r.get(6)?,
+                    hash: r.get(7)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn verify_audit(&self) -> Result<Result<usize, ChainBreak>> {
+        let entries = self.audit_entries(None)?;
+        let head: Option<String> = self.read(|c| {
+            Ok(
+                c.query_row("SELECT value FROM meta WHERE key = 'audit_head'", [], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        })?;
+        Ok(audit::verify_chain(&entries, head.as_deref()))
+    }
+}
+
+/// Units of a round for which any call attempt exists. Before the call engine's tables exist
+/// no unit has calls.
+fn units_with_calls(c: &Connection, round_id: i64) -> Result<BTreeSet<i64>> {
+    let has_attempts: bool = c.query_row(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'attempts')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_attempts {
+        return Ok(BTreeSet::new());
+    }
+    let mut stmt = c.prepare_cached(
+        "SELECT DISTINCT m.unit_id FROM attempts a JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id WHERE u.round_id = ?1",
+    )?;
+    let ids = stmt
+        .query_map([round_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}

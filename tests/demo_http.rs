@@ -1,0 +1,71 @@
+//! `sheping demo` from nothing: the first page lists the 30 units with 45 representatives each.
+
+mod common;
+
+use common::{Server, Sheping};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_starts_from_nothing_and_lists_30_units_of_45() {
+    let sp = Sheping::new();
+    let server = Server::start(&sp, &["demo"]);
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let page = client.get(format!("{}/", server.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("2022年度履职评估(演示数据)"));
+    let units = html.matches("class=\"unit-name\"").count();
+    assert_eq!(units, 30, "30 units listed");
+    let panels = html.matches("<td class=\"num panel\">45</td>").count();
+    assert_eq!(panels, 30, "each with 45 representatives");
+    for sector in ["教体", "住建", "交通运输"] {
+        assert!(html.contains(sector));
+    }
+    // No phone number reaches the public page.
+    let digits = regex_free_phone_scan(&html);
+    assert!(
+        digits.is_none(),
+        "phone-like number on the page: {digits:?}"
+    );
+    drop(server);
+
+    // Starting the demo again keeps the data (no second round).
+    let _again = Server::start(&sp, &["demo"]);
+    assert_eq!(sp.count("SELECT COUNT(*) FROM rounds"), 1);
+    assert_eq!(sp.count("SELECT COUNT(*) FROM members"), 30 * 45);
+    assert_eq!(
+        sp.count("SELECT COUNT(*) FROM members WHERE category != '服务对象'"),
+        30 * 9
+    );
+}
+
+/// Finds a run of 11 digits starting with 1 (a mobile number) in text.
+fn regex_free_phone_scan(text: &str) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i - start == 11 && chars[start] == '1' {
+                return Some(chars[start..i].iter().collect());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
+}

@@ -1,0 +1,152 @@
+//! Rounds, survey copies and the schema's migrations, on real SQLite files.
+
+mod common;
+
+use common::Sheping;
+use sheping::storage::Storage;
+use sheping::storage::sqlite::{SqliteStore, schema_version};
+
+#[test]
+fn migrations_run_from_an_empty_file() {
+    let sp = Sheping::new();
+    assert!(!sp.db.exists());
+    let store = SqliteStore::open(&sp.db).unwrap();
+    assert_eq!(store.user_version().unwrap(), schema_version() as i64);
+    let conn = sp.sql();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    for table in ["rounds", "units", "members", "users", "audit_log", "meta"] {
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "table {table}");
+    }
+    // Opening again is a no-op, not a second migration.
+    drop(store);
+    let store = SqliteStore::open(&sp.db).unwrap();
+    assert_eq!(store.user_version().unwrap(), schema_version() as i64);
+    // Foreign keys are enforced on our connections.
+    let err = store.write(|tx| {
+        tx.execute(
+            "INSERT INTO units (round_id, name, kind) VALUES (999, 'x', '党政机关')",
+            [],
+        )?;
+        Ok(())
+    });
+    assert!(err.is_err(), "foreign key violation must fail");
+}
+
+#[test]
+fn the_default_db_path_and_env_var_are_honoured() {
+    let sp = Sheping::new();
+    let out = std::process::Command::new(common::BIN)
+        .args(["round", "create", "2023", "--title", "t", "--survey"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/surveys/default.toml"))
+        .env("SHEPING_DB", &sp.db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sp.count("SELECT COUNT(*) FROM rounds WHERE key = '2023'"),
+        1
+    );
+    // Without --db or SHEPING_DB the file is data/sheping.db in the working directory.
+    let cwd = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["round", "list"])
+        .env_remove("SHEPING_DB")
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(cwd.path().join("data/sheping.db").exists());
+}
+
+#[test]
+fn a_round_keeps_its_survey_copy_when_the_file_changes() {
+    let sp = Sheping::new();
+    let original =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/surveys/default.toml"))
+            .unwrap();
+    let file = sp.write("survey.toml", original.as_bytes());
+    sp.ok(&[
+        "round",
+        "create",
+        "2022",
+        "--title",
+        "2022年度",
+        "--survey",
+        file.to_str().unwrap(),
+        "--from",
+        "2022-11-01",
+        "--to",
+        "2022-11-30",
+    ]);
+    std::fs::write(&file, original.replace("办事效率", "效率")).unwrap();
+    let store = SqliteStore::open(&sp.db).unwrap();
+    let round = store.round("2022").unwrap();
+    assert_eq!(round.survey.dimensions[1].label, "办事效率");
+    assert_eq!(round.field_start.unwrap().to_string(), "2022-11-01");
+    // Creating the same key twice is refused.
+    let out = sp.run(&["round", "create", "2022", "--title", "again"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("已存在"));
+}
+
+#[test]
+fn a_bad_survey_file_is_refused_naming_the_key() {
+    let sp = Sheping::new();
+    let original =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/surveys/default.toml"))
+            .unwrap();
+    let file = sp.write(
+        "bad.toml",
+        original
+            .replacen("weight = 0.2", "weight = 0.25", 1)
+            .as_bytes(),
+    );
+    let out = sp.run(&[
+        "round",
+        "create",
+        "2022",
+        "--title",
+        "t",
+        "--survey",
+        file.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dimensions.weight") && err.contains("sum to 1"),
+        "{err}"
+    );
+    assert_eq!(sp.count("SELECT COUNT(*) FROM rounds"), 0);
+}
+
+#[test]
+fn audit_chain_records_imports_and_detects_tampering() {
+    let sp = Sheping::new();
+    common::round_with_units(&sp);
+    let ok = sp.ok(&["audit", "verify"]);
+    assert!(ok.contains("2 条"), "{ok}");
+    sp.sql()
+        .execute("UPDATE audit_log SET actor = 'someone' WHERE id = 1", [])
+        .unwrap();
+    let out = sp.run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("entry 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
