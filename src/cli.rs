@@ -11,7 +11,9 @@ use crate::domain::phone::mask_canonical;
 use crate::domain::survey::Survey;
 use crate::imports::{self, ImportReport, RosterImport};
 use crate::storage::sqlite::SqliteStore;
-use crate::storage::{NewRound, Storage};
+use crate::domain::user::{self, Role};
+use crate::engine;
+use crate::storage::{AttemptInput, CallStore, NewRound, NewUser, Storage};
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +48,25 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Users: admins, operators, statisticians, evaluators.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Operators' conflicts of interest.
+    #[command(subcommand)]
+    Operators(OperatorsCmd),
+    /// Call plans, the operators' queue and call lists.
+    #[command(subcommand)]
+    Calls(CallsCmd),
+    /// Call attempts recorded outside the web form.
+    #[command(subcommand)]
+    Attempts(AttemptsCmd),
+    /// Field progress: dispositions and response rates per unit and operator.
+    Progress {
+        #[arg(long)]
+        round: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the web console.
     Serve(ServeArgs),
     /// Create the demo round when the database is empty, then serve it.
@@ -77,6 +98,137 @@ enum RoundCmd {
     List {
         #[arg(long)]
         json: bool,
+    },
+    /// Change the field period (an admin's correction; logged).
+    Field {
+        key: String,
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        #[arg(long)]
+        to: chrono::NaiveDate,
+    },
+    /// Reopen a member (e.g. a refusal) with a reason; logged.
+    Reopen {
+        key: String,
+        #[arg(long)]
+        member: i64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user; without --password-env a password is generated and printed once.
+    Add {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: String,
+        /// Name of an environment variable holding the password.
+        #[arg(long)]
+        password_env: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Disable {
+        login: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorsCmd {
+    /// Record a conflict of interest: the operator never calls that unit's panel.
+    Exclude {
+        login: String,
+        #[arg(long)]
+        round: String,
+        #[arg(long)]
+        unit: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CallsCmd {
+    /// Generate the call plan (members never called get an operator and an order).
+    Generate {
+        #[arg(long)]
+        round: String,
+        /// Comma-separated operator logins (default: all active operators).
+        #[arg(long, value_delimiter = ',')]
+        operators: Option<Vec<String>>,
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Move an absent operator's pending calls to others.
+    Reassign {
+        #[arg(long)]
+        round: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long, value_delimiter = ',')]
+        to: Option<Vec<String>>,
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Write the call lists as CSV (UTF-8 with BOM).
+    Export {
+        #[arg(long)]
+        round: String,
+        #[arg(long)]
+        operator: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Full phone numbers (admins only; logged).
+        #[arg(long)]
+        reveal_phones: bool,
+    },
+    /// Claim an operator's next contact (what the web form does), printed as JSON.
+    Next {
+        #[arg(long)]
+        round: String,
+        #[arg(long)]
+        operator: String,
+    },
+    /// Record the outcome of a claimed contact.
+    Record {
+        #[arg(long)]
+        round: String,
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        outcome: String,
+        /// Answers as 1-based level numbers per dimension, e.g. 1,2,1,1,3 (empty for none).
+        #[arg(long, default_value = "")]
+        answers: String,
+        #[arg(long)]
+        comment: Option<String>,
+        /// Appointment time (local), e.g. "2022-11-03 15:00".
+        #[arg(long)]
+        appointment: Option<String>,
+    },
+    /// List the plans of a round with their seeds and digests.
+    Plans {
+        #[arg(long)]
+        round: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AttemptsCmd {
+    /// Load attempts from CSV/XLSX (paper forms, spreadsheets): unit, phone, operator, outcome, at, one column per dimension.
+    Import {
+        #[arg(long)]
+        round: String,
+        file: PathBuf,
+        #[command(flatten)]
+        common: ImportArgs,
     },
 }
 
@@ -131,6 +283,19 @@ enum RosterCmd {
         unit: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Correct a member's phone number; reopens the member.
+    FixPhone {
+        #[arg(long)]
+        round: String,
+        #[arg(long)]
+        member: i64,
+        #[arg(long)]
+        phone: String,
+        #[arg(long, default_value = "号码更正")]
+        reason: String,
+        #[arg(long)]
+        area_code: Option<String>,
     },
 }
 
@@ -213,6 +378,43 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Command::User(cmd) => user(&open(&cli.db)?, cmd),
+        Command::Operators(OperatorsCmd::Exclude { login, round, unit }) => {
+            let store = open(&cli.db)?;
+            let round = store.round(&round)?;
+            let unit_id = find_unit(&store, &round, &unit)?;
+            store.exclude_operator(&round, &login, unit_id, &cli_actor())?;
+            println!("已记录回避:话务员 {login} 不拨打“{unit}”的代表。重新生成拨打计划后生效。");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Calls(cmd) => calls(&open(&cli.db)?, cmd),
+        Command::Attempts(AttemptsCmd::Import { round, file, common }) => {
+            let store = open(&cli.db)?;
+            let round = store.round(&round)?;
+            let table = imports::read_file(&file, common.encoding.as_deref())
+                .with_context(|| format!("reading {}", file.display()))?;
+            let report = imports::attempts_import(&store, &round, &table, common.skip_invalid, &cli_actor(), chrono::Utc::now())?;
+            finish_import(&report, &common, "条拨打记录")
+        }
+        Command::Progress { round, json } => {
+            let store = open(&cli.db)?;
+            let round = store.round(&round)?;
+            let p = engine::progress(&store, &round, chrono::Utc::now())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&p)?);
+            } else {
+                print_progress(&p);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Roster(RosterCmd::FixPhone { round, member, phone, reason, area_code }) => {
+            let store = open(&cli.db)?;
+            let round = store.round(&round)?;
+            let parsed = crate::domain::phone::parse_phone(&phone, area_code.as_deref())?;
+            store.fix_phone(&round, member, parsed.canonical(), &reason, &cli_actor(), chrono::Utc::now())?;
+            println!("已更正代表 {member} 的号码为 {},该代表重新进入拨打队列。", parsed.masked());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve(args) => serve(cli.db, args, false),
         Command::Demo(args) => serve(cli.db, args, true),
     }
@@ -282,6 +484,209 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        RoundCmd::Field { key, from, to } => {
+            if from > to {
+                bail!("--from must not be after --to");
+            }
+            let round = store.round(&key)?;
+            store.set_field_period(&round, from, to, &cli_actor())?;
+            println!("轮次 {key} 的调查期改为 {from} 至 {to}。");
+            Ok(ExitCode::SUCCESS)
+        }
+        RoundCmd::Reopen { key, member, reason } => {
+            let round = store.round(&key)?;
+            if reason.trim().is_empty() {
+                bail!("--reason must say why the member is reopened");
+            }
+            store.reopen(&round, member, &reason, &cli_actor(), chrono::Utc::now())?;
+            println!("已重新开放代表 {member}(原因:{reason})。");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn find_unit(store: &SqliteStore, round: &crate::storage::RoundRecord, name: &str) -> Result<i64> {
+    store
+        .units(round.id)?
+        .into_iter()
+        .find(|u| u.name == name)
+        .map(|u| u.id)
+        .ok_or_else(|| anyhow!("单位“{name}”不在轮次 {} 中", round.key))
+}
+
+fn user(store: &SqliteStore, cmd: UserCmd) -> Result<ExitCode> {
+    match cmd {
+        UserCmd::Add { login, name, role, password_env } => {
+            user::validate_login(&login)?;
+            let role = Role::parse(&role).ok_or_else(|| user::UserError::BadRole(role.clone()))?;
+            if name.trim().is_empty() {
+                return Err(user::UserError::MissingName.into());
+            }
+            let (password, generated) = match password_env {
+                Some(var) => (std::env::var(&var).with_context(|| format!("environment variable {var} is not set"))?, false),
+                None => (user::generate_password(&mut rand::rng()), true),
+            };
+            user::validate_password(&password)?;
+            let u = store.add_user(
+                &NewUser { login, name, role, password_hash: user::hash_password(&password) },
+                &cli_actor(),
+            )?;
+            println!("已添加用户 {}({},{})", u.login, u.name, u.role.label());
+            if generated {
+                println!("初始密码(只显示这一次): {password}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        UserCmd::List { json } => {
+            let users = store.users()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                for u in users {
+                    let state = if u.active { "" } else { " [已停用]" };
+                    println!("{}\t{}\t{}{state}", u.login, u.name, u.role.key());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        UserCmd::Disable { login } => {
+            store.set_user_active(&login, false, &cli_actor())?;
+            println!("已停用用户 {login}。");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn calls(store: &SqliteStore, cmd: CallsCmd) -> Result<ExitCode> {
+    let now = chrono::Utc::now();
+    match cmd {
+        CallsCmd::Generate { round, operators, seed } => {
+            let round = store.round(&round)?;
+            let ops = engine::plan_operators(store, operators.as_deref())?;
+            let seed = seed.unwrap_or_else(engine::random_seed);
+            let out = engine::generate_plan(store, &round, ops, seed, &cli_actor())?;
+            println!(
+                "已生成拨打计划 #{}: {} 名代表分配给 {} 名话务员(种子 {},算法 {},摘要 {})",
+                out.plan.id,
+                out.planned,
+                out.plan.operators.len(),
+                out.plan.seed,
+                out.plan.algorithm,
+                out.plan.digest
+            );
+            if out.called > 0 {
+                println!("已拨打过的 {} 名代表保持原分配不变,只重新安排从未拨打的代表。", out.called);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CallsCmd::Reassign { round, from, to, seed } => {
+            let round = store.round(&round)?;
+            let targets = match to {
+                Some(t) => engine::plan_operators(store, Some(&t))?,
+                None => engine::plan_operators(store, None)?.into_iter().filter(|l| *l != from).collect(),
+            };
+            let seed = seed.unwrap_or_else(engine::random_seed);
+            let out = engine::reassign(store, &round, &from, targets, seed, &cli_actor())?;
+            println!(
+                "已将 {from} 的 {} 个待拨任务转给 {}(种子 {},摘要 {})",
+                out.planned,
+                out.plan.operators.join("、"),
+                out.plan.seed,
+                out.plan.digest
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        CallsCmd::Export { round, operator, out, reveal_phones } => {
+            let round = store.round(&round)?;
+            let rows = engine::call_list_rows(store, &round, operator.as_deref(), reveal_phones, now)?;
+            store.audit(&crate::storage::AuditEvent {
+                actor: &cli_actor(),
+                action: if reveal_phones { "export.call_list.reveal_phones" } else { "export.call_list" },
+                round_key: Some(&round.key),
+                detail: serde_json::json!({ "operator": operator, "rows": rows.len() }),
+            })?;
+            match out {
+                Some(path) => {
+                    let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                    crate::tabular::write_csv(std::io::BufWriter::new(file), &engine::CALL_LIST_COLUMNS, rows, true)?;
+                    eprintln!("已写出拨打清单 {}", path.display());
+                }
+                None => crate::tabular::write_csv(std::io::stdout().lock(), &engine::CALL_LIST_COLUMNS, rows, true)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CallsCmd::Next { round, operator } => {
+            let round = store.round(&round)?;
+            let op = store.user(&operator)?;
+            match store.claim_next(&round, &op, now)? {
+                Some(claim) => println!("{}", serde_json::to_string_pretty(&claim)?),
+                None => println!("null"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CallsCmd::Record { round, operator, token, outcome, answers, comment, appointment } => {
+            let round = store.round(&round)?;
+            let op = store.user(&operator)?;
+            let outcome = crate::domain::disposition::Outcome::parse(&outcome).ok_or_else(|| anyhow!("unknown outcome `{outcome}`"))?;
+            let answers = if answers.trim().is_empty() {
+                Vec::new()
+            } else {
+                answers
+                    .split(',')
+                    .map(|a| match a.trim() {
+                        "" => Ok(None),
+                        t => round.survey.find_level(t).map(Some).ok_or_else(|| anyhow!("unknown answer `{t}`")),
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            };
+            let appointment = match appointment {
+                Some(t) => Some(imports::parse_local_time(&t, round.survey.timezone()).ok_or_else(|| anyhow!("unknown time `{t}`"))?),
+                None => None,
+            };
+            let input = AttemptInput { outcome: Some(outcome), answers, answer_ms: Vec::new(), comment, appointment };
+            let rec = store.record(&round, &token, &op, &input, now)?;
+            println!("{}", serde_json::to_string_pretty(&rec)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        CallsCmd::Plans { round } => {
+            let round = store.round(&round)?;
+            println!("{}", serde_json::to_string_pretty(&store.plans(&round)?)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "—".into())
+}
+
+fn print_progress(p: &engine::ProgressReport) {
+    println!("轮次 {}{}", p.round, if p.field_closed { "(调查期已结束)" } else { "" });
+    println!("单位\t代表\t完成\t部分\t待拨\t通话中\t已结案\tRR1\tRR2\tCOOP1\tREF1\tCON1");
+    let line = |name: &str, t: &crate::domain::progress::Tally| {
+        println!(
+            "{name}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            t.panel,
+            t.completes,
+            t.partials,
+            t.pending,
+            t.in_progress,
+            t.final_,
+            pct(t.rates.rr1),
+            pct(t.rates.rr2),
+            pct(t.rates.coop1),
+            pct(t.rates.ref1),
+            pct(t.rates.con1)
+        )
+    };
+    for u in &p.units {
+        line(&u.unit, &u.tally);
+    }
+    line("合计", &p.overall);
+    println!();
+    println!("话务员\t拨打次数\t完成\t完成率\t未结案");
+    for o in &p.operators {
+        println!("{}\t{}\t{}\t{}\t{}", o.operator, o.attempts, o.completes, pct(o.completion_rate), o.open_assigned);
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod demo;
 pub mod domain;
+pub mod engine;
 pub mod imports;
 pub mod logging;
 pub mod storage;

@@ -62,6 +62,21 @@ impl RoundRecord {
     pub fn is_locked(&self) -> bool {
         self.locked_at_ms.is_some()
     }
+
+    /// The field period; a round without one may call any day (windows still apply).
+    pub fn field_period(&self) -> crate::domain::schedule::FieldPeriod {
+        let open_start = NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date");
+        let open_end = NaiveDate::from_ymd_opt(2999, 12, 31).expect("valid date");
+        crate::domain::schedule::FieldPeriod {
+            start: self.field_start.unwrap_or(open_start),
+            end: self.field_end.unwrap_or(open_end),
+        }
+    }
+
+    /// Whether the field period is over at `now` (open members are then final).
+    pub fn field_closed(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.field_period().is_over(self.survey.timezone(), now)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,6 +127,7 @@ pub trait Storage: Send + Sync {
     fn create_round(&self, round: &NewRound, actor: &str) -> Result<RoundRecord>;
     fn rounds(&self) -> Result<Vec<RoundSummary>>;
     fn round(&self, key: &str) -> Result<RoundRecord>;
+    fn set_field_period(&self, round: &RoundRecord, start: NaiveDate, end: NaiveDate, actor: &str) -> Result<()>;
     fn units(&self, round_id: i64) -> Result<Vec<UnitRecord>>;
     /// Inserts units all together or none.
     fn add_units(&self, round: &RoundRecord, units: &[NewUnit], actor: &str) -> Result<usize>;
@@ -129,4 +145,226 @@ pub trait Storage: Send + Sync {
     fn audit(&self, event: &AuditEvent) -> Result<()>;
     fn audit_entries(&self, round_key: Option<&str>) -> Result<Vec<AuditEntry>>;
     fn verify_audit(&self) -> Result<Result<usize, ChainBreak>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users and the call engine.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::disposition::{AttemptFact, Outcome};
+use crate::domain::plan::Assignment;
+use crate::domain::user::Role;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserRecord {
+    pub id: i64,
+    pub login: String,
+    pub name: String,
+    pub role: Role,
+    pub active: bool,
+    #[serde(skip)]
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub login: String,
+    pub name: String,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+/// What plan generation starts from.
+#[derive(Debug, Clone, Default)]
+pub struct PlanState {
+    /// Members never called and not on a call now: these get (re)planned.
+    pub never_called: Vec<crate::domain::plan::PlanMember>,
+    /// Pending assignments that stay (members already called and still open, or on a call now).
+    pub kept: Vec<Assignment>,
+    /// Members with at least one attempt.
+    pub called: usize,
+    /// (operator login, unit id)
+    pub exclusions: std::collections::BTreeSet<(String, i64)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanRecord {
+    pub id: i64,
+    pub kind: String,
+    pub seed: u64,
+    pub algorithm: String,
+    pub operators: Vec<String>,
+    pub members: usize,
+    pub digest: String,
+    pub created_at_ms: i64,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPlan {
+    pub kind: &'static str,
+    pub seed: u64,
+    pub algorithm: &'static str,
+    pub operators: Vec<String>,
+    pub digest: String,
+}
+
+/// An attempt as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    pub id: i64,
+    pub member_id: i64,
+    pub unit_id: i64,
+    pub operator: String,
+    pub attempt_no: u32,
+    pub claimed_at_ms: Option<i64>,
+    pub recorded_at_ms: i64,
+    pub outcome: Outcome,
+    pub aapor_code: String,
+    pub answers: Vec<Option<usize>>,
+    pub answer_ms: Vec<Option<i64>>,
+    pub comment: Option<String>,
+    pub appointment_at_ms: Option<i64>,
+    pub source: String,
+}
+
+impl AttemptRecord {
+    pub fn fact(&self) -> AttemptFact {
+        AttemptFact {
+            outcome: self.outcome,
+            at: ms_to_utc(self.recorded_at_ms),
+            appointment: self.appointment_at_ms.map(ms_to_utc),
+        }
+    }
+}
+
+pub fn ms_to_utc(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// A contact claimed by an operator: everything the call screen shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Claim {
+    pub token: String,
+    pub member: MemberRecord,
+    pub unit_kind: crate::domain::unit::UnitKind,
+    /// The number this attempt will get.
+    pub attempt_no: u32,
+    pub earlier: Vec<AttemptRecord>,
+    pub appointment_at_ms: Option<i64>,
+    pub claimed_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// What an operator records for a claimed contact.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptInput {
+    pub outcome: Option<Outcome>,
+    pub answers: Vec<Option<usize>>,
+    pub answer_ms: Vec<Option<i64>>,
+    pub comment: Option<String>,
+    pub appointment: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recorded {
+    pub attempt_id: i64,
+    pub member_id: i64,
+    pub attempt_no: u32,
+    pub outcome: Outcome,
+    /// True when this token had been recorded before: nothing new was stored.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("该联系人不在您的名下或已被释放,请点击“下一个”重新领取")]
+    UnknownClaim,
+    #[error("该联系人已由其他话务员领取,您的记录未保存")]
+    NotYours,
+    #[error("领取已超时(超过 {minutes} 分钟),记录未保存;该联系人已退回队列,请重新领取")]
+    Expired { minutes: u32 },
+    #[error(transparent)]
+    Invalid(#[from] crate::domain::disposition::AttemptError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<rusqlite::Error> for RecordError {
+    fn from(e: rusqlite::Error) -> Self {
+        RecordError::Storage(StorageError::Database(e))
+    }
+}
+
+/// A call-list row (for `calls export`); `phone` is canonical, the caller masks it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallListRow {
+    pub operator: String,
+    pub seq: u32,
+    pub member_id: i64,
+    pub unit_id: i64,
+    pub unit: String,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub category: MemberCategory,
+}
+
+/// Everything about a round's calls needed to compute progress and dispositions.
+#[derive(Debug, Clone, Default)]
+pub struct FieldData {
+    /// member id -> (unit id, assigned operator)
+    pub members: Vec<(i64, i64, Option<String>)>,
+    pub attempts: Vec<AttemptRecord>,
+    /// member id -> latest reopening (ms)
+    pub reopened: std::collections::BTreeMap<i64, i64>,
+    /// members on a call now, with the operator holding them
+    pub claimed: std::collections::BTreeMap<i64, String>,
+}
+
+/// An imported attempt, validated.
+#[derive(Debug, Clone)]
+pub struct ImportedAttempt {
+    pub member_id: i64,
+    pub operator_id: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub outcome: Outcome,
+    pub answers: Vec<Option<usize>>,
+    pub comment: Option<String>,
+    pub appointment: Option<DateTime<Utc>>,
+}
+
+/// Users, plans, the queue and attempts.
+pub trait CallStore: Send + Sync {
+    fn add_user(&self, user: &NewUser, actor: &str) -> Result<UserRecord>;
+    fn users(&self) -> Result<Vec<UserRecord>>;
+    fn user(&self, login: &str) -> Result<UserRecord>;
+    fn set_user_active(&self, login: &str, active: bool, actor: &str) -> Result<()>;
+    fn set_password(&self, login: &str, password_hash: &str, actor: &str) -> Result<()>;
+    fn exclude_operator(&self, round: &RoundRecord, login: &str, unit_id: i64, actor: &str) -> Result<()>;
+
+    fn plan_state(&self, round: &RoundRecord) -> Result<PlanState>;
+    /// Stores assignments (replacing those of the same members) and their queue rows.
+    fn apply_plan(&self, round: &RoundRecord, plan: &NewPlan, assignments: &[Assignment], actor: &str) -> Result<PlanRecord>;
+    fn plans(&self, round: &RoundRecord) -> Result<Vec<PlanRecord>>;
+    /// Pending (unclaimed, open) assignments of one operator, and the loads of everyone else.
+    fn pending_assignments(&self, round: &RoundRecord) -> Result<Vec<Assignment>>;
+
+    fn claim_next(&self, round: &RoundRecord, operator: &UserRecord, now: DateTime<Utc>) -> Result<Option<Claim>>;
+    /// Claims an operator holds now (a reloaded page resumes them).
+    fn held_claims(&self, round: &RoundRecord, operator: &UserRecord, now: DateTime<Utc>) -> Result<Vec<Claim>>;
+    fn release(&self, token: &str, operator: &UserRecord) -> Result<bool>;
+    fn record(
+        &self,
+        round: &RoundRecord,
+        token: &str,
+        operator: &UserRecord,
+        input: &AttemptInput,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, RecordError>;
+    fn fix_phone(&self, round: &RoundRecord, member_id: i64, phone: &str, reason: &str, actor: &str, now: DateTime<Utc>) -> Result<()>;
+    fn reopen(&self, round: &RoundRecord, member_id: i64, reason: &str, actor: &str, now: DateTime<Utc>) -> Result<()>;
+    fn field_data(&self, round: &RoundRecord, now: DateTime<Utc>) -> Result<FieldData>;
+    fn call_list(&self, round: &RoundRecord, operator: Option<&str>) -> Result<Vec<CallListRow>>;
+    fn import_attempts(&self, round: &RoundRecord, attempts: &[ImportedAttempt], actor: &str, now: DateTime<Utc>) -> Result<usize>;
 }

@@ -11,6 +11,8 @@ use rusqlite::{
 };
 use rusqlite_migration::{M, Migrations};
 
+mod calls;
+
 use super::*;
 use crate::domain::audit::{self, AuditEntry, ChainBreak};
 use crate::domain::roster::{MemberCategory, NewMember, RosterUnit};
@@ -18,17 +20,20 @@ use crate::domain::survey::Survey;
 use crate::domain::unit::{NewUnit, UnitKind};
 
 static MIGRATIONS: LazyLock<Migrations<'static>> =
-    LazyLock::new(|| Migrations::new(vec![M::up(include_str!("migrations/001_foundation.sql"))]));
+    LazyLock::new(|| Migrations::new(vec![
+        M::up(include_str!("../migrations/001_foundation.sql")),
+        M::up(include_str!("../migrations/002_engine.sql")),
+    ]));
 
 /// The number of schema versions this build knows.
 pub fn schema_version() -> usize {
-    1
+    2
 }
 
 pub struct SqliteStore {
     path: PathBuf,
     /// The one connection that writes: several writers would only fight for SQLite's lock.
-    writer: Mutex<Connection>,
+    pub(crate) writer: Mutex<Connection>,
     /// Idle read-only connections; WAL lets them read while the writer writes.
     readers: Mutex<Vec<Connection>>,
 }
@@ -44,7 +49,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn map_full(e: rusqlite::Error) -> StorageError {
+pub(crate) fn map_full(e: rusqlite::Error) -> StorageError {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DiskFull) => StorageError::Full,
         _ => StorageError::Database(e),
@@ -158,7 +163,7 @@ impl SqliteStore {
 /// Stand-in replaced right after the row is read (keeps row mapping free of fallible parsing).
 fn placeholder_survey() -> Survey {
     static DEFAULT: LazyLock<Survey> = LazyLock::new(|| {
-        Survey::from_toml_str(include_str!("../../surveys/default.toml"))
+        Survey::from_toml_str(include_str!("../../../surveys/default.toml"))
             .expect("default survey is valid")
     });
     DEFAULT.clone()
@@ -282,6 +287,28 @@ impl Storage for SqliteStore {
                 "没有评估轮次 `{key}`(用 `sheping round list` 查看已有轮次)"
             ))),
         }
+    }
+
+    fn set_field_period(&self, round: &RoundRecord, start: NaiveDate, end: NaiveDate, actor: &str) -> Result<()> {
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            tx.execute(
+                "UPDATE rounds SET field_start = ?1, field_end = ?2 WHERE id = ?3",
+                params![start.format("%Y-%m-%d").to_string(), end.format("%Y-%m-%d").to_string(), round.id],
+            )?;
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "round.field",
+                    round_key: Some(&round.key),
+                    detail: serde_json::json!({
+                        "before": [round.field_start, round.field_end],
+                        "after": [start, end],
+                    }),
+                },
+            )
+        })
     }
 
     fn units(&self, round_id: i64) -> Result<Vec<UnitRecord>> {

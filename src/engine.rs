@@ -1,0 +1,302 @@
+//! The call engine's operations, shared by CLI and web: generating and reassigning plans,
+//! progress, and call lists. Domain rules live in `domain::{plan, disposition, schedule}`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::disposition::{AttemptFact, MemberHistory, disposition};
+use crate::domain::plan::{self, Loads, PlanInput, PlanMember};
+use crate::domain::progress::{self, MemberFacts, OperatorTally, Tally};
+use crate::domain::user::Role;
+use crate::storage::{CallStore, ms_to_utc, NewPlan, PlanRecord, RoundRecord, Storage, StorageError, UnitRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Storage with both interfaces (the service needs both).
+pub trait Store: Storage + CallStore {}
+impl<T: Storage + CallStore> Store for T {}
+
+#[derive(Debug, Serialize)]
+pub struct PlanOutcome {
+    pub plan: PlanRecord,
+    /// Members (re)planned now: never called before.
+    pub planned: usize,
+    /// Members already called (kept with their operator and order).
+    pub called: usize,
+}
+
+/// The active operators to plan for: all of them, or the logins given (each must be an
+/// active operator).
+pub fn plan_operators(store: &dyn Store, logins: Option<&[String]>) -> Result<Vec<String>, EngineError> {
+    let users = store.users()?;
+    let active: Vec<String> =
+        users.iter().filter(|u| u.active && u.role == Role::Operator).map(|u| u.login.clone()).collect();
+    let chosen = match logins {
+        None => active,
+        Some(list) => {
+            for l in list {
+                if !active.contains(l) {
+                    return Err(EngineError::Invalid(format!("`{l}` 不是在岗的话务员账号")));
+                }
+            }
+            list.to_vec()
+        }
+    };
+    if chosen.is_empty() {
+        return Err(EngineError::Invalid("没有在岗的话务员:先用 `sheping user add --role operator` 添加".into()));
+    }
+    Ok(chosen)
+}
+
+/// A fresh seed when none is given; below 2^53 so that JSON readers (JavaScript) keep it exact.
+pub fn random_seed() -> u64 {
+    use rand::Rng;
+    rand::rng().next_u64() & ((1 << 53) - 1)
+}
+
+/// Plans every member never called; members already called keep their operator and order.
+pub fn generate_plan(
+    store: &dyn Store,
+    round: &RoundRecord,
+    operators: Vec<String>,
+    seed: u64,
+    actor: &str,
+) -> Result<PlanOutcome, EngineError> {
+    let state = store.plan_state(round)?;
+    let kept: Vec<_> = state.kept.iter().filter(|a| operators.contains(&a.operator)).cloned().collect();
+    let mut existing = Loads::from_assignments(&kept);
+    // Numbering continues after every call an operator already has, called or not.
+    for row in store.call_list(round, None)? {
+        let max = existing.max_seq.entry(row.operator).or_default();
+        *max = (*max).max(row.seq);
+    }
+    existing.max_seq.retain(|op, _| operators.contains(op));
+    let input = PlanInput {
+        members: state.never_called.clone(),
+        operators: operators.clone(),
+        exclusions: state.exclusions.clone(),
+        seed,
+        existing,
+    };
+    let assignments = plan::generate_plan(&input)?;
+    let mut canonical = operators;
+    canonical.sort();
+    canonical.dedup();
+    let record = store.apply_plan(
+        round,
+        &NewPlan {
+            kind: "generate",
+            seed,
+            algorithm: plan::PLAN_ALGORITHM,
+            operators: canonical,
+            digest: plan::plan_digest(&assignments),
+        },
+        &assignments,
+        actor,
+    )?;
+    Ok(PlanOutcome { plan: record, planned: assignments.len(), called: state.called })
+}
+
+/// Moves an absent operator's pending calls (not on a call now) to `targets`.
+pub fn reassign(
+    store: &dyn Store,
+    round: &RoundRecord,
+    from: &str,
+    targets: Vec<String>,
+    seed: u64,
+    actor: &str,
+) -> Result<PlanOutcome, EngineError> {
+    if targets.iter().any(|t| t == from) {
+        return Err(EngineError::Invalid(format!("不能把 `{from}` 的任务转给其本人")));
+    }
+    let pending = store.pending_assignments(round)?;
+    let moving: Vec<PlanMember> = pending
+        .iter()
+        .filter(|a| a.operator == from)
+        .map(|a| PlanMember { member_id: a.member_id, unit_id: a.unit_id })
+        .collect();
+    let staying: Vec<_> = pending.iter().filter(|a| targets.contains(&a.operator)).cloned().collect();
+    let mut existing = Loads::from_assignments(&staying);
+    for row in store.call_list(round, None)? {
+        if targets.contains(&row.operator) {
+            let max = existing.max_seq.entry(row.operator).or_default();
+            *max = (*max).max(row.seq);
+        }
+    }
+    let exclusions = store.plan_state(round)?.exclusions;
+    let assignments = plan::reassign(&moving, &targets, &exclusions, &existing, seed)?;
+    let mut canonical = targets;
+    canonical.sort();
+    let record = store.apply_plan(
+        round,
+        &NewPlan {
+            kind: "reassign",
+            seed,
+            algorithm: plan::PLAN_ALGORITHM,
+            operators: canonical,
+            digest: plan::plan_digest(&assignments),
+        },
+        &assignments,
+        actor,
+    )?;
+    Ok(PlanOutcome { plan: record, planned: assignments.len(), called: 0 })
+}
+
+#[derive(Debug, Serialize)]
+pub struct UnitProgress {
+    pub unit: String,
+    pub kind: &'static str,
+    pub sector: String,
+    #[serde(flatten)]
+    pub tally: Tally,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OnCall {
+    pub operator: String,
+    pub unit: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProgressReport {
+    pub round: String,
+    pub field_closed: bool,
+    pub units: Vec<UnitProgress>,
+    pub overall: Tally,
+    pub operators: Vec<OperatorTally>,
+    pub on_call: Vec<OnCall>,
+}
+
+/// Per member: its facts in time order and its current disposition.
+pub struct MemberStatus {
+    pub unit_id: i64,
+    pub operator: Option<String>,
+    pub facts: Vec<AttemptFact>,
+    pub reopened_at: Option<DateTime<Utc>>,
+    pub in_progress: bool,
+}
+
+/// Every member's history, from the stored attempts (results never keep a second copy).
+pub fn member_statuses(store: &dyn Store, round: &RoundRecord, now: DateTime<Utc>) -> Result<BTreeMap<i64, MemberStatus>, EngineError> {
+    let data = store.field_data(round, now)?;
+    let mut out: BTreeMap<i64, MemberStatus> = data
+        .members
+        .iter()
+        .map(|(id, unit_id, op)| {
+            (
+                *id,
+                MemberStatus {
+                    unit_id: *unit_id,
+                    operator: op.clone(),
+                    facts: Vec::new(),
+                    reopened_at: data.reopened.get(id).copied().map(ms_to_utc),
+                    in_progress: data.claimed.contains_key(id),
+                },
+            )
+        })
+        .collect();
+    for a in &data.attempts {
+        if let Some(m) = out.get_mut(&a.member_id) {
+            m.facts.push(a.fact());
+        }
+    }
+    Ok(out)
+}
+
+pub fn progress(store: &dyn Store, round: &RoundRecord, now: DateTime<Utc>) -> Result<ProgressReport, EngineError> {
+    let units: Vec<UnitRecord> = store.units(round.id)?;
+    let statuses = member_statuses(store, round, now)?;
+    let data = store.field_data(round, now)?;
+    let closed = round.field_closed(now);
+    let unit_ids: Vec<i64> = units.iter().map(|u| u.id).collect();
+    let p = progress::progress(
+        &unit_ids,
+        statuses.values().map(|m| MemberFacts {
+            unit_id: m.unit_id,
+            operator: m.operator.as_deref(),
+            attempts: &m.facts,
+            reopened_at: m.reopened_at,
+            in_progress: m.in_progress,
+        }),
+        data.attempts.iter().map(|a| (a.operator.as_str(), a.outcome)),
+        round.survey.calling.max_attempts,
+        closed,
+    );
+    let names: BTreeMap<i64, &UnitRecord> = units.iter().map(|u| (u.id, u)).collect();
+    let on_call = data
+        .claimed
+        .iter()
+        .map(|(member, op)| OnCall {
+            operator: op.clone(),
+            unit: statuses.get(member).and_then(|m| names.get(&m.unit_id)).map(|u| u.name.clone()).unwrap_or_default(),
+        })
+        .collect();
+    Ok(ProgressReport {
+        round: round.key.clone(),
+        field_closed: closed,
+        units: units
+            .iter()
+            .map(|u| UnitProgress {
+                unit: u.name.clone(),
+                kind: u.kind.label(),
+                sector: u.sector.clone(),
+                tally: p.units.get(&u.id).cloned().unwrap_or_default(),
+            })
+            .collect(),
+        overall: p.overall,
+        operators: p.operators,
+        on_call,
+    })
+}
+
+/// The call list with each member's status, phones masked unless `reveal`.
+pub fn call_list_rows(
+    store: &dyn Store,
+    round: &RoundRecord,
+    operator: Option<&str>,
+    reveal: bool,
+    now: DateTime<Utc>,
+) -> Result<Vec<Vec<String>>, EngineError> {
+    let statuses = member_statuses(store, round, now)?;
+    let closed = round.field_closed(now);
+    let rows = store.call_list(round, operator)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let status = match statuses.get(&r.member_id) {
+                Some(m) if m.in_progress => "通话中".to_string(),
+                Some(m) => {
+                    let d = disposition(
+                        &MemberHistory { attempts: &m.facts, reopened_at: m.reopened_at },
+                        round.survey.calling.max_attempts,
+                        closed,
+                    );
+                    d.label().to_string()
+                }
+                None => String::new(),
+            };
+            let phone = r.phone.as_deref().map(|p| if reveal { p.to_string() } else { crate::domain::phone::mask_canonical(p) });
+            vec![
+                r.operator,
+                r.seq.to_string(),
+                r.unit,
+                r.name.unwrap_or_default(),
+                phone.unwrap_or_default(),
+                r.category.label().to_string(),
+                status,
+            ]
+        })
+        .collect())
+}
+
+pub const CALL_LIST_COLUMNS: [&str; 7] = ["operator", "seq", "unit", "name", "phone", "category", "status"];

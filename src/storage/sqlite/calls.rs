@@ -1,0 +1,692 @@
+//! The call engine on SQLite: users, plans, the queue with its claims, and call attempts.
+//! Every state change runs in one IMMEDIATE transaction on the single writer connection, so
+//! concurrent operators are serialised and a contact can never be held twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{SqliteStore, append_audit, ensure_unlocked, map_full, now_ms};
+use crate::domain::disposition::{MemberHistory, Outcome, disposition, validate_attempt};
+use crate::domain::plan::{Assignment, PlanMember};
+use crate::domain::queue::{QueueSlot, queue_slot};
+use crate::domain::roster::MemberCategory;
+use crate::domain::unit::UnitKind;
+use crate::domain::user::Role;
+use crate::storage::*;
+
+fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<UserRecord> {
+    Ok(UserRecord {
+        id: r.get("id")?,
+        login: r.get("login")?,
+        name: r.get("name")?,
+        role: Role::parse(&r.get::<_, String>("role")?).unwrap_or(Role::Evaluator),
+        active: r.get("active")?,
+        password_hash: r.get("password_hash")?,
+    })
+}
+
+const ATTEMPT_COLUMNS: &str = "a.id, a.member_id, m.unit_id, u.login, a.attempt_no, a.claimed_at, a.recorded_at, a.outcome, \
+     a.aapor_code, a.answers, a.answer_ms, a.comment, a.appointment_at, a.source";
+
+fn attempt_from_row(r: &rusqlite::Row) -> rusqlite::Result<AttemptRecord> {
+    let answers: Option<String> = r.get(9)?;
+    let answer_ms: Option<String> = r.get(10)?;
+    let outcome: String = r.get(7)?;
+    Ok(AttemptRecord {
+        id: r.get(0)?,
+        member_id: r.get(1)?,
+        unit_id: r.get(2)?,
+        operator: r.get(3)?,
+        attempt_no: r.get(4)?,
+        claimed_at_ms: r.get(5)?,
+        recorded_at_ms: r.get(6)?,
+        outcome: Outcome::parse(&outcome).unwrap_or(Outcome::NoAnswer),
+        aapor_code: r.get(8)?,
+        answers: answers.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
+        answer_ms: answer_ms.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
+        comment: r.get(11)?,
+        appointment_at_ms: r.get(12)?,
+        source: r.get(13)?,
+    })
+}
+
+fn member_attempts(c: &Connection, member_id: i64) -> rusqlite::Result<Vec<AttemptRecord>> {
+    let sql = format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM attempts a JOIN members m ON m.id = a.member_id JOIN users u ON u.id = a.operator_id
+         WHERE a.member_id = ?1 ORDER BY a.recorded_at, a.attempt_no"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    stmt.query_map([member_id], attempt_from_row)?.collect()
+}
+
+fn reopened_at(c: &Connection, member_id: i64) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let ms: Option<i64> =
+        c.prepare_cached("SELECT MAX(at) FROM reopenings WHERE member_id = ?1")?.query_row([member_id], |r| r.get(0))?;
+    Ok(ms.map(ms_to_utc))
+}
+
+fn member_record(c: &Connection, member_id: i64) -> rusqlite::Result<(MemberRecord, UnitKind, i64)> {
+    c.prepare_cached(
+        "SELECT m.id, m.unit_id, u.name, m.name, m.phone, m.phone_alt, m.category, m.organization, m.note, u.kind, u.round_id
+         FROM members m JOIN units u ON u.id = m.unit_id WHERE m.id = ?1",
+    )?
+    .query_row([member_id], |r| {
+        Ok((
+            MemberRecord {
+                id: r.get(0)?,
+                unit_id: r.get(1)?,
+                unit: r.get(2)?,
+                name: r.get(3)?,
+                phone: r.get(4)?,
+                phone_alt: r.get(5)?,
+                category: MemberCategory::from_label(&r.get::<_, String>(6)?),
+                organization: r.get(7)?,
+                note: r.get(8)?,
+            },
+            UnitKind::parse(&r.get::<_, String>(9)?).unwrap_or(UnitKind::Institution),
+            r.get(10)?,
+        ))
+    })
+}
+
+/// Recomputes a member's queue row from its history. `clear_claim` ends any claim on it.
+fn refresh_queue(c: &Connection, round: &RoundRecord, member_id: i64, now: DateTime<Utc>, clear_claim: bool) -> Result<()> {
+    let assignment: Option<(i64, u32)> = c
+        .prepare_cached("SELECT operator_id, seq FROM assignments WHERE member_id = ?1")?
+        .query_row([member_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((operator_id, seq)) = assignment else {
+        c.prepare_cached("DELETE FROM queue WHERE member_id = ?1")?.execute([member_id])?;
+        return Ok(());
+    };
+    let attempts = member_attempts(c, member_id)?;
+    let facts: Vec<_> = attempts.iter().map(AttemptRecord::fact).collect();
+    let history = MemberHistory { attempts: &facts, reopened_at: reopened_at(c, member_id)? };
+    match queue_slot(&round.survey, &round.field_period(), &history, seq, now) {
+        QueueSlot::Remove => {
+            c.prepare_cached("DELETE FROM queue WHERE member_id = ?1")?.execute([member_id])?;
+        }
+        QueueSlot::Place { priority, sort_key } => {
+            c.prepare_cached(
+                "INSERT INTO queue (member_id, round_id, operator_id, priority, sort_key) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(member_id) DO UPDATE SET operator_id = excluded.operator_id, priority = excluded.priority,
+                     sort_key = excluded.sort_key",
+            )?
+            .execute(params![member_id, round.id, operator_id, priority as i64, sort_key])?;
+            if clear_claim {
+                c.prepare_cached("UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL WHERE member_id = ?1")?
+                    .execute([member_id])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn new_token() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64())
+}
+
+fn claim_view(c: &Connection, token: &str, member_id: i64, claimed_at: i64, expires: i64) -> Result<Claim> {
+    let (member, unit_kind, _) = member_record(c, member_id)?;
+    let earlier = member_attempts(c, member_id)?;
+    let appointment_at_ms = earlier
+        .last()
+        .filter(|a| a.outcome == Outcome::Appointment)
+        .and_then(|a| a.appointment_at_ms);
+    Ok(Claim {
+        token: token.to_string(),
+        member,
+        unit_kind,
+        attempt_no: earlier.len() as u32 + 1,
+        earlier,
+        appointment_at_ms,
+        claimed_at_ms: claimed_at,
+        expires_at_ms: expires,
+    })
+}
+
+fn operator_id(c: &Connection, login: &str) -> Result<i64> {
+    c.prepare_cached("SELECT id FROM users WHERE login = ?1")?
+        .query_row([login], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StorageError::NotFound(format!("没有用户 `{login}`")))
+}
+
+impl CallStore for SqliteStore {
+    fn add_user(&self, user: &NewUser, actor: &str) -> Result<UserRecord> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO users (login, name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![user.login, user.name, user.role.key(), user.password_hash, now_ms()],
+            )
+            .map_err(|e| {
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
+                    StorageError::Conflict(format!("登录名 `{}` 已被使用", user.login))
+                } else {
+                    map_full(e)
+                }
+            })?;
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "user.add",
+                    round_key: None,
+                    detail: serde_json::json!({ "login": user.login, "role": user.role.key() }),
+                },
+            )?;
+            Ok(())
+        })?;
+        self.user(&user.login)
+    }
+
+    fn users(&self) -> Result<Vec<UserRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT * FROM users ORDER BY role, login")?;
+            Ok(stmt.query_map([], user_from_row)?.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn user(&self, login: &str) -> Result<UserRecord> {
+        self.read(|c| {
+            c.prepare_cached("SELECT * FROM users WHERE login = ?1")?
+                .query_row([login], user_from_row)
+                .optional()?
+                .ok_or_else(|| StorageError::NotFound(format!("没有用户 `{login}`")))
+        })
+    }
+
+    fn set_user_active(&self, login: &str, active: bool, actor: &str) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute("UPDATE users SET active = ?1 WHERE login = ?2", params![active, login])?;
+            if n == 0 {
+                return Err(StorageError::NotFound(format!("没有用户 `{login}`")));
+            }
+            let action = if active { "user.enable" } else { "user.disable" };
+            append_audit(tx, &AuditEvent { actor, action, round_key: None, detail: serde_json::json!({ "login": login }) })
+        })
+    }
+
+    fn set_password(&self, login: &str, password_hash: &str, actor: &str) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute("UPDATE users SET password_hash = ?1 WHERE login = ?2", params![password_hash, login])?;
+            if n == 0 {
+                return Err(StorageError::NotFound(format!("没有用户 `{login}`")));
+            }
+            append_audit(tx, &AuditEvent { actor, action: "user.password", round_key: None, detail: serde_json::json!({ "login": login }) })
+        })
+    }
+
+    fn exclude_operator(&self, round: &RoundRecord, login: &str, unit_id: i64, actor: &str) -> Result<()> {
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            let op = operator_id(tx, login)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO operator_exclusions (round_id, user_id, unit_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![round.id, op, unit_id, now_ms()],
+            )?;
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "operator.exclude",
+                    round_key: Some(&round.key),
+                    detail: serde_json::json!({ "operator": login, "unit_id": unit_id }),
+                },
+            )
+        })
+    }
+
+    fn plan_state(&self, round: &RoundRecord) -> Result<PlanState> {
+        self.read(|c| {
+            let mut state = PlanState::default();
+            let mut stmt = c.prepare_cached(
+                "SELECT m.id, m.unit_id,
+                        EXISTS(SELECT 1 FROM attempts a WHERE a.member_id = m.id) AS called,
+                        q.claim_token IS NOT NULL AND q.claim_expires > ?2 AS claimed,
+                        q.member_id IS NOT NULL AS queued, u2.login, s.seq
+                 FROM members m JOIN units u ON u.id = m.unit_id
+                 LEFT JOIN queue q ON q.member_id = m.id
+                 LEFT JOIN assignments s ON s.member_id = m.id
+                 LEFT JOIN users u2 ON u2.id = s.operator_id
+                 WHERE u.round_id = ?1 ORDER BY m.unit_id, m.id",
+            )?;
+            let rows = stmt.query_map(params![round.id, now_ms()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<u32>>(6)?,
+                ))
+            })?;
+            for row in rows {
+                let (member_id, unit_id, called, claimed, queued, login, seq) = row?;
+                if called {
+                    state.called += 1;
+                }
+                if !called && !claimed {
+                    state.never_called.push(PlanMember { member_id, unit_id });
+                } else if queued && let (Some(operator), Some(seq)) = (login, seq) {
+                    state.kept.push(Assignment { member_id, unit_id, operator, seq });
+                }
+            }
+            let mut stmt = c.prepare_cached(
+                "SELECT u.login, e.unit_id FROM operator_exclusions e JOIN users u ON u.id = e.user_id WHERE e.round_id = ?1",
+            )?;
+            for r in stmt.query_map([round.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                state.exclusions.insert(r?);
+            }
+            Ok(state)
+        })
+    }
+
+    fn apply_plan(&self, round: &RoundRecord, plan: &NewPlan, assignments: &[Assignment], actor: &str) -> Result<PlanRecord> {
+        let now = Utc::now();
+        let plan_id = self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            tx.execute(
+                "INSERT INTO plans (round_id, kind, seed, algorithm, operators, members, digest, created_at, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    round.id,
+                    plan.kind,
+                    plan.seed.to_string(),
+                    plan.algorithm,
+                    serde_json::to_string(&plan.operators).unwrap_or_default(),
+                    assignments.len() as i64,
+                    plan.digest,
+                    now.timestamp_millis(),
+                    actor
+                ],
+            )?;
+            let plan_id = tx.last_insert_rowid();
+            let mut ids: BTreeMap<&str, i64> = BTreeMap::new();
+            for login in &plan.operators {
+                ids.insert(login, operator_id(tx, login)?);
+            }
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO assignments (member_id, operator_id, seq, plan_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(member_id) DO UPDATE SET operator_id = excluded.operator_id, seq = excluded.seq, plan_id = excluded.plan_id",
+            )?;
+            for a in assignments {
+                let op = ids.get(a.operator.as_str()).copied().ok_or_else(|| StorageError::NotFound(a.operator.clone()))?;
+                upsert.execute(params![a.member_id, op, a.seq, plan_id])?;
+                refresh_queue(tx, round, a.member_id, now, false)?;
+            }
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: if plan.kind == "generate" { "plan.generate" } else { "plan.reassign" },
+                    round_key: Some(&round.key),
+                    detail: serde_json::json!({
+                        "plan_id": plan_id, "seed": plan.seed.to_string(), "algorithm": plan.algorithm,
+                        "operators": plan.operators, "members": assignments.len(), "digest": plan.digest,
+                    }),
+                },
+            )?;
+            Ok(plan_id)
+        })?;
+        self.plans(round)?
+            .into_iter()
+            .find(|p| p.id == plan_id)
+            .ok_or_else(|| StorageError::NotFound("plan".into()))
+    }
+
+    fn plans(&self, round: &RoundRecord) -> Result<Vec<PlanRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, kind, seed, algorithm, operators, members, digest, created_at, created_by FROM plans WHERE round_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([round.id], |r| {
+                Ok(PlanRecord {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    seed: r.get::<_, String>(2)?.parse().unwrap_or_default(),
+                    algorithm: r.get(3)?,
+                    operators: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                    members: r.get::<_, i64>(5)? as usize,
+                    digest: r.get(6)?,
+                    created_at_ms: r.get(7)?,
+                    created_by: r.get(8)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn pending_assignments(&self, round: &RoundRecord) -> Result<Vec<Assignment>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT q.member_id, m.unit_id, u.login, s.seq FROM queue q
+                 JOIN members m ON m.id = q.member_id JOIN assignments s ON s.member_id = q.member_id
+                 JOIN users u ON u.id = s.operator_id
+                 WHERE q.round_id = ?1 AND (q.claim_token IS NULL OR q.claim_expires <= ?2)
+                 ORDER BY u.login, s.seq",
+            )?;
+            let rows = stmt.query_map(params![round.id, now_ms()], |r| {
+                Ok(Assignment { member_id: r.get(0)?, unit_id: r.get(1)?, operator: r.get(2)?, seq: r.get(3)? })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn claim_next(&self, round: &RoundRecord, operator: &UserRecord, now: DateTime<Utc>) -> Result<Option<Claim>> {
+        let now_ms = now.timestamp_millis();
+        let lease_ms = i64::from(round.survey.calling.lease_minutes) * 60_000;
+        let first_calls_open = crate::domain::schedule::may_call_now(&round.survey, &round.field_period(), now);
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            let mut found: Option<i64> = None;
+            // Appointments, then retries that are due, in due order; then first calls in plan order.
+            for (priority, due_only) in [(0, true), (1, true), (2, false)] {
+                if priority == 2 && !first_calls_open {
+                    break;
+                }
+                let mut stmt = tx.prepare_cached(
+                    "SELECT member_id FROM queue
+                     WHERE operator_id = ?1 AND round_id = ?2 AND priority = ?3 AND (?4 = 0 OR sort_key <= ?5)
+                       AND (claim_token IS NULL OR claim_expires <= ?5)
+                     ORDER BY sort_key LIMIT 1",
+                )?;
+                found = stmt
+                    .query_row(params![operator.id, round.id, priority, due_only, now_ms], |r| r.get(0))
+                    .optional()?;
+                if found.is_some() {
+                    break;
+                }
+            }
+            let Some(member_id) = found else { return Ok(None) };
+            let token = new_token();
+            tx.prepare_cached("UPDATE queue SET claim_token = ?1, claimed_at = ?2, claim_expires = ?3 WHERE member_id = ?4")?
+                .execute(params![token, now_ms, now_ms + lease_ms, member_id])?;
+            // Showing the full number on the call screen is a view of personal data: logged.
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor: &operator.login,
+                    action: "contact.claim",
+                    round_key: Some(&round.key),
+                    detail: serde_json::json!({ "member_id": member_id }),
+                },
+            )?;
+            claim_view(tx, &token, member_id, now_ms, now_ms + lease_ms).map(Some)
+        })
+    }
+
+    fn held_claims(&self, round: &RoundRecord, operator: &UserRecord, now: DateTime<Utc>) -> Result<Vec<Claim>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT claim_token, member_id, claimed_at, claim_expires FROM queue
+                 WHERE operator_id = ?1 AND round_id = ?2 AND claim_token IS NOT NULL AND claim_expires > ?3 ORDER BY claimed_at",
+            )?;
+            let rows: Vec<(String, i64, i64, i64)> = stmt
+                .query_map(params![operator.id, round.id, now.timestamp_millis()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            rows.into_iter().map(|(t, m, a, e)| claim_view(c, &t, m, a, e)).collect()
+        })
+    }
+
+    fn release(&self, token: &str, operator: &UserRecord) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL WHERE claim_token = ?1 AND operator_id = ?2",
+                params![token, operator.id],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn record(
+        &self,
+        round: &RoundRecord,
+        token: &str,
+        operator: &UserRecord,
+        input: &AttemptInput,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, RecordError> {
+        let now_ms = now.timestamp_millis();
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(map_full)?;
+        ensure_unlocked(&tx, round.id)?;
+        // The same token recorded before: answer as then, store nothing (double submit, retry).
+        let done: Option<(i64, i64, u32, String, i64)> = tx
+            .prepare_cached(
+                "SELECT a.id, a.member_id, a.attempt_no, a.outcome, a.operator_id FROM attempts a WHERE a.claim_token = ?1",
+            )?
+            .query_row([token], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .optional()?;
+        if let Some((attempt_id, member_id, attempt_no, outcome, op)) = done {
+            if op != operator.id {
+                return Err(RecordError::NotYours);
+            }
+            return Ok(Recorded {
+                attempt_id,
+                member_id,
+                attempt_no,
+                outcome: Outcome::parse(&outcome).unwrap_or(Outcome::NoAnswer),
+                duplicate: true,
+            });
+        }
+        let claim: Option<(i64, i64, i64, i64)> = tx
+            .prepare_cached("SELECT member_id, operator_id, claimed_at, claim_expires FROM queue WHERE claim_token = ?1")?
+            .query_row([token], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        let Some((member_id, holder, claimed_at, expires)) = claim else {
+            return Err(RecordError::UnknownClaim);
+        };
+        if holder != operator.id {
+            return Err(RecordError::NotYours);
+        }
+        if expires <= now_ms {
+            tx.execute("UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL WHERE member_id = ?1", [member_id])?;
+            tx.commit().map_err(map_full)?;
+            return Err(RecordError::Expired { minutes: round.survey.calling.lease_minutes });
+        }
+        let outcome = input.outcome.ok_or(RecordError::Invalid(crate::domain::disposition::AttemptError::AppointmentMissing))?;
+        let attempts = member_attempts(&tx, member_id)?;
+        let facts: Vec<_> = attempts.iter().map(AttemptRecord::fact).collect();
+        let history = MemberHistory { attempts: &facts, reopened_at: reopened_at(&tx, member_id)? };
+        let current = disposition(&history, round.survey.calling.max_attempts, round.field_closed(now));
+        let tz = round.survey.timezone();
+        validate_attempt(
+            outcome,
+            &input.answers,
+            round.survey.dimensions.len(),
+            round.survey.levels.len(),
+            input.appointment,
+            now,
+            Some(round.field_period().ends_at(tz)),
+            &current,
+        )?;
+        let attempt_no = attempts.len() as u32 + 1;
+        let answers = (!input.answers.is_empty()).then(|| serde_json::to_string(&input.answers).unwrap_or_default());
+        let answer_ms = (!input.answer_ms.is_empty()).then(|| serde_json::to_string(&input.answer_ms).unwrap_or_default());
+        tx.prepare_cached(
+            "INSERT INTO attempts (member_id, operator_id, attempt_no, claim_token, claimed_at, recorded_at, outcome, aapor_code,
+                                   answers, answer_ms, comment, appointment_at, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'web')",
+        )?
+        .execute(params![
+            member_id,
+            operator.id,
+            attempt_no,
+            token,
+            claimed_at,
+            now_ms,
+            outcome.key(),
+            outcome.aapor_code(),
+            answers,
+            answer_ms,
+            input.comment.as_deref().filter(|c| !c.trim().is_empty()),
+            input.appointment.map(|t| t.timestamp_millis()),
+        ])
+        .map_err(map_full)?;
+        let attempt_id = tx.last_insert_rowid();
+        refresh_queue(&tx, round, member_id, now, true)?;
+        tx.commit().map_err(map_full)?;
+        Ok(Recorded { attempt_id, member_id, attempt_no, outcome, duplicate: false })
+    }
+
+    fn fix_phone(&self, round: &RoundRecord, member_id: i64, phone: &str, reason: &str, actor: &str, now: DateTime<Utc>) -> Result<()> {
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            let (member, _, member_round) = member_record(tx, member_id)?;
+            if member_round != round.id {
+                return Err(StorageError::NotFound(format!("代表 {member_id} 不在轮次 {} 中", round.key)));
+            }
+            tx.execute("UPDATE members SET phone = ?1 WHERE id = ?2", params![phone, member_id]).map_err(|e| {
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
+                    StorageError::Conflict("该号码已在该单位的代表名单中".into())
+                } else {
+                    map_full(e)
+                }
+            })?;
+            tx.execute(
+                "INSERT INTO reopenings (member_id, at, reason, actor) VALUES (?1, ?2, ?3, ?4)",
+                params![member_id, now.timestamp_millis(), format!("更正号码: {reason}"), actor],
+            )?;
+            refresh_queue(tx, round, member_id, now, false)?;
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "member.fix_phone",
+                    round_key: Some(&round.key),
+                    detail: serde_json::json!({
+                        "member_id": member_id,
+                        "before": member.phone.as_deref().map(crate::domain::phone::mask_canonical),
+                        "after": crate::domain::phone::mask_canonical(phone),
+                        "reason": reason,
+                    }),
+                },
+            )
+        })
+    }
+
+    fn reopen(&self, round: &RoundRecord, member_id: i64, reason: &str, actor: &str, now: DateTime<Utc>) -> Result<()> {
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            let (_, _, member_round) = member_record(tx, member_id)?;
+            if member_round != round.id {
+                return Err(StorageError::NotFound(format!("代表 {member_id} 不在轮次 {} 中", round.key)));
+            }
+            tx.execute(
+                "INSERT INTO reopenings (member_id, at, reason, actor) VALUES (?1, ?2, ?3, ?4)",
+                params![member_id, now.timestamp_millis(), reason, actor],
+            )?;
+            refresh_queue(tx, round, member_id, now, false)?;
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "member.reopen",
+                    round_key: Some(&round.key),
+                    detail: serde_json::json!({ "member_id": member_id, "reason": reason }),
+                },
+            )
+        })
+    }
+
+    fn field_data(&self, round: &RoundRecord, now: DateTime<Utc>) -> Result<FieldData> {
+        self.read(|c| {
+            let mut data = FieldData::default();
+            let mut stmt = c.prepare_cached(
+                "SELECT m.id, m.unit_id, us.login FROM members m JOIN units u ON u.id = m.unit_id
+                 LEFT JOIN assignments s ON s.member_id = m.id LEFT JOIN users us ON us.id = s.operator_id
+                 WHERE u.round_id = ?1 ORDER BY m.id",
+            )?;
+            data.members = stmt
+                .query_map([round.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let sql = format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempts a JOIN members m ON m.id = a.member_id JOIN units un ON un.id = m.unit_id
+                 JOIN users u ON u.id = a.operator_id WHERE un.round_id = ?1 ORDER BY a.member_id, a.recorded_at, a.attempt_no"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            data.attempts = stmt.query_map([round.id], attempt_from_row)?.collect::<rusqlite::Result<_>>()?;
+            let mut stmt = c.prepare_cached(
+                "SELECT r.member_id, MAX(r.at) FROM reopenings r JOIN members m ON m.id = r.member_id JOIN units u ON u.id = m.unit_id
+                 WHERE u.round_id = ?1 GROUP BY r.member_id",
+            )?;
+            data.reopened = stmt
+                .query_map([round.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut stmt = c.prepare_cached(
+                "SELECT q.member_id, u.login FROM queue q JOIN users u ON u.id = q.operator_id
+                 WHERE q.round_id = ?1 AND q.claim_token IS NOT NULL AND q.claim_expires > ?2",
+            )?;
+            data.claimed = stmt
+                .query_map(params![round.id, now.timestamp_millis()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(data)
+        })
+    }
+
+    fn call_list(&self, round: &RoundRecord, operator: Option<&str>) -> Result<Vec<CallListRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT us.login, s.seq, m.id, m.unit_id, u.name, m.name, m.phone, m.category
+                 FROM assignments s JOIN members m ON m.id = s.member_id JOIN units u ON u.id = m.unit_id
+                 JOIN users us ON us.id = s.operator_id
+                 WHERE u.round_id = ?1 AND (?2 IS NULL OR us.login = ?2) ORDER BY us.login, s.seq",
+            )?;
+            let rows = stmt.query_map(params![round.id, operator], |r| {
+                Ok(CallListRow {
+                    operator: r.get(0)?,
+                    seq: r.get(1)?,
+                    member_id: r.get(2)?,
+                    unit_id: r.get(3)?,
+                    unit: r.get(4)?,
+                    name: r.get(5)?,
+                    phone: r.get(6)?,
+                    category: MemberCategory::from_label(&r.get::<_, String>(7)?),
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn import_attempts(&self, round: &RoundRecord, attempts: &[ImportedAttempt], actor: &str, now: DateTime<Utc>) -> Result<usize> {
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            let mut touched = BTreeSet::new();
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO attempts (member_id, operator_id, attempt_no, recorded_at, outcome, aapor_code, answers, comment, appointment_at, source)
+                 VALUES (?1, ?2, (SELECT COALESCE(MAX(attempt_no), 0) + 1 FROM attempts WHERE member_id = ?1), ?3, ?4, ?5, ?6, ?7, ?8, 'import')",
+            )?;
+            for a in attempts {
+                let answers = (!a.answers.is_empty()).then(|| serde_json::to_string(&a.answers).unwrap_or_default());
+                ins.execute(params![
+                    a.member_id,
+                    a.operator_id,
+                    a.recorded_at.timestamp_millis(),
+                    a.outcome.key(),
+                    a.outcome.aapor_code(),
+                    answers,
+                    a.comment,
+                    a.appointment.map(|t| t.timestamp_millis()),
+                ])
+                .map_err(map_full)?;
+                touched.insert(a.member_id);
+            }
+            for m in touched {
+                refresh_queue(tx, round, m, now, false)?;
+            }
+            append_audit(
+                tx,
+                &AuditEvent { actor, action: "attempts.import", round_key: Some(&round.key), detail: serde_json::json!({ "attempts": attempts.len() }) },
+            )?;
+            Ok(attempts.len())
+        })
+    }
+}
