@@ -10,7 +10,9 @@ use crate::domain::disposition::{AttemptFact, MemberHistory, disposition};
 use crate::domain::plan::{self, Loads, PlanInput, PlanMember};
 use crate::domain::progress::{self, MemberFacts, OperatorTally, Tally};
 use crate::domain::user::Role;
-use crate::storage::{CallStore, ms_to_utc, NewPlan, PlanRecord, RoundRecord, Storage, StorageError, UnitRecord};
+use crate::storage::{
+    CallStore, NewPlan, PlanRecord, RoundRecord, Storage, StorageError, UnitRecord, ms_to_utc,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -37,10 +39,16 @@ pub struct PlanOutcome {
 
 /// The active operators to plan for: all of them, or the logins given (each must be an
 /// active operator).
-pub fn plan_operators(store: &dyn Store, logins: Option<&[String]>) -> Result<Vec<String>, EngineError> {
+pub fn plan_operators(
+    store: &dyn Store,
+    logins: Option<&[String]>,
+) -> Result<Vec<String>, EngineError> {
     let users = store.users()?;
-    let active: Vec<String> =
-        users.iter().filter(|u| u.active && u.role == Role::Operator).map(|u| u.login.clone()).collect();
+    let active: Vec<String> = users
+        .iter()
+        .filter(|u| u.active && u.role == Role::Operator)
+        .map(|u| u.login.clone())
+        .collect();
     let chosen = match logins {
         None => active,
         Some(list) => {
@@ -53,7 +61,9 @@ pub fn plan_operators(store: &dyn Store, logins: Option<&[String]>) -> Result<Ve
         }
     };
     if chosen.is_empty() {
-        return Err(EngineError::Invalid("没有在岗的话务员:先用 `sheping user add --role operator` 添加".into()));
+        return Err(EngineError::Invalid(
+            "没有在岗的话务员:先用 `sheping user add --role operator` 添加".into(),
+        ));
     }
     Ok(chosen)
 }
@@ -73,7 +83,12 @@ pub fn generate_plan(
     actor: &str,
 ) -> Result<PlanOutcome, EngineError> {
     let state = store.plan_state(round)?;
-    let kept: Vec<_> = state.kept.iter().filter(|a| operators.contains(&a.operator)).cloned().collect();
+    let kept: Vec<_> = state
+        .kept
+        .iter()
+        .filter(|a| operators.contains(&a.operator))
+        .cloned()
+        .collect();
     let mut existing = Loads::from_assignments(&kept);
     // Numbering continues after every call an operator already has, called or not.
     for row in store.call_list(round, None)? {
@@ -104,7 +119,11 @@ pub fn generate_plan(
         &assignments,
         actor,
     )?;
-    Ok(PlanOutcome { plan: record, planned: assignments.len(), called: state.called })
+    Ok(PlanOutcome {
+        plan: record,
+        planned: assignments.len(),
+        called: state.called,
+    })
 }
 
 /// Moves an absent operator's pending calls (not on a call now) to `targets`.
@@ -117,15 +136,24 @@ pub fn reassign(
     actor: &str,
 ) -> Result<PlanOutcome, EngineError> {
     if targets.iter().any(|t| t == from) {
-        return Err(EngineError::Invalid(format!("不能把 `{from}` 的任务转给其本人")));
+        return Err(EngineError::Invalid(format!(
+            "不能把 `{from}` 的任务转给其本人"
+        )));
     }
     let pending = store.pending_assignments(round)?;
     let moving: Vec<PlanMember> = pending
         .iter()
         .filter(|a| a.operator == from)
-        .map(|a| PlanMember { member_id: a.member_id, unit_id: a.unit_id })
+        .map(|a| PlanMember {
+            member_id: a.member_id,
+            unit_id: a.unit_id,
+        })
         .collect();
-    let staying: Vec<_> = pending.iter().filter(|a| targets.contains(&a.operator)).cloned().collect();
+    let staying: Vec<_> = pending
+        .iter()
+        .filter(|a| targets.contains(&a.operator))
+        .cloned()
+        .collect();
     let mut existing = Loads::from_assignments(&staying);
     for row in store.call_list(round, None)? {
         if targets.contains(&row.operator) {
@@ -149,7 +177,11 @@ pub fn reassign(
         &assignments,
         actor,
     )?;
-    Ok(PlanOutcome { plan: record, planned: assignments.len(), called: 0 })
+    Ok(PlanOutcome {
+        plan: record,
+        planned: assignments.len(),
+        called: 0,
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -187,7 +219,11 @@ pub struct MemberStatus {
 }
 
 /// Every member's history, from the stored attempts (results never keep a second copy).
-pub fn member_statuses(store: &dyn Store, round: &RoundRecord, now: DateTime<Utc>) -> Result<BTreeMap<i64, MemberStatus>, EngineError> {
+pub fn member_statuses(
+    store: &dyn Store,
+    round: &RoundRecord,
+    now: DateTime<Utc>,
+) -> Result<BTreeMap<i64, MemberStatus>, EngineError> {
     let data = store.field_data(round, now)?;
     let mut out: BTreeMap<i64, MemberStatus> = data
         .members
@@ -213,7 +249,11 @@ pub fn member_statuses(store: &dyn Store, round: &RoundRecord, now: DateTime<Utc
     Ok(out)
 }
 
-pub fn progress(store: &dyn Store, round: &RoundRecord, now: DateTime<Utc>) -> Result<ProgressReport, EngineError> {
+pub fn progress(
+    store: &dyn Store,
+    round: &RoundRecord,
+    now: DateTime<Utc>,
+) -> Result<ProgressReport, EngineError> {
     let units: Vec<UnitRecord> = store.units(round.id)?;
     let statuses = member_statuses(store, round, now)?;
     let data = store.field_data(round, now)?;
@@ -228,7 +268,9 @@ pub fn progress(store: &dyn Store, round: &RoundRecord, now: DateTime<Utc>) -> R
             reopened_at: m.reopened_at,
             in_progress: m.in_progress,
         }),
-        data.attempts.iter().map(|a| (a.operator.as_str(), a.outcome)),
+        data.attempts
+            .iter()
+            .map(|a| (a.operator.as_str(), a.outcome)),
         round.survey.calling.max_attempts,
         closed,
     );
@@ -238,7 +280,11 @@ pub fn progress(store: &dyn Store, round: &RoundRecord, now: DateTime<Utc>) -> R
         .iter()
         .map(|(member, op)| OnCall {
             operator: op.clone(),
-            unit: statuses.get(member).and_then(|m| names.get(&m.unit_id)).map(|u| u.name.clone()).unwrap_or_default(),
+            unit: statuses
+                .get(member)
+                .and_then(|m| names.get(&m.unit_id))
+                .map(|u| u.name.clone())
+                .unwrap_or_default(),
         })
         .collect();
     Ok(ProgressReport {
@@ -277,7 +323,10 @@ pub fn call_list_rows(
                 Some(m) if m.in_progress => "通话中".to_string(),
                 Some(m) => {
                     let d = disposition(
-                        &MemberHistory { attempts: &m.facts, reopened_at: m.reopened_at },
+                        &MemberHistory {
+                            attempts: &m.facts,
+                            reopened_at: m.reopened_at,
+                        },
                         round.survey.calling.max_attempts,
                         closed,
                     );
@@ -285,7 +334,13 @@ pub fn call_list_rows(
                 }
                 None => String::new(),
             };
-            let phone = r.phone.as_deref().map(|p| if reveal { p.to_string() } else { crate::domain::phone::mask_canonical(p) });
+            let phone = r.phone.as_deref().map(|p| {
+                if reveal {
+                    p.to_string()
+                } else {
+                    crate::domain::phone::mask_canonical(p)
+                }
+            });
             vec![
                 r.operator,
                 r.seq.to_string(),
@@ -299,4 +354,6 @@ pub fn call_list_rows(
         .collect())
 }
 
-pub const CALL_LIST_COLUMNS: [&str; 7] = ["operator", "seq", "unit", "name", "phone", "category", "status"];
+pub const CALL_LIST_COLUMNS: [&str; 7] = [
+    "operator", "seq", "unit", "name", "phone", "category", "status",
+];

@@ -12,7 +12,9 @@ use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::domain::user::Role;
 use sheping::engine;
 use sheping::storage::sqlite::SqliteStore;
-use sheping::storage::{AttemptInput, CallStore, NewRound, NewUser, RecordError, RoundRecord, Storage, UserRecord};
+use sheping::storage::{
+    AttemptInput, CallStore, NewRound, NewUser, RecordError, RoundRecord, Storage, UserRecord,
+};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -37,13 +39,22 @@ fn setup(units: usize, per_unit: usize, operators: usize) -> Fixture {
                 title: "t".into(),
                 survey,
                 survey_source: "default".into(),
-                field: Some((chrono::NaiveDate::from_ymd_opt(2022, 11, 1).unwrap(), chrono::NaiveDate::from_ymd_opt(2022, 11, 30).unwrap())),
+                field: Some((
+                    chrono::NaiveDate::from_ymd_opt(2022, 11, 1).unwrap(),
+                    chrono::NaiveDate::from_ymd_opt(2022, 11, 30).unwrap(),
+                )),
             },
             "test",
         )
         .unwrap();
     let new_units: Vec<NewUnit> = (0..units)
-        .map(|u| NewUnit { name: format!("单位{u}"), kind: UnitKind::Organ, sector: "教体".into(), code: None, line: u + 2 })
+        .map(|u| NewUnit {
+            name: format!("单位{u}"),
+            kind: UnitKind::Organ,
+            sector: "教体".into(),
+            code: None,
+            line: u + 2,
+        })
         .collect();
     store.add_units(&round, &new_units, "test").unwrap();
     let stored = store.units(round.id).unwrap();
@@ -66,21 +77,41 @@ fn setup(units: usize, per_unit: usize, operators: usize) -> Fixture {
     let ops = (0..operators)
         .map(|i| {
             store
-                .add_user(&NewUser { login: format!("op{i}"), name: format!("话务员{i}"), role: Role::Operator, password_hash: "x".into() }, "test")
+                .add_user(
+                    &NewUser {
+                        login: format!("op{i}"),
+                        name: format!("话务员{i}"),
+                        role: Role::Operator,
+                        password_hash: "x".into(),
+                    },
+                    "test",
+                )
                 .unwrap()
         })
         .collect::<Vec<_>>();
     let logins = ops.iter().map(|o| o.login.clone()).collect();
     engine::generate_plan(store.as_ref(), &round, logins, 7, "test").unwrap();
-    Fixture { _dir: dir, store, round, ops }
+    Fixture {
+        _dir: dir,
+        store,
+        round,
+        ops,
+    }
 }
 
 fn complete() -> AttemptInput {
-    AttemptInput { outcome: Some(Outcome::Complete), answers: vec![Some(0), Some(1), Some(0), Some(2), Some(0)], ..Default::default() }
+    AttemptInput {
+        outcome: Some(Outcome::Complete),
+        answers: vec![Some(0), Some(1), Some(0), Some(2), Some(0)],
+        ..Default::default()
+    }
 }
 
 fn outcome(o: Outcome) -> AttemptInput {
-    AttemptInput { outcome: Some(o), ..Default::default() }
+    AttemptInput {
+        outcome: Some(o),
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -92,13 +123,29 @@ fn first_calls_come_in_plan_order_and_a_no_answer_comes_back_in_another_window()
     let first = f.store.claim_next(&f.round, op, t0).unwrap().unwrap();
     assert_eq!(first.member.id, list[0].member_id, "plan order");
     assert_eq!(first.attempt_no, 1);
-    f.store.record(&f.round, &first.token, op, &outcome(Outcome::NoAnswer), t0 + Duration::minutes(1)).unwrap();
+    f.store
+        .record(
+            &f.round,
+            &first.token,
+            op,
+            &outcome(Outcome::NoAnswer),
+            t0 + Duration::minutes(1),
+        )
+        .unwrap();
     // Later the same morning: the no-answer is not due, the next first call comes.
-    let second = f.store.claim_next(&f.round, op, t0 + Duration::minutes(2)).unwrap().unwrap();
+    let second = f
+        .store
+        .claim_next(&f.round, op, t0 + Duration::minutes(2))
+        .unwrap()
+        .unwrap();
     assert_eq!(second.member.id, list[1].member_id);
     f.store.release(&second.token, op).unwrap();
     // In the afternoon window the retry is due and comes before first calls.
-    let retry = f.store.claim_next(&f.round, op, local(2, 14, 31)).unwrap().unwrap();
+    let retry = f
+        .store
+        .claim_next(&f.round, op, local(2, 14, 31))
+        .unwrap()
+        .unwrap();
     assert_eq!(retry.member.id, first.member.id);
     assert_eq!(retry.attempt_no, 2);
     assert_eq!(retry.earlier.len(), 1);
@@ -109,11 +156,31 @@ fn first_calls_come_in_plan_order_and_a_no_answer_comes_back_in_another_window()
 fn nothing_is_offered_outside_call_windows_or_the_field_period() {
     let f = setup(1, 3, 1);
     let op = &f.ops[0];
-    assert!(f.store.claim_next(&f.round, op, local(2, 12, 0)).unwrap().is_none(), "lunch break is no window");
-    assert!(f.store.claim_next(&f.round, op, local(2, 20, 0)).unwrap().is_none(), "evening");
+    assert!(
+        f.store
+            .claim_next(&f.round, op, local(2, 12, 0))
+            .unwrap()
+            .is_none(),
+        "lunch break is no window"
+    );
+    assert!(
+        f.store
+            .claim_next(&f.round, op, local(2, 20, 0))
+            .unwrap()
+            .is_none(),
+        "evening"
+    );
     let after = Utc.with_ymd_and_hms(2022, 12, 2, 2, 0, 0).unwrap();
-    assert!(f.store.claim_next(&f.round, op, after).unwrap().is_none(), "after the field period");
-    assert!(f.store.claim_next(&f.round, op, local(2, 9, 0)).unwrap().is_some());
+    assert!(
+        f.store.claim_next(&f.round, op, after).unwrap().is_none(),
+        "after the field period"
+    );
+    assert!(
+        f.store
+            .claim_next(&f.round, op, local(2, 9, 0))
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[test]
@@ -123,10 +190,16 @@ fn an_appointment_comes_back_when_due_before_retries_and_first_calls() {
     let t0 = local(2, 9, 30);
     let a = f.store.claim_next(&f.round, op, t0).unwrap().unwrap();
     let when = local(3, 16, 0);
-    let input = AttemptInput { outcome: Some(Outcome::Appointment), appointment: Some(when), ..Default::default() };
+    let input = AttemptInput {
+        outcome: Some(Outcome::Appointment),
+        appointment: Some(when),
+        ..Default::default()
+    };
     f.store.record(&f.round, &a.token, op, &input, t0).unwrap();
     let b = f.store.claim_next(&f.round, op, t0).unwrap().unwrap();
-    f.store.record(&f.round, &b.token, op, &outcome(Outcome::Busy), t0).unwrap();
+    f.store
+        .record(&f.round, &b.token, op, &outcome(Outcome::Busy), t0)
+        .unwrap();
     // Before the appointment: the busy retry (due in the afternoon) comes first.
     let at_15 = local(3, 15, 0);
     let next = f.store.claim_next(&f.round, op, at_15).unwrap().unwrap();
@@ -138,8 +211,15 @@ fn an_appointment_comes_back_when_due_before_retries_and_first_calls() {
     assert_eq!(next.appointment_at_ms, Some(when.timestamp_millis()));
     // An appointment in the past is refused.
     let c = f.store.claim_next(&f.round, op, when).unwrap().unwrap();
-    let past = AttemptInput { outcome: Some(Outcome::Appointment), appointment: Some(when - Duration::hours(1)), ..Default::default() };
-    assert!(matches!(f.store.record(&f.round, &c.token, op, &past, when), Err(RecordError::Invalid(_))));
+    let past = AttemptInput {
+        outcome: Some(Outcome::Appointment),
+        appointment: Some(when - Duration::hours(1)),
+        ..Default::default()
+    };
+    assert!(matches!(
+        f.store.record(&f.round, &c.token, op, &past, when),
+        Err(RecordError::Invalid(_))
+    ));
 }
 
 #[test]
@@ -149,9 +229,16 @@ fn a_lease_expires_and_returns_the_contact() {
     let t0 = local(2, 10, 0);
     let claim = f.store.claim_next(&f.round, op, t0).unwrap().unwrap();
     let lease = Duration::minutes(i64::from(f.round.survey.calling.lease_minutes));
-    assert_eq!(claim.expires_at_ms - claim.claimed_at_ms, lease.num_milliseconds());
+    assert_eq!(
+        claim.expires_at_ms - claim.claimed_at_ms,
+        lease.num_milliseconds()
+    );
     // While held, the operator's next claim gets another member.
-    let other = f.store.claim_next(&f.round, op, t0 + Duration::minutes(1)).unwrap().unwrap();
+    let other = f
+        .store
+        .claim_next(&f.round, op, t0 + Duration::minutes(1))
+        .unwrap()
+        .unwrap();
     assert_ne!(other.member.id, claim.member.id);
     f.store.release(&other.token, op).unwrap();
     // After expiry the contact is offered again, and the stale token is refused.
@@ -159,12 +246,24 @@ fn a_lease_expires_and_returns_the_contact() {
     let again = f.store.claim_next(&f.round, op, later).unwrap().unwrap();
     assert_eq!(again.member.id, claim.member.id);
     assert_ne!(again.token, claim.token);
-    let err = f.store.record(&f.round, &claim.token, op, &complete(), later).unwrap_err();
-    assert!(matches!(err, RecordError::UnknownClaim | RecordError::Expired { .. }), "{err}");
+    let err = f
+        .store
+        .record(&f.round, &claim.token, op, &complete(), later)
+        .unwrap_err();
+    assert!(
+        matches!(err, RecordError::UnknownClaim | RecordError::Expired { .. }),
+        "{err}"
+    );
     // A token held by someone else is refused with a clear message.
-    let err = f.store.record(&f.round, &again.token, &f.ops[1], &complete(), later).unwrap_err();
+    let err = f
+        .store
+        .record(&f.round, &again.token, &f.ops[1], &complete(), later)
+        .unwrap_err();
     assert!(matches!(err, RecordError::NotYours));
-    assert_eq!(f.store.field_data(&f.round, later).unwrap().attempts.len(), 0);
+    assert_eq!(
+        f.store.field_data(&f.round, later).unwrap().attempts.len(),
+        0
+    );
 }
 
 #[test]
@@ -173,7 +272,16 @@ fn an_expired_claim_cannot_be_recorded() {
     let op = &f.ops[0];
     let t0 = local(2, 10, 0);
     let claim = f.store.claim_next(&f.round, op, t0).unwrap().unwrap();
-    let err = f.store.record(&f.round, &claim.token, op, &complete(), t0 + Duration::minutes(16)).unwrap_err();
+    let err = f
+        .store
+        .record(
+            &f.round,
+            &claim.token,
+            op,
+            &complete(),
+            t0 + Duration::minutes(16),
+        )
+        .unwrap_err();
     assert!(matches!(err, RecordError::Expired { minutes: 15 }), "{err}");
     assert!(err.to_string().contains("超时"));
 }
@@ -184,15 +292,36 @@ fn recording_the_same_token_twice_stores_one_attempt() {
     let op = &f.ops[0];
     let t0 = local(2, 10, 0);
     let claim = f.store.claim_next(&f.round, op, t0).unwrap().unwrap();
-    let first = f.store.record(&f.round, &claim.token, op, &complete(), t0 + Duration::minutes(3)).unwrap();
-    let second = f.store.record(&f.round, &claim.token, op, &complete(), t0 + Duration::minutes(3)).unwrap();
+    let first = f
+        .store
+        .record(
+            &f.round,
+            &claim.token,
+            op,
+            &complete(),
+            t0 + Duration::minutes(3),
+        )
+        .unwrap();
+    let second = f
+        .store
+        .record(
+            &f.round,
+            &claim.token,
+            op,
+            &complete(),
+            t0 + Duration::minutes(3),
+        )
+        .unwrap();
     assert!(!first.duplicate);
     assert!(second.duplicate);
     assert_eq!(first.attempt_id, second.attempt_id);
     let data = f.store.field_data(&f.round, t0).unwrap();
     assert_eq!(data.attempts.len(), 1);
     assert_eq!(data.attempts[0].claimed_at_ms, Some(t0.timestamp_millis()));
-    assert_eq!(data.attempts[0].recorded_at_ms, (t0 + Duration::minutes(3)).timestamp_millis());
+    assert_eq!(
+        data.attempts[0].recorded_at_ms,
+        (t0 + Duration::minutes(3)).timestamp_millis()
+    );
 }
 
 #[test]
@@ -201,18 +330,28 @@ fn a_complete_is_final_and_max_attempts_end_a_member() {
     let op = &f.ops[0];
     let mut t = local(2, 9, 0);
     let c = f.store.claim_next(&f.round, op, t).unwrap().unwrap();
-    f.store.record(&f.round, &c.token, op, &complete(), t).unwrap();
+    f.store
+        .record(&f.round, &c.token, op, &complete(), t)
+        .unwrap();
     // The other member: no answer until attempts run out (5), then final.
     let mut seen = 0;
     for _ in 0..40 {
         if let Some(claim) = f.store.claim_next(&f.round, op, t).unwrap() {
-            assert_ne!(claim.member.id, c.member.id, "a complete is never offered again");
-            f.store.record(&f.round, &claim.token, op, &outcome(Outcome::NoAnswer), t).unwrap();
+            assert_ne!(
+                claim.member.id, c.member.id,
+                "a complete is never offered again"
+            );
+            f.store
+                .record(&f.round, &claim.token, op, &outcome(Outcome::NoAnswer), t)
+                .unwrap();
             seen += 1;
         }
         t += Duration::hours(3);
     }
-    assert_eq!(seen, f.round.survey.calling.max_attempts, "exactly max_attempts attempts");
+    assert_eq!(
+        seen, f.round.survey.calling.max_attempts,
+        "exactly max_attempts attempts"
+    );
     let p = engine::progress(f.store.as_ref(), &f.round, t).unwrap();
     assert_eq!(p.overall.completes, 1);
     assert_eq!(p.overall.final_, 2);
@@ -225,13 +364,40 @@ fn a_wrong_number_is_final_until_the_number_is_corrected() {
     let op = &f.ops[0];
     let t0 = local(2, 10, 0);
     let c = f.store.claim_next(&f.round, op, t0).unwrap().unwrap();
-    f.store.record(&f.round, &c.token, op, &outcome(Outcome::WrongNumber), t0).unwrap();
-    assert!(f.store.claim_next(&f.round, op, t0 + Duration::hours(5)).unwrap().is_none(), "final");
-    f.store.fix_phone(&f.round, c.member.id, "13800138000", "单位提供了新号码", "admin", t0 + Duration::hours(5)).unwrap();
-    let again = f.store.claim_next(&f.round, op, local(3, 9, 0)).unwrap().unwrap();
+    f.store
+        .record(&f.round, &c.token, op, &outcome(Outcome::WrongNumber), t0)
+        .unwrap();
+    assert!(
+        f.store
+            .claim_next(&f.round, op, t0 + Duration::hours(5))
+            .unwrap()
+            .is_none(),
+        "final"
+    );
+    f.store
+        .fix_phone(
+            &f.round,
+            c.member.id,
+            "13800138000",
+            "单位提供了新号码",
+            "admin",
+            t0 + Duration::hours(5),
+        )
+        .unwrap();
+    let again = f
+        .store
+        .claim_next(&f.round, op, local(3, 9, 0))
+        .unwrap()
+        .unwrap();
     assert_eq!(again.member.id, c.member.id);
     assert_eq!(again.member.phone.as_deref(), Some("13800138000"));
-    assert!(f.store.audit_entries(Some("2022")).unwrap().iter().any(|e| e.action == "member.fix_phone"));
+    assert!(
+        f.store
+            .audit_entries(Some("2022"))
+            .unwrap()
+            .iter()
+            .any(|e| e.action == "member.fix_phone")
+    );
 }
 
 #[test]
@@ -240,12 +406,33 @@ fn a_reopened_refusal_is_called_again() {
     let op = &f.ops[0];
     let t0 = local(2, 10, 0);
     let c = f.store.claim_next(&f.round, op, t0).unwrap().unwrap();
-    f.store.record(&f.round, &c.token, op, &outcome(Outcome::Refused), t0).unwrap();
-    assert!(f.store.claim_next(&f.round, op, local(3, 10, 0)).unwrap().is_none());
-    f.store.reopen(&f.round, c.member.id, "受访者来电表示愿意接受访问", "admin", local(3, 10, 0)).unwrap();
-    let again = f.store.claim_next(&f.round, op, local(3, 10, 1)).unwrap().unwrap();
+    f.store
+        .record(&f.round, &c.token, op, &outcome(Outcome::Refused), t0)
+        .unwrap();
+    assert!(
+        f.store
+            .claim_next(&f.round, op, local(3, 10, 0))
+            .unwrap()
+            .is_none()
+    );
+    f.store
+        .reopen(
+            &f.round,
+            c.member.id,
+            "受访者来电表示愿意接受访问",
+            "admin",
+            local(3, 10, 0),
+        )
+        .unwrap();
+    let again = f
+        .store
+        .claim_next(&f.round, op, local(3, 10, 1))
+        .unwrap()
+        .unwrap();
     assert_eq!(again.member.id, c.member.id);
-    f.store.record(&f.round, &again.token, op, &complete(), local(3, 10, 5)).unwrap();
+    f.store
+        .record(&f.round, &again.token, op, &complete(), local(3, 10, 5))
+        .unwrap();
     let p = engine::progress(f.store.as_ref(), &f.round, local(3, 11, 0)).unwrap();
     assert_eq!(p.overall.completes, 1);
 }
@@ -258,17 +445,36 @@ fn regenerating_after_calls_touches_only_members_never_called() {
     for op in &f.ops {
         for _ in 0..2 {
             let c = f.store.claim_next(&f.round, op, t0).unwrap().unwrap();
-            f.store.record(&f.round, &c.token, op, &outcome(Outcome::Busy), t0).unwrap();
+            f.store
+                .record(&f.round, &c.token, op, &outcome(Outcome::Busy), t0)
+                .unwrap();
             called.insert(c.member.id, op.login.clone());
         }
     }
-    let before: BTreeMap<i64, (String, u32)> =
-        f.store.call_list(&f.round, None).unwrap().into_iter().map(|r| (r.member_id, (r.operator, r.seq))).collect();
-    let out = engine::generate_plan(f.store.as_ref(), &f.round, vec!["op0".into(), "op1".into(), "op2".into()], 99, "test").unwrap();
+    let before: BTreeMap<i64, (String, u32)> = f
+        .store
+        .call_list(&f.round, None)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.member_id, (r.operator, r.seq)))
+        .collect();
+    let out = engine::generate_plan(
+        f.store.as_ref(),
+        &f.round,
+        vec!["op0".into(), "op1".into(), "op2".into()],
+        99,
+        "test",
+    )
+    .unwrap();
     assert_eq!(out.called, 6, "says how many were already called");
     assert_eq!(out.planned, 24, "only never-called members are planned");
-    let after: BTreeMap<i64, (String, u32)> =
-        f.store.call_list(&f.round, None).unwrap().into_iter().map(|r| (r.member_id, (r.operator, r.seq))).collect();
+    let after: BTreeMap<i64, (String, u32)> = f
+        .store
+        .call_list(&f.round, None)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.member_id, (r.operator, r.seq)))
+        .collect();
     for (member, op) in &called {
         assert_eq!(&after[member].0, op, "called member keeps its operator");
         assert_eq!(after[member], before[member], "and its place");
@@ -284,7 +490,15 @@ fn regenerating_after_calls_touches_only_members_never_called() {
 #[test]
 fn reassigning_an_absent_operator_keeps_the_balance() {
     let f = setup(4, 45, 4);
-    let out = engine::reassign(f.store.as_ref(), &f.round, "op3", vec!["op0".into(), "op1".into(), "op2".into()], 5, "test").unwrap();
+    let out = engine::reassign(
+        f.store.as_ref(),
+        &f.round,
+        "op3",
+        vec!["op0".into(), "op1".into(), "op2".into()],
+        5,
+        "test",
+    )
+    .unwrap();
     assert_eq!(out.planned, 45);
     let list = f.store.call_list(&f.round, None).unwrap();
     let mut totals: BTreeMap<String, u32> = BTreeMap::new();
@@ -295,10 +509,25 @@ fn reassigning_an_absent_operator_keeps_the_balance() {
     }
     assert!(!totals.contains_key("op3"));
     assert_eq!(totals.values().sum::<u32>(), 180);
-    assert!(totals.values().max().unwrap() - totals.values().min().unwrap() <= 1, "{totals:?}");
+    assert!(
+        totals.values().max().unwrap() - totals.values().min().unwrap() <= 1,
+        "{totals:?}"
+    );
     for unit in f.store.units(f.round.id).unwrap() {
-        let counts: Vec<u32> = ["op0", "op1", "op2"].iter().map(|o| per_unit.get(&(unit.id, o.to_string())).copied().unwrap_or(0)).collect();
-        assert!(counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1, "unit {}: {counts:?}", unit.name);
+        let counts: Vec<u32> = ["op0", "op1", "op2"]
+            .iter()
+            .map(|o| {
+                per_unit
+                    .get(&(unit.id, o.to_string()))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect();
+        assert!(
+            counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
+            "unit {}: {counts:?}",
+            unit.name
+        );
     }
 }
 
@@ -318,11 +547,20 @@ fn concurrent_operators_never_share_a_contact_and_lose_no_attempt() {
                 let mut recorded = Vec::new();
                 let mut k = 0;
                 while let Some(c) = store.claim_next(&round, &op, t0).unwrap() {
-                    let input = if (k + i + tab) % 3 == 0 { outcome(Outcome::Refused) } else { complete() };
+                    let input = if (k + i + tab) % 3 == 0 {
+                        outcome(Outcome::Refused)
+                    } else {
+                        complete()
+                    };
                     let r = store.record(&round, &c.token, &op, &input, t0).unwrap();
                     assert!(!r.duplicate);
                     // A network retry of the same submission changes nothing.
-                    assert!(store.record(&round, &c.token, &op, &input, t0).unwrap().duplicate);
+                    assert!(
+                        store
+                            .record(&round, &c.token, &op, &input, t0)
+                            .unwrap()
+                            .duplicate
+                    );
                     recorded.push((c.member.id, r.attempt_id));
                     k += 1;
                 }
@@ -340,7 +578,11 @@ fn concurrent_operators_never_share_a_contact_and_lose_no_attempt() {
     }
     assert_eq!(members.len(), 6 * 45, "every member called exactly once");
     let data = f.store.field_data(&f.round, t0).unwrap();
-    assert_eq!(data.attempts.len(), members.len(), "no attempt lost or duplicated");
+    assert_eq!(
+        data.attempts.len(),
+        members.len(),
+        "no attempt lost or duplicated"
+    );
     let n: i64 = rusqlite::Connection::open(f.store.path())
         .unwrap()
         .query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))

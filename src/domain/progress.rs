@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::disposition::{AttemptFact, Category, DispositionCounts, MemberHistory, MemberState, Outcome, ResponseRates, disposition};
+use super::disposition::{
+    AttemptFact, Category, DispositionCounts, MemberHistory, MemberState, Outcome, ResponseRates,
+    disposition,
+};
 
 /// One member as progress needs it.
 pub struct MemberFacts<'a> {
@@ -98,9 +101,19 @@ pub fn progress<'a>(
     }
     let mut ops: BTreeMap<String, OperatorTally> = BTreeMap::new();
     for m in members {
-        let d = disposition(&MemberHistory { attempts: m.attempts, reopened_at: m.reopened_at }, max_attempts, field_closed);
+        let d = disposition(
+            &MemberHistory {
+                attempts: m.attempts,
+                reopened_at: m.reopened_at,
+            },
+            max_attempts,
+            field_closed,
+        );
         let in_progress = m.in_progress && d.state != MemberState::Final;
-        out.units.entry(m.unit_id).or_default().add(d.state, d.category, in_progress);
+        out.units
+            .entry(m.unit_id)
+            .or_default()
+            .add(d.state, d.category, in_progress);
         out.overall.add(d.state, d.category, in_progress);
         if let Some(op) = m.operator
             && d.state != MemberState::Final
@@ -121,7 +134,8 @@ pub fn progress<'a>(
         .into_iter()
         .map(|(operator, mut t)| {
             t.operator = operator;
-            t.completion_rate = (t.attempts > 0).then(|| f64::from(t.completes) / f64::from(t.attempts));
+            t.completion_rate =
+                (t.attempts > 0).then(|| f64::from(t.completes) / f64::from(t.attempts));
             t
         })
         .collect();
@@ -134,7 +148,11 @@ mod tests {
     use chrono::TimeZone;
 
     fn fact(outcome: Outcome, minute: u32) -> AttemptFact {
-        AttemptFact { outcome, at: Utc.with_ymd_and_hms(2022, 11, 2, 2, minute, 0).unwrap(), appointment: None }
+        AttemptFact {
+            outcome,
+            at: Utc.with_ymd_and_hms(2022, 11, 2, 2, minute, 0).unwrap(),
+            appointment: None,
+        }
     }
 
     #[test]
@@ -143,10 +161,34 @@ mod tests {
         let b = [fact(Outcome::NoAnswer, 1), fact(Outcome::Refused, 2)];
         let c = [fact(Outcome::Busy, 1)];
         let members = vec![
-            MemberFacts { unit_id: 1, operator: Some("op1"), attempts: &a, reopened_at: None, in_progress: false },
-            MemberFacts { unit_id: 1, operator: Some("op1"), attempts: &b, reopened_at: None, in_progress: false },
-            MemberFacts { unit_id: 2, operator: Some("op2"), attempts: &c, reopened_at: None, in_progress: true },
-            MemberFacts { unit_id: 2, operator: Some("op2"), attempts: &[], reopened_at: None, in_progress: false },
+            MemberFacts {
+                unit_id: 1,
+                operator: Some("op1"),
+                attempts: &a,
+                reopened_at: None,
+                in_progress: false,
+            },
+            MemberFacts {
+                unit_id: 1,
+                operator: Some("op1"),
+                attempts: &b,
+                reopened_at: None,
+                in_progress: false,
+            },
+            MemberFacts {
+                unit_id: 2,
+                operator: Some("op2"),
+                attempts: &c,
+                reopened_at: None,
+                in_progress: true,
+            },
+            MemberFacts {
+                unit_id: 2,
+                operator: Some("op2"),
+                attempts: &[],
+                reopened_at: None,
+                in_progress: false,
+            },
         ];
         let attempts = [
             ("op1", Outcome::Complete),
@@ -156,12 +198,18 @@ mod tests {
         ];
         let p = progress(&[1, 2, 3], members, attempts, 5, false);
         let u1 = &p.units[&1];
-        assert_eq!((u1.panel, u1.completes, u1.final_, u1.pending), (2, 1, 2, 0));
+        assert_eq!(
+            (u1.panel, u1.completes, u1.final_, u1.pending),
+            (2, 1, 2, 0)
+        );
         assert_eq!((u1.dispositions.i, u1.dispositions.r), (1, 1));
         // RR1 = I / all eligible = 1/2
         assert_eq!(u1.rates.rr1, Some(0.5));
         let u2 = &p.units[&2];
-        assert_eq!((u2.panel, u2.in_progress, u2.pending, u2.not_attempted), (2, 1, 1, 1));
+        assert_eq!(
+            (u2.panel, u2.in_progress, u2.pending, u2.not_attempted),
+            (2, 1, 1, 1)
+        );
         assert_eq!(u2.dispositions.uh, 2, "busy and not attempted are both UH");
         assert_eq!(p.units[&3].panel, 0);
         assert_eq!(p.units[&3].rates.rr1, None);

@@ -24,17 +24,34 @@ pub enum QueueSlot {
 }
 
 /// The queue slot of a member with plan position `seq`, given its whole history.
-pub fn queue_slot(survey: &Survey, field: &FieldPeriod, history: &MemberHistory, seq: u32, now: DateTime<Utc>) -> QueueSlot {
+pub fn queue_slot(
+    survey: &Survey,
+    field: &FieldPeriod,
+    history: &MemberHistory,
+    seq: u32,
+    now: DateTime<Utc>,
+) -> QueueSlot {
     if history.attempts.is_empty() {
-        return QueueSlot::Place { priority: Priority::FirstCall, sort_key: i64::from(seq) };
+        return QueueSlot::Place {
+            priority: Priority::FirstCall,
+            sort_key: i64::from(seq),
+        };
     }
     match member_next_step(survey, field, history, now) {
         NextStep::Final => QueueSlot::Remove,
         NextStep::Due(at) => {
             let last = history.last_since_reopen();
-            let appointment = last.is_some_and(|a| a.outcome == Outcome::Appointment && a.appointment == Some(at));
-            let priority = if appointment { Priority::Appointment } else { Priority::Retry };
-            QueueSlot::Place { priority, sort_key: at.timestamp_millis() }
+            let appointment = last
+                .is_some_and(|a| a.outcome == Outcome::Appointment && a.appointment == Some(at));
+            let priority = if appointment {
+                Priority::Appointment
+            } else {
+                Priority::Retry
+            };
+            QueueSlot::Place {
+                priority,
+                sort_key: at.timestamp_millis(),
+            }
         }
     }
 }
@@ -50,7 +67,10 @@ mod tests {
     }
 
     fn field() -> FieldPeriod {
-        FieldPeriod { start: NaiveDate::from_ymd_opt(2022, 11, 1).unwrap(), end: NaiveDate::from_ymd_opt(2022, 11, 30).unwrap() }
+        FieldPeriod {
+            start: NaiveDate::from_ymd_opt(2022, 11, 1).unwrap(),
+            end: NaiveDate::from_ymd_opt(2022, 11, 30).unwrap(),
+        }
     }
 
     fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -60,34 +80,74 @@ mod tests {
 
     #[test]
     fn first_calls_keep_plan_order() {
-        let h = MemberHistory { attempts: &[], reopened_at: None };
+        let h = MemberHistory {
+            attempts: &[],
+            reopened_at: None,
+        };
         assert_eq!(
             queue_slot(&survey(), &field(), &h, 7, at(10, 0)),
-            QueueSlot::Place { priority: Priority::FirstCall, sort_key: 7 }
+            QueueSlot::Place {
+                priority: Priority::FirstCall,
+                sort_key: 7
+            }
         );
     }
 
     #[test]
     fn no_answer_becomes_a_retry_and_an_appointment_comes_first() {
         let s = survey();
-        let tries = [AttemptFact { outcome: Outcome::NoAnswer, at: at(10, 0), appointment: None }];
-        let h = MemberHistory { attempts: &tries, reopened_at: None };
-        let QueueSlot::Place { priority, sort_key } = queue_slot(&s, &field(), &h, 1, at(10, 0)) else { panic!() };
+        let tries = [AttemptFact {
+            outcome: Outcome::NoAnswer,
+            at: at(10, 0),
+            appointment: None,
+        }];
+        let h = MemberHistory {
+            attempts: &tries,
+            reopened_at: None,
+        };
+        let QueueSlot::Place { priority, sort_key } = queue_slot(&s, &field(), &h, 1, at(10, 0))
+        else {
+            panic!()
+        };
         assert_eq!(priority, Priority::Retry);
-        assert_eq!(sort_key, at(14, 30).timestamp_millis(), "afternoon window, a different one");
+        assert_eq!(
+            sort_key,
+            at(14, 30).timestamp_millis(),
+            "afternoon window, a different one"
+        );
         let when = at(19, 0);
-        let tries = [AttemptFact { outcome: Outcome::Appointment, at: at(10, 0), appointment: Some(when) }];
-        let h = MemberHistory { attempts: &tries, reopened_at: None };
+        let tries = [AttemptFact {
+            outcome: Outcome::Appointment,
+            at: at(10, 0),
+            appointment: Some(when),
+        }];
+        let h = MemberHistory {
+            attempts: &tries,
+            reopened_at: None,
+        };
         assert_eq!(
             queue_slot(&s, &field(), &h, 1, at(10, 0)),
-            QueueSlot::Place { priority: Priority::Appointment, sort_key: when.timestamp_millis() }
+            QueueSlot::Place {
+                priority: Priority::Appointment,
+                sort_key: when.timestamp_millis()
+            }
         );
     }
 
     #[test]
     fn final_members_leave_the_queue() {
-        let tries = [AttemptFact { outcome: Outcome::Refused, at: at(10, 0), appointment: None }];
-        let h = MemberHistory { attempts: &tries, reopened_at: None };
-        assert_eq!(queue_slot(&survey(), &field(), &h, 1, at(10, 0)), QueueSlot::Remove);
+        let tries = [AttemptFact {
+            outcome: Outcome::Refused,
+            at: at(10, 0),
+            appointment: None,
+        }];
+        let h = MemberHistory {
+            attempts: &tries,
+            reopened_at: None,
+        };
+        assert_eq!(
+            queue_slot(&survey(), &field(), &h, 1, at(10, 0)),
+            QueueSlot::Remove
+        );
     }
 }

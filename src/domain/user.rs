@@ -59,12 +59,22 @@ pub enum UserError {
 
 pub fn validate_login(login: &str) -> Result<(), UserError> {
     let ok = (2..=32).contains(&login.len())
-        && login.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
-    if ok { Ok(()) } else { Err(UserError::BadLogin(login.to_string())) }
+        && login
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(UserError::BadLogin(login.to_string()))
+    }
 }
 
 pub fn validate_password(password: &str) -> Result<(), UserError> {
-    if password.chars().count() >= 10 { Ok(()) } else { Err(UserError::WeakPassword) }
+    if password.chars().count() >= 10 {
+        Ok(())
+    } else {
+        Err(UserError::WeakPassword)
+    }
 }
 
 /// A random password for `user add` without one: 16 characters without look-alikes.
@@ -94,7 +104,9 @@ pub fn hash_password(password: &str) -> String {
 
 pub fn verify_password(password: &str, phc: &str) -> bool {
     use argon2::PasswordVerifier;
-    argon2::Argon2::default().verify_password(password.as_bytes(), phc).is_ok()
+    argon2::Argon2::default()
+        .verify_password(password.as_bytes(), phc)
+        .is_ok()
 }
 
 #[cfg(test)]

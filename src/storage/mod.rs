@@ -127,7 +127,13 @@ pub trait Storage: Send + Sync {
     fn create_round(&self, round: &NewRound, actor: &str) -> Result<RoundRecord>;
     fn rounds(&self) -> Result<Vec<RoundSummary>>;
     fn round(&self, key: &str) -> Result<RoundRecord>;
-    fn set_field_period(&self, round: &RoundRecord, start: NaiveDate, end: NaiveDate, actor: &str) -> Result<()>;
+    fn set_field_period(
+        &self,
+        round: &RoundRecord,
+        start: NaiveDate,
+        end: NaiveDate,
+        actor: &str,
+    ) -> Result<()>;
     fn units(&self, round_id: i64) -> Result<Vec<UnitRecord>>;
     /// Inserts units all together or none.
     fn add_units(&self, round: &RoundRecord, units: &[NewUnit], actor: &str) -> Result<usize>;
@@ -341,18 +347,40 @@ pub trait CallStore: Send + Sync {
     fn user(&self, login: &str) -> Result<UserRecord>;
     fn set_user_active(&self, login: &str, active: bool, actor: &str) -> Result<()>;
     fn set_password(&self, login: &str, password_hash: &str, actor: &str) -> Result<()>;
-    fn exclude_operator(&self, round: &RoundRecord, login: &str, unit_id: i64, actor: &str) -> Result<()>;
+    fn exclude_operator(
+        &self,
+        round: &RoundRecord,
+        login: &str,
+        unit_id: i64,
+        actor: &str,
+    ) -> Result<()>;
 
     fn plan_state(&self, round: &RoundRecord) -> Result<PlanState>;
     /// Stores assignments (replacing those of the same members) and their queue rows.
-    fn apply_plan(&self, round: &RoundRecord, plan: &NewPlan, assignments: &[Assignment], actor: &str) -> Result<PlanRecord>;
+    fn apply_plan(
+        &self,
+        round: &RoundRecord,
+        plan: &NewPlan,
+        assignments: &[Assignment],
+        actor: &str,
+    ) -> Result<PlanRecord>;
     fn plans(&self, round: &RoundRecord) -> Result<Vec<PlanRecord>>;
     /// Pending (unclaimed, open) assignments of one operator, and the loads of everyone else.
     fn pending_assignments(&self, round: &RoundRecord) -> Result<Vec<Assignment>>;
 
-    fn claim_next(&self, round: &RoundRecord, operator: &UserRecord, now: DateTime<Utc>) -> Result<Option<Claim>>;
+    fn claim_next(
+        &self,
+        round: &RoundRecord,
+        operator: &UserRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claim>>;
     /// Claims an operator holds now (a reloaded page resumes them).
-    fn held_claims(&self, round: &RoundRecord, operator: &UserRecord, now: DateTime<Utc>) -> Result<Vec<Claim>>;
+    fn held_claims(
+        &self,
+        round: &RoundRecord,
+        operator: &UserRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>>;
     fn release(&self, token: &str, operator: &UserRecord) -> Result<bool>;
     fn record(
         &self,
@@ -362,9 +390,30 @@ pub trait CallStore: Send + Sync {
         input: &AttemptInput,
         now: DateTime<Utc>,
     ) -> Result<Recorded, RecordError>;
-    fn fix_phone(&self, round: &RoundRecord, member_id: i64, phone: &str, reason: &str, actor: &str, now: DateTime<Utc>) -> Result<()>;
-    fn reopen(&self, round: &RoundRecord, member_id: i64, reason: &str, actor: &str, now: DateTime<Utc>) -> Result<()>;
+    fn fix_phone(
+        &self,
+        round: &RoundRecord,
+        member_id: i64,
+        phone: &str,
+        reason: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    fn reopen(
+        &self,
+        round: &RoundRecord,
+        member_id: i64,
+        reason: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
     fn field_data(&self, round: &RoundRecord, now: DateTime<Utc>) -> Result<FieldData>;
     fn call_list(&self, round: &RoundRecord, operator: Option<&str>) -> Result<Vec<CallListRow>>;
-    fn import_attempts(&self, round: &RoundRecord, attempts: &[ImportedAttempt], actor: &str, now: DateTime<Utc>) -> Result<usize>;
+    fn import_attempts(
+        &self,
+        round: &RoundRecord,
+        attempts: &[ImportedAttempt],
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize>;
 }

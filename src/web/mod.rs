@@ -1,5 +1,6 @@
 //! The web console and HTTP API: one module per feature, merged here over one shared state.
 
+mod api;
 mod error;
 mod pages;
 
@@ -16,18 +17,18 @@ use tower_http::trace::TraceLayer;
 
 pub use error::WebError;
 
-use crate::storage::Storage;
+use crate::engine::Store;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Storage>,
+    pub store: Arc<dyn Store>,
 }
 
 impl AppState {
     /// Runs blocking storage work off the async threads.
     pub async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&dyn Storage) -> Result<T, WebError> + Send + 'static,
+        f: impl FnOnce(&dyn Store) -> Result<T, WebError> + Send + 'static,
     ) -> Result<T, WebError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || f(store.as_ref()))
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/static/style.css", get(style_css))
         .merge(pages::router())
+        .merge(api::router())
         .with_state(state)
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
@@ -63,7 +65,7 @@ async fn style_css() -> impl IntoResponse {
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
 pub async fn serve(
     listener: TcpListener,
-    store: Arc<dyn Storage>,
+    store: Arc<dyn Store>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(AppState { store });

@@ -44,8 +44,12 @@ fn attempt_from_row(r: &rusqlite::Row) -> rusqlite::Result<AttemptRecord> {
         recorded_at_ms: r.get(6)?,
         outcome: Outcome::parse(&outcome).unwrap_or(Outcome::NoAnswer),
         aapor_code: r.get(8)?,
-        answers: answers.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
-        answer_ms: answer_ms.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
+        answers: answers
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default(),
+        answer_ms: answer_ms
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default(),
         comment: r.get(11)?,
         appointment_at_ms: r.get(12)?,
         source: r.get(13)?,
@@ -62,12 +66,16 @@ fn member_attempts(c: &Connection, member_id: i64) -> rusqlite::Result<Vec<Attem
 }
 
 fn reopened_at(c: &Connection, member_id: i64) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    let ms: Option<i64> =
-        c.prepare_cached("SELECT MAX(at) FROM reopenings WHERE member_id = ?1")?.query_row([member_id], |r| r.get(0))?;
+    let ms: Option<i64> = c
+        .prepare_cached("SELECT MAX(at) FROM reopenings WHERE member_id = ?1")?
+        .query_row([member_id], |r| r.get(0))?;
     Ok(ms.map(ms_to_utc))
 }
 
-fn member_record(c: &Connection, member_id: i64) -> rusqlite::Result<(MemberRecord, UnitKind, i64)> {
+fn member_record(
+    c: &Connection,
+    member_id: i64,
+) -> rusqlite::Result<(MemberRecord, UnitKind, i64)> {
     c.prepare_cached(
         "SELECT m.id, m.unit_id, u.name, m.name, m.phone, m.phone_alt, m.category, m.organization, m.note, u.kind, u.round_id
          FROM members m JOIN units u ON u.id = m.unit_id WHERE m.id = ?1",
@@ -92,21 +100,32 @@ fn member_record(c: &Connection, member_id: i64) -> rusqlite::Result<(MemberReco
 }
 
 /// Recomputes a member's queue row from its history. `clear_claim` ends any claim on it.
-fn refresh_queue(c: &Connection, round: &RoundRecord, member_id: i64, now: DateTime<Utc>, clear_claim: bool) -> Result<()> {
+fn refresh_queue(
+    c: &Connection,
+    round: &RoundRecord,
+    member_id: i64,
+    now: DateTime<Utc>,
+    clear_claim: bool,
+) -> Result<()> {
     let assignment: Option<(i64, u32)> = c
         .prepare_cached("SELECT operator_id, seq FROM assignments WHERE member_id = ?1")?
         .query_row([member_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((operator_id, seq)) = assignment else {
-        c.prepare_cached("DELETE FROM queue WHERE member_id = ?1")?.execute([member_id])?;
+        c.prepare_cached("DELETE FROM queue WHERE member_id = ?1")?
+            .execute([member_id])?;
         return Ok(());
     };
     let attempts = member_attempts(c, member_id)?;
     let facts: Vec<_> = attempts.iter().map(AttemptRecord::fact).collect();
-    let history = MemberHistory { attempts: &facts, reopened_at: reopened_at(c, member_id)? };
+    let history = MemberHistory {
+        attempts: &facts,
+        reopened_at: reopened_at(c, member_id)?,
+    };
     match queue_slot(&round.survey, &round.field_period(), &history, seq, now) {
         QueueSlot::Remove => {
-            c.prepare_cached("DELETE FROM queue WHERE member_id = ?1")?.execute([member_id])?;
+            c.prepare_cached("DELETE FROM queue WHERE member_id = ?1")?
+                .execute([member_id])?;
         }
         QueueSlot::Place { priority, sort_key } => {
             c.prepare_cached(
@@ -130,7 +149,13 @@ fn new_token() -> String {
     format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64())
 }
 
-fn claim_view(c: &Connection, token: &str, member_id: i64, claimed_at: i64, expires: i64) -> Result<Claim> {
+fn claim_view(
+    c: &Connection,
+    token: &str,
+    member_id: i64,
+    claimed_at: i64,
+    expires: i64,
+) -> Result<Claim> {
     let (member, unit_kind, _) = member_record(c, member_id)?;
     let earlier = member_attempts(c, member_id)?;
     let appointment_at_ms = earlier
@@ -187,7 +212,9 @@ impl CallStore for SqliteStore {
     fn users(&self) -> Result<Vec<UserRecord>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached("SELECT * FROM users ORDER BY role, login")?;
-            Ok(stmt.query_map([], user_from_row)?.collect::<rusqlite::Result<_>>()?)
+            Ok(stmt
+                .query_map([], user_from_row)?
+                .collect::<rusqlite::Result<_>>()?)
         })
     }
 
@@ -202,26 +229,58 @@ impl CallStore for SqliteStore {
 
     fn set_user_active(&self, login: &str, active: bool, actor: &str) -> Result<()> {
         self.write(|tx| {
-            let n = tx.execute("UPDATE users SET active = ?1 WHERE login = ?2", params![active, login])?;
+            let n = tx.execute(
+                "UPDATE users SET active = ?1 WHERE login = ?2",
+                params![active, login],
+            )?;
             if n == 0 {
                 return Err(StorageError::NotFound(format!("没有用户 `{login}`")));
             }
-            let action = if active { "user.enable" } else { "user.disable" };
-            append_audit(tx, &AuditEvent { actor, action, round_key: None, detail: serde_json::json!({ "login": login }) })
+            let action = if active {
+                "user.enable"
+            } else {
+                "user.disable"
+            };
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action,
+                    round_key: None,
+                    detail: serde_json::json!({ "login": login }),
+                },
+            )
         })
     }
 
     fn set_password(&self, login: &str, password_hash: &str, actor: &str) -> Result<()> {
         self.write(|tx| {
-            let n = tx.execute("UPDATE users SET password_hash = ?1 WHERE login = ?2", params![password_hash, login])?;
+            let n = tx.execute(
+                "UPDATE users SET password_hash = ?1 WHERE login = ?2",
+                params![password_hash, login],
+            )?;
             if n == 0 {
                 return Err(StorageError::NotFound(format!("没有用户 `{login}`")));
             }
-            append_audit(tx, &AuditEvent { actor, action: "user.password", round_key: None, detail: serde_json::json!({ "login": login }) })
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "user.password",
+                    round_key: None,
+                    detail: serde_json::json!({ "login": login }),
+                },
+            )
         })
     }
 
-    fn exclude_operator(&self, round: &RoundRecord, login: &str, unit_id: i64, actor: &str) -> Result<()> {
+    fn exclude_operator(
+        &self,
+        round: &RoundRecord,
+        login: &str,
+        unit_id: i64,
+        actor: &str,
+    ) -> Result<()> {
         self.write(|tx| {
             ensure_unlocked(tx, round.id)?;
             let op = operator_id(tx, login)?;
@@ -287,7 +346,13 @@ impl CallStore for SqliteStore {
         })
     }
 
-    fn apply_plan(&self, round: &RoundRecord, plan: &NewPlan, assignments: &[Assignment], actor: &str) -> Result<PlanRecord> {
+    fn apply_plan(
+        &self,
+        round: &RoundRecord,
+        plan: &NewPlan,
+        assignments: &[Assignment],
+        actor: &str,
+    ) -> Result<PlanRecord> {
         let now = Utc::now();
         let plan_id = self.write(|tx| {
             ensure_unlocked(tx, round.id)?;
@@ -378,10 +443,16 @@ impl CallStore for SqliteStore {
         })
     }
 
-    fn claim_next(&self, round: &RoundRecord, operator: &UserRecord, now: DateTime<Utc>) -> Result<Option<Claim>> {
+    fn claim_next(
+        &self,
+        round: &RoundRecord,
+        operator: &UserRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claim>> {
         let now_ms = now.timestamp_millis();
         let lease_ms = i64::from(round.survey.calling.lease_minutes) * 60_000;
-        let first_calls_open = crate::domain::schedule::may_call_now(&round.survey, &round.field_period(), now);
+        let first_calls_open =
+            crate::domain::schedule::may_call_now(&round.survey, &round.field_period(), now);
         self.write(|tx| {
             ensure_unlocked(tx, round.id)?;
             let mut found: Option<i64> = None;
@@ -421,7 +492,12 @@ impl CallStore for SqliteStore {
         })
     }
 
-    fn held_claims(&self, round: &RoundRecord, operator: &UserRecord, now: DateTime<Utc>) -> Result<Vec<Claim>> {
+    fn held_claims(
+        &self,
+        round: &RoundRecord,
+        operator: &UserRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claim>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT claim_token, member_id, claimed_at, claim_expires FROM queue
@@ -456,7 +532,9 @@ impl CallStore for SqliteStore {
     ) -> Result<Recorded, RecordError> {
         let now_ms = now.timestamp_millis();
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(map_full)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(map_full)?;
         ensure_unlocked(&tx, round.id)?;
         // The same token recorded before: answer as then, store nothing (double submit, retry).
         let done: Option<(i64, i64, u32, String, i64)> = tx
@@ -490,13 +568,24 @@ impl CallStore for SqliteStore {
         if expires <= now_ms {
             tx.execute("UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL WHERE member_id = ?1", [member_id])?;
             tx.commit().map_err(map_full)?;
-            return Err(RecordError::Expired { minutes: round.survey.calling.lease_minutes });
+            return Err(RecordError::Expired {
+                minutes: round.survey.calling.lease_minutes,
+            });
         }
-        let outcome = input.outcome.ok_or(RecordError::Invalid(crate::domain::disposition::AttemptError::AppointmentMissing))?;
+        let outcome = input.outcome.ok_or(RecordError::Invalid(
+            crate::domain::disposition::AttemptError::AppointmentMissing,
+        ))?;
         let attempts = member_attempts(&tx, member_id)?;
         let facts: Vec<_> = attempts.iter().map(AttemptRecord::fact).collect();
-        let history = MemberHistory { attempts: &facts, reopened_at: reopened_at(&tx, member_id)? };
-        let current = disposition(&history, round.survey.calling.max_attempts, round.field_closed(now));
+        let history = MemberHistory {
+            attempts: &facts,
+            reopened_at: reopened_at(&tx, member_id)?,
+        };
+        let current = disposition(
+            &history,
+            round.survey.calling.max_attempts,
+            round.field_closed(now),
+        );
         let tz = round.survey.timezone();
         validate_attempt(
             outcome,
@@ -509,8 +598,10 @@ impl CallStore for SqliteStore {
             &current,
         )?;
         let attempt_no = attempts.len() as u32 + 1;
-        let answers = (!input.answers.is_empty()).then(|| serde_json::to_string(&input.answers).unwrap_or_default());
-        let answer_ms = (!input.answer_ms.is_empty()).then(|| serde_json::to_string(&input.answer_ms).unwrap_or_default());
+        let answers = (!input.answers.is_empty())
+            .then(|| serde_json::to_string(&input.answers).unwrap_or_default());
+        let answer_ms = (!input.answer_ms.is_empty())
+            .then(|| serde_json::to_string(&input.answer_ms).unwrap_or_default());
         tx.prepare_cached(
             "INSERT INTO attempts (member_id, operator_id, attempt_no, claim_token, claimed_at, recorded_at, outcome, aapor_code,
                                    answers, answer_ms, comment, appointment_at, source)
@@ -534,17 +625,38 @@ impl CallStore for SqliteStore {
         let attempt_id = tx.last_insert_rowid();
         refresh_queue(&tx, round, member_id, now, true)?;
         tx.commit().map_err(map_full)?;
-        Ok(Recorded { attempt_id, member_id, attempt_no, outcome, duplicate: false })
+        Ok(Recorded {
+            attempt_id,
+            member_id,
+            attempt_no,
+            outcome,
+            duplicate: false,
+        })
     }
 
-    fn fix_phone(&self, round: &RoundRecord, member_id: i64, phone: &str, reason: &str, actor: &str, now: DateTime<Utc>) -> Result<()> {
+    fn fix_phone(
+        &self,
+        round: &RoundRecord,
+        member_id: i64,
+        phone: &str,
+        reason: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         self.write(|tx| {
             ensure_unlocked(tx, round.id)?;
             let (member, _, member_round) = member_record(tx, member_id)?;
             if member_round != round.id {
-                return Err(StorageError::NotFound(format!("代表 {member_id} 不在轮次 {} 中", round.key)));
+                return Err(StorageError::NotFound(format!(
+                    "代表 {member_id} 不在轮次 {} 中",
+                    round.key
+                )));
             }
-            tx.execute("UPDATE members SET phone = ?1 WHERE id = ?2", params![phone, member_id]).map_err(|e| {
+            tx.execute(
+                "UPDATE members SET phone = ?1 WHERE id = ?2",
+                params![phone, member_id],
+            )
+            .map_err(|e| {
                 if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
                     StorageError::Conflict("该号码已在该单位的代表名单中".into())
                 } else {
@@ -553,7 +665,12 @@ impl CallStore for SqliteStore {
             })?;
             tx.execute(
                 "INSERT INTO reopenings (member_id, at, reason, actor) VALUES (?1, ?2, ?3, ?4)",
-                params![member_id, now.timestamp_millis(), format!("更正号码: {reason}"), actor],
+                params![
+                    member_id,
+                    now.timestamp_millis(),
+                    format!("更正号码: {reason}"),
+                    actor
+                ],
             )?;
             refresh_queue(tx, round, member_id, now, false)?;
             append_audit(
@@ -573,12 +690,22 @@ impl CallStore for SqliteStore {
         })
     }
 
-    fn reopen(&self, round: &RoundRecord, member_id: i64, reason: &str, actor: &str, now: DateTime<Utc>) -> Result<()> {
+    fn reopen(
+        &self,
+        round: &RoundRecord,
+        member_id: i64,
+        reason: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         self.write(|tx| {
             ensure_unlocked(tx, round.id)?;
             let (_, _, member_round) = member_record(tx, member_id)?;
             if member_round != round.id {
-                return Err(StorageError::NotFound(format!("代表 {member_id} 不在轮次 {} 中", round.key)));
+                return Err(StorageError::NotFound(format!(
+                    "代表 {member_id} 不在轮次 {} 中",
+                    round.key
+                )));
             }
             tx.execute(
                 "INSERT INTO reopenings (member_id, at, reason, actor) VALUES (?1, ?2, ?3, ?4)",
@@ -656,7 +783,13 @@ impl CallStore for SqliteStore {
         })
     }
 
-    fn import_attempts(&self, round: &RoundRecord, attempts: &[ImportedAttempt], actor: &str, now: DateTime<Utc>) -> Result<usize> {
+    fn import_attempts(
+        &self,
+        round: &RoundRecord,
+        attempts: &[ImportedAttempt],
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
         self.write(|tx| {
             ensure_unlocked(tx, round.id)?;
             let mut touched = BTreeSet::new();

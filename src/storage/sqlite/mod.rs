@@ -19,15 +19,18 @@ use crate::domain::roster::{MemberCategory, NewMember, RosterUnit};
 use crate::domain::survey::Survey;
 use crate::domain::unit::{NewUnit, UnitKind};
 
-static MIGRATIONS: LazyLock<Migrations<'static>> =
-    LazyLock::new(|| Migrations::new(vec![
+static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
+    Migrations::new(vec![
         M::up(include_str!("../migrations/001_foundation.sql")),
         M::up(include_str!("../migrations/002_engine.sql")),
-    ]));
+        M::up(include_str!("../migrations/003_web.sql")),
+        M::up(include_str!("../migrations/004_results.sql")),
+    ])
+});
 
 /// The number of schema versions this build knows.
 pub fn schema_version() -> usize {
-    2
+    4
 }
 
 pub struct SqliteStore {
@@ -289,12 +292,22 @@ impl Storage for SqliteStore {
         }
     }
 
-    fn set_field_period(&self, round: &RoundRecord, start: NaiveDate, end: NaiveDate, actor: &str) -> Result<()> {
+    fn set_field_period(
+        &self,
+        round: &RoundRecord,
+        start: NaiveDate,
+        end: NaiveDate,
+        actor: &str,
+    ) -> Result<()> {
         self.write(|tx| {
             ensure_unlocked(tx, round.id)?;
             tx.execute(
                 "UPDATE rounds SET field_start = ?1, field_end = ?2 WHERE id = ?3",
-                params![start.format("%Y-%m-%d").to_string(), end.format("%Y-%m-%d").to_string(), round.id],
+                params![
+                    start.format("%Y-%m-%d").to_string(),
+                    end.format("%Y-%m-%d").to_string(),
+                    round.id
+                ],
             )?;
             append_audit(
                 tx,

@@ -9,10 +9,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::domain::phone::mask_canonical;
 use crate::domain::survey::Survey;
-use crate::imports::{self, ImportReport, RosterImport};
-use crate::storage::sqlite::SqliteStore;
 use crate::domain::user::{self, Role};
 use crate::engine;
+use crate::imports::{self, ImportReport, RosterImport};
+use crate::storage::sqlite::SqliteStore;
 use crate::storage::{AttemptInput, CallStore, NewRound, NewUser, Storage};
 
 #[derive(Parser)]
@@ -388,12 +388,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Calls(cmd) => calls(&open(&cli.db)?, cmd),
-        Command::Attempts(AttemptsCmd::Import { round, file, common }) => {
+        Command::Attempts(AttemptsCmd::Import {
+            round,
+            file,
+            common,
+        }) => {
             let store = open(&cli.db)?;
             let round = store.round(&round)?;
             let table = imports::read_file(&file, common.encoding.as_deref())
                 .with_context(|| format!("reading {}", file.display()))?;
-            let report = imports::attempts_import(&store, &round, &table, common.skip_invalid, &cli_actor(), chrono::Utc::now())?;
+            let report = imports::attempts_import(
+                &store,
+                &round,
+                &table,
+                common.skip_invalid,
+                &cli_actor(),
+                chrono::Utc::now(),
+            )?;
             finish_import(&report, &common, "条拨打记录")
         }
         Command::Progress { round, json } => {
@@ -407,12 +418,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Roster(RosterCmd::FixPhone { round, member, phone, reason, area_code }) => {
+        Command::Roster(RosterCmd::FixPhone {
+            round,
+            member,
+            phone,
+            reason,
+            area_code,
+        }) => {
             let store = open(&cli.db)?;
             let round = store.round(&round)?;
             let parsed = crate::domain::phone::parse_phone(&phone, area_code.as_deref())?;
-            store.fix_phone(&round, member, parsed.canonical(), &reason, &cli_actor(), chrono::Utc::now())?;
-            println!("已更正代表 {member} 的号码为 {},该代表重新进入拨打队列。", parsed.masked());
+            store.fix_phone(
+                &round,
+                member,
+                parsed.canonical(),
+                &reason,
+                &cli_actor(),
+                chrono::Utc::now(),
+            )?;
+            println!(
+                "已更正代表 {member} 的号码为 {},该代表重新进入拨打队列。",
+                parsed.masked()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve(cli.db, args, false),
@@ -493,7 +520,11 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
             println!("轮次 {key} 的调查期改为 {from} 至 {to}。");
             Ok(ExitCode::SUCCESS)
         }
-        RoundCmd::Reopen { key, member, reason } => {
+        RoundCmd::Reopen {
+            key,
+            member,
+            reason,
+        } => {
             let round = store.round(&key)?;
             if reason.trim().is_empty() {
                 bail!("--reason must say why the member is reopened");
@@ -516,19 +547,33 @@ fn find_unit(store: &SqliteStore, round: &crate::storage::RoundRecord, name: &st
 
 fn user(store: &SqliteStore, cmd: UserCmd) -> Result<ExitCode> {
     match cmd {
-        UserCmd::Add { login, name, role, password_env } => {
+        UserCmd::Add {
+            login,
+            name,
+            role,
+            password_env,
+        } => {
             user::validate_login(&login)?;
             let role = Role::parse(&role).ok_or_else(|| user::UserError::BadRole(role.clone()))?;
             if name.trim().is_empty() {
                 return Err(user::UserError::MissingName.into());
             }
             let (password, generated) = match password_env {
-                Some(var) => (std::env::var(&var).with_context(|| format!("environment variable {var} is not set"))?, false),
+                Some(var) => (
+                    std::env::var(&var)
+                        .with_context(|| format!("environment variable {var} is not set"))?,
+                    false,
+                ),
                 None => (user::generate_password(&mut rand::rng()), true),
             };
             user::validate_password(&password)?;
             let u = store.add_user(
-                &NewUser { login, name, role, password_hash: user::hash_password(&password) },
+                &NewUser {
+                    login,
+                    name,
+                    role,
+                    password_hash: user::hash_password(&password),
+                },
                 &cli_actor(),
             )?;
             println!("已添加用户 {}({},{})", u.login, u.name, u.role.label());
@@ -560,7 +605,11 @@ fn user(store: &SqliteStore, cmd: UserCmd) -> Result<ExitCode> {
 fn calls(store: &SqliteStore, cmd: CallsCmd) -> Result<ExitCode> {
     let now = chrono::Utc::now();
     match cmd {
-        CallsCmd::Generate { round, operators, seed } => {
+        CallsCmd::Generate {
+            round,
+            operators,
+            seed,
+        } => {
             let round = store.round(&round)?;
             let ops = engine::plan_operators(store, operators.as_deref())?;
             let seed = seed.unwrap_or_else(engine::random_seed);
@@ -575,15 +624,26 @@ fn calls(store: &SqliteStore, cmd: CallsCmd) -> Result<ExitCode> {
                 out.plan.digest
             );
             if out.called > 0 {
-                println!("已拨打过的 {} 名代表保持原分配不变,只重新安排从未拨打的代表。", out.called);
+                println!(
+                    "已拨打过的 {} 名代表保持原分配不变,只重新安排从未拨打的代表。",
+                    out.called
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
-        CallsCmd::Reassign { round, from, to, seed } => {
+        CallsCmd::Reassign {
+            round,
+            from,
+            to,
+            seed,
+        } => {
             let round = store.round(&round)?;
             let targets = match to {
                 Some(t) => engine::plan_operators(store, Some(&t))?,
-                None => engine::plan_operators(store, None)?.into_iter().filter(|l| *l != from).collect(),
+                None => engine::plan_operators(store, None)?
+                    .into_iter()
+                    .filter(|l| *l != from)
+                    .collect(),
             };
             let seed = seed.unwrap_or_else(engine::random_seed);
             let out = engine::reassign(store, &round, &from, targets, seed, &cli_actor())?;
@@ -596,22 +656,43 @@ fn calls(store: &SqliteStore, cmd: CallsCmd) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        CallsCmd::Export { round, operator, out, reveal_phones } => {
+        CallsCmd::Export {
+            round,
+            operator,
+            out,
+            reveal_phones,
+        } => {
             let round = store.round(&round)?;
-            let rows = engine::call_list_rows(store, &round, operator.as_deref(), reveal_phones, now)?;
+            let rows =
+                engine::call_list_rows(store, &round, operator.as_deref(), reveal_phones, now)?;
             store.audit(&crate::storage::AuditEvent {
                 actor: &cli_actor(),
-                action: if reveal_phones { "export.call_list.reveal_phones" } else { "export.call_list" },
+                action: if reveal_phones {
+                    "export.call_list.reveal_phones"
+                } else {
+                    "export.call_list"
+                },
                 round_key: Some(&round.key),
                 detail: serde_json::json!({ "operator": operator, "rows": rows.len() }),
             })?;
             match out {
                 Some(path) => {
-                    let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-                    crate::tabular::write_csv(std::io::BufWriter::new(file), &engine::CALL_LIST_COLUMNS, rows, true)?;
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    crate::tabular::write_csv(
+                        std::io::BufWriter::new(file),
+                        &engine::CALL_LIST_COLUMNS,
+                        rows,
+                        true,
+                    )?;
                     eprintln!("已写出拨打清单 {}", path.display());
                 }
-                None => crate::tabular::write_csv(std::io::stdout().lock(), &engine::CALL_LIST_COLUMNS, rows, true)?,
+                None => crate::tabular::write_csv(
+                    std::io::stdout().lock(),
+                    &engine::CALL_LIST_COLUMNS,
+                    rows,
+                    true,
+                )?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -624,10 +705,19 @@ fn calls(store: &SqliteStore, cmd: CallsCmd) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        CallsCmd::Record { round, operator, token, outcome, answers, comment, appointment } => {
+        CallsCmd::Record {
+            round,
+            operator,
+            token,
+            outcome,
+            answers,
+            comment,
+            appointment,
+        } => {
             let round = store.round(&round)?;
             let op = store.user(&operator)?;
-            let outcome = crate::domain::disposition::Outcome::parse(&outcome).ok_or_else(|| anyhow!("unknown outcome `{outcome}`"))?;
+            let outcome = crate::domain::disposition::Outcome::parse(&outcome)
+                .ok_or_else(|| anyhow!("unknown outcome `{outcome}`"))?;
             let answers = if answers.trim().is_empty() {
                 Vec::new()
             } else {
@@ -635,15 +725,28 @@ fn calls(store: &SqliteStore, cmd: CallsCmd) -> Result<ExitCode> {
                     .split(',')
                     .map(|a| match a.trim() {
                         "" => Ok(None),
-                        t => round.survey.find_level(t).map(Some).ok_or_else(|| anyhow!("unknown answer `{t}`")),
+                        t => round
+                            .survey
+                            .find_level(t)
+                            .map(Some)
+                            .ok_or_else(|| anyhow!("unknown answer `{t}`")),
                     })
                     .collect::<Result<Vec<_>>>()?
             };
             let appointment = match appointment {
-                Some(t) => Some(imports::parse_local_time(&t, round.survey.timezone()).ok_or_else(|| anyhow!("unknown time `{t}`"))?),
+                Some(t) => Some(
+                    imports::parse_local_time(&t, round.survey.timezone())
+                        .ok_or_else(|| anyhow!("unknown time `{t}`"))?,
+                ),
                 None => None,
             };
-            let input = AttemptInput { outcome: Some(outcome), answers, answer_ms: Vec::new(), comment, appointment };
+            let input = AttemptInput {
+                outcome: Some(outcome),
+                answers,
+                answer_ms: Vec::new(),
+                comment,
+                appointment,
+            };
             let rec = store.record(&round, &token, &op, &input, now)?;
             println!("{}", serde_json::to_string_pretty(&rec)?);
             Ok(ExitCode::SUCCESS)
@@ -657,11 +760,20 @@ fn calls(store: &SqliteStore, cmd: CallsCmd) -> Result<ExitCode> {
 }
 
 fn pct(x: Option<f64>) -> String {
-    x.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "—".into())
+    x.map(|v| format!("{:.1}%", v * 100.0))
+        .unwrap_or_else(|| "—".into())
 }
 
 fn print_progress(p: &engine::ProgressReport) {
-    println!("轮次 {}{}", p.round, if p.field_closed { "(调查期已结束)" } else { "" });
+    println!(
+        "轮次 {}{}",
+        p.round,
+        if p.field_closed {
+            "(调查期已结束)"
+        } else {
+            ""
+        }
+    );
     println!("单位\t代表\t完成\t部分\t待拨\t通话中\t已结案\tRR1\tRR2\tCOOP1\tREF1\tCON1");
     let line = |name: &str, t: &crate::domain::progress::Tally| {
         println!(
@@ -686,7 +798,14 @@ fn print_progress(p: &engine::ProgressReport) {
     println!();
     println!("话务员\t拨打次数\t完成\t完成率\t未结案");
     for o in &p.operators {
-        println!("{}\t{}\t{}\t{}\t{}", o.operator, o.attempts, o.completes, pct(o.completion_rate), o.open_assigned);
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            o.operator,
+            o.attempts,
+            o.completes,
+            pct(o.completion_rate),
+            o.open_assigned
+        );
     }
 }
 

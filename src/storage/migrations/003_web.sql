@@ -1,0 +1,2 @@
+-- Web sessions and sign-in throttling (filled in by the web-console work).
+SELECT 1;

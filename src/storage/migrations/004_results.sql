@@ -1,0 +1,2 @@
+-- On-site evaluation data and API tokens (filled in by the scoring work).
+SELECT 1;
