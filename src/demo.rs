@@ -4,13 +4,19 @@
 
 use anyhow::{Context, Result};
 use rand::RngExt;
+
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+
+use crate::domain::disposition::Outcome;
 use crate::domain::roster::{self, RosterOptions};
 use crate::domain::survey::Survey;
 use crate::domain::unit::{NewUnit, UnitKind};
-use crate::storage::{NewRound, Storage};
+use crate::domain::user::{Role, hash_password};
+use crate::engine::{self, Store};
+use crate::storage::{AttemptInput, NewRound, NewUser, RoundRecord};
 
 pub const DEMO_ROUND: &str = "2022";
 const ACTOR: &str = "demo";
@@ -85,16 +91,45 @@ const ORGS: &[&str] = &[
     "出租车司机",
 ];
 
+/// Demo logins: (login, name, role, password). Demo data only; never use these elsewhere.
+pub const DEMO_USERS: [(&str, &str, Role, &str); 6] = [
+    ("admin", "编办管理员", Role::Admin, "demo-admin-2022"),
+    ("op1", "话务员王静", Role::Operator, "demo-op1-2022"),
+    ("op2", "话务员李娜", Role::Operator, "demo-op2-2022"),
+    ("op3", "话务员张敏", Role::Operator, "demo-op3-2022"),
+    ("stat", "统计局刘洋", Role::Statistician, "demo-stat-2022"),
+    ("eval", "评估组陈军", Role::Evaluator, "demo-eval-2022"),
+];
+
+/// Days of simulated calling before today.
+const SIMULATED_DAYS: i64 = 5;
+
+pub fn print_logins() {
+    println!("演示账号(仅用于演示数据):");
+    for (login, name, role, password) in DEMO_USERS {
+        println!(
+            "  {:<6} 密码 {:<16} {}({})",
+            login,
+            password,
+            role.label(),
+            name
+        );
+    }
+}
+
 /// Creates the demo round when the database has no round yet; returns whether it did.
-pub fn ensure_demo(store: &dyn Storage) -> Result<bool> {
+pub fn ensure_demo(store: &dyn Store) -> Result<bool> {
     if !store.rounds()?.is_empty() {
         return Ok(false);
     }
-    let survey =
+    let mut survey =
         Survey::from_toml_str(include_str!("../surveys/default.toml")).context("default survey")?;
+    // The demo must be usable at any hour a newcomer tries it.
+    survey.calling.windows = vec!["00:00-23:59".into()];
+    let today = Utc::now().with_timezone(&survey.timezone()).date_naive();
     let field = (
-        chrono::NaiveDate::from_ymd_opt(2022, 11, 1).expect("valid date"),
-        chrono::NaiveDate::from_ymd_opt(2022, 11, 30).expect("valid date"),
+        today - Duration::days(SIMULATED_DAYS + 2),
+        today + Duration::days(21),
     );
     let round = store.create_round(
         &NewRound {
@@ -182,5 +217,134 @@ pub fn ensure_demo(store: &dyn Storage) -> Result<bool> {
         check.rejected.first()
     );
     store.add_members(&round, &check.members, &[], ACTOR)?;
+
+    for (login, name, role, password) in DEMO_USERS {
+        store.add_user(
+            &NewUser {
+                login: login.into(),
+                name: name.into(),
+                role,
+                password_hash: hash_password(password),
+            },
+            ACTOR,
+        )?;
+    }
+    let operators: Vec<String> = DEMO_USERS
+        .iter()
+        .filter(|u| u.2 == Role::Operator)
+        .map(|u| u.0.to_string())
+        .collect();
+    engine::generate_plan(store, &round, operators, 2022, ACTOR)?;
+    simulate_calls(store, &round, today, &mut rng)?;
     Ok(true)
 }
+
+/// Plays the past days of the field period through the real engine (claim, then record), so
+/// progress and results have something to show and about a third of the panel is left to call.
+fn simulate_calls(
+    store: &dyn Store,
+    round: &RoundRecord,
+    today: NaiveDate,
+    rng: &mut ChaCha8Rng,
+) -> Result<()> {
+    let tz = round.survey.timezone();
+    let ops: Vec<_> = store
+        .users()?
+        .into_iter()
+        .filter(|u| u.role == Role::Operator)
+        .collect();
+    let n_units = DEMO_UNITS.len();
+    for day in (1..=SIMULATED_DAYS).rev() {
+        let date = today - Duration::days(day);
+        for (k, op) in ops.iter().enumerate() {
+            let start = tz
+                .from_local_datetime(&date.and_hms_opt(9, 0, 0).expect("valid time"))
+                .earliest()
+                .expect("09:00 exists")
+                .with_timezone(&Utc);
+            let mut t = start + Duration::minutes(k as i64 * 2);
+            for _ in 0..110 {
+                let Some(claim) = store.claim_next(round, op, t)? else {
+                    break;
+                };
+                let unit_index = DEMO_UNITS
+                    .iter()
+                    .position(|u| u.0 == claim.member.unit)
+                    .unwrap_or(0);
+                // Units differ in how well they are rated, so results have something to rank.
+                let quality = 0.85 - 0.25 * unit_index as f64 / n_units as f64;
+                let outcome = match rng.random::<f64>() {
+                    r if r < 0.62 => Outcome::Complete,
+                    r if r < 0.72 => Outcome::NoAnswer,
+                    r if r < 0.78 => Outcome::Busy,
+                    r if r < 0.82 => Outcome::Refused,
+                    r if r < 0.85 => Outcome::RespondentUnavailable,
+                    r if r < 0.87 => Outcome::WrongNumber,
+                    r if r < 0.89 => Outcome::Partial,
+                    r if r < 0.91 => Outcome::Voicemail,
+                    _ => Outcome::Appointment,
+                };
+                let duration: i64 = match outcome {
+                    Outcome::Complete => rng.random_range(95..320),
+                    Outcome::Partial => rng.random_range(40..120),
+                    _ => rng.random_range(15..60),
+                };
+                let mut input = AttemptInput {
+                    outcome: Some(outcome),
+                    ..Default::default()
+                };
+                let dims = round.survey.dimensions.len();
+                let answered = match outcome {
+                    Outcome::Complete => dims,
+                    Outcome::Partial => rng.random_range(1..dims),
+                    _ => 0,
+                };
+                if answered > 0 {
+                    let mut ms = 25_000i64;
+                    for d in 0..dims {
+                        if d < answered {
+                            let r: f64 = rng.random();
+                            let level = if r < quality * 0.7 {
+                                0
+                            } else if r < quality {
+                                1
+                            } else if r < 0.97 {
+                                2
+                            } else {
+                                3
+                            };
+                            ms += rng.random_range(8_000..30_000);
+                            input.answers.push(Some(level));
+                            input.answer_ms.push(Some(ms));
+                        } else {
+                            input.answers.push(None);
+                            input.answer_ms.push(None);
+                        }
+                    }
+                    if rng.random_range(0..6) == 0 {
+                        input.comment = Some(
+                            DEMO_COMMENTS[rng.random_range(0..DEMO_COMMENTS.len())].to_string(),
+                        );
+                    }
+                }
+                let end = t + Duration::seconds(duration);
+                if outcome == Outcome::Appointment {
+                    // Call-backs fall due from now on, so a newcomer sees one come back.
+                    input.appointment =
+                        Some(Utc::now() + Duration::minutes(rng.random_range(2..240)));
+                }
+                store.record(round, &claim.token, op, &input, end)?;
+                t = end + Duration::seconds(rng.random_range(30..240));
+            }
+        }
+    }
+    Ok(())
+}
+
+const DEMO_COMMENTS: &[&str] = &[
+    "办事流程比以前简化了,希望继续保持。",
+    "窗口工作人员态度很好,但有时要跑两次。",
+    "建议在网上公开办理进度。",
+    "电话经常没人接,希望改进。",
+    "整体满意,希望多下基层听取意见。",
+];

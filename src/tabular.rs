@@ -1,5 +1,9 @@
-//! Reading spreadsheets exported by Excel/WPS (CSV/TSV/TXT in UTF-8, UTF-16 or GBK; xlsx/xls/ods)
+//! Reading spreadsheets exported by Excel/WPS (CSV/TSV/TXT in UTF-8, UTF-16 or GBK; xlsx/xlsm)
 //! into a plain table of text cells, and writing CSV/xlsx that Excel/WPS open correctly.
+//!
+//! Legacy .xls and .ods are refused with advice to re-save as .xlsx: calamine's readers for them
+//! allocate from sizes declared inside the file, so a damaged or crafted upload can abort the
+//! whole server process (found by fuzzing; allocation failure cannot be caught).
 //!
 //! Every importer (units, rosters, call attempts, on-site ballots) goes through [`read_table_file`]
 //! or [`read_table_bytes`]; every export goes through [`write_csv`] or [`write_xlsx`].
@@ -89,8 +93,8 @@ impl Default for ReadOptions {
     }
 }
 
-/// What was actually parsed. Workbooks (.xlsx, .xlsm, .xls, .ods) are all `Xlsx`; a text file
-/// is `Csv` or `Tsv` by the delimiter actually used, whatever its extension.
+/// What was actually parsed: `Xlsx` for workbooks (.xlsx, .xlsm); a text file is `Csv` or
+/// `Tsv` by the delimiter actually used, whatever its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Csv,
@@ -209,7 +213,7 @@ pub enum TableError {
     )]
     TooLarge { file: String, size: u64, max: usize },
     #[error(
-        "不支持文件“{file}”的类型。请上传 .xlsx、.xls、.csv、.tsv 或 .txt 文件(可在 Excel/WPS 中用“另存为”转换)。"
+        "不支持文件“{file}”的类型。请上传 .xlsx、.csv、.tsv 或 .txt 文件(可在 Excel/WPS 中用“另存为”转换)。"
     )]
     UnsupportedFormat { file: String },
     #[error(
@@ -863,7 +867,8 @@ fn format_excel_datetime(dt: &calamine::ExcelDateTime) -> String {
     }
 }
 
-/// ODS stores dates as ISO 8601; render them like xlsx dates.
+/// Cells of type `d` (written by some non-Excel tools) hold ISO 8601 text; render them like
+/// serial dates.
 fn format_iso_datetime(s: &str) -> String {
     use chrono::{NaiveDate, NaiveDateTime, Timelike};
     if let Ok(dt) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {

@@ -48,6 +48,21 @@ async fn demo_starts_from_nothing_and_lists_30_units_of_45() {
         sp.count("SELECT COUNT(*) FROM members WHERE category != '服务对象'"),
         30 * 9
     );
+    // The demo has a generated plan and a realistic share of simulated calls, with members
+    // still left for a newcomer to call.
+    assert_eq!(sp.count("SELECT COUNT(*) FROM plans"), 1);
+    assert_eq!(sp.count("SELECT COUNT(*) FROM assignments"), 30 * 45);
+    let completes =
+        sp.count("SELECT COUNT(DISTINCT member_id) FROM attempts WHERE outcome = 'complete'");
+    assert!(
+        (30 * 30..30 * 42).contains(&completes),
+        "completes: {completes}"
+    );
+    assert!(
+        sp.count("SELECT COUNT(*) FROM queue") > 50,
+        "members left to call"
+    );
+    assert_eq!(sp.count("SELECT COUNT(*) FROM users"), 6);
 }
 
 /// Finds a run of 11 digits starting with 1 (a mobile number) in text.

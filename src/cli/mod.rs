@@ -896,6 +896,9 @@ fn serve(db: PathBuf, args: ServeArgs, demo: bool) -> Result<ExitCode> {
             .with_context(|| format!("binding {}", args.addr))?;
         let addr = listener.local_addr()?;
         println!("sheping 已启动: http://{addr}/  (数据库 {})", db.display());
+        if demo {
+            crate::demo::print_logins();
+        }
         crate::web::serve(
             listener,
             std::sync::Arc::new(store),
