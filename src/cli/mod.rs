@@ -67,6 +67,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the database with SQLite's online backup (safe while the service runs).
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check the database: integrity, foreign keys, engine invariants, audit chain.
+    Check {
+        /// Rebuild this round's call queue from the attempts.
+        #[arg(long)]
+        repair_round: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the web console.
     Serve(ServeArgs),
     /// Create the demo round when the database is empty, then serve it.
@@ -107,6 +120,10 @@ enum RoundCmd {
         #[arg(long)]
         to: chrono::NaiveDate,
     },
+    /// Lock a round when its results are final: nothing about it changes afterwards.
+    Lock { key: String },
+    /// Delete the names and phone numbers of a locked round (data minimisation).
+    PurgeContacts { key: String },
     /// Reopen a member (e.g. a refusal) with a reason; logged.
     Reopen {
         key: String,
@@ -442,6 +459,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Backup { out } => {
+            let store = open(&cli.db)?;
+            store.backup_to(&out)?;
+            store.audit(&crate::storage::AuditEvent {
+                actor: &cli_actor(),
+                action: "backup",
+                round_key: None,
+                detail: serde_json::json!({ "out": out.display().to_string() }),
+            })?;
+            println!("已备份到 {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { repair_round, json } => {
+            let store = open(&cli.db)?;
+            if let Some(key) = repair_round {
+                let n = store.rebuild_queue(&key, chrono::Utc::now())?;
+                println!("已根据拨打记录重建轮次 {key} 的拨打队列({n} 名代表)。");
+            }
+            let report = store.check()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("完整性检查: {}", report.integrity.join("; "));
+                println!("外键问题: {}", report.foreign_keys);
+                for p in &report.problems {
+                    println!("问题: {p}");
+                }
+                match &report.audit_break {
+                    None => println!("审计日志: {} 条,哈希链完整", report.audit_entries),
+                    Some(b) => println!("审计日志被篡改: {b}"),
+                }
+                println!(
+                    "{}",
+                    if report.ok() {
+                        "检查通过。"
+                    } else {
+                        "检查未通过。"
+                    }
+                );
+            }
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Serve(args) => serve(cli.db, args, false),
         Command::Demo(args) => serve(cli.db, args, true),
     }
@@ -518,6 +581,18 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
             let round = store.round(&key)?;
             store.set_field_period(&round, from, to, &cli_actor())?;
             println!("轮次 {key} 的调查期改为 {from} 至 {to}。");
+            Ok(ExitCode::SUCCESS)
+        }
+        RoundCmd::Lock { key } => {
+            let round = store.round(&key)?;
+            store.lock_round(&round, &cli_actor())?;
+            println!("轮次 {key} 已锁定:此后不能再修改任何数据。");
+            Ok(ExitCode::SUCCESS)
+        }
+        RoundCmd::PurgeContacts { key } => {
+            let round = store.round(&key)?;
+            let n = store.purge_contacts(&round, &cli_actor())?;
+            println!("已清除轮次 {key} 中 {n} 名代表的姓名和联系方式;统计结果与导出不受影响。");
             Ok(ExitCode::SUCCESS)
         }
         RoundCmd::Reopen {

@@ -64,6 +64,7 @@ pub fn attempts_import(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<ImportReport, ImportError> {
+    super::ensure_open(round)?;
     let survey = &round.survey;
     let need = |aliases: &[&str], field: &str| {
         table.find_column(aliases).ok_or_else(|| {

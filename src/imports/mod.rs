@@ -67,6 +67,14 @@ impl ImportReport {
     }
 }
 
+/// Refuses any import into a locked round before reading a single row.
+pub(crate) fn ensure_open(round: &RoundRecord) -> Result<(), ImportError> {
+    if round.is_locked() {
+        return Err(StorageError::Locked(round.key.clone()).into());
+    }
+    Ok(())
+}
+
 fn rows(table: &Table) -> impl Iterator<Item = (usize, &[String])> {
     table.rows.iter().map(|r| (r.line, r.cells.as_slice()))
 }
@@ -78,6 +86,7 @@ pub fn units_import(
     skip_invalid: bool,
     actor: &str,
 ) -> Result<ImportReport, ImportError> {
+    ensure_open(round)?;
     let find = |i: usize| table.find_column(UNIT_COLUMNS[i].aliases);
     let columns = [find(0), find(1), find(2), find(3)];
     let missing: Vec<String> = UNIT_COLUMNS
@@ -124,6 +133,7 @@ pub fn roster_import(
     opts: &RosterImport,
     actor: &str,
 ) -> Result<ImportReport, ImportError> {
+    ensure_open(round)?;
     let (columns, unknown) = roster::map_columns(&table.headers).map_err(ImportError::Header)?;
     let units = store.roster_units(round.id)?;
     let check = roster::check_roster(

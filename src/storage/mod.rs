@@ -3,6 +3,9 @@
 //! Everything above this layer talks to the [`Storage`] trait, so a PostgreSQL implementation
 //! (with its own migrations) can sit beside [`sqlite::SqliteStore`] later.
 
+pub mod admin;
+pub mod results;
+pub mod sessions;
 pub mod sqlite;
 
 use chrono::NaiveDate;
@@ -134,6 +137,11 @@ pub trait Storage: Send + Sync {
         end: NaiveDate,
         actor: &str,
     ) -> Result<()>;
+    /// Locks a round: from then on every write path refuses it.
+    fn lock_round(&self, round: &RoundRecord, actor: &str) -> Result<()>;
+    /// Deletes names, phone numbers and free-text contact fields of a locked round's members,
+    /// keeping everything results and exports need. Returns the members purged.
+    fn purge_contacts(&self, round: &RoundRecord, actor: &str) -> Result<usize>;
     fn units(&self, round_id: i64) -> Result<Vec<UnitRecord>>;
     /// Inserts units all together or none.
     fn add_units(&self, round: &RoundRecord, units: &[NewUnit], actor: &str) -> Result<usize>;

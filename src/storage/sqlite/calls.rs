@@ -100,7 +100,7 @@ fn member_record(
 }
 
 /// Recomputes a member's queue row from its history. `clear_claim` ends any claim on it.
-fn refresh_queue(
+pub(super) fn refresh_queue(
     c: &Connection,
     round: &RoundRecord,
     member_id: i64,

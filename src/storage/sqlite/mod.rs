@@ -11,7 +11,12 @@ use rusqlite::{
 };
 use rusqlite_migration::{M, Migrations};
 
+mod admin;
 mod calls;
+mod maintenance;
+mod results;
+mod sessions;
+pub use maintenance::CheckReport;
 
 use super::*;
 use crate::domain::audit::{self, AuditEntry, ChainBreak};
@@ -321,6 +326,38 @@ impl Storage for SqliteStore {
                     }),
                 },
             )
+        })
+    }
+
+    fn lock_round(&self, round: &RoundRecord, actor: &str) -> Result<()> {
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            tx.execute("UPDATE rounds SET locked_at = ?1, locked_by = ?2 WHERE id = ?3", params![now_ms(), actor, round.id])?;
+            // Claims end with the lock: nothing more can be recorded.
+            tx.execute("UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL WHERE round_id = ?1", [round.id])?;
+            append_audit(tx, &AuditEvent { actor, action: "round.lock", round_key: Some(&round.key), detail: serde_json::json!({}) })
+        })
+    }
+
+    fn purge_contacts(&self, round: &RoundRecord, actor: &str) -> Result<usize> {
+        self.write(|tx| {
+            let locked: Option<i64> = tx.query_row("SELECT locked_at FROM rounds WHERE id = ?1", [round.id], |r| r.get(0))?;
+            if locked.is_none() {
+                return Err(StorageError::Conflict(format!(
+                    "轮次 {} 尚未锁定:先锁定轮次(结果定稿)再清除联系方式",
+                    round.key
+                )));
+            }
+            let n = tx.execute(
+                "UPDATE members SET name = NULL, phone = NULL, phone_alt = NULL, organization = NULL, note = NULL
+                 WHERE unit_id IN (SELECT id FROM units WHERE round_id = ?1) AND (name IS NOT NULL OR phone IS NOT NULL)",
+                [round.id],
+            )?;
+            append_audit(
+                tx,
+                &AuditEvent { actor, action: "round.purge_contacts", round_key: Some(&round.key), detail: serde_json::json!({ "members": n }) },
+            )?;
+            Ok(n)
         })
     }
 

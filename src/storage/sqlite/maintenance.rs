@@ -1,0 +1,136 @@
+//! SQLite-specific maintenance: online backup, integrity and invariant checks, and rebuilding
+//! the queue (a derived index) from the attempts.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+
+use super::{SqliteStore, calls::refresh_queue};
+use crate::storage::{Result, Storage, StorageError};
+
+/// What `sheping check` found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckReport {
+    pub integrity: Vec<String>,
+    pub foreign_keys: usize,
+    pub problems: Vec<String>,
+    /// Entries in the audit chain, or where it breaks.
+    pub audit_entries: usize,
+    pub audit_break: Option<String>,
+}
+
+impl CheckReport {
+    pub fn ok(&self) -> bool {
+        self.integrity == ["ok"]
+            && self.foreign_keys == 0
+            && self.problems.is_empty()
+            && self.audit_break.is_none()
+    }
+}
+
+/// Invariants of the engine, each a query that must return no rows (with a description).
+const INVARIANTS: &[(&str, &str)] = &[
+    (
+        "queue rows without an assignment",
+        "SELECT q.member_id FROM queue q LEFT JOIN assignments s ON s.member_id = q.member_id WHERE s.member_id IS NULL",
+    ),
+    (
+        "queue rows whose operator differs from the assignment",
+        "SELECT q.member_id FROM queue q JOIN assignments s ON s.member_id = q.member_id WHERE s.operator_id != q.operator_id",
+    ),
+    (
+        "members with a complete and a later attempt",
+        "SELECT a.member_id FROM attempts a JOIN attempts c ON c.member_id = a.member_id AND c.outcome = 'complete'
+         WHERE a.recorded_at > c.recorded_at",
+    ),
+    ("members with two completes", "SELECT member_id FROM attempts WHERE outcome = 'complete' GROUP BY member_id HAVING COUNT(*) > 1"),
+    (
+        "attempt numbers with gaps",
+        "SELECT member_id FROM attempts GROUP BY member_id HAVING MAX(attempt_no) != COUNT(*)",
+    ),
+    (
+        "completes without all answers",
+        "SELECT id FROM attempts WHERE outcome = 'complete' AND (answers IS NULL OR answers LIKE '%null%')",
+    ),
+    (
+        "operators holding two claims in a queue row",
+        "SELECT claim_token FROM queue WHERE claim_token IS NOT NULL GROUP BY claim_token HAVING COUNT(*) > 1",
+    ),
+    (
+        "assignments with duplicate call numbers",
+        "SELECT operator_id, seq FROM assignments GROUP BY operator_id, seq, plan_id HAVING COUNT(*) > 1",
+    ),
+];
+
+impl SqliteStore {
+    /// Copies the database to `out` with SQLite's online backup while the service keeps
+    /// writing; the copy is a consistent snapshot.
+    pub fn backup_to(&self, out: &Path) -> Result<()> {
+        if out.exists() {
+            return Err(StorageError::Conflict(format!(
+                "{} already exists; choose a new file",
+                out.display()
+            )));
+        }
+        let src = Connection::open_with_flags(self.path(), OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut dst = Connection::open(out)?;
+        {
+            let backup = rusqlite::backup::Backup::new(&src, &mut dst)?;
+            // One step copies everything under a single read transaction: a consistent
+            // snapshot in WAL mode, without blocking writers.
+            backup.step(-1)?;
+        }
+        dst.pragma_update(None, "journal_mode", "DELETE")?;
+        let ok: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if ok != "ok" {
+            return Err(StorageError::Conflict(format!(
+                "backup failed its integrity check: {ok}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Integrity, foreign keys, engine invariants and the audit chain.
+    pub fn check(&self) -> Result<CheckReport> {
+        let mut report = self.read(|c| {
+            let mut r = CheckReport::default();
+            let mut stmt = c.prepare("PRAGMA integrity_check")?;
+            r.integrity = stmt
+                .query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut stmt = c.prepare("PRAGMA foreign_key_check")?;
+            r.foreign_keys = stmt.query_map([], |_| Ok(()))?.count();
+            for (what, sql) in INVARIANTS {
+                let n = c.prepare(sql)?.query_map([], |_| Ok(()))?.count();
+                if n > 0 {
+                    r.problems.push(format!("{what}: {n}"));
+                }
+            }
+            Ok(r)
+        })?;
+        match self.verify_audit()? {
+            Ok(n) => report.audit_entries = n,
+            Err(e) => report.audit_break = Some(e.to_string()),
+        }
+        Ok(report)
+    }
+
+    /// Recomputes every queue row of a round from the attempts (after a crash of a version
+    /// with a bug, or a manual fix); claims are dropped.
+    pub fn rebuild_queue(&self, round_key: &str, now: DateTime<Utc>) -> Result<usize> {
+        let round = self.round(round_key)?;
+        self.write(|tx| {
+            tx.execute("DELETE FROM queue WHERE round_id = ?1", [round.id])?;
+            let members: Vec<i64> = tx
+                .prepare("SELECT s.member_id FROM assignments s JOIN members m ON m.id = s.member_id JOIN units u ON u.id = m.unit_id WHERE u.round_id = ?1")?
+                .query_map([round.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for m in &members {
+                refresh_queue(tx, &round, *m, now, true)?;
+            }
+            Ok(members.len())
+        })
+    }
+}

@@ -1,0 +1,265 @@
+//! Backup while serving, checks, the round lock on every write path, and purging contacts.
+
+mod common;
+
+use common::Sheping;
+
+/// A demo-shaped database (30 units × 45, plan, simulated calls) made by `sheping demo`.
+fn demo_db(sp: &Sheping) {
+    let _server = common::Server::start(sp, &["demo"]);
+}
+
+#[test]
+fn backup_while_writing_gives_a_consistent_copy() {
+    let sp = Sheping::new();
+    demo_db(&sp);
+    // Keep writing (audit entries through a second process's imports) while backing up.
+    let writer_db = sp.db.clone();
+    let writer = std::thread::spawn(move || {
+        for i in 0..30 {
+            let out = std::process::Command::new(common::BIN)
+                .args([
+                    "--db",
+                    writer_db.to_str().unwrap(),
+                    "user",
+                    "add",
+                    "--login",
+                    &format!("u{i}"),
+                    "--name",
+                    "n",
+                    "--role",
+                    "evaluator",
+                ])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+        }
+    });
+    let copy = sp.path("backup.db");
+    sp.ok(&["backup", "--out", copy.to_str().unwrap()]);
+    writer.join().unwrap();
+    // The copy is complete and consistent on its own.
+    let restored = Sheping {
+        dir: tempfile::tempdir().unwrap(),
+        db: copy.clone(),
+    };
+    let out = restored.run(&["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(restored.count("SELECT COUNT(*) FROM members"), 30 * 45);
+    assert_eq!(
+        restored.count("SELECT COUNT(*) FROM attempts"),
+        sp.count("SELECT COUNT(*) FROM attempts")
+    );
+    let users = restored.count("SELECT COUNT(*) FROM users");
+    assert!((6..=36).contains(&users));
+    // Restoring = serving from the copy: the service starts on it and lists the round.
+    let _server = common::Server::start(&restored, &["serve"]);
+    // Refuses to overwrite an existing file.
+    assert!(
+        !sp.run(&["backup", "--out", copy.to_str().unwrap()])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn check_finds_a_broken_invariant_and_repair_rebuilds_the_queue() {
+    let sp = Sheping::new();
+    demo_db(&sp);
+    let out = sp.run(&["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let queued = sp.count("SELECT COUNT(*) FROM queue");
+    // Behind sheping's back: a final member put back in the queue with another operator.
+    sp.sql()
+        .execute(
+            "UPDATE queue SET operator_id = (SELECT MAX(id) FROM users WHERE role = 'operator') + 0 WHERE member_id = (SELECT MIN(member_id) FROM queue)",
+            [],
+        )
+        .unwrap();
+    sp.sql()
+        .execute("UPDATE queue SET operator_id = operator_id % 3 + 2", [])
+        .unwrap();
+    let out = sp.run(&["check", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("operator differs"),
+        "{report:#}"
+    );
+    let out = sp.run(&["check", "--repair-round", "2022"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(sp.count("SELECT COUNT(*) FROM queue"), queued);
+}
+
+#[test]
+fn a_locked_round_refuses_every_write_path() {
+    let sp = Sheping::new();
+    demo_db(&sp);
+    let before_attempts = sp.count("SELECT COUNT(*) FROM attempts");
+    sp.ok(&["round", "lock", "2022"]);
+    let units = sp.write(
+        "units.csv",
+        "单位名称,单位类型\n新单位,事业单位\n".as_bytes(),
+    );
+    let roster = sp.write(
+        "roster.csv",
+        "参评单位,姓名,联系电话\n汉滨区教育体育局,新人,13812345678\n".as_bytes(),
+    );
+    let attempts = sp.write(
+        "attempts.csv",
+        "unit,phone,operator,outcome,at\n汉滨区教育体育局,13812345678,op1,no_answer,2022-11-02 10:00\n".as_bytes(),
+    );
+    let member = sp.count("SELECT MIN(id) FROM members").to_string();
+    let token = "0000";
+    let refused: Vec<Vec<&str>> = vec![
+        vec![
+            "units",
+            "import",
+            "--round",
+            "2022",
+            units.to_str().unwrap(),
+        ],
+        vec![
+            "roster",
+            "import",
+            "--round",
+            "2022",
+            roster.to_str().unwrap(),
+        ],
+        vec![
+            "roster",
+            "import",
+            "--round",
+            "2022",
+            roster.to_str().unwrap(),
+            "--replace",
+        ],
+        vec![
+            "attempts",
+            "import",
+            "--round",
+            "2022",
+            attempts.to_str().unwrap(),
+        ],
+        vec!["calls", "generate", "--round", "2022"],
+        vec!["calls", "reassign", "--round", "2022", "--from", "op1"],
+        vec!["calls", "next", "--round", "2022", "--operator", "op1"],
+        vec![
+            "calls",
+            "record",
+            "--round",
+            "2022",
+            "--operator",
+            "op1",
+            "--token",
+            token,
+            "--outcome",
+            "busy",
+        ],
+        vec![
+            "roster",
+            "fix-phone",
+            "--round",
+            "2022",
+            "--member",
+            &member,
+            "--phone",
+            "13812345679",
+        ],
+        vec![
+            "round", "reopen", "2022", "--member", &member, "--reason", "x",
+        ],
+        vec![
+            "round",
+            "field",
+            "2022",
+            "--from",
+            "2022-01-01",
+            "--to",
+            "2022-12-31",
+        ],
+        vec![
+            "operators",
+            "exclude",
+            "op1",
+            "--round",
+            "2022",
+            "--unit",
+            "汉滨区教育体育局",
+        ],
+        vec!["round", "lock", "2022"],
+    ];
+    for args in &refused {
+        let out = sp.run(args);
+        assert!(
+            !out.status.success(),
+            "{args:?} must be refused on a locked round"
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("locked") || text.contains("锁定"),
+            "{args:?} says why: {text}"
+        );
+    }
+    assert_eq!(sp.count("SELECT COUNT(*) FROM attempts"), before_attempts);
+    assert_eq!(sp.count("SELECT COUNT(*) FROM units"), 30);
+    assert_eq!(sp.count("SELECT COUNT(*) FROM members"), 30 * 45);
+    // Reading still works.
+    sp.ok(&["progress", "--round", "2022"]);
+}
+
+#[test]
+fn purging_contacts_needs_a_lock_and_keeps_what_results_need() {
+    let sp = Sheping::new();
+    demo_db(&sp);
+    let out = sp.run(&["round", "purge-contacts", "2022"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("尚未锁定"));
+    let progress_before = sp.json(&["progress", "--round", "2022", "--json"]);
+    sp.ok(&["round", "lock", "2022"]);
+    sp.ok(&["round", "purge-contacts", "2022"]);
+    assert_eq!(sp.count("SELECT COUNT(*) FROM members WHERE name IS NOT NULL OR phone IS NOT NULL OR phone_alt IS NOT NULL"), 0);
+    assert_eq!(
+        sp.count("SELECT COUNT(*) FROM members"),
+        30 * 45,
+        "members stay, anonymous"
+    );
+    let mut progress_after = sp.json(&["progress", "--round", "2022", "--json"]);
+    let mut before = progress_before;
+    // Only the field-closed flag may differ; every count and rate is unchanged.
+    before["field_closed"] = serde_json::Value::Null;
+    progress_after["field_closed"] = serde_json::Value::Null;
+    assert_eq!(before["units"], progress_after["units"]);
+    let shown = sp.ok(&[
+        "roster",
+        "show",
+        "--round",
+        "2022",
+        "--unit",
+        "汉滨区教育体育局",
+    ]);
+    assert!(shown.contains("(已清除)"));
+    assert_eq!(
+        sp.count("SELECT COUNT(*) FROM audit_log WHERE action = 'round.purge_contacts'"),
+        1
+    );
+}
