@@ -530,108 +530,15 @@ impl CallStore for SqliteStore {
         input: &AttemptInput,
         now: DateTime<Utc>,
     ) -> Result<Recorded, RecordError> {
-        let now_ms = now.timestamp_millis();
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(map_full)?;
-        ensure_unlocked(&tx, round.id)?;
-        // The same token recorded before: answer as then, store nothing (double submit, retry).
-        let done: Option<(i64, i64, u32, String, i64)> = tx
-            .prepare_cached(
-                "SELECT a.id, a.member_id, a.attempt_no, a.outcome, a.operator_id FROM attempts a WHERE a.claim_token = ?1",
-            )?
-            .query_row([token], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-            .optional()?;
-        if let Some((attempt_id, member_id, attempt_no, outcome, op)) = done {
-            if op != operator.id {
-                return Err(RecordError::NotYours);
-            }
-            return Ok(Recorded {
-                attempt_id,
-                member_id,
-                attempt_no,
-                outcome: Outcome::parse(&outcome).unwrap_or(Outcome::NoAnswer),
-                duplicate: true,
-            });
-        }
-        let claim: Option<(i64, i64, i64, i64)> = tx
-            .prepare_cached("SELECT member_id, operator_id, claimed_at, claim_expires FROM queue WHERE claim_token = ?1")?
-            .query_row([token], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .optional()?;
-        let Some((member_id, holder, claimed_at, expires)) = claim else {
-            return Err(RecordError::UnknownClaim);
-        };
-        if holder != operator.id {
-            return Err(RecordError::NotYours);
-        }
-        if expires <= now_ms {
-            tx.execute("UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL WHERE member_id = ?1", [member_id])?;
-            tx.commit().map_err(map_full)?;
-            return Err(RecordError::Expired {
-                minutes: round.survey.calling.lease_minutes,
-            });
-        }
-        let outcome = input.outcome.ok_or(RecordError::Invalid(
-            crate::domain::disposition::AttemptError::AppointmentMissing,
-        ))?;
-        let attempts = member_attempts(&tx, member_id)?;
-        let facts: Vec<_> = attempts.iter().map(AttemptRecord::fact).collect();
-        let history = MemberHistory {
-            attempts: &facts,
-            reopened_at: reopened_at(&tx, member_id)?,
-        };
-        let current = disposition(
-            &history,
-            round.survey.calling.max_attempts,
-            round.field_closed(now),
+        let out = self.write(
+            |tx| match record_in(tx, round, token, operator, input, now) {
+                // A storage failure rolls the write back; refusals (which may have ended an
+                // expired claim) are kept.
+                Err(RecordError::Storage(e)) => Err(e),
+                other => Ok(other),
+            },
         );
-        let tz = round.survey.timezone();
-        validate_attempt(
-            outcome,
-            &input.answers,
-            round.survey.dimensions.len(),
-            round.survey.levels.len(),
-            input.appointment,
-            now,
-            Some(round.field_period().ends_at(tz)),
-            &current,
-        )?;
-        let attempt_no = attempts.len() as u32 + 1;
-        let answers = (!input.answers.is_empty())
-            .then(|| serde_json::to_string(&input.answers).unwrap_or_default());
-        let answer_ms = (!input.answer_ms.is_empty())
-            .then(|| serde_json::to_string(&input.answer_ms).unwrap_or_default());
-        tx.prepare_cached(
-            "INSERT INTO attempts (member_id, operator_id, attempt_no, claim_token, claimed_at, recorded_at, outcome, aapor_code,
-                                   answers, answer_ms, comment, appointment_at, source)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'web')",
-        )?
-        .execute(params![
-            member_id,
-            operator.id,
-            attempt_no,
-            token,
-            claimed_at,
-            now_ms,
-            outcome.key(),
-            outcome.aapor_code(),
-            answers,
-            answer_ms,
-            input.comment.as_deref().filter(|c| !c.trim().is_empty()),
-            input.appointment.map(|t| t.timestamp_millis()),
-        ])
-        .map_err(map_full)?;
-        let attempt_id = tx.last_insert_rowid();
-        refresh_queue(&tx, round, member_id, now, true)?;
-        tx.commit().map_err(map_full)?;
-        Ok(Recorded {
-            attempt_id,
-            member_id,
-            attempt_no,
-            outcome,
-            duplicate: false,
-        })
+        out.unwrap_or_else(|e| Err(RecordError::Storage(e)))
     }
 
     fn fix_phone(
@@ -822,4 +729,111 @@ impl CallStore for SqliteStore {
             Ok(attempts.len())
         })
     }
+}
+
+/// Records an attempt inside the caller's write.
+fn record_in(
+    tx: &Connection,
+    round: &RoundRecord,
+    token: &str,
+    operator: &UserRecord,
+    input: &AttemptInput,
+    now: DateTime<Utc>,
+) -> Result<Recorded, RecordError> {
+    let now_ms = now.timestamp_millis();
+    ensure_unlocked(tx, round.id)?;
+    // The same token recorded before: answer as then, store nothing (double submit, retry).
+    let done: Option<(i64, i64, u32, String, i64)> = tx
+        .prepare_cached(
+            "SELECT a.id, a.member_id, a.attempt_no, a.outcome, a.operator_id FROM attempts a WHERE a.claim_token = ?1",
+        )?
+        .query_row([token], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .optional()?;
+    if let Some((attempt_id, member_id, attempt_no, outcome, op)) = done {
+        if op != operator.id {
+            return Err(RecordError::NotYours);
+        }
+        return Ok(Recorded {
+            attempt_id,
+            member_id,
+            attempt_no,
+            outcome: Outcome::parse(&outcome).unwrap_or(Outcome::NoAnswer),
+            duplicate: true,
+        });
+    }
+    let claim: Option<(i64, i64, i64, i64)> = tx
+        .prepare_cached("SELECT member_id, operator_id, claimed_at, claim_expires FROM queue WHERE claim_token = ?1")?
+        .query_row([token], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    let Some((member_id, holder, claimed_at, expires)) = claim else {
+        return Err(RecordError::UnknownClaim);
+    };
+    if holder != operator.id {
+        return Err(RecordError::NotYours);
+    }
+    if expires <= now_ms {
+        tx.execute("UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL WHERE member_id = ?1", [member_id])?;
+        return Err(RecordError::Expired {
+            minutes: round.survey.calling.lease_minutes,
+        });
+    }
+    let outcome = input.outcome.ok_or(RecordError::Invalid(
+        crate::domain::disposition::AttemptError::AppointmentMissing,
+    ))?;
+    let attempts = member_attempts(tx, member_id)?;
+    let facts: Vec<_> = attempts.iter().map(AttemptRecord::fact).collect();
+    let history = MemberHistory {
+        attempts: &facts,
+        reopened_at: reopened_at(tx, member_id)?,
+    };
+    let current = disposition(
+        &history,
+        round.survey.calling.max_attempts,
+        round.field_closed(now),
+    );
+    let tz = round.survey.timezone();
+    validate_attempt(
+        outcome,
+        &input.answers,
+        round.survey.dimensions.len(),
+        round.survey.levels.len(),
+        input.appointment,
+        now,
+        Some(round.field_period().ends_at(tz)),
+        &current,
+    )?;
+    let attempt_no = attempts.len() as u32 + 1;
+    let answers = (!input.answers.is_empty())
+        .then(|| serde_json::to_string(&input.answers).unwrap_or_default());
+    let answer_ms = (!input.answer_ms.is_empty())
+        .then(|| serde_json::to_string(&input.answer_ms).unwrap_or_default());
+    tx.prepare_cached(
+        "INSERT INTO attempts (member_id, operator_id, attempt_no, claim_token, claimed_at, recorded_at, outcome, aapor_code,
+                               answers, answer_ms, comment, appointment_at, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'web')",
+    )?
+    .execute(params![
+        member_id,
+        operator.id,
+        attempt_no,
+        token,
+        claimed_at,
+        now_ms,
+        outcome.key(),
+        outcome.aapor_code(),
+        answers,
+        answer_ms,
+        input.comment.as_deref().filter(|c| !c.trim().is_empty()),
+        input.appointment.map(|t| t.timestamp_millis()),
+    ])
+    .map_err(map_full)?;
+    let attempt_id = tx.last_insert_rowid();
+    refresh_queue(tx, round, member_id, now, true)?;
+    Ok(Recorded {
+        attempt_id,
+        member_id,
+        attempt_no,
+        outcome,
+        duplicate: false,
+    })
 }

@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
 
 use chrono::NaiveDate;
-use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
-};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 mod admin;
@@ -16,6 +14,7 @@ mod calls;
 mod maintenance;
 mod results;
 mod sessions;
+mod writer;
 pub use maintenance::CheckReport;
 
 use super::*;
@@ -40,8 +39,9 @@ pub fn schema_version() -> usize {
 
 pub struct SqliteStore {
     path: PathBuf,
-    /// The one connection that writes: several writers would only fight for SQLite's lock.
-    pub(crate) writer: Mutex<Connection>,
+    /// The one connection that writes (several writers would only fight for SQLite's lock),
+    /// with group commit.
+    writer: writer::Writer,
     /// Idle read-only connections; WAL lets them read while the writer writes.
     readers: Mutex<Vec<Connection>>,
 }
@@ -67,6 +67,11 @@ pub(crate) fn map_full(e: rusqlite::Error) -> StorageError {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStore> {
+        Self::open_with(path, true)
+    }
+
+    /// Opens with group commit on or off (off: one fsync per write, for comparison).
+    pub fn open_with(path: &Path, group_commit: bool) -> Result<SqliteStore> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
@@ -88,7 +93,7 @@ impl SqliteStore {
         MIGRATIONS.to_latest(&mut conn)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            writer: Mutex::new(conn),
+            writer: writer::Writer::new(conn, group_commit),
             readers: Mutex::new(Vec::new()),
         })
     }
@@ -98,14 +103,8 @@ impl SqliteStore {
     }
 
     /// Runs `f` in one IMMEDIATE transaction on the writer connection and commits.
-    pub fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(map_full)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(map_full)?;
-        Ok(out)
+    pub fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.writer.write(f)
     }
 
     /// Runs `f` on a read-only connection (a consistent snapshot inside one statement; use a
