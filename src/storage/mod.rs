@@ -24,7 +24,9 @@ pub enum StorageError {
     Conflict(String),
     #[error("round `{0}` is locked; nothing about it can change")]
     Locked(String),
-    #[error("the database is full (disk or size limit); the change was not saved")]
+    #[error(
+        "存储空间已满(磁盘或数据库大小上限),本次修改未保存;已保存的数据不受影响。请清理磁盘空间后重试"
+    )]
     Full,
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
