@@ -1,7 +1,7 @@
 //! The contact database (电话调查数据库): validating a roster of representatives (服务对象代表)
 //! against a round's units before anything is stored.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -186,7 +186,7 @@ pub fn check_roster<'a>(
     let by_name: BTreeMap<&str, &RosterUnit> = units.iter().map(|u| (u.name.as_str(), u)).collect();
     let mut out = RosterCheck::default();
     // Phones of this file per unit, to catch duplicates within the file.
-    let mut file_phones: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+    let mut file_phones: HashSet<(i64, String)> = HashSet::new();
     let mut replace: BTreeSet<i64> = BTreeSet::new();
     let mut refused_replace: BTreeSet<i64> = BTreeSet::new();
 
@@ -260,8 +260,8 @@ pub fn check_roster<'a>(
         };
         let phone = phones.primary.canonical().to_string();
         let stored_dupe = !opts.replace && unit.phones.contains(&phone);
-        let seen = file_phones.entry(unit.id).or_default();
-        if stored_dupe || seen.contains(&phone) {
+        let key = (unit.id, phone);
+        if stored_dupe || file_phones.contains(&key) {
             let where_ = if stored_dupe {
                 "已在该单位的代表名单中"
             } else {
@@ -276,7 +276,8 @@ pub fn check_roster<'a>(
             ));
             continue;
         }
-        seen.insert(phone.clone());
+        let phone = key.1.clone();
+        file_phones.insert(key);
         let text = |field: usize| {
             let t = get(field);
             (!t.is_empty()).then(|| t.chars().take(MAX_TEXT_CHARS).collect::<String>())
@@ -306,31 +307,24 @@ fn summarise(out: &mut RosterCheck, units: &[RosterUnit], opts: &RosterOptions) 
         e.1 += usize::from(m.category.is_two_deputies_one_member());
     }
     // The same person may represent several units (a deputy often does): warn, never reject.
-    let mut phone_units: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for u in units {
-        if !out.replace_units.contains(&u.id) {
-            for p in &u.phones {
-                phone_units.entry(p).or_default().insert(&u.name);
-            }
-        }
-    }
+    // A sorted list of (phone, unit) pairs finds them without a map per phone.
     let names: BTreeMap<i64, &str> = units.iter().map(|u| (u.id, u.name.as_str())).collect();
-    for m in &out.members {
-        phone_units
-            .entry(&m.phone)
-            .or_default()
-            .insert(names[&m.unit_id]);
-    }
-    for (phone, in_units) in &phone_units {
-        if in_units.len() > 1 {
-            let list: Vec<&str> = in_units.iter().copied().collect();
-            out.warnings.push(format!(
-                "号码 {} 同时出现在 {} 个单位的代表名单中:{}",
-                super::phone::mask_canonical(phone),
-                list.len(),
-                list.join("、")
-            ));
-        }
+    let mut pairs: Vec<(&str, i64)> = units
+        .iter()
+        .filter(|u| !out.replace_units.contains(&u.id))
+        .flat_map(|u| u.phones.iter().map(move |p| (p.as_str(), u.id)))
+        .chain(out.members.iter().map(|m| (m.phone.as_str(), m.unit_id)))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    for group in pairs.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+        let list: Vec<&str> = group.iter().map(|(_, u)| names[u]).collect();
+        out.warnings.push(format!(
+            "号码 {} 同时出现在 {} 个单位的代表名单中:{}",
+            super::phone::mask_canonical(group[0].0),
+            list.len(),
+            list.join("、")
+        ));
     }
     for u in units {
         let replaced = out.replace_units.contains(&u.id);

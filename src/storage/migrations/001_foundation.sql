@@ -38,7 +38,7 @@ CREATE TABLE members (
     created_at   INTEGER NOT NULL,
     UNIQUE (unit_id, phone)
 );
-CREATE INDEX members_unit ON members(unit_id);
+-- UNIQUE (unit_id, phone) also serves lookups by unit.
 
 CREATE TABLE users (
     id            INTEGER PRIMARY KEY,

@@ -90,6 +90,8 @@ impl SqliteStore {
             tracing::warn!(mode, "SQLite did not switch to WAL mode");
         }
         configure(&conn)?;
+        // A larger page cache for the writer keeps index pages in memory during big imports.
+        conn.pragma_update(None, "cache_size", -65_536)?;
         MIGRATIONS.to_latest(&mut conn)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
