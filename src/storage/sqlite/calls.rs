@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{SqliteStore, append_audit, ensure_unlocked, map_full, now_ms};
 use crate::domain::disposition::{MemberHistory, Outcome, disposition, validate_attempt};
 use crate::domain::plan::{Assignment, PlanMember};
-use crate::domain::queue::{QueueSlot, queue_slot};
+use crate::domain::queue::{Priority, QueueSlot, queue_slot};
 use crate::domain::roster::MemberCategory;
 use crate::domain::unit::UnitKind;
 use crate::domain::user::Role;
@@ -380,10 +380,22 @@ impl CallStore for SqliteStore {
                 "INSERT INTO assignments (member_id, operator_id, seq, plan_id) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(member_id) DO UPDATE SET operator_id = excluded.operator_id, seq = excluded.seq, plan_id = excluded.plan_id",
             )?;
+            // A generated plan holds only members never called: their queue slot is a first
+            // call at their plan position, no history needed. Reassigned members may have a
+            // history (retries, appointments), so their slot is recomputed.
+            let mut first_call = tx.prepare_cached(
+                "INSERT INTO queue (member_id, round_id, operator_id, priority, sort_key) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(member_id) DO UPDATE SET operator_id = excluded.operator_id, priority = excluded.priority,
+                     sort_key = excluded.sort_key",
+            )?;
             for a in assignments {
                 let op = ids.get(a.operator.as_str()).copied().ok_or_else(|| StorageError::NotFound(a.operator.clone()))?;
                 upsert.execute(params![a.member_id, op, a.seq, plan_id])?;
-                refresh_queue(tx, round, a.member_id, now, false)?;
+                if plan.kind == "generate" {
+                    first_call.execute(params![a.member_id, round.id, op, Priority::FirstCall as i64, i64::from(a.seq)])?;
+                } else {
+                    refresh_queue(tx, round, a.member_id, now, false)?;
+                }
             }
             append_audit(
                 tx,
