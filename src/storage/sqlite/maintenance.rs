@@ -45,6 +45,10 @@ const INVARIANTS: &[(&str, &str)] = &[
         "SELECT a.member_id FROM attempts a JOIN attempts c ON c.member_id = a.member_id AND c.outcome = 'complete'
          WHERE a.recorded_at > c.recorded_at",
     ),
+    (
+        "final (completed) members still in the queue",
+        "SELECT q.member_id FROM queue q JOIN attempts a ON a.member_id = q.member_id AND a.outcome = 'complete'",
+    ),
     ("members with two completes", "SELECT member_id FROM attempts WHERE outcome = 'complete' GROUP BY member_id HAVING COUNT(*) > 1"),
     (
         "attempt numbers with gaps",
