@@ -378,6 +378,8 @@ pub trait CallStore: Send + Sync {
     /// Pending (unclaimed, open) assignments of one operator, and the loads of everyone else.
     fn pending_assignments(&self, round: &RoundRecord) -> Result<Vec<Assignment>>;
 
+    /// The rounds in which an operator has calls, newest first (cheap: no member counts).
+    fn operator_rounds(&self, operator_id: i64) -> Result<Vec<RoundRecord>>;
     fn claim_next(
         &self,
         round: &RoundRecord,

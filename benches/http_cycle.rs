@@ -1,0 +1,316 @@
+//! The operator's cycle over HTTP (record a complete interview, which claims the next contact,
+//! and load the next call screen) with 64 concurrent operators on loopback against a round of
+//! 1,000,000 members, beside the same clients hitting `/healthz` of the same server (what the
+//! HTTP stack itself allows). Also: claiming at 10,000 vs 1,000,000 members (O(log n)), and the
+//! server's peak memory.
+//!
+//! Run: `cargo bench --bench http_cycle` (MEMBERS=..., CLIENTS=..., SECONDS=... to change).
+
+#[path = "support/operator_client.rs"]
+mod operator_client;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use operator_client::OperatorClient;
+use sheping::domain::roster::{MemberCategory, NewMember};
+use sheping::domain::survey::Survey;
+use sheping::domain::unit::{NewUnit, UnitKind};
+use sheping::domain::user::{Role, hash_password};
+use sheping::storage::sqlite::SqliteStore;
+use sheping::storage::{CallStore, NewRound, NewUser, Storage};
+
+const PASSWORD: &str = "bench-password-1";
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A round of `members` (45 per unit) planned over `operators`.
+fn build(path: &std::path::Path, members: usize, operators: usize) -> f64 {
+    let t = Instant::now();
+    let store = SqliteStore::open(path).unwrap();
+    let mut survey = Survey::from_toml_str(include_str!("../surveys/default.toml")).unwrap();
+    survey.calling.windows = vec!["00:00-23:59".into()];
+    let today = chrono::Utc::now().date_naive();
+    let round = store
+        .create_round(
+            &NewRound {
+                key: "bench".into(),
+                title: "bench".into(),
+                survey,
+                survey_source: "d".into(),
+                field: Some((
+                    today - chrono::Duration::days(1),
+                    today + chrono::Duration::days(30),
+                )),
+            },
+            "bench",
+        )
+        .unwrap();
+    let n_units = members.div_ceil(45);
+    let units: Vec<NewUnit> = (0..n_units)
+        .map(|u| NewUnit {
+            name: format!("单位{u:06}"),
+            kind: UnitKind::Institution,
+            sector: String::new(),
+            code: None,
+            line: u + 2,
+        })
+        .collect();
+    store.add_units(&round, &units, "bench").unwrap();
+    let ids: Vec<i64> = store
+        .units(round.id)
+        .unwrap()
+        .iter()
+        .map(|u| u.id)
+        .collect();
+    let new: Vec<NewMember> = (0..members)
+        .map(|i| NewMember {
+            unit_id: ids[i / 45],
+            name: format!("代表{i}"),
+            phone: format!("139{i:08}"),
+            phone_alt: None,
+            category: MemberCategory::ServiceRecipient,
+            organization: None,
+            note: None,
+            line: i + 2,
+        })
+        .collect();
+    store.add_members(&round, &new, &[], "bench").unwrap();
+    let hash = hash_password(PASSWORD);
+    for i in 0..operators {
+        store
+            .add_user(
+                &NewUser {
+                    login: format!("op{i}"),
+                    name: format!("话务员{i}"),
+                    role: Role::Operator,
+                    password_hash: hash.clone(),
+                },
+                "bench",
+            )
+            .unwrap();
+    }
+    sheping::engine::generate_plan(
+        &store,
+        &round,
+        (0..operators).map(|i| format!("op{i}")).collect(),
+        1,
+        "bench",
+    )
+    .unwrap();
+    t.elapsed().as_secs_f64()
+}
+
+/// Median claim latency straight on the store (claim, then release), in microseconds.
+fn claim_latency(path: &std::path::Path, samples: usize) -> f64 {
+    let store = SqliteStore::open(path).unwrap();
+    let round = store.round("bench").unwrap();
+    let op = store.user("op0").unwrap();
+    let now = chrono::Utc::now();
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let t = Instant::now();
+        let c = store
+            .claim_next(&round, &op, now)
+            .unwrap()
+            .expect("a contact");
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+        store.release(&c.token, &op).unwrap();
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+struct ServerProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ServerProcess {
+    fn start(db: &std::path::Path) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sheping"))
+            .args([
+                "--db",
+                db.to_str().unwrap(),
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+            ])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let url = loop {
+            let mut line = String::new();
+            assert!(reader.read_line(&mut line).unwrap() > 0, "server exited");
+            if let Some(i) = line.find("http://") {
+                break line[i..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('/')
+                    .to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in reader.lines() {});
+        ServerProcess { child, url }
+    }
+
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Load {
+    per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    n: usize,
+}
+
+async fn healthz_load(url: &str, clients: usize, secs: u64) -> Load {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let http = http.clone();
+        let url = format!("{url}/healthz");
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                http.get(&url).send().await.unwrap().bytes().await.unwrap();
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    summarise(all, start.elapsed().as_secs_f64())
+}
+
+fn summarise(mut lat: Vec<f64>, secs: f64) -> Load {
+    lat.sort_by(f64::total_cmp);
+    Load {
+        per_sec: lat.len() as f64 / secs,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+        n: lat.len(),
+    }
+}
+
+async fn cycle_load(url: &str, clients: usize, secs: u64) -> Load {
+    let mut signed = Vec::new();
+    for i in 0..clients {
+        let mut c = OperatorClient::sign_in(url, &format!("op{i}"), PASSWORD, "bench")
+            .await
+            .unwrap();
+        assert!(c.next().await.unwrap(), "op{i} has a contact");
+        signed.push(c);
+    }
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let tasks: Vec<_> = signed
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    c.complete(&[1, 2, 1, 1, 2]).await.unwrap();
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    summarise(all, start.elapsed().as_secs_f64())
+}
+
+fn main() {
+    let members = env("MEMBERS", 1_000_000);
+    let clients = env("CLIENTS", 64);
+    let secs = env("SECONDS", 10) as u64;
+    if let Ok(path) = std::env::var("BUILD_ONLY") {
+        // Builds the benchmark's database at PATH and stops (for profiling by hand).
+        build(std::path::Path::new(&path), members, clients);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+
+    let small = dir.path().join("small.db");
+    build(&small, 10_000, clients);
+    let big = dir.path().join("big.db");
+    let built = build(&big, members, clients);
+    println!("setup: {members} members, {clients} operators, built in {built:.1} s");
+
+    let claim_small = claim_latency(&small, 2000);
+    let claim_big = claim_latency(&big, 2000);
+    println!(
+        "claim next (store, median): {claim_small:.0} µs at 10,000 members, {claim_big:.0} µs at {members} members, ratio {:.2}",
+        claim_big / claim_small
+    );
+
+    let server = ServerProcess::start(&big);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (health, cycle) = rt.block_on(async {
+        let health = healthz_load(&server.url, clients, secs.min(5)).await;
+        let cycle = cycle_load(&server.url, clients, secs).await;
+        (health, cycle)
+    });
+    println!(
+        "/healthz baseline: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} requests)",
+        health.per_sec, health.p50_ms, health.p99_ms, health.n
+    );
+    println!(
+        "operator cycle (record complete + claim next + next screen): {:.0} cycles/s, p50 {:.2} ms, p99 {:.2} ms ({} cycles)",
+        cycle.per_sec, cycle.p50_ms, cycle.p99_ms, cycle.n
+    );
+    println!(
+        "ratio cycle/healthz throughput: {:.2}",
+        cycle.per_sec / health.per_sec
+    );
+    println!("server peak RSS: {:.1} MiB", server.peak_rss_mib());
+}
