@@ -25,8 +25,8 @@ pub enum EngineError {
 }
 
 /// Storage with both interfaces (the service needs both).
-pub trait Store: Storage + CallStore {}
-impl<T: Storage + CallStore> Store for T {}
+pub trait Store: Storage + CallStore + crate::storage::results::ResultsStore {}
+impl<T: Storage + CallStore + crate::storage::results::ResultsStore> Store for T {}
 
 #[derive(Debug, Serialize)]
 pub struct PlanOutcome {

@@ -10,7 +10,9 @@ const ALLOWED: &[(&str, &str)] = &[
     ("src/storage/sqlite/sessions.rs", "column"),
 ];
 
-const SQL_WORDS: &[&str] = &["SELECT ", "INSERT ", "UPDATE ", "DELETE ", " WHERE ", "CREATE ", "DROP "];
+const SQL_WORDS: &[&str] = &[
+    "SELECT ", "INSERT ", "UPDATE ", "DELETE ", " WHERE ", "CREATE ", "DROP ",
+];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -34,7 +36,9 @@ fn format_literals(text: &str) -> Vec<(usize, String)> {
             let lit_start = &after[q + 1..];
             let mut end = 0;
             let bytes = lit_start.as_bytes();
-            while end < bytes.len() && !(bytes[end] == b'"' && (end == 0 || bytes[end - 1] != b'\\')) {
+            while end < bytes.len()
+                && !(bytes[end] == b'"' && (end == 0 || bytes[end - 1] != b'\\'))
+            {
                 end += 1;
             }
             let line = text[..offset + i].lines().count();
@@ -51,12 +55,17 @@ fn placeholders(lit: &str) -> Vec<String> {
     let mut rest = lit;
     while let Some(i) = rest.find('{') {
         let after = &rest[i + 1..];
-        if after.starts_with('{') {
-            rest = &after[1..];
+        if let Some(escaped) = after.strip_prefix('{') {
+            rest = escaped;
             continue;
         }
         let Some(j) = after.find('}') else { break };
-        let name = after[..j].split(':').next().unwrap_or("").trim().to_string();
+        let name = after[..j]
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
         names.push(name);
         rest = &after[j + 1..];
     }
@@ -71,23 +80,44 @@ fn sql_is_never_built_from_runtime_strings() {
     let mut offenders = Vec::new();
     let mut checked = 0;
     for file in files {
-        let rel = file.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = file
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let text = std::fs::read_to_string(&file).unwrap();
         for (line, lit) in format_literals(&text) {
             let upper = lit.to_uppercase();
-            if !SQL_WORDS.iter().any(|w| upper.contains(w)) || !lit.contains(" FROM ") && !lit.contains("INTO ") && !lit.contains("SET ") && !lit.contains("WHERE") {
+            if !SQL_WORDS.iter().any(|w| upper.contains(w))
+                || !lit.contains(" FROM ")
+                    && !lit.contains("INTO ")
+                    && !lit.contains("SET ")
+                    && !lit.contains("WHERE")
+            {
                 continue;
             }
             checked += 1;
             for name in placeholders(&lit) {
-                let constant = !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                let constant = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
                 let allowed = ALLOWED.iter().any(|(f, n)| *f == rel && *n == name);
                 if !constant && !allowed {
-                    offenders.push(format!("{rel}:{line}: `{{{name}}}` spliced into SQL: {lit}"));
+                    offenders.push(format!(
+                        "{rel}:{line}: `{{{name}}}` spliced into SQL: {lit}"
+                    ));
                 }
             }
         }
     }
-    assert!(checked > 0, "the scan found no SQL format! at all: the scanner is broken");
-    assert!(offenders.is_empty(), "SQL built from strings:\n{}", offenders.join("\n"));
+    assert!(
+        checked > 0,
+        "the scan found no SQL format! at all: the scanner is broken"
+    );
+    assert!(
+        offenders.is_empty(),
+        "SQL built from strings:\n{}",
+        offenders.join("\n")
+    );
 }

@@ -324,7 +324,7 @@ fn skip_invalid_stores_good_rows_and_writes_rejects_file() {
     let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
     let headers = rdr.headers().unwrap().clone();
-    assert_eq!(headers.iter().last(), Some("错误"));
+    assert_eq!(headers.iter().next_back(), Some("错误"));
     let rows: Vec<csv::StringRecord> = rdr.records().collect::<Result<_, _>>().unwrap();
     assert_eq!(rows.len(), 6);
     assert_eq!(&rows[3][2], "1.39123E+10", "rows kept as they were");

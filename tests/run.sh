@@ -5,4 +5,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The browser tests (tests/browser_*.rs) drive Debian's Chromium through its chromedriver; each
+# test starts its own chromedriver on a free port and a headless Chromium with a fresh profile.
+# A CJK font makes the screenshots under target/screenshots/ readable.
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+if ! fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy"; then
+    need+=(fonts-wqy-microhei)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "tests/run.sh: installing ${need[*]} for the browser tests" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+        echo "tests/run.sh: the browser tests need Debian packages ${need[*]} (run as root to install them)" >&2
+    fi
+fi
+mkdir -p target/screenshots
+
 cargo test --locked --lib --bins --tests "$@"

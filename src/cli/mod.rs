@@ -15,6 +15,8 @@ use crate::imports::{self, ImportReport, RosterImport};
 use crate::storage::sqlite::SqliteStore;
 use crate::storage::{AttemptInput, CallStore, NewRound, NewUser, Storage};
 
+mod results;
+
 #[derive(Parser)]
 #[command(
     name = "sheping",
@@ -80,6 +82,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Social-evaluation results: scores, rank intervals, quality checks (--json for all figures).
+    Results(results::ResultsArgs),
+    /// On-site evaluation data (现场评价).
+    #[command(subcommand)]
+    Onsite(results::OnsiteCmd),
+    /// Statisticians' exports (anonymised): responses, distributions, scores, dispositions, attempts, codebook.
+    Export(results::ExportArgs),
+    /// Bearer tokens for the HTTP API.
+    #[command(subcommand)]
+    Token(results::TokenCmd),
+    /// Reports: the round report (index.html), feedback pages per unit, charts and exports.
+    Report(crate::report::ReportArgs),
     /// Serve the web console.
     Serve(ServeArgs),
     /// Create the demo round when the database is empty, then serve it.
@@ -504,6 +518,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Results(args) => results::results(&cli.db, args),
+        Command::Onsite(cmd) => results::onsite(&cli.db, cmd),
+        Command::Export(args) => results::export(&cli.db, args),
+        Command::Token(cmd) => results::token(&cli.db, cmd),
+        Command::Report(args) => {
+            crate::report::cli_main(&open(&cli.db)?, args, &cli_actor())?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve(cli.db, args, false),
         Command::Demo(args) => serve(cli.db, args, true),

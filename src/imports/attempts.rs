@@ -197,7 +197,7 @@ pub fn attempts_import(
         let mut answers = Vec::new();
         let mut bad = None;
         for (d, col) in cols.dimensions.iter().enumerate() {
-            let text = col.map(|c| get(c)).unwrap_or("");
+            let text = col.map(get).unwrap_or("");
             if text.is_empty() {
                 answers.push(None);
             } else if let Some(level) = survey.find_level(text) {
@@ -220,7 +220,7 @@ pub fn attempts_import(
         if answers.iter().all(Option::is_none) {
             answers.clear();
         }
-        let appointment = match cols.appointment.map(|c| get(c)).filter(|t| !t.is_empty()) {
+        let appointment = match cols.appointment.map(get).filter(|t| !t.is_empty()) {
             None => None,
             Some(t) => match parse_local_time(t, tz) {
                 Some(a) => Some(a),

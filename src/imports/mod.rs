@@ -14,6 +14,8 @@ use crate::tabular::{self, ReadOptions, Table, TableError};
 
 mod attempts;
 pub use attempts::{attempts_import, parse_local_time};
+mod onsite;
+pub use onsite::{OnsiteImport, demo_onsite, onsite_import};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {

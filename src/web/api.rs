@@ -1,9 +1,683 @@
-//! The evaluators' HTTP API (`/api/v1/...`).
+//! The evaluators' HTTP API (`/api/v1/...`): the results JSON (the same document as
+//! `sheping results --json`), the statisticians' exports, and an OpenAPI description.
+//!
+//! Authentication: `Authorization: Bearer <token>` with a token from
+//! `sheping token create --login LOGIN` (only its SHA-256 is stored), or the console's session
+//! cookie. Results: admin, statistician, evaluator. Exports: admin, statistician. Errors are
+//! JSON: `{"error": {"code": "...", "message": "..."}}` with 401 (no or unknown token), 403
+//! (role), 404 (round or unit), 400 (parameters).
 
-use axum::Router;
+use std::sync::LazyLock;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
 use super::AppState;
+use super::auth::Session;
+use crate::domain::user::Role;
+use crate::exports::{self, ExportError, ExportFormat, ExportKind, ExportOptions};
+use crate::results::{self, ResultsError, ResultsOptions};
+use crate::storage::{AuditEvent, StorageError, UserRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/rounds", get(rounds))
+        .route("/api/v1/rounds/{key}/results", get(round_results))
+        .route(
+            "/api/v1/rounds/{key}/units/{unit}/results",
+            get(unit_results),
+        )
+        .route("/api/v1/rounds/{key}/exports/{kind}", get(export))
+}
+
+/// Results and exports run the bootstrap on every core: at most two at a time, the others wait.
+static COMPUTE: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(2));
+
+const READ_RESULTS: &[Role] = &[Role::Admin, Role::Statistician, Role::Evaluator];
+const READ_EXPORTS: &[Role] = &[Role::Admin, Role::Statistician];
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthorized(String),
+    Forbidden(String),
+    NotFound(String),
+    BadRequest(String),
+    Unavailable(String),
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "API request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "系统内部错误,已记录。请稍后重试或联系管理员。".to_string(),
+                )
+            }
+        };
+        let mut res = (
+            status,
+            Json(json!({ "error": { "code": code, "message": message } })),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"sheping\""),
+            );
+        }
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound(m) => ApiError::NotFound(m),
+            StorageError::Full => ApiError::Unavailable("服务器存储空间已满,请通知管理员。".into()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ResultsError> for ApiError {
+    fn from(e: ResultsError) -> Self {
+        match e {
+            ResultsError::Storage(s) => s.into(),
+            ResultsError::Scoring(crate::domain::scoring::ScoringError::BadOptions(m)) => {
+                ApiError::BadRequest(m)
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ExportError> for ApiError {
+    fn from(e: ExportError) -> Self {
+        match e {
+            ExportError::Results(r) => r.into(),
+            ExportError::Storage(s) => s.into(),
+            ExportError::Invalid(m) => ApiError::BadRequest(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<super::WebError> for ApiError {
+    fn from(e: super::WebError) -> Self {
+        match e {
+            super::WebError::Storage(s) => s.into(),
+            super::WebError::NotFound(m) => ApiError::NotFound(m),
+            super::WebError::BadRequest(m) => ApiError::BadRequest(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Runs blocking work (storage, scoring) off the async threads.
+async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&dyn crate::engine::Store) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| ApiError::Internal(format!("task failed: {e}")))?
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who is calling
+
+/// The authenticated caller: by bearer token, or else by the console's session cookie.
+pub struct Caller {
+    pub user: UserRecord,
+    /// `token` or `session`.
+    pub via: &'static str,
+}
+
+impl Caller {
+    fn actor(&self) -> String {
+        format!("api:{}", self.user.login)
+    }
+
+    /// 403 (logged) unless the caller's role is one of `roles`.
+    async fn require(&self, state: &AppState, roles: &[Role], path: &str) -> Result<(), ApiError> {
+        if roles.contains(&self.user.role) {
+            return Ok(());
+        }
+        let login = self.user.login.clone();
+        let detail = json!({ "path": path, "role": self.user.role.key(), "via": self.via });
+        tracing::warn!(user = %login, path, "API forbidden");
+        blocking(state, move |s| {
+            Ok(s.audit(&AuditEvent {
+                actor: &format!("api:{login}"),
+                action: "api.forbidden",
+                round_key: None,
+                detail,
+            })?)
+        })
+        .await?;
+        let allowed: Vec<&str> = roles.iter().map(|r| r.label()).collect();
+        Err(ApiError::Forbidden(format!(
+            "{}({})无权访问:仅限{}",
+            self.user.login,
+            self.user.role.label(),
+            allowed.join("、")
+        )))
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<Result<String, ApiError>> {
+    let value = parts.headers.get(header::AUTHORIZATION)?;
+    let malformed = || {
+        ApiError::Unauthorized(
+            "Authorization 头格式不对:应为 `Authorization: Bearer <令牌>`".into(),
+        )
+    };
+    let Ok(text) = value.to_str() else {
+        return Some(Err(malformed()));
+    };
+    let (scheme, token) = text.trim().split_once(' ').unwrap_or((text, ""));
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Some(Err(malformed()));
+    }
+    Some(Ok(token.to_string()))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(token) = bearer(parts) {
+            let hash = results::api_token_hash(&token?);
+            let now = chrono::Utc::now();
+            let found = blocking(state, move |s| Ok(s.api_token_user(&hash, now)?)).await?;
+            return match found {
+                None => Err(ApiError::Unauthorized(
+                    "令牌无效:请用 `sheping token create --login 登录名` 创建令牌".into(),
+                )),
+                Some((t, _)) if t.revoked_at_ms.is_some() => {
+                    Err(ApiError::Unauthorized("令牌已吊销".into()))
+                }
+                Some((t, _)) if !t.user_active => {
+                    Err(ApiError::Unauthorized("令牌所属用户已停用".into()))
+                }
+                Some((t, _)) if !t.is_usable(now) => {
+                    Err(ApiError::Unauthorized("令牌已过期".into()))
+                }
+                Some((_, user)) => Ok(Caller { user, via: "token" }),
+            };
+        }
+        match <Session as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+        {
+            Ok(Some(s)) => Ok(Caller {
+                user: s.user,
+                via: "session",
+            }),
+            Ok(None) => Err(ApiError::Unauthorized(
+                "需要认证:请在请求头加 `Authorization: Bearer <令牌>`(令牌由 `sheping token create` 创建),或先登录控制台".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ResultsQuery {
+    /// `p_bottom` is the probability of falling in the bottom K (default 3).
+    pub bottom_k: Option<u32>,
+}
+
+fn json_response(value: &impl serde::Serialize) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn rounds(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    caller
+        .require(&state, READ_RESULTS, "/api/v1/rounds")
+        .await?;
+    let rounds = blocking(&state, |s| {
+        Ok(s.rounds()?
+            .into_iter()
+            .map(|r| {
+                json!({
+                    "key": r.round.key,
+                    "title": r.round.title,
+                    "field_start": r.round.field_start,
+                    "field_end": r.round.field_end,
+                    "locked": r.round.is_locked(),
+                    "units": r.units,
+                    "members": r.members,
+                })
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    json_response(&json!({ "rounds": rounds }))
+}
+
+async fn compute(
+    state: &AppState,
+    caller: &Caller,
+    key: String,
+    q: &ResultsQuery,
+) -> Result<results::ResultsDocument, ApiError> {
+    let _permit = COMPUTE
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let actor = caller.actor();
+    let opts = ResultsOptions {
+        bottom_k: q.bottom_k,
+        ..ResultsOptions::default()
+    };
+    blocking(state, move |s| {
+        let round = s.round(&key)?;
+        Ok(results::compute(
+            s,
+            &round,
+            &opts,
+            chrono::Utc::now(),
+            &actor,
+        )?)
+    })
+    .await
+}
+
+async fn round_results(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+    Query(q): Query<ResultsQuery>,
+) -> Result<Response, ApiError> {
+    caller
+        .require(
+            &state,
+            READ_RESULTS,
+            &format!("/api/v1/rounds/{key}/results"),
+        )
+        .await?;
+    let doc = compute(&state, &caller, key, &q).await?;
+    json_response(&doc)
+}
+
+/// One unit's object from the round's document, with the round-level fields it depends on.
+pub fn unit_document(doc: &results::ResultsDocument, unit: &str) -> Option<Value> {
+    let u = doc
+        .units
+        .iter()
+        .find(|u| u.unit == unit)
+        .or_else(|| doc.units.iter().find(|u| u.code.as_deref() == Some(unit)))?;
+    Some(json!({
+        "round": doc.round,
+        "title": doc.title,
+        "computed_at": doc.computed_at,
+        "field_closed": doc.field_closed,
+        "locked": doc.locked,
+        "survey": doc.survey,
+        "ranked_by": doc.ranked_by,
+        "bootstrap_seed": doc.bootstrap_seed,
+        "bootstrap_seed_source": doc.bootstrap_seed_source,
+        "bootstrap_replicates": doc.bootstrap_replicates,
+        "bottom_k": doc.bottom_k,
+        "ranked_units": doc.units.iter().filter(|u| u.social.rank.is_some()).count(),
+        "unit": u,
+    }))
+}
+
+async fn unit_results(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((key, unit)): Path<(String, String)>,
+    Query(q): Query<ResultsQuery>,
+) -> Result<Response, ApiError> {
+    caller
+        .require(
+            &state,
+            READ_RESULTS,
+            &format!("/api/v1/rounds/{key}/units/{unit}/results"),
+        )
+        .await?;
+    let doc = compute(&state, &caller, key.clone(), &q).await?;
+    let value = unit_document(&doc, &unit).ok_or_else(|| {
+        ApiError::NotFound(format!("轮次 {key} 中没有名称或代码为“{unit}”的单位"))
+    })?;
+    json_response(&value)
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ExportQuery {
+    pub format: Option<String>,
+    pub bom: Option<bool>,
+    pub with_comments: Option<bool>,
+}
+
+async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((key, kind)): Path<(String, String)>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    caller
+        .require(
+            &state,
+            READ_EXPORTS,
+            &format!("/api/v1/rounds/{key}/exports/{kind}"),
+        )
+        .await?;
+    let kind_parsed = ExportKind::parse(&kind).ok_or_else(|| {
+        let kinds: Vec<&str> = ExportKind::all().iter().map(|k| k.key()).collect();
+        ApiError::NotFound(format!("没有导出种类“{kind}”:可选 {}", kinds.join("、")))
+    })?;
+    let format = match q.format.as_deref() {
+        None => ExportFormat::Csv,
+        Some(f) => ExportFormat::parse(f)
+            .ok_or_else(|| ApiError::BadRequest(format!("format“{f}”无效:可选 csv、xlsx")))?,
+    };
+    let opts = ExportOptions {
+        format,
+        bom: q.bom.unwrap_or(true),
+        with_comments: q.with_comments.unwrap_or(false),
+        ..ExportOptions::default()
+    };
+    let _permit = COMPUTE
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let actor = caller.actor();
+    let out = blocking(&state, move |s| {
+        let round = s.round(&key)?;
+        Ok(exports::export_bytes(
+            s,
+            &round,
+            kind_parsed,
+            &opts,
+            &actor,
+            chrono::Utc::now(),
+        )?)
+    })
+    .await?;
+    let ascii: String = out
+        .file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let disposition = format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        super::error::encode_component(&out.file_name)
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, out.content_type.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        out.bytes,
+    )
+        .into_response())
+}
+
+async fn openapi() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        Json(openapi_document()),
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAPI
+
+fn nullable(schema: Value) -> Value {
+    json!({ "oneOf": [schema, { "type": "null" }] })
+}
+
+fn num() -> Value {
+    json!({ "type": "number" })
+}
+
+fn interval() -> Value {
+    nullable(
+        json!({ "type": "array", "items": { "type": "number" }, "minItems": 2, "maxItems": 2 }),
+    )
+}
+
+/// The OpenAPI 3.1 description of this API (served at `/api/v1/openapi.json`).
+pub fn openapi_document() -> Value {
+    let error_response = |description: &str| {
+        json!({
+            "description": description,
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+        })
+    };
+    let key_param = json!({
+        "name": "key", "in": "path", "required": true,
+        "description": "Round key, e.g. 2022.", "schema": { "type": "string" }
+    });
+    let bottom_k = json!({
+        "name": "bottom_k", "in": "query", "required": false,
+        "description": "p_bottom is the probability of falling in the bottom k units (default 3).",
+        "schema": { "type": "integer", "minimum": 1 }
+    });
+    let security = json!([{ "bearerAuth": [] }, { "cookieAuth": [] }]);
+    let errors = |ok: Value| {
+        let mut r = json!({
+            "401": error_response("No, unknown, revoked or expired token (and no session)."),
+            "403": error_response("The caller's role may not read this."),
+            "404": error_response("No such round or unit."),
+        });
+        r["200"] = ok;
+        r
+    };
+    let paths = json!({
+        "/api/v1/rounds": {
+            "get": {
+                "summary": "Rounds (key, title, field period, locked, units, members).",
+                "operationId": "listRounds",
+                "responses": errors(json!({
+                    "description": "The rounds.",
+                    "content": { "application/json": { "schema": { "type": "object", "properties": {
+                        "rounds": { "type": "array", "items": { "type": "object" } } } } } }
+                }))
+            }
+        },
+        "/api/v1/rounds/{key}/results": {
+            "get": {
+                "summary": "The round's results document (the same JSON as `sheping results --json`).",
+                "operationId": "roundResults",
+                "parameters": [key_param, bottom_k],
+                "responses": errors(json!({
+                    "description": "Results of every unit, and the round's quality checks.",
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Results" } } }
+                }))
+            }
+        },
+        "/api/v1/rounds/{key}/units/{unit}/results": {
+            "get": {
+                "summary": "One unit's results, with the round-level fields they depend on.",
+                "operationId": "unitResults",
+                "parameters": [
+                    key_param,
+                    { "name": "unit", "in": "path", "required": true,
+                      "description": "The unit's name (URL-encoded) or its code.",
+                      "schema": { "type": "string" } },
+                    bottom_k
+                ],
+                "responses": errors(json!({
+                    "description": "The unit's object exactly as in the round's `units` array, under `unit`.",
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/UnitResults" } } }
+                }))
+            }
+        },
+        "/api/v1/rounds/{key}/exports/{kind}": {
+            "get": {
+                "summary": "A statistician's export (anonymised; logged in the audit log). Admins and statisticians only.",
+                "operationId": "export",
+                "parameters": [
+                    key_param,
+                    { "name": "kind", "in": "path", "required": true,
+                      "schema": { "type": "string", "enum": ExportKind::all().iter().map(|k| k.key()).collect::<Vec<_>>() } },
+                    { "name": "format", "in": "query", "schema": { "type": "string", "enum": ["csv", "xlsx"], "default": "csv" } },
+                    { "name": "bom", "in": "query", "schema": { "type": "boolean", "default": true },
+                      "description": "UTF-8 BOM at the start of a CSV (Excel/WPS need it)." },
+                    { "name": "with_comments", "in": "query", "schema": { "type": "boolean", "default": false },
+                      "description": "Include operators' comments (names and numbers masked) in responses and attempts." }
+                ],
+                "responses": errors(json!({
+                    "description": "The file (Content-Disposition: attachment).",
+                    "content": {
+                        "text/csv": { "schema": { "type": "string" } },
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": { "schema": { "type": "string", "format": "binary" } },
+                        "text/plain": { "schema": { "type": "string" } }
+                    }
+                }))
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "summary": "This document.",
+                "operationId": "openapi",
+                "security": [],
+                "responses": { "200": { "description": "OpenAPI 3.1 document." } }
+            }
+        }
+    });
+    let mut schemas = json!({
+        "Error": {
+            "type": "object", "required": ["error"],
+            "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
+                "code": { "type": "string", "enum": ["unauthorized", "forbidden", "not_found", "bad_request", "unavailable", "internal"] },
+                "message": { "type": "string" } } } }
+        },
+        "Interval": interval(),
+        "Rates": { "type": "object", "properties": {
+            "rr1": nullable(num()), "rr2": nullable(num()), "coop1": nullable(num()),
+            "ref1": nullable(num()), "con1": nullable(num()) } },
+        "Dispositions": { "type": "object",
+            "properties": { "I": {"type": "integer"}, "P": {"type": "integer"}, "R": {"type": "integer"},
+                "NC": {"type": "integer"}, "O": {"type": "integer"}, "UH": {"type": "integer"},
+                "UO": {"type": "integer"}, "NE": {"type": "integer"} } },
+        "Phone": { "type": "object", "properties": {
+            "completes": { "type": "integer" },
+            "mean": nullable(num()), "sd": nullable(num()), "ci95": interval(),
+            "satisfaction_rate": nullable(num()), "satisfaction_rate_ci95": interval(),
+            "cronbach_alpha": nullable(num()), "points": nullable(num()),
+            "dimensions": { "type": "array", "items": { "type": "object", "properties": {
+                "key": { "type": "string" }, "label": { "type": "string" },
+                "mean": nullable(num()), "satisfaction_rate": nullable(num()),
+                "satisfaction_rate_ci95": interval(),
+                "counts": { "type": "object", "additionalProperties": { "type": "integer" } } } } } } },
+        "Onsite": nullable(json!({ "type": "object", "properties": {
+            "kind": { "type": "string", "enum": ["ballots", "direct"] },
+            "ballots": { "type": "integer" }, "mean": num(), "sd": nullable(num()),
+            "ci95": interval(), "points": num() } })),
+        "Social": { "type": "object", "properties": {
+            "points": nullable(num()), "max_points": num(), "ci95": interval(),
+            "rank": nullable(json!({ "type": "integer" })),
+            "rank_ci95": nullable(json!({ "type": "array", "items": { "type": "integer" }, "minItems": 2, "maxItems": 2 })),
+            "p_bottom": nullable(num()) } }
+    });
+    let more = json!({
+        "Unit": { "type": "object",
+            "required": ["unit", "kind", "sector", "panel", "dispositions", "rates", "phone", "onsite", "social", "flags"],
+            "properties": {
+                "unit": { "type": "string" }, "code": nullable(json!({ "type": "string" })),
+                "kind": { "type": "string", "description": "党政机关 or 事业单位" },
+                "sector": { "type": "string" }, "panel": { "type": "integer" },
+                "dispositions": { "$ref": "#/components/schemas/Dispositions" },
+                "rates": { "$ref": "#/components/schemas/Rates" },
+                "phone": { "$ref": "#/components/schemas/Phone" },
+                "onsite": { "$ref": "#/components/schemas/Onsite" },
+                "social": { "$ref": "#/components/schemas/Social" },
+                "flags": { "type": "array", "items": { "type": "string", "enum": ["few_completes", "onsite_missing", "low_response"] } } } },
+        "Results": { "type": "object",
+            "required": ["round", "units", "quality", "bootstrap_seed", "ranked_by"],
+            "properties": {
+                "round": { "type": "string" }, "title": { "type": "string" },
+                "computed_at": { "type": "string", "format": "date-time" },
+                "field_closed": { "type": "boolean" }, "locked": { "type": "boolean" },
+                "survey": { "type": "object" },
+                "ranked_by": { "type": "string", "enum": ["social", "phone"] },
+                "bootstrap_seed": { "type": "integer", "description": "Stored per round; below 2^53." },
+                "bootstrap_seed_source": { "type": "string", "enum": ["stored", "override"] },
+                "bootstrap_replicates": { "type": "integer" }, "bottom_k": { "type": "integer" },
+                "units": { "type": "array", "items": { "$ref": "#/components/schemas/Unit" } },
+                "overall": { "type": "object" },
+                "quality": { "type": "object", "properties": {
+                    "completes": { "type": "integer" },
+                    "cronbach_alpha": nullable(num()),
+                    "operator_effect": { "type": "object", "properties": {
+                        "anova": nullable(json!({ "type": "object" })),
+                        "chi2": { "type": "array", "items": { "type": "object" } },
+                        "operators": { "type": "array", "items": { "type": "object" } },
+                        "flagged_operators": { "type": "array", "items": { "type": "string" } } } },
+                    "straight_line_share": nullable(num()),
+                    "suspicious": { "type": "array", "items": { "type": "object" } } } },
+                "warnings": { "type": "array", "items": { "type": "string" } } } },
+        "UnitResults": { "type": "object", "required": ["round", "unit"],
+            "properties": { "round": { "type": "string" }, "bootstrap_seed": { "type": "integer" },
+                "unit": { "$ref": "#/components/schemas/Unit" } } }
+    });
+    if let (Some(a), Value::Object(b)) = (schemas.as_object_mut(), more) {
+        a.extend(b);
+    }
+    let security_schemes = json!({"bearerAuth": { "type": "http", "scheme": "bearer",
+            "description": "A token from `sheping token create --login LOGIN` (roles admin, statistician, evaluator)." },
+        "cookieAuth": { "type": "apiKey", "in": "cookie", "name": "sheping_session" }
+    });
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sheping results API",
+            "version": "1",
+            "description": "Social-evaluation results (社会评价) of a performance-of-duties evaluation round: per-unit phone and on-site scores with their uncertainty, rank intervals and the statistician's quality checks, recomputed from the stored call attempts on every request. Numbers are unrounded; a statistic the data do not determine is null. Definitions: docs/scoring.md and docs/results.md."
+        },
+        "servers": [{ "url": "/" }],
+        "security": security,
+        "paths": paths,
+        "components": { "securitySchemes": security_schemes, "schemas": schemas }
+    })
 }

@@ -2,8 +2,8 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::storage::StorageError;
 
@@ -15,6 +15,18 @@ pub enum WebError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    /// Not signed in (or the session ended): pages go to sign-in and come back to `next`.
+    #[error("sign-in required")]
+    SignIn { next: String, expired: bool },
+    /// Not signed in, for scripts and the API: 401 instead of a redirect.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// Signed in, but the role does not allow it (already logged by the guard).
+    #[error("forbidden")]
+    Forbidden,
+    /// The form token is missing or wrong, or the request came from another site.
+    #[error("csrf")]
+    Csrf,
     #[error("internal: {0}")]
     Internal(String),
     #[error("storage: {0}")]
@@ -28,9 +40,52 @@ struct ErrorPage {
     message: String,
 }
 
+/// Percent-encodes a path for a query parameter.
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, title, message) = match &self {
+            WebError::SignIn { next, expired } => {
+                let mut url = format!("/login?next={}", encode_component(next));
+                if *expired {
+                    url.push_str("&expired=1");
+                }
+                return Redirect::to(&url).into_response();
+            }
+            WebError::Unauthorized => {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Cookie realm=\"sheping\"")],
+                    ErrorPage {
+                        title: "需要登录",
+                        message: "未登录或会话已过期,请重新登录。".to_string(),
+                    },
+                )
+                    .into_response();
+            }
+            WebError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "无权访问",
+                "您的账号角色无权查看或操作此页面。此次访问已记录。".to_string(),
+            ),
+            WebError::Csrf => (
+                StatusCode::FORBIDDEN,
+                "表单已失效",
+                "表单校验未通过(页面可能已过期或来自其他网站),未保存任何内容。请返回刷新页面后重试。"
+                    .to_string(),
+            ),
             WebError::NotFound(m) | WebError::Storage(StorageError::NotFound(m)) => {
                 (StatusCode::NOT_FOUND, "未找到", m.clone())
             }
@@ -38,9 +93,11 @@ impl IntoResponse for WebError {
             WebError::Conflict(m) | WebError::Storage(StorageError::Conflict(m)) => {
                 (StatusCode::CONFLICT, "无法完成", m.clone())
             }
-            WebError::Storage(e @ StorageError::Locked(_)) => {
-                (StatusCode::CONFLICT, "轮次已锁定", e.to_string())
-            }
+            WebError::Storage(StorageError::Locked(key)) => (
+                StatusCode::CONFLICT,
+                "轮次已锁定",
+                format!("评估轮次 {key} 已锁定,其数据不能再修改。"),
+            ),
             WebError::Storage(StorageError::Full) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "存储空间已满",
@@ -56,5 +113,18 @@ impl IntoResponse for WebError {
             }
         };
         (status, ErrorPage { title, message }).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_paths_are_encoded() {
+        assert_eq!(
+            encode_component("/call?round=2022&x=1"),
+            "/call%3Fround%3D2022%26x%3D1"
+        );
     }
 }

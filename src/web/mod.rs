@@ -1,30 +1,68 @@
 //! The web console and HTTP API: one module per feature, merged here over one shared state.
+//!
+//! | module | routes | who |
+//! |---|---|---|
+//! | `pages` | `/` (public list of rounds and units), `/results` | public; results: admin, statistician, evaluator |
+//! | `auth` | `/login`, `/logout`, `/console`, `/account/password` | everyone |
+//! | `call` | `/call`, `/call/next`, `/call/record`, `/call/release`, `/call/list` | operators |
+//! | `supervise` | `/progress`, `/rounds/{key}/progress[/live]`, `/audit` | admin; statisticians read-only |
+//! | `admin` | `/admin/...` | admin |
+//! | `api` | `/api/v1/...` | see that module |
 
+mod admin;
 mod api;
+mod assets;
+mod auth;
+mod call;
+pub mod config;
 mod error;
 mod pages;
+mod security;
+mod supervise;
+mod views;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+pub use config::WebConfig;
 pub use error::WebError;
 
 use crate::engine::Store;
+use crate::storage::admin::AdminStore;
+use crate::storage::sessions::SessionStore;
+
+/// Everything the consoles need from storage.
+pub trait ConsoleStore: Store + SessionStore + AdminStore {}
+impl<T: Store + SessionStore + AdminStore> ConsoleStore for T {}
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub console: Arc<dyn ConsoleStore>,
+    pub config: Arc<WebConfig>,
+    /// Session → the claim it just made: the first display of that contact is covered by the
+    /// claim's audit entry; any later display of the full number is logged as a view.
+    fresh_claims: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl AppState {
+    pub fn new<S: ConsoleStore + 'static>(store: Arc<S>, config: WebConfig) -> AppState {
+        let console: Arc<dyn ConsoleStore> = store;
+        AppState {
+            store: console.clone(),
+            console,
+            config: Arc::new(config),
+            fresh_claims: Arc::default(),
+        }
+    }
+
     /// Runs blocking storage work off the async threads.
     pub async fn blocking<T: Send + 'static>(
         &self,
@@ -35,14 +73,60 @@ impl AppState {
             .await
             .map_err(|e| WebError::Internal(format!("task failed: {e}")))?
     }
+
+    /// Like [`AppState::blocking`], with the consoles' storage (sessions, admin).
+    pub async fn console_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn ConsoleStore) -> Result<T, WebError> + Send + 'static,
+    ) -> Result<T, WebError> {
+        let store = self.console.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| WebError::Internal(format!("task failed: {e}")))?
+    }
+
+    fn mark_fresh_claim(&self, session: &str, token: &str) {
+        let mut m = self.fresh_claims.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 10_000 {
+            m.clear();
+        }
+        m.insert(session.to_string(), token.to_string());
+    }
+
+    /// True once after the claim was made in this session.
+    fn take_fresh_claim(&self, session: &str, token: &str) -> bool {
+        let mut m = self.fresh_claims.lock().unwrap_or_else(|p| p.into_inner());
+        if m.get(session).is_some_and(|t| t == token) {
+            m.remove(session);
+            true
+        } else {
+            false
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/static/style.css", get(style_css))
+        .merge(assets::router())
+        .route("/login", get(auth::login_form).post(auth::login_submit))
+        .route("/logout", post(auth::logout))
+        .route("/console", get(auth::console))
+        .route(
+            "/account/password",
+            get(auth::password_form).post(auth::password_submit),
+        )
         .merge(pages::router())
+        .merge(call::router())
+        .merge(supervise::router())
+        .merge(admin::router())
         .merge(api::router())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(security::same_origin))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::headers,
+        ))
         .with_state(state)
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
@@ -52,29 +136,45 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn style_css() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        include_str!("../../web/static/style.css"),
-    )
+async fn not_found() -> WebError {
+    WebError::NotFound("没有这个页面。请从工作台的菜单进入。".into())
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
-pub async fn serve(
+/// Serves until `shutdown` resolves, then finishes the requests in flight. Settings come from
+/// the environment ([`WebConfig::from_env`]).
+pub async fn serve<S: ConsoleStore + 'static>(
     listener: TcpListener,
-    store: Arc<dyn Store>,
+    store: Arc<S>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(AppState { store });
+    let config = WebConfig::from_env().map_err(std::io::Error::other)?;
+    let state = AppState::new(store, config);
+    spawn_purger(state.clone());
+    let app = router(state);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Deletes ended sessions and old failed sign-ins every ten minutes.
+fn spawn_purger(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let (limits, policy) = (state.config.limits, state.config.throttle);
+            let now = chrono::Utc::now().timestamp_millis();
+            let r = state
+                .console_blocking(move |s| Ok(s.purge_web_state(now, &limits, &policy)?))
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "purging sessions failed");
+            }
+        }
+    });
 }
 
 pub async fn shutdown_signal() {

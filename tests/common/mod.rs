@@ -1,6 +1,7 @@
 //! Test helpers: the real `sheping` binary on a temporary database, and the real server on a
 //! random loopback port.
 #![allow(dead_code)]
+pub mod browser;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,314 @@
+//! `sheping results`, `sheping onsite`, `sheping export` and `sheping token`: the scoring
+//! work's commands.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+
+use super::{ImportArgs, cli_actor, finish_import, open};
+use crate::exports::{self, ExportFormat, ExportKind, ExportOptions};
+use crate::imports::{self, OnsiteImport};
+use crate::results::{self, ResultsOptions};
+use crate::storage::results::{ResultsStore, StoredOnsite};
+use crate::storage::{CallStore, Storage};
+
+/// Options of the computation (defaults: the round's stored seed, 2,000 replicates, bottom 3,
+/// 60 s, 2 s).
+#[derive(Args, Debug, Clone, Default)]
+pub(super) struct ScoringArgs {
+    /// Bootstrap seed for this computation only (default: the round's stored seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Bootstrap replicates (default 2000; 0 for no rank intervals).
+    #[arg(long)]
+    replicates: Option<u32>,
+    /// `p_bottom` is the probability of falling in the bottom K (default 3).
+    #[arg(long)]
+    bottom_k: Option<u32>,
+    /// Completes shorter than this many seconds are listed as suspicious (default 60).
+    #[arg(long)]
+    min_duration: Option<f64>,
+    /// Completes whose median gap between answers is below this many seconds are listed (default 2).
+    #[arg(long)]
+    min_gap: Option<f64>,
+}
+
+impl ScoringArgs {
+    fn options(&self) -> ResultsOptions {
+        ResultsOptions {
+            seed: self.seed,
+            replicates: self.replicates,
+            bottom_k: self.bottom_k,
+            min_duration_secs: self.min_duration,
+            min_median_gap_secs: self.min_gap,
+        }
+    }
+}
+
+#[derive(Args)]
+pub(super) struct ResultsArgs {
+    #[arg(long)]
+    round: String,
+    /// Every figure unrounded, as JSON (the same document as the HTTP API).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    scoring: ScoringArgs,
+}
+
+#[derive(Subcommand)]
+pub(super) enum OnsiteCmd {
+    /// Import on-site ballots (unit, ballot, one column per dimension or `overall`) or direct
+    /// scores (unit, score).
+    Import {
+        #[arg(long)]
+        round: String,
+        file: PathBuf,
+        #[command(flatten)]
+        common: ImportArgs,
+        /// Replace the stored on-site data of the units in the file.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// On-site data per unit: ballots or direct score.
+    Show {
+        #[arg(long)]
+        round: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub(super) struct ExportArgs {
+    /// responses, distributions, scores, dispositions, attempts, codebook (also writes the
+    /// SPSS syntax beside it as .sps) or spss.
+    kind: String,
+    #[arg(long)]
+    round: String,
+    #[arg(long)]
+    out: PathBuf,
+    /// csv or xlsx (default: from the file name, else csv).
+    #[arg(long)]
+    format: Option<String>,
+    /// CSV without the UTF-8 BOM (Excel/WPS need the BOM to read Chinese correctly).
+    #[arg(long)]
+    no_bom: bool,
+    /// Include the operators' comments (names and phone numbers in them are masked); logged.
+    #[arg(long)]
+    with_comments: bool,
+    /// The responses CSV that the SPSS syntax reads (codebook and spss).
+    #[arg(long, default_value = "responses.csv")]
+    responses_file: String,
+    #[command(flatten)]
+    scoring: ScoringArgs,
+}
+
+#[derive(Subcommand)]
+pub(super) enum TokenCmd {
+    /// Create a bearer token for the HTTP API; printed once, only its hash is stored.
+    Create {
+        #[arg(long)]
+        login: String,
+        /// What the token is for (shown in `token list`).
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Days until the token expires (0: never).
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its number (from `token list`).
+    Revoke { id: i64 },
+}
+
+pub(super) fn results(db: &Path, args: ResultsArgs) -> Result<ExitCode> {
+    let store = open(db)?;
+    let round = store.round(&args.round)?;
+    let doc = results::compute(
+        &store,
+        &round,
+        &args.scoring.options(),
+        chrono::Utc::now(),
+        &cli_actor(),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", results::render_table(&doc));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn onsite(db: &Path, cmd: OnsiteCmd) -> Result<ExitCode> {
+    let store = open(db)?;
+    match cmd {
+        OnsiteCmd::Import {
+            round,
+            file,
+            common,
+            replace,
+        } => {
+            let round = store.round(&round)?;
+            let table = imports::read_file(&file, common.encoding.as_deref())
+                .with_context(|| format!("reading {}", file.display()))?;
+            let report = imports::onsite_import(
+                &store,
+                &round,
+                &table,
+                &OnsiteImport {
+                    skip_invalid: common.skip_invalid,
+                    replace,
+                },
+                &cli_actor(),
+            )?;
+            finish_import(&report, &common, "条现场评价数据")
+        }
+        OnsiteCmd::Show { round, json } => {
+            let round = store.round(&round)?;
+            let data = store.onsite(round.id)?;
+            let units = store.units(round.id)?;
+            if json {
+                let rows: Vec<_> = units
+                    .iter()
+                    .map(|u| serde_json::json!({ "unit": u.name, "onsite": data.get(&u.id) }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for u in &units {
+                    let what = match data.get(&u.id) {
+                        None => "无现场评价数据".to_string(),
+                        Some(StoredOnsite::Direct(x)) => format!("直接得分 {x}"),
+                        Some(StoredOnsite::Ballots(b)) => format!("{} 张选票", b.len()),
+                    };
+                    println!("{}\t{what}", u.name);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub(super) fn export(db: &Path, args: ExportArgs) -> Result<ExitCode> {
+    let kind = ExportKind::parse(&args.kind).ok_or_else(|| {
+        let kinds: Vec<&str> = ExportKind::all().iter().map(|k| k.key()).collect();
+        anyhow!("不认识的导出种类“{}”:可选 {}", args.kind, kinds.join("、"))
+    })?;
+    let format = match &args.format {
+        Some(f) => {
+            ExportFormat::parse(f).ok_or_else(|| anyhow!("不认识的格式“{f}”:可选 csv、xlsx"))?
+        }
+        None => ExportFormat::from_path(&args.out),
+    };
+    if kind == ExportKind::Spss && args.format.is_some() {
+        bail!("spss 导出的是 SPSS 语法文本(.sps),不接受 --format");
+    }
+    let store = open(db)?;
+    let round = store.round(&args.round)?;
+    let opts = ExportOptions {
+        format,
+        bom: !args.no_bom,
+        with_comments: args.with_comments,
+        responses_file: args.responses_file,
+        results: args.scoring.options(),
+    };
+    let summary = exports::export_to_file(
+        &store,
+        &round,
+        kind,
+        &args.out,
+        &opts,
+        &cli_actor(),
+        chrono::Utc::now(),
+    )?;
+    for f in &summary.files {
+        eprintln!("已写出 {}", f.display());
+    }
+    println!(
+        "已导出{}:{} 行({})",
+        kind.label(),
+        summary.rows,
+        summary.format
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn token(db: &Path, cmd: TokenCmd) -> Result<ExitCode> {
+    let store = open(db)?;
+    match cmd {
+        TokenCmd::Create { login, label, days } => {
+            let user = store.user(&login)?;
+            if !user.active {
+                bail!("用户 {login} 已停用,不能为其创建令牌");
+            }
+            let expires_at =
+                (days > 0).then(|| chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
+            let (token, new) = results::new_api_token(&login, &label, expires_at);
+            let rec = store.add_api_token(&new, &cli_actor())?;
+            println!("{token}");
+            eprintln!(
+                "已为 {login}({})创建 API 令牌 #{}{}。令牌只显示这一次,请妥善保存;用法:Authorization: Bearer <令牌>",
+                user.role.label(),
+                rec.id,
+                match expires_at {
+                    Some(t) => format!(",有效期至 {}", t.format("%Y-%m-%d")),
+                    None => ",永不过期".to_string(),
+                }
+            );
+            if user.role == crate::domain::user::Role::Operator {
+                eprintln!("注意:{login} 是话务员,API 不向话务员提供评估结果(会得到 403)。");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TokenCmd::List { json } => {
+            let tokens = store.api_tokens()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                let now = chrono::Utc::now();
+                let time = |ms: Option<i64>| {
+                    ms.map(|t| {
+                        crate::storage::ms_to_utc(t)
+                            .format("%Y-%m-%d %H:%M")
+                            .to_string()
+                    })
+                    .unwrap_or_else(|| "—".into())
+                };
+                println!("编号\t用户\t角色\t前缀\t说明\t创建\t到期\t最近使用\t状态");
+                for t in &tokens {
+                    let state = if t.revoked_at_ms.is_some() {
+                        "已吊销"
+                    } else if !t.user_active {
+                        "用户已停用"
+                    } else if t.is_usable(now) {
+                        "有效"
+                    } else {
+                        "已过期"
+                    };
+                    println!(
+                        "{}\t{}\t{}\t{}…\t{}\t{}\t{}\t{}\t{state}",
+                        t.id,
+                        t.login,
+                        t.role.key(),
+                        t.prefix,
+                        t.label,
+                        time(Some(t.created_at_ms)),
+                        time(t.expires_at_ms),
+                        time(t.last_used_at_ms)
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TokenCmd::Revoke { id } => {
+            store.revoke_api_token(id, &cli_actor())?;
+            println!("已吊销 API 令牌 #{id}。");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,1285 @@
+//! The statisticians' exports: raw answers, distributions, scores, dispositions, call paradata
+//! and a codebook with SPSS syntax. Every export is anonymised (a pseudonymous respondent id,
+//! never a name or a phone number), has stable English column keys, and is written to the
+//! audit log. Columns are documented in `docs/results.md` and in the codebook export itself.
+//!
+//! CSV is UTF-8 with a BOM (for Excel/WPS) unless asked otherwise; xlsx has one sheet named
+//! after the export.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::disposition::{Category, Outcome};
+use crate::domain::survey::Survey;
+use crate::engine::Store;
+use crate::results::{self, ResultsDocument, ResultsError, ResultsOptions, RoundData};
+use crate::storage::{AttemptRecord, AuditEvent, RoundRecord, StorageError};
+use crate::tabular::{self, TableError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error("无法写出文件 {path}:{error}")]
+    Io { path: String, error: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExportKind {
+    Responses,
+    Distributions,
+    Scores,
+    Dispositions,
+    Attempts,
+    Codebook,
+    /// SPSS syntax reading the responses CSV (also written beside a codebook).
+    Spss,
+}
+
+impl ExportKind {
+    pub fn all() -> &'static [ExportKind] {
+        use ExportKind::*;
+        &[
+            Responses,
+            Distributions,
+            Scores,
+            Dispositions,
+            Attempts,
+            Codebook,
+            Spss,
+        ]
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            ExportKind::Responses => "responses",
+            ExportKind::Distributions => "distributions",
+            ExportKind::Scores => "scores",
+            ExportKind::Dispositions => "dispositions",
+            ExportKind::Attempts => "attempts",
+            ExportKind::Codebook => "codebook",
+            ExportKind::Spss => "spss",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ExportKind::Responses => "访问答案(每份访问一行)",
+            ExportKind::Distributions => "各维度答案分布",
+            ExportKind::Scores => "各单位得分",
+            ExportKind::Dispositions => "各单位拨打结果与应答率",
+            ExportKind::Attempts => "全部拨打记录(过程数据)",
+            ExportKind::Codebook => "变量说明(codebook)",
+            ExportKind::Spss => "SPSS 读取语法",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ExportKind> {
+        let t = text.trim().to_ascii_lowercase();
+        ExportKind::all()
+            .iter()
+            .copied()
+            .find(|k| k.key() == t || (t == "sps" && *k == ExportKind::Spss))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExportFormat {
+    #[default]
+    Csv,
+    Xlsx,
+}
+
+impl ExportFormat {
+    pub fn parse(text: &str) -> Option<ExportFormat> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "csv" => Some(ExportFormat::Csv),
+            "xlsx" | "excel" => Some(ExportFormat::Xlsx),
+            _ => None,
+        }
+    }
+
+    /// From a file name's extension: `.xlsx` is xlsx, anything else CSV.
+    pub fn from_path(path: &Path) -> ExportFormat {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("xlsx") => ExportFormat::Xlsx,
+            _ => ExportFormat::Csv,
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Xlsx => "xlsx",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub format: ExportFormat,
+    /// UTF-8 BOM at the start of a CSV (for Excel/WPS).
+    pub bom: bool,
+    /// Include the operators' free-text comments (names and phone numbers in them are masked).
+    pub with_comments: bool,
+    /// The responses file the SPSS syntax reads.
+    pub responses_file: String,
+    pub results: ResultsOptions,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            format: ExportFormat::Csv,
+            bom: true,
+            with_comments: false,
+            responses_file: "responses.csv".into(),
+            results: ResultsOptions::default(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Variables: one definition gives the header, the codebook row and the SPSS declaration.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarType {
+    Text,
+    Integer,
+    Number,
+}
+
+impl VarType {
+    fn key(self) -> &'static str {
+        match self {
+            VarType::Text => "string",
+            VarType::Integer => "integer",
+            VarType::Number => "number",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Var {
+    pub name: String,
+    pub label: String,
+    pub kind: VarType,
+    /// Codes and their labels (level numbers, 0/1 indicators, outcome keys).
+    pub values: Vec<(String, String)>,
+}
+
+fn var(name: impl Into<String>, label: impl Into<String>, kind: VarType) -> Var {
+    Var {
+        name: name.into(),
+        label: label.into(),
+        kind,
+        values: Vec::new(),
+    }
+}
+
+fn level_values(survey: &Survey) -> Vec<(String, String)> {
+    survey
+        .levels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| ((i + 1).to_string(), l.label.clone()))
+        .collect()
+}
+
+fn outcome_values(outcomes: &[Outcome]) -> Vec<(String, String)> {
+    outcomes
+        .iter()
+        .map(|o| (o.key().to_string(), o.label().to_string()))
+        .collect()
+}
+
+fn unit_vars() -> Vec<Var> {
+    use VarType::*;
+    vec![
+        var("unit", "参评单位", Text),
+        var("unit_code", "单位代码", Text),
+        var("unit_kind", "单位类型(党政机关/事业单位)", Text),
+        var("sector", "系统", Text),
+    ]
+}
+
+/// The columns of an export (the codebook and SPSS syntax describe exactly these).
+pub fn variables(kind: ExportKind, survey: &Survey, with_comments: bool) -> Vec<Var> {
+    use VarType::*;
+    let mut v = Vec::new();
+    match kind {
+        ExportKind::Responses => {
+            v.push(var(
+                "respondent_id",
+                "受访者化名编号(本轮内稳定,不可反推身份)",
+                Text,
+            ));
+            v.extend(unit_vars());
+            v.push(var("category", "代表类别", Text));
+            v.push(var("operator", "话务员(登录名)", Text));
+            v.push(var("attempt_no", "该代表的第几次拨打", Integer));
+            v.push(var("interview_at", "访问时间(本地时间)", Text));
+            v.push(var(
+                "duration_secs",
+                "访问时长(秒,从领取到提交;导入的记录为空)",
+                Number,
+            ));
+            let mut outcome = var("outcome", "拨打结果", Text);
+            outcome.values = outcome_values(&[Outcome::Complete, Outcome::Partial]);
+            v.push(outcome);
+            v.push(var("aapor_code", "AAPOR 结果代码", Text));
+            let mut scored = var("scored", "是否计入得分(1=是,0=否)", Integer);
+            scored.values = vec![("1".into(), "计入".into()), ("0".into(), "不计入".into())];
+            v.push(scored);
+            for d in &survey.dimensions {
+                let mut level = var(
+                    format!("{}_level", d.key),
+                    format!("{}:等级序号(1=最好)", d.label),
+                    Integer,
+                );
+                level.values = level_values(survey);
+                v.push(level);
+                v.push(var(
+                    format!("{}_score", d.key),
+                    format!("{}:等级分值", d.label),
+                    Number,
+                ));
+            }
+            v.push(var(
+                "respondent_score",
+                "受访者得分(各维度分值加权和,完成访问才有)",
+                Number,
+            ));
+            v.push(var(
+                "satisfied_share",
+                "满意答案占比(计为满意的等级,完成访问才有)",
+                Number,
+            ));
+            if with_comments {
+                v.push(var(
+                    "comment",
+                    "话务员记录的意见建议(姓名、号码已遮蔽)",
+                    Text,
+                ));
+            }
+        }
+        ExportKind::Distributions => {
+            v.push(var("unit", "参评单位", Text));
+            v.push(var("unit_code", "单位代码", Text));
+            v.push(var("dimension", "维度(键)", Text));
+            v.push(var("dimension_label", "维度", Text));
+            let mut n = var("level_number", "等级序号(1=最好)", Integer);
+            n.values = level_values(survey);
+            v.push(n);
+            v.push(var("level", "等级(键)", Text));
+            v.push(var("level_label", "等级", Text));
+            v.push(var("count", "回答该等级的完成访问数", Integer));
+            v.push(var("completes", "完成访问数", Integer));
+            v.push(var("percent", "占完成访问的百分比", Number));
+        }
+        ExportKind::Scores => {
+            v.extend(unit_vars());
+            v.push(var("panel", "代表人数", Integer));
+            v.push(var("completes", "完成访问数", Integer));
+            v.push(var("rr1", "应答率 RR1", Number));
+            for (name, label) in [
+                ("phone_mean", "电话调查平均分(0–满分)"),
+                ("phone_sd", "电话调查得分标准差"),
+                ("phone_ci95_low", "电话调查平均分 95% 置信区间下限"),
+                ("phone_ci95_high", "电话调查平均分 95% 置信区间上限"),
+                ("satisfaction_rate", "总体满意率"),
+                ("satisfaction_rate_ci95_low", "总体满意率 95% 置信区间下限"),
+                ("satisfaction_rate_ci95_high", "总体满意率 95% 置信区间上限"),
+                ("cronbach_alpha", "Cronbach α"),
+                ("phone_points", "电话调查得分(折算)"),
+            ] {
+                v.push(var(name, label, Number));
+            }
+            for d in &survey.dimensions {
+                v.push(var(
+                    format!("{}_mean", d.key),
+                    format!("{}:平均分", d.label),
+                    Number,
+                ));
+                v.push(var(
+                    format!("{}_satisfaction_rate", d.key),
+                    format!("{}:满意率", d.label),
+                    Number,
+                ));
+                v.push(var(
+                    format!("{}_satisfaction_rate_ci95_low", d.key),
+                    format!("{}:满意率 Wilson 95% 区间下限", d.label),
+                    Number,
+                ));
+                v.push(var(
+                    format!("{}_satisfaction_rate_ci95_high", d.key),
+                    format!("{}:满意率 Wilson 95% 区间上限", d.label),
+                    Number,
+                ));
+            }
+            let mut kind = var("onsite_kind", "现场评价形式(ballots/direct)", Text);
+            kind.values = vec![
+                ("ballots".into(), "逐张选票".into()),
+                ("direct".into(), "直接给分".into()),
+            ];
+            v.push(kind);
+            v.push(var("onsite_ballots", "现场评价选票数", Integer));
+            for (name, label, t) in [
+                ("onsite_mean", "现场评价平均分", Number),
+                ("onsite_sd", "现场评价标准差", Number),
+                ("onsite_ci95_low", "现场评价平均分 95% 置信区间下限", Number),
+                (
+                    "onsite_ci95_high",
+                    "现场评价平均分 95% 置信区间上限",
+                    Number,
+                ),
+                ("onsite_points", "现场评价得分(折算)", Number),
+                ("social_points", "社会评价得分", Number),
+                ("social_max_points", "社会评价满分", Number),
+                ("social_ci95_low", "社会评价得分 95% 置信区间下限", Number),
+                ("social_ci95_high", "社会评价得分 95% 置信区间上限", Number),
+                ("rank", "排名", Integer),
+                ("rank_ci95_low", "排名 95% 区间(最好)", Integer),
+                ("rank_ci95_high", "排名 95% 区间(最差)", Integer),
+                ("p_bottom", "落入倒数 k 名的概率", Number),
+            ] {
+                v.push(var(name, label, t));
+            }
+            v.push(var(
+                "flags",
+                "提示(few_completes、onsite_missing、low_response,分号分隔)",
+                Text,
+            ));
+        }
+        ExportKind::Dispositions => {
+            v.extend(unit_vars());
+            v.push(var("panel", "代表人数", Integer));
+            for c in Category::all() {
+                v.push(var(
+                    format!("{c:?}"),
+                    format!("AAPOR {c:?}:{}(人数)", c.label()),
+                    Integer,
+                ));
+            }
+            for (name, label) in [
+                ("rr1", "应答率 RR1"),
+                ("rr2", "应答率 RR2"),
+                ("coop1", "合作率 COOP1"),
+                ("ref1", "拒访率 REF1"),
+                ("con1", "接触率 CON1"),
+            ] {
+                v.push(var(name, label, Number));
+            }
+        }
+        ExportKind::Attempts => {
+            v.push(var("respondent_id", "受访者化名编号", Text));
+            v.push(var("unit", "参评单位", Text));
+            v.push(var("unit_code", "单位代码", Text));
+            v.push(var("operator", "话务员(登录名)", Text));
+            v.push(var("attempt_no", "该代表的第几次拨打", Integer));
+            v.push(var("claimed_at", "领取时间(本地时间;导入的记录为空)", Text));
+            v.push(var("recorded_at", "记录时间(本地时间)", Text));
+            v.push(var(
+                "duration_secs",
+                "时长(秒,从领取到提交;导入的记录为空)",
+                Number,
+            ));
+            let mut outcome = var("outcome", "拨打结果", Text);
+            outcome.values = outcome_values(Outcome::all());
+            v.push(outcome);
+            v.push(var("outcome_label", "拨打结果(中文)", Text));
+            v.push(var("aapor_code", "AAPOR 结果代码", Text));
+            v.push(var("aapor_category", "AAPOR 类别(I/P/R/NC/O/UH/UO)", Text));
+            v.push(var("answers", "已回答的维度数", Integer));
+            v.push(var("appointment_at", "预约回访时间(本地时间)", Text));
+            v.push(var("source", "来源(web/cli/import)", Text));
+            if with_comments {
+                v.push(var(
+                    "comment",
+                    "话务员记录的意见建议(姓名、号码已遮蔽)",
+                    Text,
+                ));
+            }
+        }
+        ExportKind::Codebook | ExportKind::Spss => {
+            v.push(var("file", "导出文件(export 种类)", Text));
+            v.push(var("variable", "变量名(列名)", Text));
+            v.push(var("label", "变量说明", Text));
+            v.push(var("type", "类型(string/integer/number)", Text));
+            v.push(var("values", "取值及含义", Text));
+        }
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building the tables
+
+/// An export as a table of text cells.
+#[derive(Debug, Clone)]
+pub struct ExportTable {
+    pub kind: ExportKind,
+    pub vars: Vec<Var>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl ExportTable {
+    pub fn headers(&self) -> Vec<&str> {
+        self.vars.iter().map(|v| v.name.as_str()).collect()
+    }
+}
+
+fn f(x: f64) -> String {
+    // Rust prints the shortest text that reads back as the same f64, never in exponent form.
+    format!("{x}")
+}
+
+fn of(x: Option<f64>) -> String {
+    x.map(f).unwrap_or_default()
+}
+
+fn ou(x: Option<u32>) -> String {
+    x.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn lo(x: Option<[f64; 2]>) -> String {
+    of(x.map(|v| v[0]))
+}
+
+fn hi(x: Option<[f64; 2]>) -> String {
+    of(x.map(|v| v[1]))
+}
+
+/// Masks what could identify a person in a free-text comment: the member's own name, and
+/// any run of 7 or more digits (with spaces, dashes or brackets between them) as a phone
+/// number would be written.
+pub fn scrub_comment(text: &str, personal: &[&str]) -> String {
+    let mut s = text.to_string();
+    // Numbers first (a name is never made of digits), then names.
+    let (phones, names): (Vec<&str>, Vec<&str>) = personal.iter().partition(|p| is_number(p));
+    for p in phones {
+        s = s.replace(p, "[号码]");
+    }
+    for n in names {
+        if n.chars().count() >= 2 {
+            s = s.replace(n, "[姓名]");
+        }
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
+    let is_joiner = |c: char| matches!(c, ' ' | '-' | '(' | ')' | '（' | '）' | '+' | '\u{3000}');
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if is_digit(chars[i]) {
+            let mut j = i;
+            let mut digits = 0;
+            let mut last_digit = i;
+            while j < chars.len() && (is_digit(chars[j]) || is_joiner(chars[j])) {
+                if is_digit(chars[j]) {
+                    digits += 1;
+                    last_digit = j;
+                }
+                j += 1;
+            }
+            let run: String = chars[i..=last_digit].iter().collect();
+            if digits >= 7 && !looks_like_date(&run) {
+                out.push_str("[号码]");
+                i = last_digit + 1;
+                continue;
+            }
+            out.extend(&chars[i..=last_digit]);
+            i = last_digit + 1;
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+/// A phone number as stored (digits with `-`, `+`, spaces), not a name.
+fn is_number(s: &str) -> bool {
+    s.chars().filter(char::is_ascii_digit).count() >= 5
+        && s.chars().all(|c| c.is_ascii_digit() || "-+ ()".contains(c))
+}
+
+/// `2022-11-02`, `2022/11/2`, `2022 11 02`: a date, not a phone number.
+fn looks_like_date(run: &str) -> bool {
+    let groups: Vec<usize> = run
+        .split(|c: char| !(c.is_ascii_digit() || ('０'..='９').contains(&c)))
+        .filter(|g| !g.is_empty())
+        .map(|g| g.chars().count())
+        .collect();
+    matches!(groups.as_slice(), [4, m, d] if *m <= 2 && *d <= 2)
+}
+
+/// Loaded data plus what only exports need.
+struct Context<'a> {
+    data: &'a RoundData,
+    doc: &'a ResultsDocument,
+    units: BTreeMap<i64, (&'a str, String, &'static str, &'a str)>,
+    /// For masking comments only: member id -> name and phone numbers.
+    personal: BTreeMap<i64, Vec<String>>,
+}
+
+impl<'a> Context<'a> {
+    fn new(
+        store: &dyn Store,
+        data: &'a RoundData,
+        doc: &'a ResultsDocument,
+        with_comments: bool,
+    ) -> Result<Context<'a>, ExportError> {
+        let units = data
+            .units
+            .iter()
+            .map(|u| {
+                (
+                    u.id,
+                    (
+                        u.name.as_str(),
+                        u.code.clone().unwrap_or_default(),
+                        u.kind.label(),
+                        u.sector.as_str(),
+                    ),
+                )
+            })
+            .collect();
+        let personal = if with_comments {
+            store
+                .members(data.round.id, None)?
+                .into_iter()
+                .map(|m| {
+                    let v: Vec<String> = m
+                        .name
+                        .into_iter()
+                        .chain(m.phone)
+                        .chain(m.phone_alt)
+                        .collect();
+                    (m.id, v)
+                })
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        Ok(Context {
+            data,
+            doc,
+            units,
+            personal,
+        })
+    }
+
+    fn unit(&self, id: i64) -> (&'a str, String, &'static str, &'a str) {
+        self.units
+            .get(&id)
+            .cloned()
+            .unwrap_or(("", String::new(), "", ""))
+    }
+
+    fn comment(&self, a: &AttemptRecord) -> String {
+        let personal: Vec<&str> = self
+            .personal
+            .get(&a.member_id)
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        a.comment
+            .as_deref()
+            .map(|c| scrub_comment(c, &personal))
+            .unwrap_or_default()
+    }
+}
+
+fn responses(cx: &Context, with_comments: bool) -> Vec<Vec<String>> {
+    let data = cx.data;
+    let survey = data.survey();
+    let (scored, _) = data.interviews();
+    let scored: std::collections::BTreeSet<i64> = scored.iter().map(|a| a.id).collect();
+    let mut attempts: Vec<&AttemptRecord> = data
+        .field
+        .attempts
+        .iter()
+        .filter(|a| a.outcome.needs_answers() && a.answers.iter().any(Option::is_some))
+        .collect();
+    attempts.sort_by_key(|a| (a.recorded_at_ms, a.id));
+    let k = survey.dimensions.len();
+    attempts
+        .into_iter()
+        .map(|a| {
+            let (unit, code, kind, sector) = cx.unit(a.unit_id);
+            let mut row = vec![
+                data.respondent_id(a.member_id),
+                unit.to_string(),
+                code,
+                kind.to_string(),
+                sector.to_string(),
+                data.categories
+                    .get(&a.member_id)
+                    .map(|c| c.label().to_string())
+                    .unwrap_or_default(),
+                a.operator.clone(),
+                a.attempt_no.to_string(),
+                data.local_time(a.recorded_at_ms),
+                of(results::duration_secs(a)),
+                a.outcome.key().to_string(),
+                a.aapor_code.clone(),
+                u8::from(scored.contains(&a.id)).to_string(),
+            ];
+            let mut weighted = 0.0;
+            let mut satisfied = 0usize;
+            let mut complete = a.answers.len() == k;
+            for d in 0..k {
+                match a.answers.get(d).copied().flatten() {
+                    Some(l) => {
+                        let score = survey.level_score(l).unwrap_or(0.0);
+                        // Same order of summation as the scoring (dimension order).
+                        weighted += survey.weight(d) * score;
+                        satisfied += usize::from(survey.is_satisfied(l));
+                        row.push((l + 1).to_string());
+                        row.push(f(score));
+                    }
+                    None => {
+                        complete = false;
+                        row.push(String::new());
+                        row.push(String::new());
+                    }
+                }
+            }
+            let complete = complete && a.outcome == Outcome::Complete;
+            row.push(if complete { f(weighted) } else { String::new() });
+            row.push(if complete {
+                f(satisfied as f64 / k as f64)
+            } else {
+                String::new()
+            });
+            if with_comments {
+                row.push(cx.comment(a));
+            }
+            row
+        })
+        .collect()
+}
+
+fn distributions(cx: &Context) -> Vec<Vec<String>> {
+    let survey = cx.data.survey();
+    let mut rows = Vec::new();
+    for (u, rec) in cx.doc.units.iter().zip(&cx.data.units) {
+        let n = u.phone.completes;
+        for (d, dim) in u.phone.dimensions.iter().enumerate() {
+            for (l, level) in survey.levels.iter().enumerate() {
+                let count = dim.counts.get(&level.key).copied().unwrap_or(0);
+                rows.push(vec![
+                    u.unit.clone(),
+                    rec.code.clone().unwrap_or_default(),
+                    dim.key.clone(),
+                    survey.dimensions[d].label.clone(),
+                    (l + 1).to_string(),
+                    level.key.clone(),
+                    level.label.clone(),
+                    count.to_string(),
+                    n.to_string(),
+                    if n > 0 {
+                        f(f64::from(count) / f64::from(n) * 100.0)
+                    } else {
+                        String::new()
+                    },
+                ]);
+            }
+        }
+    }
+    rows
+}
+
+fn scores(cx: &Context) -> Vec<Vec<String>> {
+    cx.doc
+        .units
+        .iter()
+        .zip(&cx.data.units)
+        .map(|(u, rec)| {
+            let p = &u.phone;
+            let mut row = vec![
+                u.unit.clone(),
+                rec.code.clone().unwrap_or_default(),
+                u.kind.to_string(),
+                u.sector.clone(),
+                u.panel.to_string(),
+                p.completes.to_string(),
+                of(u.rates.rr1),
+                of(p.mean),
+                of(p.sd),
+                lo(p.ci95),
+                hi(p.ci95),
+                of(p.satisfaction_rate),
+                lo(p.satisfaction_rate_ci95),
+                hi(p.satisfaction_rate_ci95),
+                of(p.cronbach_alpha),
+                of(p.points),
+            ];
+            for d in &p.dimensions {
+                row.push(of(d.mean));
+                row.push(of(d.satisfaction_rate));
+                row.push(lo(d.satisfaction_rate_ci95));
+                row.push(hi(d.satisfaction_rate_ci95));
+            }
+            let o = u.onsite.as_ref();
+            row.push(
+                o.map(|o| match o.kind {
+                    crate::domain::scoring::OnsiteKind::Ballots => "ballots",
+                    crate::domain::scoring::OnsiteKind::Direct => "direct",
+                })
+                .unwrap_or_default()
+                .to_string(),
+            );
+            row.push(ou(o.map(|o| o.ballots)));
+            row.push(of(o.map(|o| o.mean)));
+            row.push(of(o.and_then(|o| o.sd)));
+            row.push(lo(o.and_then(|o| o.ci95)));
+            row.push(hi(o.and_then(|o| o.ci95)));
+            row.push(of(o.map(|o| o.points)));
+            let s = &u.social;
+            row.push(of(s.points));
+            row.push(f(s.max_points));
+            row.push(lo(s.ci95));
+            row.push(hi(s.ci95));
+            row.push(ou(s.rank));
+            row.push(ou(s.rank_ci95.map(|r| r[0])));
+            row.push(ou(s.rank_ci95.map(|r| r[1])));
+            row.push(of(s.p_bottom));
+            let flags: Vec<&str> = u.flags.iter().map(|f| results::flag_key(*f)).collect();
+            row.push(flags.join(";"));
+            row
+        })
+        .collect()
+}
+
+fn dispositions(cx: &Context) -> Vec<Vec<String>> {
+    cx.doc
+        .units
+        .iter()
+        .zip(&cx.data.units)
+        .map(|(u, rec)| {
+            let mut row = vec![
+                u.unit.clone(),
+                rec.code.clone().unwrap_or_default(),
+                u.kind.to_string(),
+                u.sector.clone(),
+                u.panel.to_string(),
+            ];
+            row.extend(
+                Category::all()
+                    .iter()
+                    .map(|c| u.dispositions.get(*c).to_string()),
+            );
+            let r = &u.rates;
+            row.extend([r.rr1, r.rr2, r.coop1, r.ref1, r.con1].map(of));
+            row
+        })
+        .collect()
+}
+
+fn attempts(cx: &Context, with_comments: bool) -> Vec<Vec<String>> {
+    let data = cx.data;
+    let mut all: Vec<&AttemptRecord> = data.field.attempts.iter().collect();
+    all.sort_by_key(|a| (a.recorded_at_ms, a.id));
+    all.into_iter()
+        .map(|a| {
+            let (unit, code, _, _) = cx.unit(a.unit_id);
+            let mut row = vec![
+                data.respondent_id(a.member_id),
+                unit.to_string(),
+                code,
+                a.operator.clone(),
+                a.attempt_no.to_string(),
+                a.claimed_at_ms
+                    .map(|t| data.local_time(t))
+                    .unwrap_or_default(),
+                data.local_time(a.recorded_at_ms),
+                of(results::duration_secs(a)),
+                a.outcome.key().to_string(),
+                a.outcome.label().to_string(),
+                a.aapor_code.clone(),
+                format!("{:?}", a.outcome.category()),
+                a.answers.iter().flatten().count().to_string(),
+                a.appointment_at_ms
+                    .map(|t| data.local_time(t))
+                    .unwrap_or_default(),
+                a.source.clone(),
+            ];
+            if with_comments {
+                row.push(cx.comment(a));
+            }
+            row
+        })
+        .collect()
+}
+
+fn codebook(survey: &Survey, with_comments: bool) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for kind in [
+        ExportKind::Responses,
+        ExportKind::Distributions,
+        ExportKind::Scores,
+        ExportKind::Dispositions,
+        ExportKind::Attempts,
+    ] {
+        for v in variables(kind, survey, with_comments) {
+            let values: Vec<String> = v.values.iter().map(|(c, l)| format!("{c}={l}")).collect();
+            rows.push(vec![
+                kind.key().to_string(),
+                v.name,
+                v.label,
+                v.kind.key().to_string(),
+                values.join("; "),
+            ]);
+        }
+    }
+    rows
+}
+
+/// Builds one export's table from loaded data (the SPSS kind gives the codebook's table).
+pub fn build_table(
+    store: &dyn Store,
+    data: &RoundData,
+    doc: &ResultsDocument,
+    kind: ExportKind,
+    with_comments: bool,
+) -> Result<ExportTable, ExportError> {
+    let survey = data.survey();
+    let cx = Context::new(store, data, doc, with_comments)?;
+    let rows = match kind {
+        ExportKind::Responses => responses(&cx, with_comments),
+        ExportKind::Distributions => distributions(&cx),
+        ExportKind::Scores => scores(&cx),
+        ExportKind::Dispositions => dispositions(&cx),
+        ExportKind::Attempts => attempts(&cx, with_comments),
+        ExportKind::Codebook | ExportKind::Spss => codebook(survey, with_comments),
+    };
+    Ok(ExportTable {
+        kind,
+        vars: variables(kind, survey, with_comments),
+        rows,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// SPSS syntax
+
+/// Value labels and the variables that share them.
+type LabelGroup<'a> = (Vec<(String, String)>, Vec<&'a Var>);
+
+fn spss_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// SPSS syntax (also run by GNU PSPP) that reads the responses CSV written by
+/// `sheping export responses` with variable and value labels. String widths fit the data
+/// (in bytes: a Chinese character takes three in UTF-8).
+pub fn spss_syntax(round: &RoundRecord, responses: &ExportTable, responses_file: &str) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "* Encoding: UTF-8.");
+    let _ = writeln!(
+        s,
+        "* sheping {}: reads the responses export of round {} ({}).",
+        env!("CARGO_PKG_VERSION"),
+        round.key,
+        round.title
+    );
+    let _ = writeln!(
+        s,
+        "* Write it with: sheping export responses --round {} --out {}",
+        round.key, responses_file
+    );
+    let _ = writeln!(
+        s,
+        "* Change the FILE path below if the CSV is elsewhere (relative paths are read from the current directory)."
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(s, "GET DATA");
+    let _ = writeln!(s, "  /TYPE=TXT");
+    let _ = writeln!(s, "  /FILE={}", spss_quote(responses_file));
+    let _ = writeln!(s, "  /ENCODING='UTF8'");
+    let _ = writeln!(s, "  /ARRANGEMENT=DELIMITED");
+    let _ = writeln!(s, "  /FIRSTCASE=2");
+    let _ = writeln!(s, "  /DELIMITERS=\",\"");
+    let _ = writeln!(s, "  /QUALIFIER='\"'");
+    let _ = writeln!(s, "  /VARIABLES=");
+    for (i, v) in responses.vars.iter().enumerate() {
+        let format = match v.kind {
+            VarType::Text => {
+                let widest = responses
+                    .rows
+                    .iter()
+                    .map(|r| r.get(i).map_or(0, String::len))
+                    .max()
+                    .unwrap_or(0);
+                format!("A{}", widest.clamp(8, 32767))
+            }
+            VarType::Integer => "F8.0".to_string(),
+            VarType::Number => "F18.6".to_string(),
+        };
+        let _ = writeln!(s, "    {} {format}", v.name);
+    }
+    let _ = writeln!(s, ".");
+    let _ = writeln!(s);
+    let _ = writeln!(s, "VARIABLE LABELS");
+    let n = responses.vars.len();
+    for (i, v) in responses.vars.iter().enumerate() {
+        let end = if i + 1 == n { "." } else { "" };
+        let _ = writeln!(s, "  {} {}{end}", v.name, spss_quote(&v.label));
+    }
+    let _ = writeln!(s);
+    // Variables with the same value labels share one VALUE LABELS clause.
+    let mut groups: Vec<LabelGroup> = Vec::new();
+    for v in responses.vars.iter().filter(|v| !v.values.is_empty()) {
+        match groups.iter_mut().find(|(vals, _)| *vals == v.values) {
+            Some((_, vars)) => vars.push(v),
+            None => groups.push((v.values.clone(), vec![v])),
+        }
+    }
+    if !groups.is_empty() {
+        let _ = writeln!(s, "VALUE LABELS");
+        let last = groups.len() - 1;
+        for (g, (values, vars)) in groups.iter().enumerate() {
+            let names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
+            let slash = if g == 0 { " " } else { "/" };
+            let _ = writeln!(s, " {slash}{}", names.join(" "));
+            let text = vars[0].kind == VarType::Text;
+            for (code, label) in values {
+                let code = if text { spss_quote(code) } else { code.clone() };
+                let _ = writeln!(s, "    {code} {}", spss_quote(label));
+            }
+            if g == last {
+                let _ = writeln!(s, ".");
+            }
+        }
+        let _ = writeln!(s);
+    }
+    let by_level = |pred: &dyn Fn(&Var) -> bool| -> Vec<&str> {
+        responses
+            .vars
+            .iter()
+            .filter(|v| pred(v))
+            .map(|v| v.name.as_str())
+            .collect()
+    };
+    let ordinal = by_level(&|v| v.name.ends_with("_level"));
+    let scale = by_level(&|v| v.kind == VarType::Number || v.name == "attempt_no");
+    if !ordinal.is_empty() {
+        let _ = writeln!(s, "VARIABLE LEVEL {} (ORDINAL).", ordinal.join(" "));
+    }
+    if !scale.is_empty() {
+        let _ = writeln!(s, "VARIABLE LEVEL {} (SCALE).", scale.join(" "));
+    }
+    let _ = writeln!(s, "EXECUTE.");
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/// Writes a table as CSV (with or without BOM) or xlsx.
+pub fn write_table(
+    table: &ExportTable,
+    path: &Path,
+    format: ExportFormat,
+    bom: bool,
+) -> Result<(), ExportError> {
+    let headers = table.headers();
+    match format {
+        ExportFormat::Csv => {
+            let io = |e: std::io::Error| ExportError::Io {
+                path: path.display().to_string(),
+                error: e.to_string(),
+            };
+            let file = std::fs::File::create(path).map_err(io)?;
+            tabular::write_csv(
+                std::io::BufWriter::new(file),
+                &headers,
+                table.rows.iter().cloned(),
+                bom,
+            )
+            .map_err(io)
+        }
+        ExportFormat::Xlsx => Ok(tabular::write_xlsx(
+            path,
+            table.kind.key(),
+            &headers,
+            table.rows.iter().cloned(),
+        )?),
+    }
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExportSummary {
+    pub kind: &'static str,
+    pub format: &'static str,
+    pub rows: usize,
+    pub files: Vec<PathBuf>,
+}
+
+fn sps_path(out: &Path) -> PathBuf {
+    out.with_extension("sps")
+}
+
+/// Computes and writes one export (a codebook also writes its `.sps` beside it) and records
+/// it in the audit log.
+pub fn export_to_file(
+    store: &dyn Store,
+    round: &RoundRecord,
+    kind: ExportKind,
+    out: &Path,
+    opts: &ExportOptions,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<ExportSummary, ExportError> {
+    let data = RoundData::load(store, round, now, actor)?;
+    let doc = results::compute_from(&data, &opts.results)?;
+    let table = build_table(store, &data, &doc, kind, opts.with_comments)?;
+    let mut files = Vec::new();
+    let sps = match kind {
+        ExportKind::Codebook | ExportKind::Spss => {
+            let responses = build_table(
+                store,
+                &data,
+                &doc,
+                ExportKind::Responses,
+                opts.with_comments,
+            )?;
+            Some(spss_syntax(round, &responses, &opts.responses_file))
+        }
+        _ => None,
+    };
+    let format = if kind == ExportKind::Spss {
+        "sps"
+    } else {
+        opts.format.key()
+    };
+    let io = |p: &Path, e: std::io::Error| ExportError::Io {
+        path: p.display().to_string(),
+        error: e.to_string(),
+    };
+    if kind == ExportKind::Spss {
+        let text = sps.unwrap_or_default();
+        std::fs::write(out, text).map_err(|e| io(out, e))?;
+        files.push(out.to_path_buf());
+    } else {
+        write_table(&table, out, opts.format, opts.bom)?;
+        files.push(out.to_path_buf());
+        if let Some(text) = sps {
+            let p = sps_path(out);
+            if let Err(e) = std::fs::write(&p, text) {
+                let _ = std::fs::remove_file(out);
+                return Err(io(&p, e));
+            }
+            files.push(p);
+        }
+    }
+    // Logged once written; a file whose export cannot be logged is not left behind.
+    if let Err(e) = audit_export(
+        store,
+        round,
+        kind,
+        format,
+        table.rows.len(),
+        opts.with_comments,
+        actor,
+        out.file_name().and_then(|n| n.to_str()),
+    ) {
+        for f in &files {
+            let _ = std::fs::remove_file(f);
+        }
+        return Err(e);
+    }
+    Ok(ExportSummary {
+        kind: kind.key(),
+        format,
+        rows: table.rows.len(),
+        files,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn audit_export(
+    store: &dyn Store,
+    round: &RoundRecord,
+    kind: ExportKind,
+    format: &str,
+    rows: usize,
+    with_comments: bool,
+    actor: &str,
+    file: Option<&str>,
+) -> Result<(), ExportError> {
+    store.audit(&AuditEvent {
+        actor,
+        action: &format!("export.{}", kind.key()),
+        round_key: Some(&round.key),
+        detail: serde_json::json!({
+            "format": format,
+            "rows": rows,
+            "with_comments": with_comments,
+            "file": file,
+        }),
+    })?;
+    Ok(())
+}
+
+/// One export in memory (for an HTTP download): bytes, content type and a file name.
+pub struct ExportBytes {
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
+    pub file_name: String,
+    pub rows: usize,
+}
+
+/// Computes one export into memory, after recording it in the audit log.
+pub fn export_bytes(
+    store: &dyn Store,
+    round: &RoundRecord,
+    kind: ExportKind,
+    opts: &ExportOptions,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<ExportBytes, ExportError> {
+    let data = RoundData::load(store, round, now, actor)?;
+    let doc = results::compute_from(&data, &opts.results)?;
+    let table = build_table(store, &data, &doc, kind, opts.with_comments)?;
+    let stem = format!("{}-{}", round.key, kind.key());
+    let (bytes, content_type, file_name, format) = if kind == ExportKind::Spss {
+        let responses = build_table(
+            store,
+            &data,
+            &doc,
+            ExportKind::Responses,
+            opts.with_comments,
+        )?;
+        (
+            spss_syntax(round, &responses, &opts.responses_file).into_bytes(),
+            "text/plain; charset=utf-8",
+            format!("{stem}.sps"),
+            "sps",
+        )
+    } else {
+        match opts.format {
+            ExportFormat::Csv => {
+                let mut buf = Vec::new();
+                tabular::write_csv(
+                    &mut buf,
+                    &table.headers(),
+                    table.rows.iter().cloned(),
+                    opts.bom,
+                )
+                .map_err(|e| ExportError::Io {
+                    path: stem.clone(),
+                    error: e.to_string(),
+                })?;
+                (buf, "text/csv; charset=utf-8", format!("{stem}.csv"), "csv")
+            }
+            ExportFormat::Xlsx => {
+                // rust_xlsxwriter writes to a path: a private temporary file, removed at once.
+                let dir = std::env::temp_dir();
+                let mut suffix = [0u8; 12];
+                {
+                    use rand::Rng;
+                    rand::rng().fill_bytes(&mut suffix);
+                }
+                let tmp = dir.join(format!("sheping-export-{}.xlsx", hex::encode(suffix)));
+                let written = write_table(&table, &tmp, ExportFormat::Xlsx, false).and_then(|()| {
+                    std::fs::read(&tmp).map_err(|e| ExportError::Io {
+                        path: tmp.display().to_string(),
+                        error: e.to_string(),
+                    })
+                });
+                let _ = std::fs::remove_file(&tmp);
+                (
+                    written?,
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    format!("{stem}.xlsx"),
+                    "xlsx",
+                )
+            }
+        }
+    };
+    audit_export(
+        store,
+        round,
+        kind,
+        format,
+        table.rows.len(),
+        opts.with_comments,
+        actor,
+        Some(&file_name),
+    )?;
+    Ok(ExportBytes {
+        bytes,
+        content_type,
+        file_name,
+        rows: table.rows.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_lose_names_and_numbers() {
+        let c = scrub_comment(
+            "张伟说请回电 139 1234 5678 或 0915-3212345,找张伟本人;办了3次",
+            &["张伟", "13912345678"],
+        );
+        assert_eq!(c, "[姓名]说请回电 [号码] 或 [号码],找[姓名]本人;办了3次");
+        assert_eq!(
+            scrub_comment("全角１３９１２３４５６７８", &[]),
+            "全角[号码]"
+        );
+        assert_eq!(scrub_comment("2022-11-02 办结", &[]), "2022-11-02 办结");
+    }
+
+    #[test]
+    fn kinds_and_formats_parse() {
+        for k in ExportKind::all() {
+            assert_eq!(ExportKind::parse(k.key()), Some(*k));
+        }
+        assert_eq!(ExportKind::parse("SPS"), Some(ExportKind::Spss));
+        assert_eq!(ExportKind::parse("names"), None);
+        assert_eq!(
+            ExportFormat::from_path(Path::new("a/b.XLSX")),
+            ExportFormat::Xlsx
+        );
+        assert_eq!(
+            ExportFormat::from_path(Path::new("b.csv")),
+            ExportFormat::Csv
+        );
+    }
+
+    #[test]
+    fn every_export_has_unique_spss_safe_names() {
+        let survey = Survey::from_toml_str(include_str!("../surveys/default.toml")).unwrap();
+        for k in ExportKind::all() {
+            let vars = variables(*k, &survey, true);
+            let mut names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
+            for n in &names {
+                assert!(n.len() <= 64, "{n}");
+                assert!(n.chars().next().unwrap().is_ascii_alphabetic(), "{n}");
+                assert!(
+                    n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "{n}"
+                );
+            }
+            names.sort();
+            let before = names.len();
+            names.dedup();
+            assert_eq!(before, names.len(), "{k:?}");
+        }
+    }
+}

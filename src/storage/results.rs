@@ -1,0 +1,112 @@
+//! Storage for the scoring work: on-site evaluation data, each round's results settings and
+//! API tokens. Plain types only; the SQLite implementation is `sqlite/results.rs`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{Result, RoundRecord, UserRecord};
+use crate::domain::user::Role;
+
+/// One on-site ballot as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredBallot {
+    /// The ballot's id as written on the form.
+    pub ballot: String,
+    /// Level index (0 = best) per dimension, or one overall level when `overall`.
+    pub levels: Vec<usize>,
+    pub overall: bool,
+}
+
+/// A unit's on-site evaluation data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoredOnsite {
+    Ballots(Vec<StoredBallot>),
+    /// One score on the level-score scale (0 ..= the best level's score).
+    Direct(f64),
+}
+
+/// A validated on-site import, stored in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct OnsiteBatch {
+    /// (unit id, ballot, source line)
+    pub ballots: Vec<(i64, StoredBallot, usize)>,
+    /// (unit id, score, source line)
+    pub scores: Vec<(i64, f64, usize)>,
+    /// Units whose stored on-site data is deleted first (`--replace`).
+    pub replace_units: Vec<i64>,
+}
+
+/// Drawn once per round and kept (see migration 004).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultsSettings {
+    pub bootstrap_seed: u64,
+    /// HMAC key of the pseudonymous respondent ids.
+    pub pseudonym_key: [u8; 32],
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiTokenRecord {
+    pub id: i64,
+    pub login: String,
+    pub role: Role,
+    pub user_active: bool,
+    /// First characters of the token (never the whole token).
+    pub prefix: String,
+    pub label: String,
+    pub created_at_ms: i64,
+    pub created_by: String,
+    pub expires_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+    pub last_used_at_ms: Option<i64>,
+}
+
+impl ApiTokenRecord {
+    /// Not revoked, not expired at `now`, and its user is active.
+    pub fn is_usable(&self, now: DateTime<Utc>) -> bool {
+        self.user_active
+            && self.revoked_at_ms.is_none()
+            && self
+                .expires_at_ms
+                .is_none_or(|e| e > now.timestamp_millis())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub login: String,
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    pub prefix: String,
+    pub label: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub trait ResultsStore: Send + Sync {
+    /// On-site data per unit id (units without any are absent).
+    fn onsite(&self, round_id: i64) -> Result<BTreeMap<i64, StoredOnsite>>;
+    /// Stores a validated on-site import all at once; returns the rows stored.
+    fn store_onsite(&self, round: &RoundRecord, batch: &OnsiteBatch, actor: &str) -> Result<usize>;
+    /// The round's stored settings, if drawn yet.
+    fn results_settings(&self, round_id: i64) -> Result<Option<ResultsSettings>>;
+    /// Stores `fresh` unless settings exist already; returns the stored ones. Allowed on a
+    /// locked round: it fixes how results are computed, it changes no data.
+    fn init_results_settings(
+        &self,
+        round: &RoundRecord,
+        fresh: &ResultsSettings,
+        actor: &str,
+    ) -> Result<ResultsSettings>;
+    fn add_api_token(&self, token: &NewApiToken, actor: &str) -> Result<ApiTokenRecord>;
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>>;
+    fn revoke_api_token(&self, id: i64, actor: &str) -> Result<()>;
+    /// The token with this hash and its user, if any (usable or not: the caller decides).
+    /// Records the use time (at most once a minute per token).
+    fn api_token_user(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(ApiTokenRecord, UserRecord)>>;
+}

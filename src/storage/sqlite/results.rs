@@ -1,0 +1,338 @@
+//! [`ResultsStore`] on SQLite: on-site data, results settings and API tokens (migration 004).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{SqliteStore, append_audit, ensure_unlocked, map_full, now_ms};
+use crate::domain::user::Role;
+use crate::storage::results::*;
+use crate::storage::*;
+
+/// How often a token's `last_used_at` is refreshed (a write on every request would compete
+/// with the operators' recording for the single writer).
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+const TOKEN_COLUMNS: &str = "t.id, u.login, u.role, u.active, t.prefix, t.label, t.created_at, t.created_by, \
+     t.expires_at, t.revoked_at, t.last_used_at";
+
+fn token_from_row(r: &rusqlite::Row) -> rusqlite::Result<ApiTokenRecord> {
+    Ok(ApiTokenRecord {
+        id: r.get(0)?,
+        login: r.get(1)?,
+        role: Role::parse(&r.get::<_, String>(2)?).unwrap_or(Role::Operator),
+        user_active: r.get(3)?,
+        prefix: r.get(4)?,
+        label: r.get(5)?,
+        created_at_ms: r.get(6)?,
+        created_by: r.get(7)?,
+        expires_at_ms: r.get(8)?,
+        revoked_at_ms: r.get(9)?,
+        last_used_at_ms: r.get(10)?,
+    })
+}
+
+fn parse_key(hex_key: &str) -> Option<[u8; 32]> {
+    hex::decode(hex_key).ok()?.try_into().ok()
+}
+
+impl ResultsStore for SqliteStore {
+    fn onsite(&self, round_id: i64) -> Result<BTreeMap<i64, StoredOnsite>> {
+        self.read(|c| {
+            let mut out: BTreeMap<i64, StoredOnsite> = BTreeMap::new();
+            let mut stmt = c.prepare_cached(
+                "SELECT b.unit_id, b.ballot, b.overall, b.levels FROM onsite_ballots b JOIN units u ON u.id = b.unit_id
+                 WHERE u.round_id = ?1 ORDER BY b.unit_id, b.id",
+            )?;
+            let rows = stmt.query_map([round_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (unit, ballot, overall, levels) = row?;
+                let levels: Vec<usize> = serde_json::from_str(&levels).map_err(|e| {
+                    StorageError::Conflict(format!(
+                        "stored on-site ballot `{ballot}` of unit {unit} is unreadable: {e}"
+                    ))
+                })?;
+                let b = StoredBallot {
+                    ballot,
+                    levels,
+                    overall,
+                };
+                match out
+                    .entry(unit)
+                    .or_insert_with(|| StoredOnsite::Ballots(Vec::new()))
+                {
+                    StoredOnsite::Ballots(v) => v.push(b),
+                    StoredOnsite::Direct(_) => {}
+                }
+            }
+            let mut stmt = c.prepare_cached(
+                "SELECT s.unit_id, s.score FROM onsite_scores s JOIN units u ON u.id = s.unit_id WHERE u.round_id = ?1",
+            )?;
+            for row in stmt.query_map([round_id], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))? {
+                let (unit, score) = row?;
+                if out.contains_key(&unit) {
+                    return Err(StorageError::Conflict(format!(
+                        "unit {unit} has both on-site ballots and a direct on-site score"
+                    )));
+                }
+                out.insert(unit, StoredOnsite::Direct(score));
+            }
+            Ok(out)
+        })
+    }
+
+    fn store_onsite(&self, round: &RoundRecord, batch: &OnsiteBatch, actor: &str) -> Result<usize> {
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            for unit in &batch.replace_units {
+                tx.prepare_cached("DELETE FROM onsite_ballots WHERE unit_id = ?1")?
+                    .execute([unit])?;
+                tx.prepare_cached("DELETE FROM onsite_scores WHERE unit_id = ?1")?
+                    .execute([unit])?;
+            }
+            let now = now_ms();
+            let conflict = |e: rusqlite::Error, what: String| {
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
+                    StorageError::Conflict(what)
+                } else {
+                    map_full(e)
+                }
+            };
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO onsite_ballots (unit_id, ballot, overall, levels, source_line, created_at, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (unit, b, line) in &batch.ballots {
+                let levels = serde_json::to_string(&b.levels).unwrap_or_default();
+                ins.execute(params![unit, b.ballot, b.overall, levels, *line as i64, now, actor])
+                    .map_err(|e| {
+                        conflict(
+                            e,
+                            format!("第 {line} 行:选票编号“{}”已导入过(可能是同时进行的另一次导入)", b.ballot),
+                        )
+                    })?;
+            }
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO onsite_scores (unit_id, score, source_line, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (unit, score, line) in &batch.scores {
+                ins.execute(params![unit, score, *line as i64, now, actor])
+                    .map_err(|e| {
+                        conflict(e, format!("第 {line} 行:该单位已有现场评价得分"))
+                    })?;
+            }
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "onsite.import",
+                    round_key: Some(&round.key),
+                    detail: serde_json::json!({
+                        "ballots": batch.ballots.len(),
+                        "scores": batch.scores.len(),
+                        "replaced_units": batch.replace_units,
+                    }),
+                },
+            )?;
+            Ok(batch.ballots.len() + batch.scores.len())
+        })
+    }
+
+    fn results_settings(&self, round_id: i64) -> Result<Option<ResultsSettings>> {
+        let row: Option<(String, String)> = self.read(|c| {
+            Ok(c.query_row(
+                "SELECT bootstrap_seed, pseudonym_key FROM round_results WHERE round_id = ?1",
+                [round_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+        })?;
+        row.map(
+            |(seed, key)| match (seed.parse::<u64>().ok(), parse_key(&key)) {
+                (Some(bootstrap_seed), Some(pseudonym_key)) => Ok(ResultsSettings {
+                    bootstrap_seed,
+                    pseudonym_key,
+                }),
+                _ => Err(StorageError::Conflict(format!(
+                    "stored results settings of round {round_id} are unreadable"
+                ))),
+            },
+        )
+        .transpose()
+    }
+
+    fn init_results_settings(
+        &self,
+        round: &RoundRecord,
+        fresh: &ResultsSettings,
+        actor: &str,
+    ) -> Result<ResultsSettings> {
+        let inserted = self.write(|tx| {
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO round_results (round_id, bootstrap_seed, pseudonym_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    round.id,
+                    fresh.bootstrap_seed.to_string(),
+                    hex::encode(fresh.pseudonym_key),
+                    now_ms()
+                ],
+            )
+            .map_err(map_full)?;
+            if n == 1 {
+                append_audit(
+                    tx,
+                    &AuditEvent {
+                        actor,
+                        action: "results.settings",
+                        round_key: Some(&round.key),
+                        detail: serde_json::json!({ "bootstrap_seed": fresh.bootstrap_seed }),
+                    },
+                )?;
+            }
+            Ok(n == 1)
+        })?;
+        if inserted {
+            return Ok(fresh.clone());
+        }
+        self.results_settings(round.id)?.ok_or_else(|| {
+            StorageError::NotFound(format!("results settings of round {}", round.key))
+        })
+    }
+
+    fn add_api_token(&self, token: &NewApiToken, actor: &str) -> Result<ApiTokenRecord> {
+        let id = self.write(|tx| {
+            let user: Option<i64> = tx
+                .query_row("SELECT id FROM users WHERE login = ?1", [&token.login], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let Some(user) = user else {
+                return Err(StorageError::NotFound(format!(
+                    "没有用户 `{}`(用 `sheping user list` 查看)",
+                    token.login
+                )));
+            };
+            tx.execute(
+                "INSERT INTO api_tokens (user_id, token_hash, prefix, label, created_at, created_by, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    user,
+                    token.token_hash,
+                    token.prefix,
+                    token.label,
+                    now_ms(),
+                    actor,
+                    token.expires_at.map(|t| t.timestamp_millis())
+                ],
+            )
+            .map_err(map_full)?;
+            let id = tx.last_insert_rowid();
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "api_token.create",
+                    round_key: None,
+                    detail: serde_json::json!({
+                        "id": id,
+                        "login": token.login,
+                        "prefix": token.prefix,
+                        "label": token.label,
+                        "expires_at": token.expires_at,
+                    }),
+                },
+            )?;
+            Ok(id)
+        })?;
+        self.api_tokens()?
+            .into_iter()
+            .find(|t| t.id == id)
+            .ok_or_else(|| StorageError::NotFound(format!("API token {id}")))
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>> {
+        self.read(|c| {
+            let sql = format!(
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map([], token_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn revoke_api_token(&self, id: i64, actor: &str) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+                params![now_ms(), id],
+            )?;
+            if n == 0 {
+                return Err(StorageError::NotFound(format!(
+                    "没有可吊销的 API 令牌 #{id}(用 `sheping token list` 查看)"
+                )));
+            }
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "api_token.revoke",
+                    round_key: None,
+                    detail: serde_json::json!({ "id": id }),
+                },
+            )
+        })
+    }
+
+    fn api_token_user(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(ApiTokenRecord, UserRecord)>> {
+        let found = self.read(|c| {
+            let sql = format!(
+                "SELECT {TOKEN_COLUMNS}, u.id, u.name, u.password_hash FROM api_tokens t JOIN users u ON u.id = t.user_id
+                 WHERE t.token_hash = ?1"
+            );
+            Ok(c.prepare_cached(&sql)?
+                .query_row([token_hash], |r| {
+                    let token = token_from_row(r)?;
+                    let user = UserRecord {
+                        id: r.get(11)?,
+                        login: token.login.clone(),
+                        name: r.get(12)?,
+                        role: token.role,
+                        active: token.user_active,
+                        password_hash: r.get(13)?,
+                    };
+                    Ok((token, user))
+                })
+                .optional()?)
+        })?;
+        if let Some((token, _)) = &found {
+            let now_ms = now.timestamp_millis();
+            let stale = token
+                .last_used_at_ms
+                .is_none_or(|t| now_ms - t >= LAST_USED_RESOLUTION_MS);
+            if stale && token.is_usable(now) {
+                self.write(|tx| {
+                    tx.execute(
+                        "UPDATE api_tokens SET last_used_at = ?1 WHERE id = ?2",
+                        params![now_ms, token.id],
+                    )
+                    .map_err(map_full)?;
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,843 @@
+//! The operator's call screen: claim the next contact, read the script, key the five answers
+//! or the outcome, next contact.
+//!
+//! It is a plain HTML form (radio buttons and submit buttons) that works without JavaScript;
+//! `web/static/call.js` adds the keyboard: digits answer the current question and move on,
+//! Backspace/← go back, Enter submits, one letter per outcome (then Enter), Esc releases.
+//!
+//! Recording is idempotent by the claim's token: a second submission of the same form (double
+//! click, refresh, network retry) stores nothing and shows the same confirmation. After a
+//! recorded attempt the next contact is claimed at once, so the operator's screen always holds
+//! the next call.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use super::auth::{Allow, OPERATOR, Session};
+use super::error::encode_component;
+use super::views::{Frame, local_midnight_ms, local_time, short_time};
+use super::{AppState, WebError};
+use crate::domain::disposition::Outcome;
+use crate::domain::phone::Phone;
+use crate::domain::survey::Survey;
+use crate::storage::admin::OperatorDay;
+use crate::storage::{
+    AttemptInput, AuditEvent, Claim, RecordError, RoundRecord, StorageError, UserRecord,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/call", get(call_page))
+        .route("/call/next", post(next))
+        .route("/call/record", post(record))
+        .route("/call/release", post(release))
+        .route("/call/list", get(my_list))
+}
+
+/// The key that selects each outcome that is not a complete interview (pinyin initials, so
+/// operators remember them: 无人接听 W, 占线 Z, 预约回访 H …). Digits answer questions.
+pub fn hotkey(o: Outcome) -> Option<char> {
+    Some(match o {
+        Outcome::Complete => return None,
+        Outcome::NoAnswer => 'W',
+        Outcome::Busy => 'Z',
+        Outcome::Appointment => 'H',
+        Outcome::RespondentUnavailable => 'B',
+        Outcome::Voicemail => 'Y',
+        Outcome::Partial => 'P',
+        Outcome::Refused => 'J',
+        Outcome::BreakOff => 'G',
+        Outcome::WrongNumber => 'C',
+        Outcome::NotInService => 'K',
+        Outcome::Unable => 'F',
+    })
+}
+
+/// The outcome buttons in the order operators need them most.
+const BUTTON_ORDER: [Outcome; 11] = [
+    Outcome::NoAnswer,
+    Outcome::Busy,
+    Outcome::Appointment,
+    Outcome::RespondentUnavailable,
+    Outcome::Voicemail,
+    Outcome::Partial,
+    Outcome::Refused,
+    Outcome::BreakOff,
+    Outcome::WrongNumber,
+    Outcome::NotInService,
+    Outcome::Unable,
+];
+
+pub struct OutcomeButton {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub hotkey: char,
+    pub is_final: bool,
+}
+
+fn outcome_buttons() -> Vec<OutcomeButton> {
+    BUTTON_ORDER
+        .iter()
+        .filter_map(|o| {
+            hotkey(*o).map(|k| OutcomeButton {
+                key: o.key(),
+                label: o.label(),
+                hotkey: k,
+                is_final: o.is_final(),
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views
+
+pub struct OptionView {
+    pub value: usize,
+    pub label: String,
+    pub checked: bool,
+}
+
+pub struct QuestionView {
+    pub index: usize,
+    pub number: usize,
+    pub label: String,
+    pub text: String,
+    pub options: Vec<OptionView>,
+    pub ms: String,
+}
+
+pub struct EarlierView {
+    pub at: String,
+    pub outcome: &'static str,
+    pub operator: String,
+    pub comment: String,
+    pub appointment: String,
+}
+
+pub struct ContactView {
+    pub token: String,
+    pub unit: String,
+    pub unit_kind: &'static str,
+    pub name: String,
+    pub category: &'static str,
+    pub deputy: bool,
+    pub organization: String,
+    pub note: String,
+    pub phone: String,
+    pub dial: String,
+    pub phone_alt: Option<(String, String)>,
+    pub attempt_no: u32,
+    pub max_attempts: u32,
+    pub earlier: Vec<EarlierView>,
+    pub appointment: Option<String>,
+    pub intro: String,
+    pub questions: Vec<QuestionView>,
+    pub comment: String,
+    pub claimed_at_ms: i64,
+    pub rendered_at_ms: i64,
+    pub expires: String,
+    pub appt_value: String,
+    pub appt_min: String,
+}
+
+pub struct DoneView {
+    pub outcome: &'static str,
+    pub complete: bool,
+    pub unit: String,
+    pub attempt_no: u32,
+    pub at: String,
+}
+
+pub struct RoundChoice {
+    pub key: String,
+    pub title: String,
+    pub current: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "call.html")]
+pub struct CallPage {
+    pub f: Frame,
+    pub round_key: String,
+    pub round_title: String,
+    pub locked: bool,
+    pub rounds: Vec<RoundChoice>,
+    pub contact: Option<ContactView>,
+    pub done: Option<DoneView>,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+    pub idle: String,
+    pub day: OperatorDay,
+    pub next_due: String,
+    pub buttons: Vec<OutcomeButton>,
+    pub levels: Vec<String>,
+    pub windows: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "call_none.html")]
+pub struct NoRoundPage {
+    pub f: Frame,
+}
+
+/// Phone as operators read it aloud: "139 1234 5678", "0915-3212345 转 801".
+fn display_phone(p: &Phone) -> String {
+    let c = p.canonical();
+    if !c.starts_with('0') && c.len() == 11 {
+        return format!("{} {} {}", &c[..3], &c[3..7], &c[7..]);
+    }
+    match p.extension() {
+        Some(ext) => {
+            let base = c.rsplit_once('-').map_or(c, |(b, _)| b);
+            format!("{base} 转 {ext}")
+        }
+        None => c.to_string(),
+    }
+}
+
+/// What the operator submitted, kept when the form comes back with an error.
+#[derive(Default, Clone)]
+struct Submitted {
+    answers: Vec<Option<usize>>,
+    ms: Vec<Option<i64>>,
+    comment: String,
+    appointment: String,
+}
+
+fn datetime_local(ms: i64, tz: Tz) -> String {
+    local_time(ms, tz, "%Y-%m-%dT%H:%M")
+}
+
+fn contact_view(
+    claim: &Claim,
+    round: &RoundRecord,
+    operator: &UserRecord,
+    submitted: Option<&Submitted>,
+    now: DateTime<Utc>,
+) -> ContactView {
+    let survey = &round.survey;
+    let tz = survey.timezone();
+    let now_ms = now.timestamp_millis();
+    let m = &claim.member;
+    let name = m.name.clone().unwrap_or_else(|| "(姓名已清除)".into());
+    let phone = m.phone.as_deref().and_then(Phone::from_canonical);
+    let alt = m.phone_alt.as_deref().and_then(Phone::from_canonical);
+    let questions = survey
+        .dimensions
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let chosen = submitted.and_then(|s| s.answers.get(i).copied().flatten());
+            QuestionView {
+                index: i,
+                number: i + 1,
+                label: d.label.clone(),
+                text: Survey::render(&d.question, &m.unit, &name, &operator.name),
+                options: survey
+                    .levels
+                    .iter()
+                    .enumerate()
+                    .map(|(l, level)| OptionView {
+                        value: l + 1,
+                        label: level.label.clone(),
+                        checked: chosen == Some(l),
+                    })
+                    .collect(),
+                ms: submitted
+                    .and_then(|s| s.ms.get(i).copied().flatten())
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    // The picker's default: an hour from now, on the minute.
+    let default_appt = (now_ms / 60_000 + 61) * 60_000;
+    ContactView {
+        token: claim.token.clone(),
+        unit: m.unit.clone(),
+        unit_kind: claim.unit_kind.label(),
+        category: m.category.label(),
+        deputy: m.category.is_two_deputies_one_member(),
+        organization: m.organization.clone().unwrap_or_default(),
+        note: m.note.clone().unwrap_or_default(),
+        phone: phone
+            .as_ref()
+            .map_or_else(|| "(号码已清除)".into(), display_phone),
+        dial: phone.as_ref().map(Phone::dial).unwrap_or_default(),
+        phone_alt: alt.as_ref().map(|p| (display_phone(p), p.dial())),
+        attempt_no: claim.attempt_no,
+        max_attempts: survey.calling.max_attempts,
+        earlier: claim
+            .earlier
+            .iter()
+            .map(|a| EarlierView {
+                at: short_time(a.recorded_at_ms, tz, now_ms),
+                outcome: a.outcome.label(),
+                operator: a.operator.clone(),
+                comment: a.comment.clone().unwrap_or_default(),
+                appointment: a
+                    .appointment_at_ms
+                    .map(|t| short_time(t, tz, now_ms))
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        appointment: claim
+            .appointment_at_ms
+            .map(|t| local_time(t, tz, "%m月%d日 %H:%M")),
+        intro: Survey::render(&survey.intro, &m.unit, &name, &operator.name),
+        questions,
+        comment: submitted.map(|s| s.comment.clone()).unwrap_or_default(),
+        claimed_at_ms: claim.claimed_at_ms,
+        rendered_at_ms: now_ms,
+        expires: local_time(claim.expires_at_ms, tz, "%H:%M"),
+        appt_value: submitted
+            .map(|s| s.appointment.clone())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| datetime_local(default_appt, tz)),
+        appt_min: datetime_local(now_ms, tz),
+        name,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which round the operator works on
+
+struct OperatorRound {
+    round: RoundRecord,
+    choices: Vec<RoundChoice>,
+}
+
+/// The rounds in which the operator has calls; the requested one, else the newest unlocked.
+async fn operator_round(
+    state: &AppState,
+    user: &UserRecord,
+    requested: Option<String>,
+) -> Result<Option<OperatorRound>, WebError> {
+    // Every request of the call screen asks this: it must not scan the round's members.
+    let user_id = user.id;
+    let rounds = state
+        .blocking(move |s| Ok(s.operator_rounds(user_id)?))
+        .await?;
+    let chosen = match requested.filter(|r| !r.is_empty()) {
+        Some(key) => rounds
+            .iter()
+            .position(|r| r.key == key)
+            .ok_or_else(|| WebError::NotFound(format!("您在评估轮次 {key} 中没有拨打任务")))?,
+        None => match rounds.iter().position(|r| !r.is_locked()) {
+            Some(i) => i,
+            None if rounds.is_empty() => return Ok(None),
+            None => 0,
+        },
+    };
+    let choices = rounds
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RoundChoice {
+            key: r.key.clone(),
+            title: r.title.clone(),
+            current: i == chosen,
+        })
+        .collect();
+    Ok(Some(OperatorRound {
+        round: rounds[chosen].clone(),
+        choices,
+    }))
+}
+
+#[derive(Default)]
+struct PageOptions {
+    done: Option<i64>,
+    error: Option<String>,
+    notice: Option<String>,
+    submitted: Option<Submitted>,
+}
+
+async fn render(
+    state: &AppState,
+    session: &Session,
+    or: OperatorRound,
+    opts: PageOptions,
+) -> Result<CallPage, WebError> {
+    let now = Utc::now();
+    let round = or.round;
+    let user = session.user.clone();
+    let tz = round.survey.timezone();
+    let since = local_midnight_ms(tz, now);
+    let (held, day, done) = {
+        let round = round.clone();
+        let user = user.clone();
+        let done_id = opts.done;
+        state
+            .console_blocking(move |s| {
+                let held = s.held_claims(&round, &user, now)?;
+                let day = s.operator_day(&round, user.id, since, now)?;
+                let done = match done_id {
+                    Some(id) => match s.attempt(id) {
+                        Ok((a, round_id)) if round_id == round.id && a.operator == user.login => {
+                            let unit = s.unit_name(a.unit_id)?;
+                            Some(DoneView {
+                                outcome: a.outcome.label(),
+                                complete: a.outcome == Outcome::Complete,
+                                unit,
+                                attempt_no: a.attempt_no,
+                                at: local_time(
+                                    a.recorded_at_ms,
+                                    round.survey.timezone(),
+                                    "%H:%M:%S",
+                                ),
+                            })
+                        }
+                        Ok(_) | Err(StorageError::NotFound(_)) => None,
+                        Err(e) => return Err(e.into()),
+                    },
+                    None => None,
+                };
+                Ok((held, day, done))
+            })
+            .await?
+    };
+    let claim = held.into_iter().next();
+    if let Some(c) = &claim
+        && !state.take_fresh_claim(&session.id_hash, &c.token)
+    {
+        // The full number is shown again (reload, back from another page): a logged view.
+        let (login, key, member) = (user.login.clone(), round.key.clone(), c.member.id);
+        state
+            .blocking(move |s| {
+                Ok(s.audit(&AuditEvent {
+                    actor: &login,
+                    action: "contact.view",
+                    round_key: Some(&key),
+                    detail: serde_json::json!({ "member_id": member }),
+                })?)
+            })
+            .await?;
+    }
+    let first_calls_open =
+        crate::domain::schedule::may_call_now(&round.survey, &round.field_period(), now);
+    let idle = if round.is_locked() {
+        "本轮评估已锁定,不能再拨打或记录。".to_string()
+    } else if round.field_closed(now) {
+        "本轮调查的实施期已结束。".to_string()
+    } else if day.remaining == 0 {
+        "您名单中的联系人都已拨打完毕。".to_string()
+    } else if !first_calls_open && day.due_now == 0 {
+        "现在不在拨打时段内。".to_string()
+    } else if day.due_now == 0 {
+        "暂时没有到期可拨的联系人。".to_string()
+    } else {
+        String::new()
+    };
+    Ok(CallPage {
+        f: session.frame("call"),
+        round_key: round.key.clone(),
+        round_title: round.title.clone(),
+        locked: round.is_locked(),
+        rounds: or.choices,
+        contact: claim.map(|c| contact_view(&c, &round, &user, opts.submitted.as_ref(), now)),
+        done,
+        error: opts.error,
+        notice: opts.notice,
+        idle,
+        next_due: day
+            .next_due_ms
+            .map(|t| short_time(t, tz, now.timestamp_millis()))
+            .unwrap_or_default(),
+        day,
+        buttons: outcome_buttons(),
+        levels: round
+            .survey
+            .levels
+            .iter()
+            .map(|l| l.label.clone())
+            .collect(),
+        windows: round.survey.calling.windows.join("、"),
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct CallQuery {
+    #[serde(default)]
+    round: Option<String>,
+    #[serde(default)]
+    done: Option<i64>,
+    #[serde(default)]
+    released: Option<String>,
+}
+
+async fn call_page(
+    State(state): State<AppState>,
+    Allow(session): Allow<OPERATOR>,
+    Query(q): Query<CallQuery>,
+) -> Result<Response, WebError> {
+    let Some(or) = operator_round(&state, &session.user, q.round).await? else {
+        return Ok(NoRoundPage {
+            f: session.frame("call"),
+        }
+        .into_response());
+    };
+    let opts = PageOptions {
+        done: q.done,
+        notice: q
+            .released
+            .map(|_| "联系人已释放,回到队列中。准备好后点击“下一个”。".to_string()),
+        ..Default::default()
+    };
+    Ok(render(&state, &session, or, opts).await?.into_response())
+}
+
+fn call_url(round: &str, done: Option<i64>) -> String {
+    let mut url = format!("/call?round={}", encode_component(round));
+    if let Some(id) = done {
+        url.push_str(&format!("&done={id}"));
+    }
+    url
+}
+
+/// Claims the next contact unless one is held already (a second tab, a double click).
+async fn claim_if_free(
+    state: &AppState,
+    session: &Session,
+    round: &RoundRecord,
+) -> Result<(), WebError> {
+    let now = Utc::now();
+    let (round, user) = (round.clone(), session.user.clone());
+    let claimed = state
+        .blocking(move |s| {
+            if !s.held_claims(&round, &user, now)?.is_empty() {
+                return Ok(None);
+            }
+            Ok(s.claim_next(&round, &user, now)?)
+        })
+        .await?;
+    if let Some(c) = claimed {
+        state.mark_fresh_claim(&session.id_hash, &c.token);
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct NextForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    round: String,
+}
+
+async fn next(
+    State(state): State<AppState>,
+    Allow(session): Allow<OPERATOR>,
+    Form(form): Form<NextForm>,
+) -> Result<Response, WebError> {
+    session.check_csrf(&form.csrf)?;
+    let Some(or) = operator_round(&state, &session.user, Some(form.round)).await? else {
+        return Ok(Redirect::to("/call").into_response());
+    };
+    match claim_if_free(&state, &session, &or.round).await {
+        Ok(()) => Ok(Redirect::to(&call_url(&or.round.key, None)).into_response()),
+        Err(WebError::Storage(StorageError::Locked(_))) => {
+            let opts = PageOptions {
+                error: Some("本轮评估已锁定,不能再领取联系人。".into()),
+                ..Default::default()
+            };
+            Ok((
+                StatusCode::CONFLICT,
+                render(&state, &session, or, opts).await?,
+            )
+                .into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Parses "2022-11-03T15:00" (seconds optional) as local time of the round.
+fn parse_local(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
+    let t = text.trim();
+    let naive = NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S"))
+        .ok()?;
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+async fn record(
+    State(state): State<AppState>,
+    Allow(session): Allow<OPERATOR>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, WebError> {
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    session.check_csrf(get("csrf"))?;
+    let Some(or) = operator_round(&state, &session.user, Some(get("round").to_string())).await?
+    else {
+        return Ok(Redirect::to("/call").into_response());
+    };
+    let round = or.round.clone();
+    let survey = &round.survey;
+    let n = survey.dimensions.len();
+    let levels = survey.levels.len();
+    let mut submitted = Submitted {
+        comment: get("comment").trim().chars().take(500).collect(),
+        appointment: get("appointment").trim().to_string(),
+        ..Default::default()
+    };
+    for d in 0..n {
+        let a = get(&format!("a{d}")).trim();
+        let level = match a {
+            "" => None,
+            v => match v.parse::<usize>() {
+                Ok(l) if (1..=levels).contains(&l) => Some(l - 1),
+                _ => return Err(WebError::BadRequest(format!("第 {} 题的答案无效", d + 1))),
+            },
+        };
+        submitted.answers.push(level);
+        submitted.ms.push(
+            get(&format!("ms{d}"))
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0),
+        );
+    }
+    let outcome_key = match get("outcome") {
+        "" => "complete",
+        k => k,
+    };
+    let outcome = Outcome::parse(outcome_key)
+        .filter(|o| o.key() == outcome_key)
+        .ok_or_else(|| WebError::BadRequest("未知的拨打结果".into()))?;
+    let tz = survey.timezone();
+    let appointment = if outcome == Outcome::Appointment && !submitted.appointment.is_empty() {
+        Some(parse_local(&submitted.appointment, tz).ok_or_else(|| {
+            WebError::BadRequest("预约时间格式不正确,请用日期时间选择器选择".into())
+        })?)
+    } else {
+        None
+    };
+    let any_answer = submitted.answers.iter().any(Option::is_some);
+    let input = AttemptInput {
+        outcome: Some(outcome),
+        answers: if any_answer || outcome.needs_answers() {
+            submitted.answers.clone()
+        } else {
+            Vec::new()
+        },
+        answer_ms: if submitted.ms.iter().any(Option::is_some) && any_answer {
+            submitted.ms.clone()
+        } else {
+            Vec::new()
+        },
+        comment: Some(submitted.comment.clone()).filter(|c| !c.is_empty()),
+        appointment,
+    };
+    let token = get("token").to_string();
+    let now = Utc::now();
+    let result = {
+        let (round, user) = (round.clone(), session.user.clone());
+        state
+            .blocking(move |s| Ok(s.record(&round, &token, &user, &input, now)))
+            .await?
+    };
+    match result {
+        Ok(rec) => {
+            if !rec.duplicate {
+                match claim_if_free(&state, &session, &round).await {
+                    Ok(()) | Err(WebError::Storage(StorageError::Locked(_))) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(Redirect::to(&call_url(&round.key, Some(rec.attempt_id))).into_response())
+        }
+        Err(e) => {
+            let (status, message, keep) = match e {
+                RecordError::Invalid(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), true),
+                RecordError::Storage(StorageError::Locked(_)) => (
+                    StatusCode::CONFLICT,
+                    "本轮评估已锁定,记录未保存。".to_string(),
+                    false,
+                ),
+                RecordError::Storage(e) => return Err(e.into()),
+                other => (StatusCode::CONFLICT, other.to_string(), false),
+            };
+            let opts = PageOptions {
+                error: Some(message),
+                submitted: keep.then_some(submitted),
+                ..Default::default()
+            };
+            // The contact is still held: this display is part of the same call, not a new view.
+            if keep {
+                state.mark_fresh_claim(&session.id_hash, get("token"));
+            }
+            Ok((status, render(&state, &session, or, opts).await?).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ReleaseForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    round: String,
+    #[serde(default)]
+    token: String,
+}
+
+async fn release(
+    State(state): State<AppState>,
+    Allow(session): Allow<OPERATOR>,
+    Form(form): Form<ReleaseForm>,
+) -> Result<Response, WebError> {
+    session.check_csrf(&form.csrf)?;
+    let user = session.user.clone();
+    let round = form.round.clone();
+    let token = form.token.clone();
+    state
+        .blocking(move |s| {
+            // Find the member before releasing, for the log.
+            let member = match s.round(&round) {
+                Ok(r) => s
+                    .held_claims(&r, &user, Utc::now())?
+                    .into_iter()
+                    .find(|c| c.token == token)
+                    .map(|c| c.member.id),
+                Err(_) => None,
+            };
+            if s.release(&token, &user)? {
+                s.audit(&AuditEvent {
+                    actor: &user.login,
+                    action: "contact.release",
+                    round_key: Some(&round),
+                    detail: serde_json::json!({ "member_id": member }),
+                })?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/call?round={}&released=1",
+        encode_component(&form.round)
+    ))
+    .into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator's own list (no phone numbers: those show only for the contact being called).
+
+pub struct ListRow {
+    pub seq: u32,
+    pub unit: String,
+    pub category: &'static str,
+    pub state: String,
+    pub attempts: u32,
+    pub last: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "call_list.html")]
+pub struct ListPage {
+    pub f: Frame,
+    pub round_key: String,
+    pub round_title: String,
+    pub locked: bool,
+    pub rows: Vec<ListRow>,
+}
+
+async fn my_list(
+    State(state): State<AppState>,
+    Allow(session): Allow<OPERATOR>,
+    Query(q): Query<CallQuery>,
+) -> Result<Response, WebError> {
+    let Some(or) = operator_round(&state, &session.user, q.round).await? else {
+        return Ok(NoRoundPage {
+            f: session.frame("list"),
+        }
+        .into_response());
+    };
+    let now = Utc::now();
+    let round = or.round.clone();
+    let user_id = session.user.id;
+    let queue = state
+        .console_blocking(move |s| Ok(s.operator_queue(&round, user_id, now)?))
+        .await?;
+    let tz = or.round.survey.timezone();
+    let now_ms = now.timestamp_millis();
+    let rows = queue
+        .into_iter()
+        .map(|r| ListRow {
+            seq: r.seq,
+            unit: r.unit,
+            category: r.category.label(),
+            state: if r.on_call {
+                "通话中".to_string()
+            } else {
+                match (r.priority, r.due_ms) {
+                    (0, Some(t)) => format!("预约 {}", short_time(t, tz, now_ms)),
+                    (1, Some(t)) if t <= now_ms => "待重拨(已到时间)".to_string(),
+                    (1, Some(t)) => format!("{} 后重拨", short_time(t, tz, now_ms)),
+                    _ => "未拨打".to_string(),
+                }
+            },
+            attempts: r.attempts,
+            last: r.last_outcome.map_or("", Outcome::label),
+        })
+        .collect();
+    Ok(ListPage {
+        f: session.frame("list"),
+        round_key: or.round.key.clone(),
+        round_title: or.round.title.clone(),
+        locked: or.round.is_locked(),
+        rows,
+    }
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_but_complete_has_its_own_letter() {
+        let mut seen = std::collections::BTreeSet::new();
+        for o in Outcome::all() {
+            match hotkey(*o) {
+                None => assert_eq!(*o, Outcome::Complete),
+                Some(k) => {
+                    assert!(k.is_ascii_uppercase(), "{k}");
+                    assert!(seen.insert(k), "{k} used twice");
+                }
+            }
+        }
+        assert_eq!(seen.len(), Outcome::all().len() - 1);
+        assert_eq!(outcome_buttons().len(), Outcome::all().len() - 1);
+    }
+
+    #[test]
+    fn phones_read_aloud() {
+        let m = Phone::from_canonical("13912345678").unwrap();
+        assert_eq!(display_phone(&m), "139 1234 5678");
+        let l = Phone::from_canonical("0915-3212345-801").unwrap();
+        assert_eq!(display_phone(&l), "0915-3212345 转 801");
+    }
+
+    #[test]
+    fn appointment_times_are_local_to_the_round() {
+        let t = parse_local("2022-11-03T15:00", chrono_tz::Asia::Shanghai).unwrap();
+        assert_eq!(t.to_rfc3339(), "2022-11-03T07:00:00+00:00");
+        assert!(parse_local("tomorrow", chrono_tz::Asia::Shanghai).is_none());
+    }
+}

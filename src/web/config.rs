@@ -1,0 +1,102 @@
+//! Settings of the web consoles, read from the environment when the server starts.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `SHEPING_SESSION_IDLE_SECS` | 1800 | a session ends after this long without a request |
+//! | `SHEPING_SESSION_MAX_SECS` | 43200 | a session ends this long after sign-in, however active |
+//! | `SHEPING_SIGNIN_MAX_FAILURES` | 5 | failed sign-ins of one login that lock it |
+//! | `SHEPING_SIGNIN_MAX_IP_FAILURES` | 20 | failed sign-ins from one address that lock it (a call centre shares one address) |
+//! | `SHEPING_SIGNIN_WINDOW_SECS` | 900 | failures count while younger than this |
+//! | `SHEPING_SIGNIN_LOCK_SECS` | 900 | how long a lock lasts |
+//! | `SHEPING_COOKIE_SECURE` | off | `1`: always mark cookies Secure (they are anyway when the request came over TLS per `X-Forwarded-Proto: https`) |
+//! | `SHEPING_TRUST_PROXY` | off | `1`: the client address is the last entry of `X-Forwarded-For` (set only behind a reverse proxy that writes it) |
+//!
+//! Behind a reverse proxy, keep the `Host` header (or send `X-Forwarded-Host`): state-changing
+//! requests whose `Origin` names another host are refused, and send `X-Forwarded-Proto: https`
+//! when the proxy terminates TLS, so that cookies are marked Secure.
+
+use crate::storage::sessions::{SessionLimits, ThrottlePolicy};
+
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub limits: SessionLimits,
+    pub throttle: ThrottlePolicy,
+    pub cookie_secure: bool,
+    pub trust_proxy: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            limits: SessionLimits {
+                idle_ms: 30 * 60_000,
+                absolute_ms: 12 * 3_600_000,
+            },
+            throttle: ThrottlePolicy::default(),
+            cookie_secure: false,
+            trust_proxy: false,
+        }
+    }
+}
+
+impl WebConfig {
+    pub fn from_env() -> Result<WebConfig, String> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<WebConfig, String> {
+        let mut c = WebConfig::default();
+        let secs = |name: &str, default_ms: i64| -> Result<i64, String> {
+            match get(name) {
+                None => Ok(default_ms),
+                Some(v) => match v.trim().parse::<u32>() {
+                    Ok(n) if n > 0 => Ok(i64::from(n) * 1000),
+                    _ => Err(format!("{name}={v}: 需要正整数(秒)")),
+                },
+            }
+        };
+        let count = |name: &str, default: u32| -> Result<u32, String> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u32>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(format!("{name}={v}: 需要正整数")),
+                },
+            }
+        };
+        let flag =
+            |name: &str| get(name).is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"));
+        c.limits.idle_ms = secs("SHEPING_SESSION_IDLE_SECS", c.limits.idle_ms)?;
+        c.limits.absolute_ms = secs("SHEPING_SESSION_MAX_SECS", c.limits.absolute_ms)?;
+        c.throttle.max_login_failures =
+            count("SHEPING_SIGNIN_MAX_FAILURES", c.throttle.max_login_failures)?;
+        c.throttle.max_ip_failures =
+            count("SHEPING_SIGNIN_MAX_IP_FAILURES", c.throttle.max_ip_failures)?;
+        c.throttle.window_ms = secs("SHEPING_SIGNIN_WINDOW_SECS", c.throttle.window_ms)?;
+        c.throttle.lock_ms = secs("SHEPING_SIGNIN_LOCK_SECS", c.throttle.lock_ms)?;
+        c.cookie_secure = flag("SHEPING_COOKIE_SECURE");
+        c.trust_proxy = flag("SHEPING_TRUST_PROXY");
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_checks_the_environment() {
+        let c = WebConfig::from_lookup(|k| match k {
+            "SHEPING_SESSION_IDLE_SECS" => Some("2".into()),
+            "SHEPING_TRUST_PROXY" => Some("1".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.limits.idle_ms, 2000);
+        assert!(c.trust_proxy);
+        assert!(!c.cookie_secure);
+        assert_eq!(c.throttle.max_login_failures, 5);
+        let bad = WebConfig::from_lookup(|k| (k == "SHEPING_SIGNIN_LOCK_SECS").then(|| "x".into()));
+        assert!(bad.unwrap_err().contains("SHEPING_SIGNIN_LOCK_SECS"));
+    }
+}

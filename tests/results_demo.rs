@@ -1,0 +1,43 @@
+//! The demo round (30 units, simulated calls) with its on-site data: results for every unit.
+
+use sheping::imports::demo_onsite;
+use sheping::results::{self, ResultsOptions};
+use sheping::storage::Storage;
+use sheping::storage::results::ResultsStore;
+use sheping::storage::sqlite::SqliteStore;
+
+#[test]
+fn the_demo_shows_results_for_its_30_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("demo.db")).unwrap();
+    assert!(sheping::demo::ensure_demo(&store).unwrap());
+    let round = store.round(sheping::demo::DEMO_ROUND).unwrap();
+    let stored = demo_onsite(&store, &round, "demo").unwrap();
+    assert!(stored > 300, "{stored} on-site rows");
+    assert_eq!(demo_onsite(&store, &round, "demo").unwrap(), 0, "only once");
+    assert_eq!(store.onsite(round.id).unwrap().len(), 30);
+    let doc = results::compute(
+        &store,
+        &round,
+        &ResultsOptions::default(),
+        chrono::Utc::now(),
+        "demo",
+    )
+    .unwrap();
+    assert_eq!(doc.units.len(), 30);
+    assert!(
+        doc.units
+            .iter()
+            .all(|u| u.onsite.is_some() && u.phone.completes > 0)
+    );
+    assert!(
+        doc.units
+            .iter()
+            .all(|u| u.social.rank.is_some() && u.social.rank_ci95.is_some())
+    );
+    let json = serde_json::to_string(&doc).unwrap();
+    assert!(!json.contains("NaN"));
+    assert!(doc.quality.operator_effect.anova.is_some());
+    let text = results::render_table(&doc);
+    assert_eq!(text.lines().filter(|l| l.starts_with("汉滨区")).count(), 30);
+}

@@ -1,0 +1,617 @@
+//! The administrator's console over real HTTP: rounds and uploads, the plan, corrections (a
+//! wrong number, a reopened refusal, an edited answer with before/after/who/when/why in the
+//! audit log), users, the audit-log filters, and the lock, after which nothing changes and
+//! every page says so.
+
+mod common;
+
+use common::browser::{PASSWORD, ROUND, Web, WebServer, fixture};
+use reqwest::multipart::{Form, Part};
+
+async fn upload(web: &Web, path: &str, csrf: &str, file: &str, bytes: Vec<u8>) -> (u16, String) {
+    let form = Form::new()
+        .text("csrf", csrf.to_string())
+        .part("file", Part::bytes(bytes).file_name(file.to_string()));
+    let r = web
+        .client
+        .post(format!("{}{path}", web.url))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// op1 claims and records; returns the attempt id.
+async fn record(url: &str, form_extra: &[(&str, &str)]) -> i64 {
+    let op = Web::signed_in(url, "op1").await;
+    let csrf = op.csrf().await;
+    op.post("/call/next", &[("csrf", &csrf), ("round", ROUND)])
+        .await;
+    let token = op.get("/call").await.input("token").expect("a contact");
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("round", ROUND),
+        ("token", token.as_str()),
+    ];
+    form.extend_from_slice(form_extra);
+    let done = op.post("/call/record", &form).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    done.location
+        .unwrap()
+        .split("done=")
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_sets_up_a_round_through_the_browser_forms() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    // A new round with the default survey.
+    let form = Form::new()
+        .text("csrf", csrf.clone())
+        .text("key", "2023")
+        .text("title", "2023年度履职评估")
+        .text("from", "2023-11-01")
+        .text("to", "2023-11-30");
+    let r = admin
+        .client
+        .post(format!("{}/admin/rounds", server.url))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        "/admin/rounds/2023"
+    );
+    // A bad key is refused with the reason.
+    let bad = Form::new()
+        .text("csrf", csrf.clone())
+        .text("key", "20 23")
+        .text("title", "x");
+    let r = admin
+        .client
+        .post(format!("{}/admin/rounds", server.url))
+        .multipart(bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert!(r.text().await.unwrap().contains("轮次代码"));
+    // Units, then a roster in GBK with one bad row: nothing stored, the row named.
+    let units = "单位名称,单位类型,系统\n汉滨区教育体育局,党政机关,教体\n汉滨区公路管理段,事业单位,交通运输\n";
+    let (status, body) = upload(
+        &admin,
+        "/admin/rounds/2023/units",
+        &csrf,
+        "units.csv",
+        units.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("已导入 2 行"));
+    let roster = "参评单位,姓名,联系电话,代表类别\n汉滨区教育体育局,张三,13912340001,人大代表\n汉滨区教育体育局,李四,1391234,\n汉滨区公路管理段,王五,0915-3212345,\n";
+    let (gbk, _, _) = encoding_rs::GBK.encode(roster);
+    let (status, body) = upload(
+        &admin,
+        "/admin/rounds/2023/roster",
+        &csrf,
+        "roster.csv",
+        gbk.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(body.contains("整个文件未导入"), "{body}");
+    assert!(body.contains("<td class=\"num\">3</td>"), "line 3 is named");
+    assert_eq!(
+        sp.count("SELECT COUNT(*) FROM members m JOIN units u ON u.id = m.unit_id JOIN rounds r ON r.id = u.round_id WHERE r.key = '2023'"),
+        0
+    );
+    let fixed = roster.replace("1391234,", "13912340002,");
+    let (gbk, _, _) = encoding_rs::GBK.encode(&fixed);
+    let (status, body) = upload(
+        &admin,
+        "/admin/rounds/2023/roster",
+        &csrf,
+        "roster.csv",
+        gbk.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("已导入 3 行"));
+    // The plan for all active operators, with a seed kept for re-derivation.
+    let plan = admin
+        .post(
+            "/admin/rounds/2023/plan",
+            &[("csrf", &csrf), ("seed", "42")],
+        )
+        .await;
+    assert_eq!(plan.status, 303);
+    let page = admin.get(plan.location.as_deref().unwrap()).await;
+    assert!(
+        page.body.contains("已生成拨打计划:3 名代表"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<code>42</code>"));
+    assert_eq!(
+        sp.count(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'plan.generate' AND actor = 'admin'"
+        ),
+        1
+    );
+    // Reassigning op1's pending calls to op2.
+    let moved = admin
+        .post(
+            &format!("/admin/rounds/{ROUND}/reassign"),
+            &[
+                ("csrf", &csrf),
+                ("from", "op1"),
+                ("to", "op2"),
+                ("seed", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(moved.status, 303, "{}", moved.body);
+    assert_eq!(
+        sp.count(&format!(
+            "SELECT COUNT(*) FROM queue q JOIN users u ON u.id = q.operator_id JOIN rounds r ON r.id = q.round_id
+             WHERE u.login = 'op1' AND r.key = '{ROUND}'"
+        )),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn corrections_keep_before_after_who_when_and_why() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let complete = record(
+        &server.url,
+        &[
+            ("outcome", "complete"),
+            ("a0", "1"),
+            ("a1", "1"),
+            ("a2", "2"),
+            ("a3", "1"),
+            ("a4", "3"),
+        ],
+    )
+    .await;
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    let member: i64 = sp
+        .sql()
+        .query_row(
+            "SELECT member_id FROM attempts WHERE id = ?1",
+            [complete],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let path = format!("/admin/rounds/{ROUND}/attempts/{complete}/answers");
+    // Without a reason, or leaving a complete interview incomplete: refused, nothing stored.
+    let no_reason = admin
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("a0", "1"),
+                ("a1", "1"),
+                ("a2", "1"),
+                ("a3", "1"),
+                ("a4", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(no_reason.status, 422);
+    assert!(no_reason.body.contains("必须填写原因"));
+    let incomplete = admin
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("a0", "1"),
+                ("a1", ""),
+                ("a2", "1"),
+                ("a3", "1"),
+                ("a4", "3"),
+                ("reason", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(incomplete.status, 422);
+    assert!(
+        incomplete.body.contains("完成访问必须回答全部"),
+        "{}",
+        incomplete.body
+    );
+    assert_eq!(sp.count("SELECT COUNT(*) FROM answer_edits"), 0);
+    // A keying error corrected, with its reason.
+    let ok = admin
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("a0", "1"),
+                ("a1", "1"),
+                ("a2", "1"),
+                ("a3", "1"),
+                ("a4", "3"),
+                ("reason", "回听录音,第3题应为满意"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let answers: String = sp
+        .sql()
+        .query_row(
+            "SELECT answers FROM attempts WHERE id = ?1",
+            [complete],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(answers, "[0,0,0,0,2]");
+    let detail: String = sp
+        .sql()
+        .query_row(
+            "SELECT detail FROM audit_log WHERE action = 'attempt.edit_answers' AND actor = 'admin'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let d: serde_json::Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(d["before"], serde_json::json!([0, 0, 1, 0, 2]));
+    assert_eq!(d["after"], serde_json::json!([0, 0, 0, 0, 2]));
+    assert_eq!(d["reason"], "回听录音,第3题应为满意");
+    assert_eq!(d["before_labels"][2], "比较满意");
+    let page = admin
+        .get(&format!("/admin/rounds/{ROUND}/members/{member}"))
+        .await;
+    assert!(page.body.contains("回听录音,第3题应为满意"));
+    assert!(page.body.contains("id=\"edits\""));
+
+    // A refusal is final until an admin reopens it with a reason.
+    let refusal = record(&server.url, &[("outcome", "refused")]).await;
+    let refused: i64 = sp
+        .sql()
+        .query_row(
+            "SELECT member_id FROM attempts WHERE id = ?1",
+            [refusal],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let in_queue = |m: i64| sp.count(&format!("SELECT COUNT(*) FROM queue WHERE member_id = {m}"));
+    assert_eq!(in_queue(refused), 0);
+    let reopen = format!("/admin/rounds/{ROUND}/members/{refused}/reopen");
+    assert_eq!(
+        admin
+            .post(&reopen, &[("csrf", &csrf), ("reason", " ")])
+            .await
+            .status,
+        422
+    );
+    let done = admin
+        .post(
+            &reopen,
+            &[("csrf", &csrf), ("reason", "本人来电表示愿意接受访问")],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(in_queue(refused), 1);
+    // A complete interview cannot be reopened.
+    let nope = admin
+        .post(
+            &format!("/admin/rounds/{ROUND}/members/{member}/reopen"),
+            &[("csrf", &csrf), ("reason", "试试")],
+        )
+        .await;
+    assert_eq!(nope.status, 422);
+    assert!(nope.body.contains("已完成访问"));
+
+    // A wrong number corrected: the member is called again; the log keeps only masks.
+    let wrong = record(&server.url, &[("outcome", "wrong_number")]).await;
+    let wrong_member: i64 = sp
+        .sql()
+        .query_row(
+            "SELECT member_id FROM attempts WHERE id = ?1",
+            [wrong],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(in_queue(wrong_member), 0);
+    let fix = format!("/admin/rounds/{ROUND}/members/{wrong_member}/phone");
+    let bad = admin
+        .post(
+            &fix,
+            &[("csrf", &csrf), ("phone", "12345"), ("reason", "更正")],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("新号码无效"));
+    let fixed = admin
+        .post(
+            &fix,
+            &[
+                ("csrf", &csrf),
+                ("phone", "139-0000-2222"),
+                ("area_code", "0915"),
+                ("reason", "单位来函更正"),
+            ],
+        )
+        .await;
+    assert_eq!(fixed.status, 303, "{}", fixed.body);
+    assert_eq!(in_queue(wrong_member), 1);
+    let phone: String = sp
+        .sql()
+        .query_row(
+            "SELECT phone FROM members WHERE id = ?1",
+            [wrong_member],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(phone, "13900002222");
+    let logged: String = sp
+        .sql()
+        .query_row(
+            "SELECT detail FROM audit_log WHERE action = 'member.fix_phone'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        logged.contains("139****2222") && !logged.contains("13900002222"),
+        "{logged}"
+    );
+    // The admin's member page shows the number masked.
+    let page = admin
+        .get(&format!("/admin/rounds/{ROUND}/members/{wrong_member}"))
+        .await;
+    assert!(page.body.contains("139****2222"));
+    assert!(!page.body.contains("13900002222"));
+
+    // The audit log filters by action prefix, actor and round.
+    let rows = |body: &str| body[body.find("id=\"audit\"").unwrap()..].to_string();
+    let auth = admin.get("/audit?action=auth.").await;
+    assert!(rows(&auth.body).contains("auth.signin"));
+    assert!(!rows(&auth.body).contains("member.fix_phone"));
+    let by_admin = admin
+        .get(&format!("/audit?actor=admin&round={ROUND}"))
+        .await;
+    assert!(rows(&by_admin.body).contains("attempt.edit_answers"));
+    assert!(rows(&by_admin.body).contains("member.reopen"));
+    assert!(!rows(&by_admin.body).contains("contact.claim"));
+    assert!(!rows(&by_admin.body).contains("auth.signin"));
+    assert!(by_admin.body.contains("哈希链完整"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_are_added_disabled_and_reset_from_the_console() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    let added = admin
+        .post(
+            "/admin/users",
+            &[
+                ("csrf", &csrf),
+                ("login", "op3"),
+                ("name", "话务员三"),
+                ("role", "operator"),
+                ("password", ""),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, 200);
+    let start = added.body.find("<code>").unwrap() + 6;
+    let password = &added.body[start..start + 16];
+    let op3 = Web::new(&server.url);
+    assert_eq!(op3.sign_in("op3", password).await.status, 303);
+    // A login in use, a weak password: refused with the reason.
+    let dup = admin
+        .post(
+            "/admin/users",
+            &[
+                ("csrf", &csrf),
+                ("login", "op3"),
+                ("name", "x"),
+                ("role", "operator"),
+                ("password", "long-enough-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(dup.status, 409);
+    let weak = admin
+        .post(
+            "/admin/users",
+            &[
+                ("csrf", &csrf),
+                ("login", "op4"),
+                ("name", "x"),
+                ("role", "operator"),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, 422);
+    // Disabling ends the user's sessions at once.
+    let off = admin
+        .post(
+            "/admin/users/op3/active",
+            &[("csrf", &csrf), ("active", "0")],
+        )
+        .await;
+    assert_eq!(off.status, 200);
+    assert_eq!(op3.get("/call").await.status, 303);
+    assert_eq!(
+        Web::new(&server.url).sign_in("op3", password).await.status,
+        401
+    );
+    // A reset password is shown once and the old one stops working.
+    let op2 = Web::signed_in(&server.url, "op2").await;
+    let reset = admin
+        .post("/admin/users/op2/password", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(reset.status, 200);
+    assert!(reset.body.contains("id=\"new-password\""));
+    assert_eq!(op2.get("/call").await.status, 303, "sessions ended");
+    assert_eq!(
+        Web::new(&server.url).sign_in("op2", PASSWORD).await.status,
+        401
+    );
+    // An admin cannot lock themselves out.
+    let me = admin
+        .post(
+            "/admin/users/admin/active",
+            &[("csrf", &csrf), ("active", "0")],
+        )
+        .await;
+    assert_eq!(me.status, 422);
+    assert_eq!(
+        sp.count("SELECT COUNT(*) FROM users WHERE login = 'admin' AND active = 1"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_round_refuses_every_change_and_says_so_everywhere() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let complete = record(
+        &server.url,
+        &[
+            ("outcome", "complete"),
+            ("a0", "1"),
+            ("a1", "1"),
+            ("a2", "1"),
+            ("a3", "1"),
+            ("a4", "1"),
+        ],
+    )
+    .await;
+    let op = Web::signed_in(&server.url, "op1").await;
+    let op_csrf = op.csrf().await;
+    // op1 holds the next contact (claimed after recording) while the admin locks.
+    let held = op.get("/call").await;
+    let token = held.input("token").expect("held contact");
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    let lock = format!("/admin/rounds/{ROUND}/lock");
+    let unconfirmed = admin
+        .post(&lock, &[("csrf", &csrf), ("confirm", "no")])
+        .await;
+    assert_eq!(unconfirmed.status, 422);
+    assert_eq!(
+        sp.count("SELECT COUNT(*) FROM rounds WHERE locked_at IS NOT NULL"),
+        0
+    );
+    let locked = admin
+        .post(&lock, &[("csrf", &csrf), ("confirm", ROUND)])
+        .await;
+    assert_eq!(locked.status, 303);
+    assert_eq!(
+        sp.count("SELECT COUNT(*) FROM rounds WHERE locked_at IS NOT NULL AND locked_by = 'admin'"),
+        1
+    );
+    let before = sp.count("SELECT COUNT(*) FROM attempts");
+    // The operator can record nothing more and is told why.
+    let mut form = vec![
+        ("csrf", op_csrf.as_str()),
+        ("round", ROUND),
+        ("token", token.as_str()),
+        ("outcome", "no_answer"),
+    ];
+    let refused = op.post("/call/record", &form).await;
+    assert_eq!(refused.status, 409);
+    assert!(refused.body.contains("已锁定"));
+    form.truncate(2);
+    let next = op.post("/call/next", &form).await;
+    assert_eq!(next.status, 409);
+    assert!(next.body.contains("已锁定"));
+    assert_eq!(sp.count("SELECT COUNT(*) FROM attempts"), before);
+    // Corrections, plans and uploads are refused too.
+    let member: i64 = sp
+        .sql()
+        .query_row(
+            "SELECT member_id FROM attempts WHERE id = ?1",
+            [complete],
+            |r| r.get(0),
+        )
+        .unwrap();
+    for (path, form) in [
+        (
+            format!("/admin/rounds/{ROUND}/attempts/{complete}/answers"),
+            vec![
+                ("csrf", csrf.as_str()),
+                ("a0", "2"),
+                ("a1", "1"),
+                ("a2", "1"),
+                ("a3", "1"),
+                ("a4", "1"),
+                ("reason", "x"),
+            ],
+        ),
+        (
+            format!("/admin/rounds/{ROUND}/members/{member}/phone"),
+            vec![
+                ("csrf", csrf.as_str()),
+                ("phone", "13900003333"),
+                ("reason", "x"),
+            ],
+        ),
+        (
+            format!("/admin/rounds/{ROUND}/plan"),
+            vec![("csrf", csrf.as_str())],
+        ),
+        (
+            format!("/admin/rounds/{ROUND}/lock"),
+            vec![("csrf", csrf.as_str()), ("confirm", ROUND)],
+        ),
+    ] {
+        let page = admin.post(&path, &form).await;
+        assert_eq!(page.status, 409, "{path}: {}", page.body);
+        assert!(page.body.contains("已锁定"), "{path}");
+    }
+    let (status, _) = upload(
+        &admin,
+        &format!("/admin/rounds/{ROUND}/units"),
+        &csrf,
+        "u.csv",
+        "单位名称,单位类型\n新单位,事业单位\n".as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert_eq!(sp.count("SELECT COUNT(*) FROM answer_edits"), 0);
+    // "已锁定" everywhere.
+    let stat = Web::signed_in(&server.url, "stat").await;
+    for (web, path) in [
+        (&admin, format!("/admin/rounds/{ROUND}")),
+        (&admin, "/admin".to_string()),
+        (&admin, format!("/admin/rounds/{ROUND}/members/{member}")),
+        (&stat, format!("/rounds/{ROUND}/progress")),
+        (&op, format!("/call?round={ROUND}")),
+        (&op, "/call/list".to_string()),
+        (&admin, "/".to_string()),
+        (&stat, "/results".to_string()),
+    ] {
+        let page = web.get(&path).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(page.body.contains("已锁定"), "{path} does not say 已锁定");
+    }
+    let admin_page = admin.get(&format!("/admin/rounds/{ROUND}")).await;
+    assert!(
+        !admin_page.body.contains("id=\"lock-form\""),
+        "no second lock"
+    );
+    assert!(
+        !admin_page.body.contains("id=\"plan-form\""),
+        "no plan form"
+    );
+}

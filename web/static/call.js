@@ -1,0 +1,285 @@
+// sheping · the operator's call screen: keyboard control for the plain HTML form.
+//
+// Without this script the form still works (radio buttons, submit buttons). With it:
+//   1–4 (the number of levels)  answer the current question and move to the next open one
+//   Backspace / ←               go back one question (→ goes forward)
+//   Enter                       submit the complete interview when every question is answered,
+//                               or confirm the outcome chosen with its letter
+//   letters (shown on buttons)  choose a non-complete outcome; Enter confirms, Esc cancels
+//   H                           appointment: the date-time picker takes the focus; Enter records
+//   /                           write in the comment box (Esc leaves it, Ctrl+Enter submits)
+//   Esc                         release the contact back to the queue
+// A complete interview is therefore five digits and Enter. Each answer's time since the claim
+// is kept in the hidden ms fields, so statisticians get per-question timing.
+(function () {
+  'use strict';
+
+  function typingIn(el) {
+    if (!el || !el.tagName) return false;
+    var t = el.tagName;
+    if (t === 'TEXTAREA' || t === 'SELECT') return true;
+    return t === 'INPUT' && !/^(radio|checkbox|hidden|submit|button|reset)$/.test(el.type);
+  }
+
+  function plainKey(e) {
+    return !e.ctrlKey && !e.altKey && !e.metaKey && !e.isComposing && e.key !== 'Process';
+  }
+
+  // The idle screen: Enter (or N) claims the next contact.
+  var nextForm = document.getElementById('nextform');
+  var form = document.getElementById('callform');
+  if (!form) {
+    if (nextForm) {
+      var nextBtn = document.getElementById('next');
+      document.addEventListener('keydown', function (e) {
+        if (!plainKey(e) || typingIn(e.target)) return;
+        if (e.key === 'Enter' || e.key === 'n' || e.key === 'N') {
+          e.preventDefault();
+          if (nextBtn && !nextBtn.disabled && !nextForm.dataset.sent) {
+            nextForm.dataset.sent = '1';
+            nextForm.submit();
+          }
+        }
+      });
+    }
+    return;
+  }
+
+  var qs = Array.prototype.slice.call(form.querySelectorAll('li.q'));
+  var n = qs.length;
+  var levels = qs.length ? qs[0].querySelectorAll('input[type=radio]').length : 0;
+  var claimed = Number(form.getAttribute('data-claimed')) || 0;
+  var rendered = Number(form.getAttribute('data-rendered')) || 0;
+  var status = document.getElementById('status');
+  var appt = document.getElementById('appointment');
+  var comment = document.getElementById('comment');
+  var complete = document.getElementById('submit-complete');
+  var release = document.getElementById('release');
+  var outcomeButtons = Array.prototype.slice.call(form.querySelectorAll('button[data-hotkey]'));
+  var cur = 0;
+  var armed = null;
+  var releaseArmed = false;
+
+  function answer(i) {
+    var c = qs[i].querySelector('input[type=radio]:checked');
+    return c ? Number(c.value) : 0;
+  }
+  function answeredCount() {
+    var k = 0;
+    for (var i = 0; i < n; i++) if (answer(i)) k++;
+    return k;
+  }
+  function firstOpen(from) {
+    for (var i = from; i < n; i++) if (!answer(i)) return i;
+    for (i = 0; i < from && i < n; i++) if (!answer(i)) return i;
+    return n;
+  }
+  // Milliseconds since the claim, on the server's clock plus the time this page has been open.
+  function elapsed() {
+    return Math.max(0, Math.round(rendered - claimed + performance.now()));
+  }
+  function label(btn) {
+    return btn.textContent.replace(btn.querySelector('kbd').textContent, '').trim();
+  }
+  function say(text, cls) {
+    status.textContent = text;
+    status.className = 'status' + (cls ? ' ' + cls : '');
+  }
+  function paint() {
+    var all = answeredCount() === n;
+    qs.forEach(function (q, i) {
+      q.classList.toggle('current', i === cur && !armed);
+      q.classList.toggle('answered', !!answer(i));
+    });
+    outcomeButtons.forEach(function (b) { b.classList.toggle('armed', b === armed); });
+    form.classList.toggle('ready', all && !armed);
+    if (armed) {
+      say('按 Enter 确认“' + label(armed) + '”,Esc 取消', 'armed');
+    } else if (releaseArmed) {
+      say('已有答案:再按 Esc 放弃答案并释放', 'warn');
+    } else if (all) {
+      say('全部 ' + n + ' 题已答,按 Enter 提交', 'ready');
+    } else {
+      say('第 ' + (cur + 1) + ' 题:按 1–' + levels + ' 作答');
+    }
+  }
+  function choose(i, v) {
+    var r = qs[i].querySelector('input[type=radio][value="' + v + '"]');
+    if (!r) return false;
+    r.checked = true;
+    qs[i].querySelector('input.ms').value = String(elapsed());
+    return true;
+  }
+  function send(btn) {
+    if (form.dataset.sent) return;
+    if (form.requestSubmit) form.requestSubmit(btn);
+    else btn.click();
+  }
+  function disarm() {
+    armed = null;
+    if (document.activeElement === appt) appt.blur();
+  }
+  function arm(btn) {
+    var key = btn.value;
+    var k = answeredCount();
+    if (key === 'partial') {
+      if (k === 0) return say('部分完成至少要回答一题', 'warn');
+      if (k === n) return say('全部 ' + n + ' 题已答,请按 Enter 提交完成访问', 'warn');
+    } else if (k > 0) {
+      return say('已有答案,“' + label(btn) + '”不能带答案(中途结束按 P)', 'warn');
+    }
+    armed = btn;
+    releaseArmed = false;
+    paint();
+    if (key === 'appointment' && appt) {
+      appt.focus();
+    }
+  }
+
+  // Keys typed inside the appointment picker: Enter records, Esc cancels.
+  if (appt) {
+    appt.addEventListener('keydown', function (e) {
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        var b = armed || form.querySelector('button[value=appointment]');
+        send(b);
+      } else if (e.key === 'Escape') {
+        e.preventDefault();
+        e.stopPropagation();
+        disarm();
+        paint();
+      }
+    });
+  }
+  if (comment) {
+    comment.addEventListener('keydown', function (e) {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        e.stopPropagation();
+        comment.blur();
+      } else if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+        e.preventDefault();
+        comment.blur();
+        onEnter();
+      }
+    });
+  }
+
+  function onEnter() {
+    if (armed) return send(armed);
+    if (answeredCount() === n) return send(complete);
+    var missing = n - answeredCount();
+    say('还有 ' + missing + ' 题未答(中途结束按 P)', 'warn');
+  }
+
+  document.addEventListener('keydown', function (e) {
+    if (!plainKey(e) && !(e.key === 'Enter' && e.ctrlKey)) return;
+    if (e.target === appt || e.target === comment) return;
+    if (typingIn(e.target)) return;
+    if (form.dataset.sent) {
+      e.preventDefault();
+      return;
+    }
+    var key = e.key;
+    if (/^[1-9]$/.test(key)) {
+      var v = Number(key);
+      if (v > levels) return;
+      e.preventDefault();
+      disarm();
+      releaseArmed = false;
+      if (cur >= n) {
+        say('已全部作答:按 ← 修改,按 Enter 提交', 'ready');
+        return;
+      }
+      choose(cur, v);
+      cur = firstOpen(cur + 1);
+      paint();
+      return;
+    }
+    switch (key) {
+      case 'Backspace':
+      case 'ArrowLeft':
+        e.preventDefault();
+        disarm();
+        cur = Math.max(0, Math.min(cur, n) - 1);
+        paint();
+        return;
+      case 'ArrowRight':
+        e.preventDefault();
+        disarm();
+        cur = Math.min(n - 1, cur + 1);
+        paint();
+        return;
+      case 'Enter':
+        e.preventDefault();
+        onEnter();
+        return;
+      case 'Escape':
+        e.preventDefault();
+        if (armed) {
+          disarm();
+          paint();
+          return;
+        }
+        if (answeredCount() > 0 && !releaseArmed) {
+          releaseArmed = true;
+          paint();
+          return;
+        }
+        send(release);
+        return;
+      case '/':
+        e.preventDefault();
+        if (comment) comment.focus();
+        return;
+    }
+    if (key.length === 1) {
+      var upper = key.toUpperCase();
+      for (var i = 0; i < outcomeButtons.length; i++) {
+        if (outcomeButtons[i].getAttribute('data-hotkey') === upper) {
+          e.preventDefault();
+          arm(outcomeButtons[i]);
+          return;
+        }
+      }
+    }
+  });
+
+  // Mouse use keeps the same state: a clicked answer is timed and moves the cursor on.
+  form.addEventListener('change', function (e) {
+    if (e.target.type !== 'radio') return;
+    var li = e.target.closest('li.q');
+    var i = qs.indexOf(li);
+    if (i < 0) return;
+    li.querySelector('input.ms').value = String(elapsed());
+    cur = firstOpen(i + 1);
+    disarm();
+    paint();
+  });
+  form.addEventListener('reset', function () {
+    setTimeout(function () {
+      form.querySelectorAll('input.ms').forEach(function (m) { m.value = ''; });
+      cur = 0;
+      disarm();
+      releaseArmed = false;
+      paint();
+    }, 0);
+  });
+  // One submission per form: a double click or a repeated key sends nothing more.
+  form.addEventListener('submit', function (e) {
+    if (form.dataset.sent) {
+      e.preventDefault();
+      return;
+    }
+    form.dataset.sent = '1';
+    form.classList.add('sending');
+    say('正在保存…', 'ready');
+  });
+
+  cur = firstOpen(0);
+  if (cur >= n) cur = n;
+  if (document.activeElement && document.activeElement !== document.body) {
+    document.activeElement.blur();
+  }
+  paint();
+})();
