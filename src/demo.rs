@@ -236,6 +236,8 @@ pub fn ensure_demo(store: &dyn Store) -> Result<bool> {
         .collect();
     engine::generate_plan(store, &round, operators, 2022, ACTOR)?;
     simulate_calls(store, &round, today, &mut rng)?;
+    // The evaluation meetings' on-site scores, so the social-evaluation score is complete.
+    crate::imports::demo_onsite(store, &round, ACTOR)?;
     Ok(true)
 }
 

@@ -1018,6 +1018,17 @@ pub fn write_table(
     }
 }
 
+/// Only `scores` shows the bootstrap's rank intervals; the other exports skip it.
+fn doc_options(kind: ExportKind, base: &ResultsOptions) -> ResultsOptions {
+    match kind {
+        ExportKind::Scores => base.clone(),
+        _ => ResultsOptions {
+            replicates: Some(0),
+            ..base.clone()
+        },
+    }
+}
+
 /// What an export wrote.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ExportSummary {
@@ -1043,7 +1054,7 @@ pub fn export_to_file(
     now: DateTime<Utc>,
 ) -> Result<ExportSummary, ExportError> {
     let data = RoundData::load(store, round, now, actor)?;
-    let doc = results::compute_from(&data, &opts.results)?;
+    let doc = results::compute_from(&data, &doc_options(kind, &opts.results))?;
     let table = build_table(store, &data, &doc, kind, opts.with_comments)?;
     let mut files = Vec::new();
     let sps = match kind {
@@ -1151,7 +1162,7 @@ pub fn export_bytes(
     now: DateTime<Utc>,
 ) -> Result<ExportBytes, ExportError> {
     let data = RoundData::load(store, round, now, actor)?;
-    let doc = results::compute_from(&data, &opts.results)?;
+    let doc = results::compute_from(&data, &doc_options(kind, &opts.results))?;
     let table = build_table(store, &data, &doc, kind, opts.with_comments)?;
     let stem = format!("{}-{}", round.key, kind.key());
     let (bytes, content_type, file_name, format) = if kind == ExportKind::Spss {

@@ -246,7 +246,11 @@ async fn full_page_shot(d: &WebDriver, width: u32, name: &str) -> PathBuf {
 fn fonts_installed() -> bool {
     Command::new("fc-list")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).to_lowercase().contains("wenquanyi"))
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .to_lowercase()
+                .contains("wenquanyi")
+        })
         .unwrap_or(false)
 }
 
@@ -274,7 +278,11 @@ async fn index_and_feedback_page_render_cleanly() {
     let s = open(d, &index).await;
     assert!(s.broken_images.is_empty(), "{s:?}");
     assert_eq!(s.scripts, 0, "the report runs no script");
-    assert!(s.resources.is_empty(), "self-contained, fetched {:?}", s.resources);
+    assert!(
+        s.resources.is_empty(),
+        "self-contained, fetched {:?}",
+        s.resources
+    );
     assert_eq!(s.svgs.len(), 5, "{s:?}");
     for [w, h] in &s.svgs {
         assert!(*w >= 600.0 && *h >= 150.0, "chart drawn at {w}×{h}");
@@ -302,7 +310,13 @@ async fn index_and_feedback_page_render_cleanly() {
         .click()
         .await
         .unwrap();
-    assert!(d.current_url().await.unwrap().as_str().ends_with("/index.html"));
+    assert!(
+        d.current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .ends_with("/index.html")
+    );
     d.back().await.unwrap();
 
     // On the A4 text width (180 mm ≈ 680 CSS px) nothing sticks out sideways, even with the

@@ -12,8 +12,7 @@ fn the_demo_shows_results_for_its_30_units() {
     let store = SqliteStore::open(&dir.path().join("demo.db")).unwrap();
     assert!(sheping::demo::ensure_demo(&store).unwrap());
     let round = store.round(sheping::demo::DEMO_ROUND).unwrap();
-    let stored = demo_onsite(&store, &round, "demo").unwrap();
-    assert!(stored > 300, "{stored} on-site rows");
+    // `sheping demo` stores the on-site data itself; a second call adds nothing.
     assert_eq!(demo_onsite(&store, &round, "demo").unwrap(), 0, "only once");
     assert_eq!(store.onsite(round.id).unwrap().len(), 30);
     let doc = results::compute(

@@ -257,8 +257,11 @@ pub fn ceil_to(v: f64, step: f64) -> f64 {
     (v / step - 1e-9).ceil() * step
 }
 
-/// A number for a label: `decimals` places, without "-0".
+/// A number for a label: `decimals` places, halves rounded away from zero (as people round;
+/// `format!` rounds halves to even), without "-0".
 pub fn num(v: f64, decimals: usize) -> String {
+    let scale = 10f64.powi(decimals as i32);
+    let v = (v * scale).round() / scale;
     let s = format!("{v:.decimals$}");
     if s.starts_with('-') && s[1..].chars().all(|c| c == '0' || c == '.') {
         s[1..].to_string()
@@ -751,7 +754,14 @@ mod tests {
         let s = Scale::new((0.0, 20.0), (0.0, 100.0));
         assert_eq!(s.ticks(5), [0.0, 5.0, 10.0, 15.0, 20.0]);
         let s = Scale::new((-0.3, 1.0), (0.0, 100.0));
-        assert_eq!(s.ticks(6), [-0.2, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
+        let t = s.ticks(7);
+        let want = [-0.2, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
+        assert_eq!(t.len(), want.len());
+        assert!(
+            t.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12),
+            "{t:?}"
+        );
+        assert_eq!(s.ticks(6).len(), 6, "steps of 0.25");
         assert_eq!(nice_step(0.0), 1.0);
         assert_eq!(ceil_to(0.31, 0.1), 0.4);
         assert!((ceil_to(0.3, 0.1) - 0.3).abs() < 1e-9);
@@ -762,6 +772,8 @@ mod tests {
         assert_eq!(num(-0.001, 1), "0.0");
         assert_eq!(num(12.345, 2), "12.35");
         assert_eq!(pct(0.625), "63%");
+        assert_eq!(num(2.5, 0), "3");
+        assert_eq!(num(-2.5, 0), "-3");
     }
 
     #[test]

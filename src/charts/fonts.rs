@@ -120,7 +120,8 @@ mod tests {
         let w = text_width("满意", 20.0, false);
         assert!((w - 40.0).abs() <= 1.0, "two CJK glyphs at 20 px: {w}");
         let ascii = text_width("n=45", 20.0, false);
-        assert!(ascii > 10.0 && ascii < 40.0, "{ascii}");
+        // Latin glyphs are narrower than CJK ones (about half an em each).
+        assert!(ascii > 20.0 && ascii < 60.0, "{ascii}");
     }
 
     #[test]

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::charts::response::DayCount;
 use crate::charts::from_results::{self as fr, RoundTotals};
+use crate::charts::response::DayCount;
 use crate::charts::{self, Chart, ChartError, PNG_SCALE};
 use crate::domain::disposition::Outcome;
 use crate::domain::scoring::Interview;
@@ -131,10 +131,7 @@ impl ReportData {
         } else {
             vec![Vec::new(); data.units.len()]
         };
-        let generated_at = now
-            .with_timezone(&tz)
-            .format("%Y-%m-%d %H:%M")
-            .to_string();
+        let generated_at = now.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
         Ok((
             ReportData {
                 doc,
@@ -216,7 +213,13 @@ pub enum RoundChart {
 impl RoundChart {
     pub fn all() -> &'static [RoundChart] {
         use RoundChart::*;
-        &[Ranking, Distribution, Dispositions, CompletesPerDay, Operators]
+        &[
+            Ranking,
+            Distribution,
+            Dispositions,
+            CompletesPerDay,
+            Operators,
+        ]
     }
     pub fn key(self) -> &'static str {
         match self {
@@ -242,7 +245,11 @@ pub enum UnitChart {
 
 impl UnitChart {
     pub fn all() -> &'static [UnitChart] {
-        &[UnitChart::Position, UnitChart::Profile, UnitChart::Distribution]
+        &[
+            UnitChart::Position,
+            UnitChart::Profile,
+            UnitChart::Distribution,
+        ]
     }
     pub fn key(self) -> &'static str {
         match self {
@@ -280,9 +287,7 @@ pub fn round_chart(data: &ReportData, which: RoundChart, png: bool) -> Result<Dr
         RoundChart::Ranking => draw(&fr::ranking(doc, None), png),
         RoundChart::Distribution => draw(&fr::round_distribution(doc), png),
         RoundChart::Dispositions => draw(&fr::dispositions(doc), png),
-        RoundChart::CompletesPerDay => {
-            draw(&fr::completes_per_day(doc, data.days.clone()), png)
-        }
+        RoundChart::CompletesPerDay => draw(&fr::completes_per_day(doc, data.days.clone()), png),
         RoundChart::Operators => draw(&fr::operators(doc, &data.interviews), png),
     }
 }
@@ -309,9 +314,7 @@ pub fn unit_chart_with(
     match which {
         UnitChart::Position => draw(&fr::position(doc, unit), png),
         UnitChart::Profile => draw(&fr::unit_profile_with(doc, totals, unit), png),
-        UnitChart::Distribution => {
-            draw(&fr::unit_distribution_with(doc, totals, unit), png)
-        }
+        UnitChart::Distribution => draw(&fr::unit_distribution_with(doc, totals, unit), png),
     }
 }
 
@@ -452,7 +455,8 @@ pub fn write(
             let stem = unit_stem(u, n_units, &data.doc.units[u].unit);
             for (which, d) in &drawn {
                 files += save(
-                    &out.join("charts/units").join(format!("{stem}-{}", which.key())),
+                    &out.join("charts/units")
+                        .join(format!("{stem}-{}", which.key())),
                     d,
                 )?;
                 chart_count += 1;
@@ -641,7 +645,13 @@ pub fn report_zip(
 pub fn default_out(round_key: &str) -> PathBuf {
     let safe: String = round_key
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     PathBuf::from("reports").join(safe)
 }
@@ -766,14 +776,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("charts/units")).unwrap();
         std::fs::write(dir.path().join("index.html"), "<p>报告</p>").unwrap();
-        std::fs::write(dir.path().join("charts/units/001-单位.png"), [137, 80, 78, 71]).unwrap();
+        std::fs::write(
+            dir.path().join("charts/units/001-单位.png"),
+            [137, 80, 78, 71],
+        )
+        .unwrap();
         let bytes = zip_dir(dir.path(), "report-2022").unwrap();
         let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-        let mut names: Vec<String> = z.file_names().map(str::to_string).collect();
+        let mut names: Vec<String> = z.file_names().map(|n| n.unwrap().into_owned()).collect();
         names.sort();
         assert_eq!(
             names,
-            ["report-2022/charts/units/001-单位.png", "report-2022/index.html"]
+            [
+                "report-2022/charts/units/001-单位.png",
+                "report-2022/index.html"
+            ]
         );
         let mut s = String::new();
         z.by_name("report-2022/index.html")
@@ -788,7 +805,10 @@ mod tests {
     #[test]
     fn report_css_names_the_charts_font_stack() {
         let css = include_str!("../../reports/templates/report_style.css");
-        assert!(css.contains(&format!("font-family: {};", crate::charts::fonts::CSS_FAMILY)));
+        assert!(css.contains(&format!(
+            "font-family: {};",
+            crate::charts::fonts::CSS_FAMILY
+        )));
         assert!(css.contains("@page { size: A4;"));
     }
 }

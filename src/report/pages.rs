@@ -82,9 +82,8 @@ fn flags_text(u: &UnitResult) -> String {
 }
 
 fn provisional_text(data: &ReportData) -> Option<String> {
-    (!data.doc.field_closed).then(|| {
-        "调查期尚未结束:本报告中的数字为临时结果,以调查结束后的正式报告为准。".to_string()
-    })
+    (!data.doc.field_closed)
+        .then(|| "调查期尚未结束:本报告中的数字为临时结果,以调查结束后的正式报告为准。".to_string())
 }
 
 fn ranked_by_text(data: &ReportData) -> &'static str {
@@ -339,7 +338,13 @@ pub fn index(
         .collect();
 
     let mut order: Vec<usize> = (0..doc.units.len()).collect();
-    order.sort_by_key(|&i| (doc.units[i].social.rank.is_none(), doc.units[i].social.rank, i));
+    order.sort_by_key(|&i| {
+        (
+            doc.units[i].social.rank.is_none(),
+            doc.units[i].social.rank,
+            i,
+        )
+    });
     let rows = order
         .iter()
         .map(|&i| {
@@ -549,9 +554,12 @@ fn fr_num(v: f64) -> String {
 
 fn phone_points_ci(data: &ReportData, u: &UnitResult) -> Option<[f64; 2]> {
     let s = &data.doc.survey;
-    u.phone
-        .ci95
-        .map(|[a, b]| [a / s.max_score * s.phone_points, b / s.max_score * s.phone_points])
+    u.phone.ci95.map(|[a, b]| {
+        [
+            a / s.max_score * s.phone_points,
+            b / s.max_score * s.phone_points,
+        ]
+    })
 }
 
 pub struct ScoreLine {
@@ -609,8 +617,12 @@ pub fn feedback(
     let ranked = doc.units.iter().filter(|x| x.social.rank.is_some()).count();
     let phone_ci = phone_points_ci(data, u);
     let onsite_ci = u.onsite.as_ref().and_then(|o| {
-        o.ci95
-            .map(|[a, b]| [a / s.max_score * s.onsite_points, b / s.max_score * s.onsite_points])
+        o.ci95.map(|[a, b]| {
+            [
+                a / s.max_score * s.onsite_points,
+                b / s.max_score * s.onsite_points,
+            ]
+        })
     });
     let mut scores = vec![
         ScoreLine {
@@ -747,13 +759,7 @@ pub fn feedback(
         flags: u
             .flags
             .iter()
-            .map(|f| {
-                format!(
-                    "{}:{}",
-                    flag_label(*f),
-                    flag_explained(*f, s.min_completes)
-                )
-            })
+            .map(|f| format!("{}:{}", flag_label(*f), flag_explained(*f, s.min_completes)))
             .collect(),
         figures,
         with_comments: data.with_comments,

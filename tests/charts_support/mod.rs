@@ -113,7 +113,7 @@ pub fn inputs(spec: &Spec) -> Inputs {
     let mut units = Vec::with_capacity(spec.units);
     let mut interviews = Vec::new();
     let start = NaiveDate::from_ymd_opt(2022, 11, 1).unwrap();
-    let mut per_day = vec![0u32; 20];
+    let mut per_day = [0u32; 20];
     for u in 0..spec.units {
         // Units differ: the chance of the best level falls with the index.
         let quality = 0.9 - 0.35 * u as f64 / spec.units.max(1) as f64;
