@@ -6,6 +6,8 @@
 //!
 //! Run: `cargo bench --bench http_cycle` (MEMBERS=..., CLIENTS=..., SECONDS=... to change).
 
+#[path = "support/fixture.rs"]
+mod fixture;
 #[path = "support/operator_client.rs"]
 mod operator_client;
 
@@ -14,14 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use operator_client::OperatorClient;
-use sheping::domain::roster::{MemberCategory, NewMember};
-use sheping::domain::survey::Survey;
-use sheping::domain::unit::{NewUnit, UnitKind};
-use sheping::domain::user::{Role, hash_password};
 use sheping::storage::sqlite::SqliteStore;
-use sheping::storage::{CallStore, NewRound, NewUser, Storage};
-
-const PASSWORD: &str = "bench-password-1";
+use sheping::storage::{CallStore, Storage};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -30,80 +26,10 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// A round of `members` (45 per unit) planned over `operators`.
+/// A round of `members` (45 per unit) planned over `operators`; returns the seconds it took.
 fn build(path: &std::path::Path, members: usize, operators: usize) -> f64 {
     let t = Instant::now();
-    let store = SqliteStore::open(path).unwrap();
-    let mut survey = Survey::from_toml_str(include_str!("../surveys/default.toml")).unwrap();
-    survey.calling.windows = vec!["00:00-23:59".into()];
-    let today = chrono::Utc::now().date_naive();
-    let round = store
-        .create_round(
-            &NewRound {
-                key: "bench".into(),
-                title: "bench".into(),
-                survey,
-                survey_source: "d".into(),
-                field: Some((
-                    today - chrono::Duration::days(1),
-                    today + chrono::Duration::days(30),
-                )),
-            },
-            "bench",
-        )
-        .unwrap();
-    let n_units = members.div_ceil(45);
-    let units: Vec<NewUnit> = (0..n_units)
-        .map(|u| NewUnit {
-            name: format!("单位{u:06}"),
-            kind: UnitKind::Institution,
-            sector: String::new(),
-            code: None,
-            line: u + 2,
-        })
-        .collect();
-    store.add_units(&round, &units, "bench").unwrap();
-    let ids: Vec<i64> = store
-        .units(round.id)
-        .unwrap()
-        .iter()
-        .map(|u| u.id)
-        .collect();
-    let new: Vec<NewMember> = (0..members)
-        .map(|i| NewMember {
-            unit_id: ids[i / 45],
-            name: format!("代表{i}"),
-            phone: format!("139{i:08}"),
-            phone_alt: None,
-            category: MemberCategory::ServiceRecipient,
-            organization: None,
-            note: None,
-            line: i + 2,
-        })
-        .collect();
-    store.add_members(&round, &new, &[], "bench").unwrap();
-    let hash = hash_password(PASSWORD);
-    for i in 0..operators {
-        store
-            .add_user(
-                &NewUser {
-                    login: format!("op{i}"),
-                    name: format!("话务员{i}"),
-                    role: Role::Operator,
-                    password_hash: hash.clone(),
-                },
-                "bench",
-            )
-            .unwrap();
-    }
-    sheping::engine::generate_plan(
-        &store,
-        &round,
-        (0..operators).map(|i| format!("op{i}")).collect(),
-        1,
-        "bench",
-    )
-    .unwrap();
+    fixture::planned_round(path, "bench", members, operators);
     t.elapsed().as_secs_f64()
 }
 
@@ -237,7 +163,7 @@ fn summarise(mut lat: Vec<f64>, secs: f64) -> Load {
 async fn cycle_load(url: &str, clients: usize, secs: u64) -> Load {
     let mut signed = Vec::new();
     for i in 0..clients {
-        let mut c = OperatorClient::sign_in(url, &format!("op{i}"), PASSWORD, "bench")
+        let mut c = OperatorClient::sign_in(url, &format!("op{i}"), fixture::PASSWORD, "bench")
             .await
             .unwrap();
         assert!(c.next().await.unwrap(), "op{i} has a contact");

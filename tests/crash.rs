@@ -3,88 +3,22 @@
 //! exactly once, nothing half-stored, the file sound and the engine's invariants intact.
 
 mod common;
+#[path = "../benches/support/fixture.rs"]
+mod fixture;
 #[path = "../benches/support/operator_client.rs"]
 mod operator_client;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use chrono::Duration;
 use common::{Server, Sheping};
 use operator_client::OperatorClient;
 use rand::{RngExt, SeedableRng};
-use sheping::domain::roster::{MemberCategory, NewMember};
-use sheping::domain::survey::Survey;
-use sheping::domain::unit::{NewUnit, UnitKind};
-use sheping::domain::user::{Role, hash_password};
-use sheping::storage::sqlite::SqliteStore;
-use sheping::storage::{CallStore, NewRound, NewUser, Storage};
 
 const OPERATORS: usize = 12;
-const PASSWORD: &str = "crash-test-password";
 
 fn setup(sp: &Sheping) {
-    let store = SqliteStore::open(&sp.db).unwrap();
-    let mut survey = Survey::from_toml_str(include_str!("../surveys/default.toml")).unwrap();
-    survey.calling.windows = vec!["00:00-23:59".into()];
-    let today = chrono::Utc::now().date_naive();
-    let round = store
-        .create_round(
-            &NewRound {
-                key: "2022".into(),
-                title: "崩溃测试".into(),
-                survey,
-                survey_source: "d".into(),
-                field: Some((today - Duration::days(1), today + Duration::days(1))),
-            },
-            "test",
-        )
-        .unwrap();
-    let units: Vec<NewUnit> = (0..30)
-        .map(|u| NewUnit {
-            name: format!("单位{u}"),
-            kind: UnitKind::Organ,
-            sector: String::new(),
-            code: None,
-            line: u + 2,
-        })
-        .collect();
-    store.add_units(&round, &units, "test").unwrap();
-    let ids: Vec<i64> = store
-        .units(round.id)
-        .unwrap()
-        .iter()
-        .map(|u| u.id)
-        .collect();
-    let members: Vec<NewMember> = (0..1350)
-        .map(|i| NewMember {
-            unit_id: ids[i / 45],
-            name: format!("代表{i}"),
-            phone: format!("139{i:08}"),
-            phone_alt: None,
-            category: MemberCategory::ServiceRecipient,
-            organization: None,
-            note: None,
-            line: i + 2,
-        })
-        .collect();
-    store.add_members(&round, &members, &[], "test").unwrap();
-    let hash = hash_password(PASSWORD);
-    for i in 0..OPERATORS {
-        store
-            .add_user(
-                &NewUser {
-                    login: format!("op{i}"),
-                    name: format!("话务员{i}"),
-                    role: Role::Operator,
-                    password_hash: hash.clone(),
-                },
-                "test",
-            )
-            .unwrap();
-    }
-    let logins = (0..OPERATORS).map(|i| format!("op{i}")).collect();
-    sheping::engine::generate_plan(&store, &round, logins, 42, "test").unwrap();
+    fixture::planned_round(&sp.db, "2022", 1350, OPERATORS);
 }
 
 #[test]
@@ -108,7 +42,8 @@ fn sigkill_at_random_moments_loses_no_acknowledged_outcome() {
                 let acknowledged = acknowledged.clone();
                 tasks.push(tokio::spawn(async move {
                     let Ok(mut client) =
-                        OperatorClient::sign_in(&url, &format!("op{i}"), PASSWORD, "2022").await
+                        OperatorClient::sign_in(&url, &format!("op{i}"), fixture::PASSWORD, "2022")
+                            .await
                     else {
                         return;
                     };
