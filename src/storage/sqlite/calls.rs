@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SqliteStore, append_audit, ensure_unlocked, map_full, now_ms};
+use super::{
+    SqliteStore, append_audit, conflict_on_unique, ensure_unlocked, map_full, member_from_row,
+    now_ms,
+};
 use crate::domain::disposition::{MemberHistory, Outcome, disposition, validate_attempt};
 use crate::domain::plan::{Assignment, PlanMember};
 use crate::domain::queue::{Priority, QueueSlot, queue_slot};
@@ -82,17 +85,7 @@ fn member_record(
     )?
     .query_row([member_id], |r| {
         Ok((
-            MemberRecord {
-                id: r.get(0)?,
-                unit_id: r.get(1)?,
-                unit: r.get(2)?,
-                name: r.get(3)?,
-                phone: r.get(4)?,
-                phone_alt: r.get(5)?,
-                category: MemberCategory::from_label(&r.get::<_, String>(6)?),
-                organization: r.get(7)?,
-                note: r.get(8)?,
-            },
+            member_from_row(r)?,
             UnitKind::parse(&r.get::<_, String>(9)?).unwrap_or(UnitKind::Institution),
             r.get(10)?,
         ))
@@ -188,13 +181,7 @@ impl CallStore for SqliteStore {
                 "INSERT INTO users (login, name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![user.login, user.name, user.role.key(), user.password_hash, now_ms()],
             )
-            .map_err(|e| {
-                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
-                    StorageError::Conflict(format!("登录名 `{}` 已被使用", user.login))
-                } else {
-                    map_full(e)
-                }
-            })?;
+            .map_err(|e| conflict_on_unique(e, || format!("登录名 `{}` 已被使用", user.login)))?;
             append_audit(
                 tx,
                 &AuditEvent {
@@ -588,13 +575,7 @@ impl CallStore for SqliteStore {
                 "UPDATE members SET phone = ?1 WHERE id = ?2",
                 params![phone, member_id],
             )
-            .map_err(|e| {
-                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
-                    StorageError::Conflict("该号码已在该单位的代表名单中".into())
-                } else {
-                    map_full(e)
-                }
-            })?;
+            .map_err(|e| conflict_on_unique(e, || "该号码已在该单位的代表名单中".to_string()))?;
             tx.execute(
                 "INSERT INTO reopenings (member_id, at, reason, actor) VALUES (?1, ?2, ?3, ?4)",
                 params![

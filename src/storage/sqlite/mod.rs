@@ -178,6 +178,33 @@ fn placeholder_survey() -> Survey {
     DEFAULT.clone()
 }
 
+/// `MEMBER_COLUMNS` (in that order, first in the SELECT) as a record.
+pub(crate) fn member_from_row(r: &rusqlite::Row) -> rusqlite::Result<MemberRecord> {
+    Ok(MemberRecord {
+        id: r.get(0)?,
+        unit_id: r.get(1)?,
+        unit: r.get(2)?,
+        name: r.get(3)?,
+        phone: r.get(4)?,
+        phone_alt: r.get(5)?,
+        category: MemberCategory::from_label(&r.get::<_, String>(6)?),
+        organization: r.get(7)?,
+        note: r.get(8)?,
+    })
+}
+
+/// A unique-constraint violation becomes a conflict with `message`; anything else as usual.
+pub(crate) fn conflict_on_unique(
+    e: rusqlite::Error,
+    message: impl FnOnce() -> String,
+) -> StorageError {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
+        StorageError::Conflict(message())
+    } else {
+        map_full(e)
+    }
+}
+
 /// Refuses a write to a locked round (every write path calls this inside its transaction).
 pub(crate) fn ensure_unlocked(tx: &Connection, round_id: i64) -> Result<()> {
     let (key, locked): (String, Option<i64>) = tx.query_row(
@@ -391,13 +418,7 @@ impl Storage for SqliteStore {
             ensure_unlocked(tx, round.id)?;
             let mut ins = tx.prepare_cached("INSERT INTO units (round_id, name, kind, sector, code) VALUES (?1, ?2, ?3, ?4, ?5)")?;
             for u in units {
-                ins.execute(params![round.id, u.name, u.kind.label(), u.sector, u.code]).map_err(|e| {
-                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
-                        StorageError::Conflict(format!("单位“{}”已在本轮评估中", u.name))
-                    } else {
-                        map_full(e)
-                    }
-                })?;
+                ins.execute(params![round.id, u.name, u.kind.label(), u.sector, u.code]).map_err(|e| conflict_on_unique(e, || format!("单位“{}”已在本轮评估中", u.name)))?;
             }
             append_audit(
                 tx,
@@ -467,13 +488,7 @@ impl Storage for SqliteStore {
                     m.line as i64,
                     now
                 ])
-                .map_err(|e| {
-                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
-                        StorageError::Conflict(format!("第 {} 行:该号码已在该单位的代表名单中(可能是同时进行的另一次导入)", m.line))
-                    } else {
-                        map_full(e)
-                    }
-                })?;
+                .map_err(|e| conflict_on_unique(e, || format!("第 {} 行:该号码已在该单位的代表名单中(可能是同时进行的另一次导入)", m.line)))?;
             }
             append_audit(
                 tx,
@@ -495,19 +510,7 @@ impl Storage for SqliteStore {
                  FROM members m JOIN units u ON u.id = m.unit_id
                  WHERE u.round_id = ?1 AND (?2 IS NULL OR u.id = ?2) ORDER BY u.id, m.id",
             )?;
-            let rows = stmt.query_map(params![round_id, unit_id], |r| {
-                Ok(MemberRecord {
-                    id: r.get(0)?,
-                    unit_id: r.get(1)?,
-                    unit: r.get(2)?,
-                    name: r.get(3)?,
-                    phone: r.get(4)?,
-                    phone_alt: r.get(5)?,
-                    category: MemberCategory::from_label(&r.get::<_, String>(6)?),
-                    organization: r.get(7)?,
-                    note: r.get(8)?,
-                })
-            })?;
+            let rows = stmt.query_map(params![round_id, unit_id], member_from_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
