@@ -96,6 +96,14 @@ fn main() {
     }
     let t_empty = t.elapsed();
 
+    // The single largest pieces: the round charts of 1,000 units (SVG and PNG each).
+    let mut round_times = Vec::new();
+    for &which in report::RoundChart::all() {
+        let t = Instant::now();
+        let drawn = report::round_chart(&data, which, true).unwrap();
+        round_times.push((which.key(), t.elapsed(), drawn.png.map_or(0, |p| p.len())));
+    }
+
     // The zip of the report.
     let t = Instant::now();
     let zip = report::zip_dir(&out, "report").unwrap();
@@ -118,6 +126,12 @@ fn main() {
         "zip of the report ({:.1} MB):                          {t_zip:>10.2?}",
         zip.len() as f64 / 1e6
     );
+    for (key, t, png) in round_times {
+        println!(
+            "  round chart {key:<18} SVG + PNG ({:.1} MB):        {t:>10.2?}",
+            png as f64 / 1e6
+        );
+    }
     println!(
         "report / results: {:.1}×; report / empty files: {:.0}×",
         t_report.as_secs_f64() / t_results.as_secs_f64(),

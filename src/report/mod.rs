@@ -370,6 +370,10 @@ fn create_dir(path: &Path) -> Result<(), ReportError> {
 /// Writes the report's HTML pages and charts into `out` (not the CSV exports, which need
 /// the store: see [`run`]; `list_exports` links them from the index). `only` restricts it
 /// to one unit's feedback page.
+///
+/// The work — each round chart, each unit's charts and page — is shared by one thread per
+/// core, each writing its own files (so memory holds one unit's output per thread, however
+/// many units); the index follows once the round charts are drawn.
 pub fn write(
     data: &ReportData,
     opts: &ReportOptions,
@@ -377,12 +381,25 @@ pub fn write(
     list_exports: bool,
     out: &Path,
 ) -> Result<ReportSummary, ReportError> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Clone, Copy)]
+    enum Task {
+        Round(RoundChart),
+        Unit(usize),
+    }
+    #[derive(Default)]
+    struct Done {
+        files: usize,
+        charts: usize,
+        pages: usize,
+    }
+
     let png = !opts.skip_png;
     let n_units = data.doc.units.len();
     create_dir(&out.join("charts/units"))?;
     create_dir(&out.join("feedback"))?;
-    let mut files = 0usize;
-    let mut chart_count = 0usize;
     // Writes a chart's files; returns how many.
     let save = |stem: &Path, drawn: &Drawn| -> Result<usize, ReportError> {
         write_file(&stem.with_extension("svg"), drawn.svg.as_bytes())?;
@@ -392,55 +409,75 @@ pub fn write(
         }
         Ok(1)
     };
-
-    // Round charts and the index.
-    let mut index = None;
-    if only.is_none() {
-        let mut round_svgs = BTreeMap::new();
-        for &which in RoundChart::all() {
-            let drawn = round_chart(data, which, png)?;
-            files += save(&out.join("charts").join(which.key()), &drawn)?;
-            chart_count += 1;
-            round_svgs.insert(which.key(), drawn.svg);
+    // Round charts first: the ranking and the dispositions of a large round are the biggest
+    // single pieces of work.
+    let mut tasks: Vec<Task> = Vec::new();
+    match only {
+        Some(u) => tasks.push(Task::Unit(u)),
+        None => {
+            tasks.extend(RoundChart::all().iter().map(|&c| Task::Round(c)));
+            tasks.extend((0..n_units).map(Task::Unit));
         }
-        let html = pages::index(data, &round_svgs, png, list_exports)?;
-        let path = out.join("index.html");
-        write_file(&path, html.as_bytes())?;
-        files += 1;
-        index = Some(path);
     }
-
-    // Feedback pages: rendered in parallel (charts dominate the time), written in order.
-    let units: Vec<usize> = match only {
-        Some(u) => vec![u],
-        None => (0..n_units).collect(),
+    let totals = RoundTotals::of(&data.doc);
+    let round_svgs: Mutex<BTreeMap<&'static str, String>> = Mutex::new(BTreeMap::new());
+    let next = AtomicUsize::new(0);
+    let run_task = |task: Task, done: &mut Done| -> Result<(), ReportError> {
+        match task {
+            Task::Round(which) => {
+                let drawn = round_chart(data, which, png)?;
+                done.files += save(&out.join("charts").join(which.key()), &drawn)?;
+                done.charts += 1;
+                round_svgs
+                    .lock()
+                    .expect("no thread panics holding it")
+                    .insert(which.key(), drawn.svg);
+            }
+            Task::Unit(u) => {
+                let stem = unit_stem(u, n_units, &data.doc.units[u].unit);
+                let mut svgs: Vec<(UnitChart, String)> = Vec::new();
+                for &which in UnitChart::all() {
+                    let drawn = unit_chart_with(data, &totals, u, which, png)?;
+                    done.files += save(
+                        &out.join("charts/units")
+                            .join(format!("{stem}-{}", which.key())),
+                        &drawn,
+                    )?;
+                    done.charts += 1;
+                    svgs.push((which, drawn.svg));
+                }
+                let by_key: BTreeMap<&str, &str> =
+                    svgs.iter().map(|(w, s)| (w.key(), s.as_str())).collect();
+                let html = pages::feedback(data, &totals, u, &by_key, png, only.is_some())?;
+                write_file(
+                    &out.join("feedback").join(format!("{stem}.html")),
+                    html.as_bytes(),
+                )?;
+                done.files += 1;
+                done.pages += 1;
+            }
+        }
+        Ok(())
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .clamp(1, units.len().max(1));
-    let chunk = units.len().div_ceil(threads).max(1);
-    let totals = RoundTotals::of(&data.doc);
-    let totals = &totals;
-    type UnitOut = (usize, Vec<(UnitChart, Drawn)>, String);
-    let rendered: Vec<Result<Vec<UnitOut>, ReportError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = units
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || -> Result<Vec<UnitOut>, ReportError> {
-                    let mut outs = Vec::with_capacity(part.len());
-                    for &u in part {
-                        let mut drawn = Vec::new();
-                        for &which in UnitChart::all() {
-                            drawn.push((which, unit_chart_with(data, totals, u, which, png)?));
+        .clamp(1, tasks.len().max(1));
+    let results: Vec<Result<Done, ReportError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| -> Result<Done, ReportError> {
+                    let mut done = Done::default();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&task) = tasks.get(i) else {
+                            return Ok(done);
+                        };
+                        if let Err(e) = run_task(task, &mut done) {
+                            // Stop the other threads too.
+                            next.store(tasks.len(), Ordering::Relaxed);
+                            return Err(e);
                         }
-                        let svgs: BTreeMap<&str, &str> = drawn
-                            .iter()
-                            .map(|(w, d)| (w.key(), d.svg.as_str()))
-                            .collect();
-                        let html = pages::feedback(data, totals, u, &svgs, png, only.is_some())?;
-                        outs.push((u, drawn, html));
                     }
-                    Ok(outs)
                 })
             })
             .collect();
@@ -449,33 +486,29 @@ pub fn write(
             .map(|h| h.join().expect("report thread panicked"))
             .collect()
     });
-    let mut pages_written = 0;
-    for part in rendered {
-        for (u, drawn, html) in part? {
-            let stem = unit_stem(u, n_units, &data.doc.units[u].unit);
-            for (which, d) in &drawn {
-                files += save(
-                    &out.join("charts/units")
-                        .join(format!("{stem}-{}", which.key())),
-                    d,
-                )?;
-                chart_count += 1;
-            }
-            write_file(
-                &out.join("feedback").join(format!("{stem}.html")),
-                html.as_bytes(),
-            )?;
-            files += 1;
-            pages_written += 1;
-        }
+    let mut total = Done::default();
+    for r in results {
+        let d = r?;
+        total.files += d.files;
+        total.charts += d.charts;
+        total.pages += d.pages;
+    }
+    let mut index = None;
+    if only.is_none() {
+        let round_svgs = round_svgs.into_inner().expect("no thread panicked");
+        let html = pages::index(data, &round_svgs, png, list_exports)?;
+        let path = out.join("index.html");
+        write_file(&path, html.as_bytes())?;
+        total.files += 1;
+        index = Some(path);
     }
     Ok(ReportSummary {
         dir: out.to_path_buf(),
         index,
-        feedback_pages: pages_written,
-        charts: chart_count,
+        feedback_pages: total.pages,
+        charts: total.charts,
         exports: Vec::new(),
-        files,
+        files: total.files,
     })
 }
 

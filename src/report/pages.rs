@@ -32,9 +32,15 @@ fn ci2(x: Option<[f64; 2]>) -> String {
     x.map_or_else(dash, |[a, b]| format!("[{a:.2}, {b:.2}]"))
 }
 
+/// An interval of a rate, bounds held to 0–100 %: the t interval of the overall satisfaction
+/// rate (docs/scoring.md) can reach past 100 % near the ceiling, which no rate can.
 fn ci_pct(x: Option<[f64; 2]>) -> String {
     x.map_or_else(dash, |[a, b]| {
-        format!("[{:.1}%, {:.1}%]", a * 100.0, b * 100.0)
+        format!(
+            "[{:.1}%, {:.1}%]",
+            a.clamp(0.0, 1.0) * 100.0,
+            b.clamp(0.0, 1.0) * 100.0
+        )
     })
 }
 
