@@ -14,6 +14,7 @@ mod api;
 mod assets;
 mod auth;
 mod call;
+mod charts;
 pub mod config;
 mod error;
 mod pages;
@@ -117,6 +118,7 @@ pub fn router(state: AppState) -> Router {
             get(auth::password_form).post(auth::password_submit),
         )
         .merge(pages::router())
+        .merge(charts::router())
         .merge(call::router())
         .merge(supervise::router())
         .merge(admin::router())

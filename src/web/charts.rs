@@ -1,0 +1,94 @@
+//! Charts as SVG for the results pages, and the round report as a zip download.
+//!
+//! The operators chart shows operator effects: statisticians and admins only, like the report
+//! (whose quality section holds it).
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::auth::{Allow, RESULTS, SUPERVISORS, role_bit};
+use super::{AppState, WebError};
+use crate::report::{self, ReportOptions, RoundChart};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/rounds/{key}/charts/{file}", get(round_chart))
+        .route("/rounds/{key}/report.zip", get(report_zip))
+}
+
+async fn round_chart(
+    State(state): State<AppState>,
+    Allow(session): Allow<RESULTS>,
+    Path((key, file)): Path<(String, String)>,
+) -> Result<Response, WebError> {
+    let which = file
+        .strip_suffix(".svg")
+        .and_then(RoundChart::parse)
+        .ok_or_else(|| WebError::NotFound(format!("没有图表“{file}”")))?;
+    if which == RoundChart::Operators && role_bit(session.user.role) & SUPERVISORS == 0 {
+        return Err(WebError::Forbidden);
+    }
+    let actor = session.user.login.clone();
+    let svg = state
+        .blocking(move |s| {
+            let round = s.round(&key)?;
+            let (data, _) = report::ReportData::load(
+                s,
+                &round,
+                &ReportOptions::default(),
+                chrono::Utc::now(),
+                &actor,
+            )
+            .map_err(|e| WebError::Internal(e.to_string()))?;
+            let drawn = report::round_chart(&data, which, false)
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok(drawn.svg)
+        })
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
+async fn report_zip(
+    State(state): State<AppState>,
+    Allow(session): Allow<SUPERVISORS>,
+    Path(key): Path<String>,
+) -> Result<Response, WebError> {
+    let actor = session.user.login.clone();
+    let (round_key, bytes) = state
+        .blocking(move |s| {
+            let round = s.round(&key)?;
+            let bytes = report::report_zip(
+                s,
+                &round,
+                &ReportOptions::default(),
+                &actor,
+                chrono::Utc::now(),
+            )
+            .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok((round.key, bytes))
+        })
+        .await?;
+    // The key is ours (no `/`, no spaces); quoting keeps the header well-formed anyway.
+    let disposition = format!(
+        "attachment; filename=\"report-{}.zip\"",
+        round_key.replace('"', "")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}
