@@ -212,17 +212,23 @@ impl AdminStore for SqliteStore {
                 .query_row(params![operator_id, round.id, since_ms], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })?;
-            let (remaining, due_now, next_due): (i64, i64, Option<i64>) = c
+            // First calls are many (thousands per operator in a large round) and all alike:
+            // count them on the index alone. Retries and appointments are few: aggregate those.
+            let first_calls: i64 = c
                 .prepare_cached(
-                    "SELECT COUNT(*),
-                            COALESCE(SUM(CASE WHEN priority = 2 THEN ?3 ELSE sort_key <= ?4 END), 0),
-                            MIN(CASE WHEN priority < 2 AND sort_key > ?4 THEN sort_key END)
-                     FROM queue WHERE operator_id = ?1 AND round_id = ?2",
+                    "SELECT COUNT(*) FROM queue WHERE operator_id = ?1 AND round_id = ?2 AND priority = 2",
                 )?
-                .query_row(
-                    params![operator_id, round.id, first_calls_open, now_ms],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )?;
+                .query_row(params![operator_id, round.id], |r| r.get(0))?;
+            let (callbacks, callbacks_due, next_due): (i64, i64, Option<i64>) = c
+                .prepare_cached(
+                    "SELECT COUNT(*), COALESCE(SUM(sort_key <= ?3), 0), MIN(CASE WHEN sort_key > ?3 THEN sort_key END)
+                     FROM queue WHERE operator_id = ?1 AND round_id = ?2 AND priority < 2",
+                )?
+                .query_row(params![operator_id, round.id, now_ms], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            let remaining = first_calls + callbacks;
+            let due_now = callbacks_due + if first_calls_open { first_calls } else { 0 };
             Ok(OperatorDay {
                 completes_today: completes as u32,
                 attempts_today: attempts as u32,
