@@ -59,8 +59,21 @@ async fn value(d: &WebDriver, css: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The element's text; retried because the live view replaces its elements every few seconds
+/// (an element found just before a refresh is stale when read).
 async fn text(d: &WebDriver, css: &str) -> String {
-    d.find(By::Css(css)).await.unwrap().text().await.unwrap()
+    let mut last = None;
+    for _ in 0..20 {
+        match d.find(By::Css(css)).await {
+            Ok(e) => match e.text().await {
+                Ok(t) => return t,
+                Err(err) => last = Some(err),
+            },
+            Err(err) => last = Some(err),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no text at {css}: {last:?}");
 }
 
 /// Waits until the contact on screen is another one than `token`; returns the new token.
