@@ -124,14 +124,16 @@ impl SqliteStore {
                         | OpenFlags::SQLITE_OPEN_URI,
                 )?;
                 configure(&c)?;
-                // Pooled readers live long: a warm 16 MiB cache each saves page reads.
-                c.pragma_update(None, "cache_size", -16_384)?;
+                // Pooled readers live long: a warm 8 MiB cache each saves page reads.
+                c.pragma_update(None, "cache_size", -8_192)?;
                 c
             }
         };
         let out = f(&conn);
         let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < 8 {
+        // Enough warm readers for the request concurrency a call centre brings; a new
+        // connection starts with a cold cache and parses the schema again.
+        if pool.len() < 32 {
             pool.push(conn);
         }
         out
