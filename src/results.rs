@@ -99,6 +99,41 @@ pub struct SurveySummary {
     pub dimensions: Vec<DimensionSummary>,
 }
 
+impl SurveySummary {
+    /// The parts of a survey definition a reader of the results needs.
+    pub fn of(survey: &Survey) -> SurveySummary {
+        SurveySummary {
+            title: survey.title.clone(),
+            max_score: survey.max_score(),
+            phone_points: survey.scoring.phone_points,
+            onsite_points: survey.scoring.onsite_points,
+            max_points: survey.scoring.phone_points + survey.scoring.onsite_points,
+            min_completes: survey.scoring.min_completes,
+            satisfied_levels: survey.scoring.satisfied_levels.clone(),
+            levels: survey
+                .levels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| LevelSummary {
+                    key: l.key.clone(),
+                    label: l.label.clone(),
+                    score: survey.level_score(i).unwrap_or(0.0),
+                })
+                .collect(),
+            dimensions: survey
+                .dimensions
+                .iter()
+                .enumerate()
+                .map(|(i, d)| DimensionSummary {
+                    key: d.key.clone(),
+                    label: d.label.clone(),
+                    weight: survey.weight(i),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LevelSummary {
     pub key: String,
@@ -518,35 +553,7 @@ fn document(
         computed_at: data.now.to_rfc3339_opts(SecondsFormat::Secs, true),
         field_closed: data.round.field_closed(data.now),
         locked: data.round.is_locked(),
-        survey: SurveySummary {
-            title: survey.title.clone(),
-            max_score: survey.max_score(),
-            phone_points: survey.scoring.phone_points,
-            onsite_points: survey.scoring.onsite_points,
-            max_points: survey.scoring.phone_points + survey.scoring.onsite_points,
-            min_completes: survey.scoring.min_completes,
-            satisfied_levels: survey.scoring.satisfied_levels.clone(),
-            levels: survey
-                .levels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| LevelSummary {
-                    key: l.key.clone(),
-                    label: l.label.clone(),
-                    score: survey.level_score(i).unwrap_or(0.0),
-                })
-                .collect(),
-            dimensions: survey
-                .dimensions
-                .iter()
-                .enumerate()
-                .map(|(i, d)| DimensionSummary {
-                    key: d.key.clone(),
-                    label: d.label.clone(),
-                    weight: survey.weight(i),
-                })
-                .collect(),
-        },
+        survey: SurveySummary::of(survey),
         ranked_by: scored.ranked_by,
         bootstrap_seed: scored.bootstrap_seed,
         bootstrap_seed_source: if seed_overridden {

@@ -12,8 +12,7 @@ use sheping::domain::scoring::{
 use sheping::domain::stats::SeededRng;
 use sheping::domain::survey::Survey;
 use sheping::results::{
-    DimensionSummary, LevelSummary, OperatorEffect, OverallResult, QualityReport, ResultsDocument,
-    SurveySummary, UnitResult,
+    OperatorEffect, OverallResult, QualityReport, ResultsDocument, SurveySummary, UnitResult,
 };
 
 pub const SURVEY: &str = include_str!("../../surveys/default.toml");
@@ -243,35 +242,7 @@ pub fn document(spec: &Spec, i: Inputs, scored: RoundResults) -> Round {
         computed_at: "2022-12-01T00:00:00Z".into(),
         field_closed: true,
         locked: false,
-        survey: SurveySummary {
-            title: survey.title.clone(),
-            max_score: survey.max_score(),
-            phone_points: survey.scoring.phone_points,
-            onsite_points: survey.scoring.onsite_points,
-            max_points: survey.scoring.phone_points + survey.scoring.onsite_points,
-            min_completes: survey.scoring.min_completes,
-            satisfied_levels: survey.scoring.satisfied_levels.clone(),
-            levels: survey
-                .levels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| LevelSummary {
-                    key: l.key.clone(),
-                    label: l.label.clone(),
-                    score: survey.level_score(i).unwrap(),
-                })
-                .collect(),
-            dimensions: survey
-                .dimensions
-                .iter()
-                .enumerate()
-                .map(|(i, d)| DimensionSummary {
-                    key: d.key.clone(),
-                    label: d.label.clone(),
-                    weight: survey.weight(i),
-                })
-                .collect(),
-        },
+        survey: SurveySummary::of(&survey),
         ranked_by: scored.ranked_by,
         bootstrap_seed: scored.bootstrap_seed,
         bootstrap_seed_source: "stored",
