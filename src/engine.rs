@@ -11,7 +11,8 @@ use crate::domain::plan::{self, Loads, PlanInput, PlanMember};
 use crate::domain::progress::{self, MemberFacts, OperatorTally, Tally};
 use crate::domain::user::Role;
 use crate::storage::{
-    CallStore, NewPlan, PlanRecord, RoundRecord, Storage, StorageError, UnitRecord, ms_to_utc,
+    CallStore, FieldData, NewPlan, PlanRecord, RoundRecord, Storage, StorageError, UnitRecord,
+    ms_to_utc,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -224,7 +225,11 @@ pub fn member_statuses(
     round: &RoundRecord,
     now: DateTime<Utc>,
 ) -> Result<BTreeMap<i64, MemberStatus>, EngineError> {
-    let data = store.field_data(round, now)?;
+    Ok(statuses_of(&store.field_data(round, now)?))
+}
+
+/// Every member's history from field data already read.
+fn statuses_of(data: &FieldData) -> BTreeMap<i64, MemberStatus> {
     let mut out: BTreeMap<i64, MemberStatus> = data
         .members
         .iter()
@@ -246,7 +251,7 @@ pub fn member_statuses(
             m.facts.push(a.fact());
         }
     }
-    Ok(out)
+    out
 }
 
 pub fn progress(
@@ -255,8 +260,8 @@ pub fn progress(
     now: DateTime<Utc>,
 ) -> Result<ProgressReport, EngineError> {
     let units: Vec<UnitRecord> = store.units(round.id)?;
-    let statuses = member_statuses(store, round, now)?;
     let data = store.field_data(round, now)?;
+    let statuses = statuses_of(&data);
     let closed = round.field_closed(now);
     let unit_ids: Vec<i64> = units.iter().map(|u| u.id).collect();
     let p = progress::progress(

@@ -504,6 +504,13 @@ pub struct ResponseRates {
     pub con1: Option<f64>,
 }
 
+/// The rates of no calls at all: every rate undefined.
+impl Default for ResponseRates {
+    fn default() -> Self {
+        ResponseRates::from_counts(&DispositionCounts::default())
+    }
+}
+
 impl ResponseRates {
     pub fn from_counts(c: &DispositionCounts) -> ResponseRates {
         // u64 so that sums of u32 counts cannot overflow.

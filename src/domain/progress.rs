@@ -36,12 +36,6 @@ pub struct Tally {
     pub rates: ResponseRates,
 }
 
-impl Default for ResponseRates {
-    fn default() -> Self {
-        ResponseRates::from_counts(&DispositionCounts::default())
-    }
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct OperatorTally {
     pub operator: String,
