@@ -201,6 +201,21 @@ fn main() {
         build(std::path::Path::new(&path), members, clients);
         return;
     }
+    if let Ok(path) = std::env::var("LOAD_ONLY") {
+        // Only the HTTP load against an existing database at PATH (for profiling by hand).
+        let server = ServerProcess::start(std::path::Path::new(&path));
+        println!("server pid {}", server.child.id());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let cycle = rt.block_on(cycle_load(&server.url, clients, secs));
+        println!(
+            "operator cycle: {:.0} cycles/s, p50 {:.2} ms, p99 {:.2} ms ({} cycles)",
+            cycle.per_sec, cycle.p50_ms, cycle.p99_ms, cycle.n
+        );
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
 
     let small = dir.path().join("small.db");

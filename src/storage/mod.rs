@@ -402,6 +402,16 @@ pub trait CallStore: Send + Sync {
         input: &AttemptInput,
         now: DateTime<Utc>,
     ) -> Result<Recorded, RecordError>;
+    /// Records the attempt and, unless it was a repeat or the operator still holds another
+    /// contact, claims the next one: the operator's whole cycle in one write.
+    fn record_then_claim(
+        &self,
+        round: &RoundRecord,
+        token: &str,
+        operator: &UserRecord,
+        input: &AttemptInput,
+        now: DateTime<Utc>,
+    ) -> Result<(Recorded, Option<Claim>), RecordError>;
     fn fix_phone(
         &self,
         round: &RoundRecord,

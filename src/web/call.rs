@@ -649,16 +649,13 @@ async fn record(
     let result = {
         let (round, user) = (round.clone(), session.user.clone());
         state
-            .blocking(move |s| Ok(s.record(&round, &token, &user, &input, now)))
+            .blocking(move |s| Ok(s.record_then_claim(&round, &token, &user, &input, now)))
             .await?
     };
     match result {
-        Ok(rec) => {
-            if !rec.duplicate {
-                match claim_if_free(&state, &session, &round).await {
-                    Ok(()) | Err(WebError::Storage(StorageError::Locked(_))) => {}
-                    Err(e) => return Err(e),
-                }
+        Ok((rec, claim)) => {
+            if let Some(c) = claim {
+                state.mark_fresh_claim(&session.id_hash, &c.token);
             }
             Ok(Redirect::to(&call_url(&round.key, Some(rec.attempt_id))).into_response())
         }

@@ -203,22 +203,22 @@ impl AdminStore for SqliteStore {
         let first_calls_open =
             crate::domain::schedule::may_call_now(&round.survey, &round.field_period(), now);
         self.read(|c| {
+            // Local midnight falls on a quarter hour in every time zone in use: the tally is exact.
             let (completes, attempts): (i64, i64) = c
                 .prepare_cached(
-                    "SELECT COALESCE(SUM(a.outcome = 'complete'), 0), COUNT(*) FROM attempts a
-                     JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id
-                     WHERE a.operator_id = ?1 AND u.round_id = ?2 AND a.recorded_at >= ?3",
+                    "SELECT COALESCE(SUM(completes), 0), COALESCE(SUM(attempts), 0) FROM operator_tally
+                     WHERE round_id = ?1 AND operator_id = ?2 AND quarter >= ?3",
                 )?
-                .query_row(params![operator_id, round.id, since_ms], |r| {
+                .query_row(params![round.id, operator_id, since_ms.div_euclid(900_000)], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })?;
             // First calls are many (thousands per operator in a large round) and all alike:
-            // count them on the index alone. Retries and appointments are few: aggregate those.
+            // read their number from the tally. Retries and appointments are few: aggregate those.
             let first_calls: i64 = c
                 .prepare_cached(
-                    "SELECT COUNT(*) FROM queue WHERE operator_id = ?1 AND round_id = ?2 AND priority = 2",
+                    "SELECT COALESCE(SUM(n), 0) FROM queue_tally WHERE round_id = ?1 AND operator_id = ?2 AND priority = 2",
                 )?
-                .query_row(params![operator_id, round.id], |r| r.get(0))?;
+                .query_row(params![round.id, operator_id], |r| r.get(0))?;
             let (callbacks, callbacks_due, next_due): (i64, i64, Option<i64>) = c
                 .prepare_cached(
                     "SELECT COUNT(*), COALESCE(SUM(sort_key <= ?3), 0), MIN(CASE WHEN sort_key > ?3 THEN sort_key END)

@@ -461,47 +461,7 @@ impl CallStore for SqliteStore {
         operator: &UserRecord,
         now: DateTime<Utc>,
     ) -> Result<Option<Claim>> {
-        let now_ms = now.timestamp_millis();
-        let lease_ms = i64::from(round.survey.calling.lease_minutes) * 60_000;
-        let first_calls_open =
-            crate::domain::schedule::may_call_now(&round.survey, &round.field_period(), now);
-        self.write(|tx| {
-            ensure_unlocked(tx, round.id)?;
-            let mut found: Option<i64> = None;
-            // Appointments, then retries that are due, in due order; then first calls in plan order.
-            for (priority, due_only) in [(0, true), (1, true), (2, false)] {
-                if priority == 2 && !first_calls_open {
-                    break;
-                }
-                let mut stmt = tx.prepare_cached(
-                    "SELECT member_id FROM queue
-                     WHERE operator_id = ?1 AND round_id = ?2 AND priority = ?3 AND (?4 = 0 OR sort_key <= ?5)
-                       AND (claim_token IS NULL OR claim_expires <= ?5)
-                     ORDER BY sort_key LIMIT 1",
-                )?;
-                found = stmt
-                    .query_row(params![operator.id, round.id, priority, due_only, now_ms], |r| r.get(0))
-                    .optional()?;
-                if found.is_some() {
-                    break;
-                }
-            }
-            let Some(member_id) = found else { return Ok(None) };
-            let token = new_token();
-            tx.prepare_cached("UPDATE queue SET claim_token = ?1, claimed_at = ?2, claim_expires = ?3 WHERE member_id = ?4")?
-                .execute(params![token, now_ms, now_ms + lease_ms, member_id])?;
-            // Showing the full number on the call screen is a view of personal data: logged.
-            append_audit(
-                tx,
-                &AuditEvent {
-                    actor: &operator.login,
-                    action: "contact.claim",
-                    round_key: Some(&round.key),
-                    detail: serde_json::json!({ "member_id": member_id }),
-                },
-            )?;
-            claim_view(tx, &token, member_id, now_ms, now_ms + lease_ms).map(Some)
-        })
+        self.write(|tx| claim_next_in(tx, round, operator, now))
     }
 
     fn held_claims(
@@ -550,6 +510,34 @@ impl CallStore for SqliteStore {
                 other => Ok(other),
             },
         );
+        out.unwrap_or_else(|e| Err(RecordError::Storage(e)))
+    }
+
+    fn record_then_claim(
+        &self,
+        round: &RoundRecord,
+        token: &str,
+        operator: &UserRecord,
+        input: &AttemptInput,
+        now: DateTime<Utc>,
+    ) -> Result<(Recorded, Option<Claim>), RecordError> {
+        // One write for the operator's whole cycle: the answer and the next contact share a
+        // transaction (and a place in the group commit) instead of queueing twice.
+        let out = self.write(|tx| {
+            let rec = match record_in(tx, round, token, operator, input, now) {
+                Err(RecordError::Storage(e)) => return Err(e),
+                Err(refusal) => return Ok(Err(refusal)),
+                Ok(rec) => rec,
+            };
+            if rec.duplicate || held_in(tx, round, operator, now)? {
+                return Ok(Ok((rec, None)));
+            }
+            match claim_next_in(tx, round, operator, now) {
+                Ok(claim) => Ok(Ok((rec, claim))),
+                Err(StorageError::Locked(_)) => Ok(Ok((rec, None))),
+                Err(e) => Err(e),
+            }
+        });
         out.unwrap_or_else(|e| Err(RecordError::Storage(e)))
     }
 
@@ -735,6 +723,73 @@ impl CallStore for SqliteStore {
             Ok(attempts.len())
         })
     }
+}
+
+/// Claims the operator's next contact inside the caller's transaction.
+fn claim_next_in(
+    tx: &Connection,
+    round: &RoundRecord,
+    operator: &UserRecord,
+    now: DateTime<Utc>,
+) -> Result<Option<Claim>> {
+    let now_ms = now.timestamp_millis();
+    let lease_ms = i64::from(round.survey.calling.lease_minutes) * 60_000;
+    let first_calls_open =
+        crate::domain::schedule::may_call_now(&round.survey, &round.field_period(), now);
+    ensure_unlocked(tx, round.id)?;
+    let mut found: Option<i64> = None;
+    // Appointments, then retries that are due, in due order; then first calls in plan order.
+    for (priority, due_only) in [(0, true), (1, true), (2, false)] {
+        if priority == 2 && !first_calls_open {
+            break;
+        }
+        let mut stmt = tx.prepare_cached(
+            "SELECT member_id FROM queue
+             WHERE operator_id = ?1 AND round_id = ?2 AND priority = ?3 AND (?4 = 0 OR sort_key <= ?5)
+               AND (claim_token IS NULL OR claim_expires <= ?5)
+             ORDER BY sort_key LIMIT 1",
+        )?;
+        found = stmt
+            .query_row(
+                params![operator.id, round.id, priority, due_only, now_ms],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if found.is_some() {
+            break;
+        }
+    }
+    let Some(member_id) = found else {
+        return Ok(None);
+    };
+    let token = new_token();
+    tx.prepare_cached("UPDATE queue SET claim_token = ?1, claimed_at = ?2, claim_expires = ?3 WHERE member_id = ?4")?
+        .execute(params![token, now_ms, now_ms + lease_ms, member_id])?;
+    // Showing the full number on the call screen is a view of personal data: logged.
+    append_audit(
+        tx,
+        &AuditEvent {
+            actor: &operator.login,
+            action: "contact.claim",
+            round_key: Some(&round.key),
+            detail: serde_json::json!({ "member_id": member_id }),
+        },
+    )?;
+    claim_view(tx, &token, member_id, now_ms, now_ms + lease_ms).map(Some)
+}
+
+/// Whether the operator holds an unexpired claim in the round (a second tab, a double click).
+fn held_in(
+    tx: &Connection,
+    round: &RoundRecord,
+    operator: &UserRecord,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT 1 FROM queue WHERE operator_id = ?1 AND round_id = ?2 AND claim_token IS NOT NULL AND claim_expires > ?3 LIMIT 1",
+        )?
+        .exists(params![operator.id, round.id, now.timestamp_millis()])?)
 }
 
 /// Records an attempt inside the caller's write.

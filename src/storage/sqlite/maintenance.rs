@@ -63,6 +63,34 @@ const INVARIANTS: &[(&str, &str)] = &[
         "SELECT claim_token FROM queue WHERE claim_token IS NOT NULL GROUP BY claim_token HAVING COUNT(*) > 1",
     ),
     (
+        "queue tallies that differ from the queue",
+        "SELECT t.round_id, t.operator_id, t.priority FROM queue_tally t
+         LEFT JOIN (SELECT round_id, operator_id, priority, COUNT(*) AS n FROM queue
+                    GROUP BY round_id, operator_id, priority) q
+           ON q.round_id = t.round_id AND q.operator_id = t.operator_id AND q.priority = t.priority
+         WHERE t.n != COALESCE(q.n, 0)
+         UNION ALL
+         SELECT q.round_id, q.operator_id, q.priority FROM queue q
+         LEFT JOIN queue_tally t
+           ON t.round_id = q.round_id AND t.operator_id = q.operator_id AND t.priority = q.priority
+         WHERE t.round_id IS NULL GROUP BY q.round_id, q.operator_id, q.priority",
+    ),
+    (
+        "operator tallies that differ from the attempts",
+        "SELECT t.round_id FROM operator_tally t
+         LEFT JOIN (SELECT u.round_id, a.operator_id, a.recorded_at / 900000 AS quarter, COUNT(*) AS n,
+                           SUM(a.outcome = 'complete') AS c
+                    FROM attempts a JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id
+                    GROUP BY 1, 2, 3) x
+           ON x.round_id = t.round_id AND x.operator_id = t.operator_id AND x.quarter = t.quarter
+         WHERE t.attempts != COALESCE(x.n, 0) OR t.completes != COALESCE(x.c, 0)
+         UNION ALL
+         SELECT u.round_id FROM attempts a JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id
+         LEFT JOIN operator_tally t
+           ON t.round_id = u.round_id AND t.operator_id = a.operator_id AND t.quarter = a.recorded_at / 900000
+         WHERE t.round_id IS NULL",
+    ),
+    (
         "assignments with duplicate call numbers",
         "SELECT operator_id, seq FROM assignments GROUP BY operator_id, seq, plan_id HAVING COUNT(*) > 1",
     ),

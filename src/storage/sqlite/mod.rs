@@ -1,7 +1,7 @@
 //! The SQLite implementation of [`Storage`]: one file, WAL, foreign keys on, `synchronous=FULL`
 //! so that an acknowledged write survives a power loss, schema under versioned migrations.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
 
@@ -30,12 +30,13 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../migrations/003_web.sql")),
         M::up(include_str!("../migrations/004_results.sql")),
         M::up(include_str!("../migrations/005_claims_index.sql")),
+        M::up(include_str!("../migrations/006_tallies.sql")),
     ])
 });
 
 /// The number of schema versions this build knows.
 pub fn schema_version() -> usize {
-    5
+    6
 }
 
 pub struct SqliteStore {
@@ -45,6 +46,9 @@ pub struct SqliteStore {
     writer: writer::Writer,
     /// Idle read-only connections; WAL lets them read while the writer writes.
     readers: Mutex<Vec<Connection>>,
+    /// Parsed survey definitions by their TOML text: every call-screen request reads its
+    /// round, and parsing the TOML each time cost more than the rest of the lookup.
+    surveys: Mutex<HashMap<String, Survey>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -98,6 +102,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             writer: writer::Writer::new(conn, group_commit),
             readers: Mutex::new(Vec::new()),
+            surveys: Mutex::new(HashMap::new()),
         })
     }
 
@@ -164,12 +169,22 @@ impl SqliteStore {
         ))
     }
 
-    fn parse_round(pair: (RoundRecord, String)) -> Result<RoundRecord> {
+    fn parse_round(&self, pair: (RoundRecord, String)) -> Result<RoundRecord> {
         let (mut round, toml) = pair;
+        if let Some(survey) = self.surveys.lock().unwrap_or_else(|p| p.into_inner()).get(&toml) {
+            round.survey = survey.clone();
+            return Ok(round);
+        }
         round.survey = Survey::from_toml_str(&toml).map_err(|e| StorageError::CorruptSurvey {
             round: round.key.clone(),
             error: e.to_string(),
         })?;
+        let mut cache = self.surveys.lock().unwrap_or_else(|p| p.into_inner());
+        // A handful of rounds exist; the bound only guards against a pathological caller.
+        if cache.len() >= 64 {
+            cache.clear();
+        }
+        cache.insert(toml, round.survey.clone());
         Ok(round)
     }
 }
@@ -307,7 +322,7 @@ impl Storage for SqliteStore {
             let mut out = Vec::new();
             for r in rows {
                 let (pair, units, members) = r?;
-                out.push(RoundSummary { round: Self::parse_round(pair)?, units, members });
+                out.push(RoundSummary { round: self.parse_round(pair)?, units, members });
             }
             Ok(out)
         })
@@ -323,7 +338,7 @@ impl Storage for SqliteStore {
             .optional()?)
         })?;
         match pair {
-            Some(p) => Self::parse_round(p),
+            Some(p) => self.parse_round(p),
             None => Err(StorageError::NotFound(format!(
                 "没有评估轮次 `{key}`(用 `sheping round list` 查看已有轮次)"
             ))),
