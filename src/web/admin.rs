@@ -1018,7 +1018,17 @@ async fn fix_phone(
             state
                 .blocking(move |s| {
                     let round = s.round(&k)?;
-                    Ok(s.fix_phone(&round, id, p.canonical(), &reason, &actor, Utc::now())?)
+                    match s.fix_phone(&round, id, p.canonical(), &reason, &actor, Utc::now()) {
+                        // The store reports an unknown member id as a failed lookup (a
+                        // database error): it is a 404, not a 500. Checked only on this error
+                        // path, so a correction never scans the round's members.
+                        Err(StorageError::Database(_))
+                            if !s.members(round.id, None)?.iter().any(|m| m.id == id) =>
+                        {
+                            Err(WebError::NotFound(format!("轮次 {k} 中没有代表 {id}")))
+                        }
+                        other => Ok(other?),
+                    }
                 })
                 .await
         }
