@@ -1144,6 +1144,29 @@ fn audit_export(
     Ok(())
 }
 
+/// A round key (or any name) as part of a file name: letters, digits, `-` and `_` kept,
+/// anything else (separators, dots, control characters, spaces) `_`. Keys with `/` are refused
+/// when rounds are created, but a file name must never depend on that: `..`, `\` (a separator
+/// for Windows and many unzip tools), NUL and absolute paths all come out as one plain
+/// component.
+pub fn file_name_part(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if safe.is_empty() {
+        "_".to_string()
+    } else {
+        safe
+    }
+}
+
 /// One export in memory (for an HTTP download): bytes, content type and a file name.
 pub struct ExportBytes {
     pub bytes: Vec<u8>,
@@ -1164,7 +1187,7 @@ pub fn export_bytes(
     let data = RoundData::load(store, round, now, actor)?;
     let doc = results::compute_from(&data, &doc_options(kind, &opts.results))?;
     let table = build_table(store, &data, &doc, kind, opts.with_comments)?;
-    let stem = format!("{}-{}", round.key, kind.key());
+    let stem = format!("{}-{}", file_name_part(&round.key), kind.key());
     let (bytes, content_type, file_name, format) = if kind == ExportKind::Spss {
         let responses = build_table(
             store,

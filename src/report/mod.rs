@@ -400,11 +400,19 @@ pub fn write(
     let n_units = data.doc.units.len();
     create_dir(&out.join("charts/units"))?;
     create_dir(&out.join("feedback"))?;
-    // Writes a chart's files; returns how many.
+    // Writes a chart's files; returns how many. The extension is appended, never swapped in:
+    // a unit's stem may hold dots ("001-x.y-profile"), and `with_extension` would cut the name
+    // there (the unit's charts overwrote each other under a name no page links to).
     let save = |stem: &Path, drawn: &Drawn| -> Result<usize, ReportError> {
-        write_file(&stem.with_extension("svg"), drawn.svg.as_bytes())?;
+        let with = |ext: &str| {
+            let mut name = stem.as_os_str().to_owned();
+            name.push(".");
+            name.push(ext);
+            PathBuf::from(name)
+        };
+        write_file(&with("svg"), drawn.svg.as_bytes())?;
         if let Some(p) = &drawn.png {
-            write_file(&stem.with_extension("png"), p)?;
+            write_file(&with("png"), p)?;
             return Ok(2);
         }
         Ok(1)
@@ -531,21 +539,19 @@ fn write_exports(
 ) -> Result<Vec<PathBuf>, ReportError> {
     let dir = out.join("csv");
     create_dir(&dir)?;
+    let key = exports::file_name_part(&data.round.key);
     let mut paths = Vec::new();
     for kind in REPORT_EXPORTS {
         let table = exports::build_table(store, data, doc, kind, with_comments)?;
-        let path = dir.join(format!("{}-{}.csv", data.round.key, kind.key()));
+        let path = dir.join(format!("{key}-{}.csv", kind.key()));
         exports::write_table(&table, &path, exports::ExportFormat::Csv, true)?;
         paths.push(path);
         if kind == ExportKind::Codebook {
             let responses =
                 exports::build_table(store, data, doc, ExportKind::Responses, with_comments)?;
-            let sps = dir.join(format!("{}-responses.sps", data.round.key));
-            let text = exports::spss_syntax(
-                &data.round,
-                &responses,
-                &format!("{}-responses.csv", data.round.key),
-            );
+            let sps = dir.join(format!("{key}-responses.sps"));
+            let text =
+                exports::spss_syntax(&data.round, &responses, &format!("{key}-responses.csv"));
             write_file(&sps, text.as_bytes())?;
             paths.push(sps);
         }
@@ -669,24 +675,20 @@ pub fn report_zip(
     // A fresh directory of our own (fails rather than reuse anything already there).
     std::fs::create_dir(&tmp).map_err(io_err(&tmp))?;
     let result = run(store, round, opts, &tmp, actor, now)
-        .and_then(|_| zip_dir(&tmp, &format!("report-{}", round.key)));
+        .and_then(|_| zip_dir(&tmp, &zip_folder(&round.key)));
     let _ = std::fs::remove_dir_all(&tmp);
     result
 }
 
-/// The default output directory: `reports/KEY/`.
+/// The default output directory: `reports/KEY/` (the key made a plain file name).
 pub fn default_out(round_key: &str) -> PathBuf {
-    let safe: String = round_key
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    PathBuf::from("reports").join(safe)
+    PathBuf::from("reports").join(exports::file_name_part(round_key))
+}
+
+/// The one folder a report zip holds, and the zip's name: `report-KEY` (the key made a plain
+/// file name, so that no entry can climb out of the folder wherever it is unpacked).
+pub fn zip_folder(round_key: &str) -> String {
+    format!("report-{}", exports::file_name_part(round_key))
 }
 
 /// A unit's feedback page, relative to the report directory.
@@ -737,7 +739,7 @@ pub fn cli_main(store: &dyn Store, args: ReportArgs, actor: &str) -> anyhow::Res
     };
     let summary = run(store, &round, &opts, &out, actor, Utc::now())?;
     let zip_path = if args.zip {
-        let bytes = zip_dir(&out, &format!("report-{}", round.key))?;
+        let bytes = zip_dir(&out, &zip_folder(&round.key))?;
         let mut name = out.as_os_str().to_owned();
         name.push(".zip");
         let path = PathBuf::from(name);

@@ -511,15 +511,16 @@ pub fn index(
         .collect();
     let mut files: Vec<FileLink> = Vec::new();
     if list_exports {
+        let key = crate::exports::file_name_part(&doc.round);
         for kind in REPORT_EXPORTS {
             files.push(FileLink {
                 label: format!("{}(CSV)", kind.label()),
-                href: href(&format!("csv/{}-{}.csv", doc.round, kind.key())),
+                href: href(&format!("csv/{key}-{}.csv", kind.key())),
             });
         }
         files.push(FileLink {
             label: "SPSS 读取语法(.sps)".into(),
-            href: href(&format!("csv/{}-responses.sps", doc.round)),
+            href: href(&format!("csv/{key}-responses.sps")),
         });
     }
     IndexPage {

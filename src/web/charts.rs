@@ -78,10 +78,11 @@ async fn report_zip(
             Ok((round.key, bytes))
         })
         .await?;
-    // The key is ours (no `/`, no spaces); quoting keeps the header well-formed anyway.
+    // The same plain name as the zip's folder: whatever the key holds (dots, backslashes,
+    // control characters), the header stays well-formed and the name one component.
     let disposition = format!(
-        "attachment; filename=\"report-{}.zip\"",
-        round_key.replace('"', "")
+        "attachment; filename=\"{}.zip\"",
+        report::zip_folder(&round_key)
     );
     Ok((
         [
