@@ -875,8 +875,76 @@ pub fn build_table(
 /// Value labels and the variables that share them.
 type LabelGroup<'a> = (Vec<(String, String)>, Vec<&'a Var>);
 
+/// Longest piece of user text on one line of SPSS syntax, in UTF-8 bytes. SPSS reads syntax
+/// lines of up to 256 bytes; a piece doubled by quote escaping plus indentation, a variable
+/// name and the quotes stays below that.
+const SPSS_PIECE_BYTES: usize = 80;
+/// Longest comment line (after `* `), in UTF-8 bytes.
+const SPSS_COMMENT_BYTES: usize = 200;
+
+/// User text as one line of syntax: control characters (line breaks, tabs, NUL, …) and Unicode
+/// line/paragraph separators become spaces. A line break would end a comment or a quoted
+/// string and let the rest of the text run as commands.
+fn spss_one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Splits text into pieces of at most `max` bytes on character boundaries; with `at_space`,
+/// a piece ends after a space when one is in its second half. Never returns an empty list.
+fn spss_pieces(s: &str, max: usize, at_space: bool) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if cut == 0 {
+            // `max` smaller than one character: that character alone.
+            cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        if at_space && let Some(sp) = rest[..cut].rfind(' ').filter(|&i| i >= max / 2) {
+            cut = sp + 1;
+        }
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    out.push(rest);
+    out
+}
+
+/// A quoted SPSS string holding `s` exactly (apart from control characters, which become
+/// spaces): `'` doubled inside, long text split into pieces joined by `+` on their own lines
+/// (SPSS and PSPP join them back into one string).
 fn spss_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    let line = spss_one_line(s);
+    spss_pieces(&line, SPSS_PIECE_BYTES, false)
+        .into_iter()
+        .map(|p| format!("'{}'", p.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join("\n    + ")
+}
+
+/// Writes text as comment lines. Every line starts with `*` and holds no line break, so
+/// whatever the text holds (a period at a line's end, `ERASE FILE=…`), each line is read as a
+/// comment, as the start of one or as the continuation of the one before: the text can
+/// neither end the comment early nor run a command. The last comment before a command must
+/// end with a period (the caller's fixed text).
+fn spss_comment(out: &mut String, text: &str) {
+    let line = spss_one_line(text);
+    for p in spss_pieces(line.trim_end(), SPSS_COMMENT_BYTES, true) {
+        out.push_str("* ");
+        out.push_str(p.trim_end());
+        out.push('\n');
+    }
 }
 
 /// SPSS syntax (also run by GNU PSPP) that reads the responses CSV written by
@@ -885,22 +953,28 @@ fn spss_quote(s: &str) -> String {
 pub fn spss_syntax(round: &RoundRecord, responses: &ExportTable, responses_file: &str) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "* Encoding: UTF-8.");
-    let _ = writeln!(
-        s,
-        "* sheping {}: reads the responses export of round {} ({}).",
-        env!("CARGO_PKG_VERSION"),
-        round.key,
-        round.title
+    // The round's key and title and the file name are user text: they go only through
+    // `spss_comment` and `spss_quote`, which keep each on its lines.
+    spss_comment(&mut s, "Encoding: UTF-8.");
+    spss_comment(
+        &mut s,
+        &format!(
+            "sheping {}: reads the responses export of round {} ({}).",
+            env!("CARGO_PKG_VERSION"),
+            round.key,
+            round.title
+        ),
     );
-    let _ = writeln!(
-        s,
-        "* Write it with: sheping export responses --round {} --out {}",
-        round.key, responses_file
+    spss_comment(
+        &mut s,
+        &format!(
+            "Write it with: sheping export responses --round {} --out {}",
+            round.key, responses_file
+        ),
     );
-    let _ = writeln!(
-        s,
-        "* Change the FILE path below if the CSV is elsewhere (relative paths are read from the current directory)."
+    spss_comment(
+        &mut s,
+        "Change the FILE path below if the CSV is elsewhere (relative paths are read from the current directory).",
     );
     let _ = writeln!(s);
     let _ = writeln!(s, "GET DATA");
@@ -1294,6 +1368,50 @@ mod tests {
             ExportFormat::from_path(Path::new("b.csv")),
             ExportFormat::Csv
         );
+    }
+
+    #[test]
+    fn spss_text_stays_on_its_lines() {
+        assert_eq!(spss_quote("O'Brien"), "'O''Brien'");
+        assert_eq!(spss_quote(""), "''");
+        assert_eq!(
+            spss_quote("x.\nERASE FILE='a'.\r\n\t\u{0}\u{85}\u{2028}"),
+            "'x. ERASE FILE=''a''.      '"
+        );
+        // Long text: pieces of at most 80 bytes joined by `+`, split between characters.
+        let long = format!("{}'{}", "满意".repeat(30), "x".repeat(100));
+        let q = spss_quote(&long);
+        let lines: Vec<&str> = q.lines().collect();
+        assert!(lines.len() > 2, "{q}");
+        let mut joined = String::new();
+        for (i, l) in lines.iter().enumerate() {
+            assert!(l.len() <= 2 * SPSS_PIECE_BYTES + 8, "{l}");
+            let piece = if i == 0 {
+                *l
+            } else {
+                l.strip_prefix("    + ").unwrap()
+            };
+            let inner = piece
+                .strip_prefix('\'')
+                .unwrap()
+                .strip_suffix('\'')
+                .unwrap();
+            joined.push_str(&inner.replace("''", "'"));
+        }
+        assert_eq!(joined, long);
+
+        let mut c = String::new();
+        spss_comment(&mut c, "round k (x.\nERASE FILE='a'.\n\n).");
+        assert_eq!(c, "* round k (x. ERASE FILE='a'.  ).\n");
+        let mut c = String::new();
+        spss_comment(&mut c, &format!("{}.\n", "标题 ".repeat(60)));
+        assert!(c.lines().count() > 1, "{c}");
+        for l in c.lines() {
+            assert!(
+                l.starts_with("* ") && l.len() <= SPSS_COMMENT_BYTES + 2,
+                "{l}"
+            );
+        }
     }
 
     #[test]

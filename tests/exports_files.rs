@@ -583,3 +583,194 @@ fn every_export_column_is_documented() {
         }
     }
 }
+
+/// Runs SPSS syntax in GNU PSPP (in the fixture's folder); `None` when PSPP is not installed.
+fn run_pspp(sp: &Sheping, syntax: &Path) -> Option<(bool, String)> {
+    std::process::Command::new("pspp")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let report = sp.path("pspp-out.txt");
+    let _ = std::fs::remove_file(&report);
+    let out = std::process::Command::new("pspp")
+        .arg("-O")
+        .arg("format=txt")
+        .arg("-o")
+        .arg(&report)
+        .arg(syntax)
+        .current_dir(sp.dir.path())
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&report).unwrap_or_default();
+    Some((
+        out.status.success(),
+        format!("{text}\n{}", String::from_utf8_lossy(&out.stderr)),
+    ))
+}
+
+/// Every line of SPSS syntax is a comment, a command of ours or part of one: none begins with
+/// the commands the hostile text carries.
+fn assert_no_injected_command(sps: &str) {
+    for line in sps.lines() {
+        let t = line.trim_start();
+        assert!(
+            !t.to_ascii_uppercase().starts_with("ERASE")
+                && !t.to_ascii_uppercase().starts_with("HOST"),
+            "injected command on its own line: {line:?}\n{sps}"
+        );
+    }
+    assert!(!sps.contains('\r') && !sps.contains('\t'), "{sps:?}");
+}
+
+/// A round title, survey labels and the responses file name full of line breaks, quotes and
+/// SPSS commands (as an old database or an uploaded survey may hold them) stay inside the
+/// comments and quoted strings of the SPSS syntax: PSPP runs it, shows the labels verbatim
+/// (line breaks as spaces) and runs none of the commands.
+#[test]
+fn spss_syntax_keeps_hostile_text_inside_comments_and_strings() {
+    use sheping::domain::survey::Survey;
+    let sp = setup();
+    let canaries = [
+        "canary-title.txt",
+        "canary-label.txt",
+        "canary-value.txt",
+        "canary-file.txt",
+    ];
+    for c in canaries {
+        std::fs::write(sp.path(c), "still here").unwrap();
+    }
+    {
+        let conn = sp.sql();
+        conn.execute(
+            "UPDATE rounds SET title = ?1 WHERE key = '2022'",
+            ["2022年度.\nERASE FILE='canary-title.txt'.\r\nHOST COMMAND=['touch hosted'].\n* ("],
+        )
+        .unwrap();
+        let toml: String = conn
+            .query_row(
+                "SELECT survey_toml FROM rounds WHERE key = '2022'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut survey = Survey::from_toml_str(&toml).unwrap();
+        survey.dimensions[1].label = "办事'效率'.\nERASE FILE='canary-label.txt'.\n".into();
+        // Long enough to be split into pieces joined by `+`.
+        survey.dimensions[2].label = format!("服务质量{}", "'优'".repeat(20));
+        survey.levels[0].label = "满意'\nERASE FILE='canary-value.txt'.\n'".into();
+        conn.execute(
+            "UPDATE rounds SET survey_toml = ?1 WHERE key = '2022'",
+            [survey.to_toml_string()],
+        )
+        .unwrap();
+    }
+    let data = "it's data.csv";
+    export(&sp, "responses", data, &[]);
+    let sps_path = export(&sp, "spss", "hostile.sps", &["--responses-file", data]);
+    let sps = std::fs::read_to_string(&sps_path).unwrap();
+    assert_no_injected_command(&sps);
+    assert!(sps.contains("/FILE='it''s data.csv'"), "{sps}");
+    assert!(
+        sps.contains(
+            "efficiency_level '办事''效率''. ERASE FILE=''canary-label.txt''. :等级序号(1=最好)'"
+        ),
+        "{sps}"
+    );
+    assert!(sps.contains("\n    + '"), "long labels are split: {sps}");
+    for line in sps.lines() {
+        assert!(line.len() <= 256, "line of {} bytes: {line}", line.len());
+    }
+
+    // A file name with line breaks cannot break out either (PSPP then finds no such file).
+    let newline_file = "r.csv'\nERASE FILE='canary-file.txt'.\n";
+    let sps2_path = export(
+        &sp,
+        "spss",
+        "newline.sps",
+        &["--responses-file", newline_file],
+    );
+    let sps2 = std::fs::read_to_string(&sps2_path).unwrap();
+    assert_no_injected_command(&sps2);
+
+    let Some((ok, report)) = run_pspp(&sp, &sps_path) else {
+        eprintln!("pspp not installed: the SPSS syntax was checked structurally only");
+        return;
+    };
+    assert!(ok && !report.contains("error:"), "pspp failed:\n{report}");
+    let _ = run_pspp(&sp, &sps2_path);
+    for c in canaries {
+        assert!(sp.path(c).exists(), "the syntax erased {c}");
+    }
+    assert!(
+        !sp.path("hosted").exists(),
+        "the syntax ran a shell command"
+    );
+    // The labels arrive whole: quotes undoubled, the long one joined again.
+    let check = sp.write(
+        "labels.sps",
+        format!("{sps}\nDISPLAY LABELS.\nFREQUENCIES VARIABLES=duties_level.\n").as_bytes(),
+    );
+    let (ok, report) = run_pspp(&sp, &check).unwrap();
+    assert!(ok, "{report}");
+    assert!(
+        report.contains("办事'效率'. ERASE FILE='canary-label.txt'."),
+        "{report}"
+    );
+    assert!(report.contains("满意' ERASE"), "{report}");
+}
+
+/// Text cells a spreadsheet would run as formulas (a unit named `=HYPERLINK(…)`, a sector
+/// `+cmd|…`, a code `@SUM(…)`, survey labels) come out of CSV and xlsx exports with a leading
+/// `'`; the numeric columns are exactly what they were.
+#[test]
+fn exports_defuse_formulas_in_text_and_keep_numbers() {
+    let sp = setup();
+    let before = read_csv(&export(&sp, "scores", "before.csv", &[]));
+    {
+        let conn = sp.sql();
+        conn.execute(
+            "UPDATE units SET name = '=HYPERLINK(\"http://x\",\"点此\")', sector = '+cmd|'' /C calc''!A0', code = '@SUM(A1)' WHERE code = 'U0'",
+            [],
+        )
+        .unwrap();
+        conn.execute("UPDATE units SET sector = '-1+1' WHERE code = 'U1'", [])
+            .unwrap();
+    }
+    let after = read_csv(&export(&sp, "scores", "after.csv", &[]));
+    let row = after
+        .rows
+        .iter()
+        .find(|r| r["unit_code"] == "'@SUM(A1)")
+        .expect("code defused");
+    assert_eq!(row["unit"], "'=HYPERLINK(\"http://x\",\"点此\")");
+    assert_eq!(row["sector"], "'+cmd|' /C calc'!A0");
+    assert!(after.rows.iter().any(|r| r["sector"] == "'-1+1"));
+    // Every number column is unchanged.
+    assert_eq!(before.headers, after.headers);
+    for (b, a) in before.rows.iter().zip(&after.rows) {
+        for h in &before.headers {
+            if ["unit", "unit_code", "sector"].contains(&h.as_str()) {
+                continue;
+            }
+            assert_eq!(b[h], a[h], "{h}");
+        }
+    }
+    // xlsx: the same guard on text cells.
+    let path = export(&sp, "responses", "after.xlsx", &[]);
+    let mut wb: Xlsx<_> = open_workbook(&path).unwrap();
+    let range = wb.worksheet_range("responses").unwrap();
+    let cells: Vec<String> = range
+        .rows()
+        .flat_map(|r| r.iter().map(|c| c.to_string()))
+        .collect();
+    assert!(
+        cells
+            .iter()
+            .any(|c| c == "'=HYPERLINK(\"http://x\",\"点此\")")
+    );
+    assert!(
+        !cells
+            .iter()
+            .any(|c| c.starts_with('=') || c.starts_with('@'))
+    );
+}
