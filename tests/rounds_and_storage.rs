@@ -150,3 +150,86 @@ fn audit_chain_records_imports_and_detects_tampering() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Keys with control characters, backslashes, path dots or look-alikes, and titles with line
+/// breaks or control characters, are refused with a message naming the character and the
+/// rule; nothing is stored or logged.
+#[test]
+fn round_keys_and_titles_with_control_characters_are_refused() {
+    let sp = Sheping::new();
+    let survey = concat!(env!("CARGO_MANIFEST_DIR"), "/surveys/default.toml");
+    let keys: &[(&str, &str)] = &[
+        ("a\u{1}b", "第 2 个字符是控制字符 U+0001"),
+        ("a\tb", "第 2 个字符是制表符"),
+        ("2022\n", "第 5 个字符是换行符"),
+        ("a\u{7f}", "控制字符 U+007F"),
+        ("a\\..\\b", "第 2 个字符是反斜杠"),
+        ("..", "不能以“.”开头"),
+        ("_x", "不能以“_”开头"),
+        ("%2e%2e", "第 1 个字符是“%”"),
+        ("20 23", "第 3 个字符是空格"),
+        ("a/b", "斜杠"),
+        ("ｔ", "“ｔ”"),
+        ("a\u{200b}b", "不可见字符 U+200B"),
+    ];
+    for (key, want) in keys {
+        let out = sp.run(&[
+            "round",
+            "create",
+            key,
+            "--title",
+            "2022年度",
+            "--survey",
+            survey,
+        ]);
+        assert!(!out.status.success(), "{key:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("轮次代码")
+                && err.contains(want)
+                && err.contains("只能由英文字母、数字、汉字"),
+            "{key:?}: {err}"
+        );
+        assert!(
+            !err.trim_end().chars().any(char::is_control),
+            "the message echoes a control character of {key:?}: {err:?}"
+        );
+    }
+    let titles: &[(&str, &str)] = &[
+        ("x.\nERASE FILE='a'.", "第 3 个字符是换行符"),
+        ("2022年度\r", "回车符"),
+        ("a\tb", "制表符"),
+        ("a\u{1}", "控制字符 U+0001"),
+        ("a\u{2028}b", "换行符 U+2028"),
+        ("   ", "请填写轮次名称"),
+    ];
+    for (title, want) in titles {
+        let out = sp.run(&[
+            "round", "create", "2022", "--title", title, "--survey", survey,
+        ]);
+        assert!(!out.status.success(), "{title:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("轮次名称") && err.contains(want),
+            "{title:?}: {err}"
+        );
+    }
+    assert_eq!(sp.count("SELECT COUNT(*) FROM rounds"), 0);
+    assert_eq!(
+        sp.count("SELECT COUNT(*) FROM audit_log WHERE action = 'round.create'"),
+        0
+    );
+    // What the rule allows still works.
+    for key in ["2022", "2022-下半年", "round_2.1"] {
+        sp.ok(&[
+            "round",
+            "create",
+            key,
+            "--title",
+            "2022年度",
+            "--survey",
+            survey,
+        ]);
+    }
+    assert_eq!(sp.count("SELECT COUNT(*) FROM rounds"), 3);
+}

@@ -615,3 +615,61 @@ async fn a_locked_round_refuses_every_change_and_says_so_everywhere() {
         "no plan form"
     );
 }
+
+/// The administrator's form refuses keys and titles with control characters (and keys with
+/// backslashes, path dots or look-alikes) with 422 and the reason in Chinese; nothing is
+/// stored or logged.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_round_form_refuses_control_characters_in_keys_and_titles() {
+    let sp = fixture();
+    let rounds_before = sp.count("SELECT COUNT(*) FROM rounds");
+    let logged_before = sp.count("SELECT COUNT(*) FROM audit_log WHERE action = 'round.create'");
+    let server = WebServer::start(&sp, &[]);
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "a\u{1}b",
+            "2023年度",
+            "轮次代码的第 2 个字符是控制字符 U+0001",
+        ),
+        ("a\tb", "2023年度", "轮次代码的第 2 个字符是制表符"),
+        ("a\nb", "2023年度", "轮次代码的第 2 个字符是换行符"),
+        ("a\\b", "2023年度", "反斜杠"),
+        ("..", "2023年度", "轮次代码不能以“.”开头"),
+        ("%2e%2e", "2023年度", "“%”"),
+        ("ｔ", "2023年度", "“ｔ”"),
+        (
+            "2023",
+            "x.\nERASE FILE='a'.",
+            "轮次名称的第 3 个字符是换行符",
+        ),
+        ("2023", "a\u{1}b", "轮次名称的第 2 个字符是控制字符 U+0001"),
+        ("2023", "a\tb", "制表符"),
+    ];
+    for (key, title, want) in cases {
+        let form = Form::new()
+            .text("csrf", csrf.clone())
+            .text("key", key.to_string())
+            .text("title", title.to_string());
+        let r = admin
+            .client
+            .post(format!("{}/admin/rounds", server.url))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 422, "{key:?} / {title:?}: {body}");
+        assert!(
+            body.contains(want),
+            "{key:?} / {title:?}: no {want} in\n{body}"
+        );
+    }
+    assert_eq!(sp.count("SELECT COUNT(*) FROM rounds"), rounds_before);
+    assert_eq!(
+        sp.count("SELECT COUNT(*) FROM audit_log WHERE action = 'round.create'"),
+        logged_before
+    );
+}

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::domain::phone::mask_canonical;
+use crate::domain::round as round_text;
 use crate::domain::survey::Survey;
 use crate::domain::user::{self, Role};
 use crate::engine;
@@ -541,14 +542,9 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
             from,
             to,
         } => {
-            if key.trim().is_empty()
-                || key.len() > 40
-                || key.chars().any(|c| c.is_whitespace() || c == '/')
-            {
-                bail!(
-                    "round key `{key}` must be 1–40 characters without spaces or `/` (e.g. 2022)"
-                );
-            }
+            // Checked before anything is read or stored; the message names the character.
+            round_text::validate_round_key(&key)?;
+            round_text::validate_round_title(&title)?;
             let text = std::fs::read_to_string(&survey)
                 .with_context(|| format!("reading {}", survey.display()))?;
             let parsed =

@@ -8,6 +8,7 @@ pub mod plan;
 pub mod progress;
 pub mod queue;
 pub mod roster;
+pub mod round;
 pub mod schedule;
 pub mod scoring;
 pub mod stats;

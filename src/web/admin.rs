@@ -22,6 +22,7 @@ use super::views::{Frame, local_time};
 use super::{AppState, WebError};
 use crate::domain::disposition::{MemberHistory, Outcome, disposition};
 use crate::domain::phone::{self, mask_canonical};
+use crate::domain::round as round_text;
 use crate::domain::survey::Survey;
 use crate::domain::user::{self, Role};
 use crate::engine;
@@ -182,18 +183,10 @@ async fn create_round(
     session.check_csrf(up.get("csrf"))?;
     let key = up.get("key").to_string();
     let title = up.get("title").to_string();
-    let problem = if key.is_empty()
-        || key.chars().count() > 40
-        || key
-            .chars()
-            .any(|c| c.is_whitespace() || c == '/' || c == '?' || c == '#')
-    {
-        Some("轮次代码需 1–40 个字符,不含空格、/、?、#(例如 2022)".to_string())
-    } else if title.is_empty() {
-        Some("请填写轮次名称".to_string())
-    } else {
-        None
-    };
+    let problem = round_text::validate_round_key(&key)
+        .and_then(|()| round_text::validate_round_title(&title))
+        .err()
+        .map(|e| e.to_string());
     let date = |name: &str| -> Result<Option<NaiveDate>, String> {
         match up.get(name) {
             "" => Ok(None),
