@@ -53,6 +53,66 @@ fn claim_latency(path: &std::path::Path, samples: usize) -> f64 {
     times[times.len() / 2]
 }
 
+/// Median time of each store call the operator's cycle makes, on the same database (µs): where
+/// the cycle's server time goes, without HTTP.
+fn cycle_breakdown(path: &std::path::Path, samples: usize) -> Vec<(&'static str, f64)> {
+    use sheping::storage::AttemptInput;
+    use sheping::storage::admin::AdminStore;
+    let store = SqliteStore::open(path).unwrap();
+    let round = store.round("bench").unwrap();
+    let op = store.user("op1").unwrap();
+    let now = chrono::Utc::now();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64() * 1e6
+    };
+    let mut rounds = Vec::new();
+    let mut held = Vec::new();
+    let mut day = Vec::new();
+    let mut cycle = Vec::new();
+    let input = AttemptInput {
+        outcome: Some(sheping::domain::disposition::Outcome::Complete),
+        answers: vec![Some(0), Some(1), Some(0), Some(0), Some(1)],
+        answer_ms: vec![Some(4000); 5],
+        comment: None,
+        appointment: None,
+    };
+    let mut claim = store
+        .claim_next(&round, &op, now)
+        .unwrap()
+        .expect("a contact");
+    for _ in 0..samples {
+        rounds.push(time(&mut || {
+            store.operator_rounds(op.id).unwrap();
+        }));
+        held.push(time(&mut || {
+            store.held_claims(&round, &op, now).unwrap();
+        }));
+        day.push(time(&mut || {
+            store.operator_day(&round, op.id, 0, now).unwrap();
+        }));
+        let mut next = None;
+        cycle.push(time(&mut || {
+            next = store
+                .record_then_claim(&round, &claim.token, &op, &input, now)
+                .unwrap()
+                .1;
+        }));
+        claim = next.expect("a next contact");
+    }
+    vec![
+        ("operator_rounds", median(rounds)),
+        ("held_claims (with the contact's history)", median(held)),
+        ("operator_day (the screen's counts)", median(day)),
+        ("record_then_claim (one durable write)", median(cycle)),
+    ]
+}
+
 struct ServerProcess {
     child: std::process::Child,
     url: String,
@@ -87,6 +147,22 @@ impl ServerProcess {
         };
         std::thread::spawn(move || for _ in reader.lines() {});
         ServerProcess { child, url }
+    }
+
+    /// CPU seconds the server has used (user + system); /proc counts in USER_HZ = 100.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
+        if f.len() < 13 {
+            return f64::NAN;
+        }
+        (f[11] + f[12]) / 100.0
     }
 
     fn peak_rss_mib(&self) -> f64 {
@@ -160,7 +236,8 @@ fn summarise(mut lat: Vec<f64>, secs: f64) -> Load {
     }
 }
 
-async fn cycle_load(url: &str, clients: usize, secs: u64) -> Load {
+/// Signs in every operator and puts a contact on each screen.
+async fn sign_in_all(url: &str, clients: usize) -> Vec<OperatorClient> {
     let mut signed = Vec::new();
     for i in 0..clients {
         let mut c = OperatorClient::sign_in(url, &format!("op{i}"), fixture::PASSWORD, "bench")
@@ -169,6 +246,10 @@ async fn cycle_load(url: &str, clients: usize, secs: u64) -> Load {
         assert!(c.next().await.unwrap(), "op{i} has a contact");
         signed.push(c);
     }
+    signed
+}
+
+async fn cycle_load(signed: Vec<OperatorClient>, secs: u64) -> Load {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
     let tasks: Vec<_> = signed
@@ -201,6 +282,12 @@ fn main() {
         build(std::path::Path::new(&path), members, clients);
         return;
     }
+    if let Ok(path) = std::env::var("BREAKDOWN_ONLY") {
+        for (what, us) in cycle_breakdown(std::path::Path::new(&path), 300) {
+            println!("{what}: {us:.0} µs");
+        }
+        return;
+    }
     if let Ok(path) = std::env::var("LOAD_ONLY") {
         // Only the HTTP load against an existing database at PATH (for profiling by hand).
         let server = ServerProcess::start(std::path::Path::new(&path));
@@ -209,10 +296,17 @@ fn main() {
             .enable_all()
             .build()
             .unwrap();
-        let cycle = rt.block_on(cycle_load(&server.url, clients, secs));
+        let signed = rt.block_on(sign_in_all(&server.url, clients));
+        let cpu = server.cpu_seconds();
+        let cycle = rt.block_on(cycle_load(signed, secs));
+        let cpu = server.cpu_seconds() - cpu;
         println!(
-            "operator cycle: {:.0} cycles/s, p50 {:.2} ms, p99 {:.2} ms ({} cycles)",
-            cycle.per_sec, cycle.p50_ms, cycle.p99_ms, cycle.n
+            "operator cycle: {:.0} cycles/s, p50 {:.2} ms, p99 {:.2} ms ({} cycles), server CPU {:.0} µs per cycle",
+            cycle.per_sec,
+            cycle.p50_ms,
+            cycle.p99_ms,
+            cycle.n,
+            cpu * 1e6 / cycle.n as f64
         );
         return;
     }
@@ -236,11 +330,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (health, cycle) = rt.block_on(async {
-        let health = healthz_load(&server.url, clients, secs.min(5)).await;
-        let cycle = cycle_load(&server.url, clients, secs).await;
-        (health, cycle)
-    });
+    let cpu0 = server.cpu_seconds();
+    let health = rt.block_on(healthz_load(&server.url, clients, secs.min(5)));
+    let signed = rt.block_on(sign_in_all(&server.url, clients));
+    let cpu1 = server.cpu_seconds();
+    let cycle = rt.block_on(cycle_load(signed, secs));
+    let cpu2 = server.cpu_seconds();
     println!(
         "/healthz baseline: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} requests)",
         health.per_sec, health.p50_ms, health.p99_ms, health.n
@@ -248,6 +343,11 @@ fn main() {
     println!(
         "operator cycle (record complete + claim next + next screen): {:.0} cycles/s, p50 {:.2} ms, p99 {:.2} ms ({} cycles)",
         cycle.per_sec, cycle.p50_ms, cycle.p99_ms, cycle.n
+    );
+    println!(
+        "server CPU: {:.1} µs per /healthz request, {:.0} µs per cycle",
+        (cpu1 - cpu0) * 1e6 / health.n as f64,
+        (cpu2 - cpu1) * 1e6 / cycle.n as f64
     );
     println!(
         "ratio cycle/healthz throughput: {:.2}",

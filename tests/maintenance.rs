@@ -263,3 +263,86 @@ fn purging_contacts_needs_a_lock_and_keeps_what_results_need() {
         1
     );
 }
+
+/// The call screen's counts come from tallies the database keeps with triggers; they must
+/// equal the counts taken the slow way, and `check` must notice when they are changed behind
+/// sheping's back (and `--repair-round` count them again).
+#[test]
+fn tallies_equal_the_slow_counts_and_check_catches_drift() {
+    use sheping::storage::admin::AdminStore;
+    use sheping::storage::{CallStore, Storage};
+    let sp = Sheping::new();
+    demo_db(&sp);
+    let store = sheping::storage::sqlite::SqliteStore::open(&sp.db).unwrap();
+    let round = store.round("2022").unwrap();
+    let now = chrono::Utc::now();
+    // Half the demo's attempts were recorded before this quarter hour.
+    let median: i64 = sp.count(
+        "SELECT recorded_at FROM attempts ORDER BY recorded_at LIMIT 1 OFFSET (SELECT COUNT(*) / 2 FROM attempts)",
+    );
+    let since = median - median % 900_000;
+    let db = sp.sql();
+    let mut checked = 0;
+    for login in ["op1", "op2", "op3"] {
+        let op = store.user(login).unwrap();
+        for since in [0, since] {
+            let day = store.operator_day(&round, op.id, since, now).unwrap();
+            let (attempts, completes): (i64, i64) = db
+                .query_row(
+                    "SELECT COUNT(*), COALESCE(SUM(a.outcome = 'complete'), 0) FROM attempts a
+                     JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id
+                     WHERE a.operator_id = ?1 AND u.round_id = ?2 AND a.recorded_at >= ?3",
+                    rusqlite::params![op.id, round.id, since],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            let queued: i64 = db
+                .query_row(
+                    "SELECT COUNT(*) FROM queue WHERE operator_id = ?1 AND round_id = ?2",
+                    rusqlite::params![op.id, round.id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(
+                i64::from(day.attempts_today),
+                attempts,
+                "{login} since {since}"
+            );
+            assert_eq!(
+                i64::from(day.completes_today),
+                completes,
+                "{login} since {since}"
+            );
+            assert_eq!(i64::from(day.remaining), queued, "{login}");
+            checked += attempts;
+        }
+    }
+    assert!(checked > 0, "the demo's operators made calls");
+    drop(store);
+
+    // A queue tally changed behind sheping's back.
+    db.execute(
+        "UPDATE queue_tally SET n = n + 5 WHERE priority = 2 AND operator_id = (SELECT MIN(operator_id) FROM queue_tally)",
+        [],
+    )
+    .unwrap();
+    // An operator's tally for a quarter hour removed.
+    db.execute(
+        "DELETE FROM operator_tally WHERE quarter = (SELECT MIN(quarter) FROM operator_tally)",
+        [],
+    )
+    .unwrap();
+    let out = sp.run(&["check", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problems = report["problems"].to_string();
+    assert!(problems.contains("queue tallies"), "{report:#}");
+    assert!(problems.contains("operator tallies"), "{report:#}");
+    let out = sp.run(&["check", "--repair-round", "2022"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(sp.run(&["check"]).status.success());
+}

@@ -233,3 +233,52 @@ fn round_keys_and_titles_with_control_characters_are_refused() {
     }
     assert_eq!(sp.count("SELECT COUNT(*) FROM rounds"), 3);
 }
+
+/// Reads inside one snapshot agree with each other while another writer commits between
+/// them, yet see the snapshot's own writes; the snapshot ends with its closure (no read
+/// transaction left open to hold the WAL back), and a read nested inside a read still works.
+#[test]
+fn a_snapshot_reads_one_state_and_ends_with_its_closure() {
+    use sheping::domain::user::Role;
+    use sheping::storage::{CallStore, NewUser, in_snapshot};
+    let sp = Sheping::new();
+    let store = SqliteStore::open(&sp.db).unwrap();
+    let other = SqliteStore::open(&sp.db).unwrap();
+    let add = |s: &SqliteStore, login: &str| {
+        s.add_user(
+            &NewUser {
+                login: login.into(),
+                name: "n".into(),
+                role: Role::Evaluator,
+                password_hash: "x".into(),
+            },
+            "test",
+        )
+        .unwrap();
+    };
+    add(&store, "a");
+    let seen = in_snapshot(&store, || {
+        let first = store.users().unwrap().len();
+        add(&other, "b");
+        let after_other = store.users().unwrap().len();
+        // A read while the snapshot's connection is in use gets a connection of its own.
+        let nested = store.read(|_| Ok(store.users().unwrap().len())).unwrap();
+        add(&store, "c");
+        let after_own = store.users().unwrap().len();
+        (first, after_other, nested, after_own)
+    });
+    assert_eq!(
+        seen,
+        (1, 1, 2, 3),
+        "(first read, after another writer, nested, after its own write)"
+    );
+    assert_eq!(store.users().unwrap().len(), 3, "after the snapshot");
+    // Nothing holds a read transaction now: a full checkpoint completes.
+    let (busy, _, _): (i64, i64, i64) = sp
+        .sql()
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!(busy, 0);
+}

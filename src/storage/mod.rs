@@ -54,8 +54,9 @@ pub struct RoundRecord {
     pub id: i64,
     pub key: String,
     pub title: String,
+    /// Shared: every request reads its round, and the parsed definition never changes.
     #[serde(skip)]
-    pub survey: Survey,
+    pub survey: std::sync::Arc<Survey>,
     pub survey_source: String,
     pub field_start: Option<NaiveDate>,
     pub field_end: Option<NaiveDate>,
@@ -129,6 +130,11 @@ pub struct AuditEvent<'a> {
 /// The storage interface. Every write that the service acknowledges is durable when the
 /// method returns.
 pub trait Storage: Send + Sync {
+    /// Runs `f` with every read it makes on this thread taken from one snapshot: the reads
+    /// agree with each other, and share one read transaction instead of starting (and, after
+    /// any write, warming) one each. A write made inside `f` starts a new snapshot, so `f`
+    /// always reads its own writes; other writers' commits stay unseen until then.
+    fn snapshot(&self, f: &mut dyn FnMut());
     fn create_round(&self, round: &NewRound, actor: &str) -> Result<RoundRecord>;
     fn rounds(&self) -> Result<Vec<RoundSummary>>;
     fn round(&self, key: &str) -> Result<RoundRecord>;
@@ -438,4 +444,16 @@ pub trait CallStore: Send + Sync {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<usize>;
+}
+
+/// [`Storage::snapshot`] for a closure that returns a value.
+pub fn in_snapshot<T>(store: &(impl Storage + ?Sized), f: impl FnOnce() -> T) -> T {
+    let mut f = Some(f);
+    let mut out = None;
+    store.snapshot(&mut || {
+        if let Some(f) = f.take() {
+            out = Some(f());
+        }
+    });
+    out.expect("snapshot runs its closure once")
 }

@@ -24,13 +24,14 @@ use serde::Deserialize;
 use super::auth::{Allow, OPERATOR, Session};
 use super::error::encode_component;
 use super::views::{Frame, local_midnight_ms, local_time, short_time};
-use super::{AppState, WebError};
+use super::{AppState, ConsoleStore, WebError};
 use crate::domain::disposition::Outcome;
 use crate::domain::phone::Phone;
 use crate::domain::survey::Survey;
 use crate::storage::admin::OperatorDay;
 use crate::storage::{
     AttemptInput, AuditEvent, Claim, RecordError, RoundRecord, StorageError, UserRecord,
+    in_snapshot,
 };
 
 pub fn router() -> Router<AppState> {
@@ -327,6 +328,13 @@ async fn operator_round(
     let rounds = state
         .blocking(move |s| Ok(s.operator_rounds(user_id)?))
         .await?;
+    choose_round(rounds, requested)
+}
+
+fn choose_round(
+    rounds: Vec<RoundRecord>,
+    requested: Option<String>,
+) -> Result<Option<OperatorRound>, WebError> {
     let chosen = match requested.filter(|r| !r.is_empty()) {
         Some(key) => rounds
             .iter()
@@ -361,6 +369,44 @@ struct PageOptions {
     submitted: Option<Submitted>,
 }
 
+/// What the call screen reads from the store.
+struct ScreenData {
+    held: Vec<Claim>,
+    day: OperatorDay,
+    done: Option<DoneView>,
+}
+
+/// The screen's reads; the caller runs them in one snapshot.
+fn load_screen(
+    s: &dyn ConsoleStore,
+    round: &RoundRecord,
+    user: &UserRecord,
+    done_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<ScreenData, WebError> {
+    let since = local_midnight_ms(round.survey.timezone(), now);
+    let held = s.held_claims(round, user, now)?;
+    let day = s.operator_day(round, user.id, since, now)?;
+    let done = match done_id {
+        Some(id) => match s.attempt(id) {
+            Ok((a, round_id)) if round_id == round.id && a.operator == user.login => {
+                let unit = s.unit_name(a.unit_id)?;
+                Some(DoneView {
+                    outcome: a.outcome.label(),
+                    complete: a.outcome == Outcome::Complete,
+                    unit,
+                    attempt_no: a.attempt_no,
+                    at: local_time(a.recorded_at_ms, round.survey.timezone(), "%H:%M:%S"),
+                })
+            }
+            Ok(_) | Err(StorageError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    Ok(ScreenData { held, day, done })
+}
+
 async fn render(
     state: &AppState,
     session: &Session,
@@ -368,43 +414,32 @@ async fn render(
     opts: PageOptions,
 ) -> Result<CallPage, WebError> {
     let now = Utc::now();
-    let round = or.round;
-    let user = session.user.clone();
-    let tz = round.survey.timezone();
-    let since = local_midnight_ms(tz, now);
-    let (held, day, done) = {
-        let round = round.clone();
-        let user = user.clone();
+    let data = {
+        let round = or.round.clone();
+        let user = session.user.clone();
         let done_id = opts.done;
         state
             .console_blocking(move |s| {
-                let held = s.held_claims(&round, &user, now)?;
-                let day = s.operator_day(&round, user.id, since, now)?;
-                let done = match done_id {
-                    Some(id) => match s.attempt(id) {
-                        Ok((a, round_id)) if round_id == round.id && a.operator == user.login => {
-                            let unit = s.unit_name(a.unit_id)?;
-                            Some(DoneView {
-                                outcome: a.outcome.label(),
-                                complete: a.outcome == Outcome::Complete,
-                                unit,
-                                attempt_no: a.attempt_no,
-                                at: local_time(
-                                    a.recorded_at_ms,
-                                    round.survey.timezone(),
-                                    "%H:%M:%S",
-                                ),
-                            })
-                        }
-                        Ok(_) | Err(StorageError::NotFound(_)) => None,
-                        Err(e) => return Err(e.into()),
-                    },
-                    None => None,
-                };
-                Ok((held, day, done))
+                in_snapshot(s, || load_screen(s, &round, &user, done_id, now))
             })
             .await?
     };
+    page(state, session, or, opts, data, now).await
+}
+
+/// The call screen from what was read (a reload of a held contact logs a view).
+async fn page(
+    state: &AppState,
+    session: &Session,
+    or: OperatorRound,
+    opts: PageOptions,
+    data: ScreenData,
+    now: DateTime<Utc>,
+) -> Result<CallPage, WebError> {
+    let round = or.round;
+    let user = session.user.clone();
+    let tz = round.survey.timezone();
+    let ScreenData { held, day, done } = data;
     let claim = held.into_iter().next();
     if let Some(c) = &claim
         && !state.take_fresh_claim(&session.id_hash, &c.token)
@@ -479,7 +514,25 @@ async fn call_page(
     Allow(session): Allow<OPERATOR>,
     Query(q): Query<CallQuery>,
 ) -> Result<Response, WebError> {
-    let Some(or) = operator_round(&state, &session.user, q.round).await? else {
+    let now = Utc::now();
+    // The page the operator sees after every call: its reads share one snapshot and one
+    // trip to the blocking pool.
+    let loaded = {
+        let user = session.user.clone();
+        let (requested, done_id) = (q.round, q.done);
+        state
+            .console_blocking(move |s| {
+                in_snapshot(s, || {
+                    let Some(or) = choose_round(s.operator_rounds(user.id)?, requested)? else {
+                        return Ok(None);
+                    };
+                    let data = load_screen(s, &or.round, &user, done_id, now)?;
+                    Ok(Some((or, data)))
+                })
+            })
+            .await?
+    };
+    let Some((or, data)) = loaded else {
         return Ok(NoRoundPage {
             f: session.frame("call"),
         }
@@ -492,7 +545,9 @@ async fn call_page(
             .map(|_| "联系人已释放,回到队列中。准备好后点击“下一个”。".to_string()),
         ..Default::default()
     };
-    Ok(render(&state, &session, or, opts).await?.into_response())
+    Ok(page(&state, &session, or, opts, data, now)
+        .await?
+        .into_response())
 }
 
 fn call_url(round: &str, done: Option<i64>) -> String {
@@ -570,24 +625,17 @@ fn parse_local(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-async fn record(
-    State(state): State<AppState>,
-    Allow(session): Allow<OPERATOR>,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Result<Response, WebError> {
+/// The call form's fields as the operator's submission (kept to show again) and the attempt.
+fn parse_submission(
+    fields: &[(String, String)],
+    survey: &Survey,
+) -> Result<(Submitted, AttemptInput), WebError> {
     let get = |name: &str| {
         fields
             .iter()
             .find(|(k, _)| k == name)
             .map_or("", |(_, v)| v.as_str())
     };
-    session.check_csrf(get("csrf"))?;
-    let Some(or) = operator_round(&state, &session.user, Some(get("round").to_string())).await?
-    else {
-        return Ok(Redirect::to("/call").into_response());
-    };
-    let round = or.round.clone();
-    let survey = &round.survey;
     let n = survey.dimensions.len();
     let levels = survey.levels.len();
     let mut submitted = Submitted {
@@ -644,14 +692,43 @@ async fn record(
         comment: Some(submitted.comment.clone()).filter(|c| !c.is_empty()),
         appointment,
     };
+    Ok((submitted, input))
+}
+
+async fn record(
+    State(state): State<AppState>,
+    Allow(session): Allow<OPERATOR>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, WebError> {
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    session.check_csrf(get("csrf"))?;
     let token = get("token").to_string();
+    let requested = get("round").to_string();
     let now = Utc::now();
-    let result = {
-        let (round, user) = (round.clone(), session.user.clone());
+    // The round, the form checked against its survey and the write: one trip to the store.
+    let step = {
+        let user = session.user.clone();
+        let fields = fields.clone();
         state
-            .blocking(move |s| Ok(s.record_then_claim(&round, &token, &user, &input, now)))
+            .blocking(move |s| {
+                let Some(or) = choose_round(s.operator_rounds(user.id)?, Some(requested))? else {
+                    return Ok(None);
+                };
+                let (submitted, input) = parse_submission(&fields, &or.round.survey)?;
+                let result = s.record_then_claim(&or.round, &token, &user, &input, now);
+                Ok(Some((or, submitted, result)))
+            })
             .await?
     };
+    let Some((or, submitted, result)) = step else {
+        return Ok(Redirect::to("/call").into_response());
+    };
+    let round = or.round.clone();
     match result {
         Ok((rec, claim)) => {
             if let Some(c) = claim {

@@ -443,16 +443,18 @@ impl CallStore for SqliteStore {
     }
 
     fn operator_rounds(&self, operator_id: i64) -> Result<Vec<RoundRecord>> {
-        let keys: Vec<String> = self.read(|c| {
+        let rows: Vec<(RoundRecord, String)> = self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT r.key FROM rounds r WHERE EXISTS (
+                "SELECT r.* FROM rounds r WHERE EXISTS (
                      SELECT 1 FROM assignments s JOIN members m ON m.id = s.member_id JOIN units u ON u.id = m.unit_id
                      WHERE s.operator_id = ?1 AND u.round_id = r.id)
                  ORDER BY r.created_at DESC, r.id DESC",
             )?;
-            Ok(stmt.query_map([operator_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+            Ok(stmt
+                .query_map([operator_id], Self::round_from_row)?
+                .collect::<rusqlite::Result<_>>()?)
         })?;
-        keys.iter().map(|k| self.round(k)).collect()
+        rows.into_iter().map(|p| self.parse_round(p)).collect()
     }
 
     fn claim_next(

@@ -162,7 +162,24 @@ impl SqliteStore {
             for m in &members {
                 refresh_queue(tx, &round, *m, now, true)?;
             }
+            rebuild_tallies(tx)?;
             Ok(members.len())
         })
     }
+}
+
+/// Counts the tallies again from the queue and the attempts (the triggers only add and
+/// subtract, so a tally changed behind sheping's back stays wrong until this runs).
+fn rebuild_tallies(tx: &Connection) -> Result<()> {
+    tx.execute_batch(
+        "DELETE FROM queue_tally;
+         INSERT INTO queue_tally (round_id, operator_id, priority, n)
+         SELECT round_id, operator_id, priority, COUNT(*) FROM queue GROUP BY 1, 2, 3;
+         DELETE FROM operator_tally;
+         INSERT INTO operator_tally (round_id, operator_id, quarter, attempts, completes)
+         SELECT u.round_id, a.operator_id, a.recorded_at / 900000, COUNT(*), SUM(a.outcome = 'complete')
+         FROM attempts a JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id
+         GROUP BY 1, 2, 3;",
+    )?;
+    Ok(())
 }
