@@ -11,6 +11,7 @@
 //! Row numbers are the physical line (text files) or sheet row (workbooks) the office staff see
 //! when they open the file, so error messages can point at the exact place to fix.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{Cursor, Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -322,8 +323,9 @@ pub fn read_table_file(path: &Path, opts: &ReadOptions) -> Result<Table, TableEr
             max: opts.max_bytes,
         });
     }
-    // The file may grow between stat and read; never read more than the limit allows.
-    let mut bytes = Vec::new();
+    // The file may grow between stat and read; never read more than the limit allows. Sized
+    // up front: growing a large buffer by doubling copies it and touches fresh memory again.
+    let mut bytes = Vec::with_capacity(size as usize + 1);
     f.take(opts.max_bytes as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(io_err)?;
@@ -426,12 +428,13 @@ fn read_text(
     builder.finish(Some(encoding), format)
 }
 
-/// Decodes the whole file. Detection order: BOM, valid UTF-8, GB18030.
-fn decode(
-    bytes: &[u8],
+/// Decodes the whole file (UTF-8 is borrowed, not copied). Detection order: BOM, valid UTF-8,
+/// GB18030.
+fn decode<'b>(
+    bytes: &'b [u8],
     file: &str,
     forced: Option<Encoding>,
-) -> Result<(String, Encoding), TableError> {
+) -> Result<(Cow<'b, str>, Encoding), TableError> {
     let decode_err = |line, encoding| TableError::Decode {
         file: file.to_string(),
         line,
@@ -443,7 +446,7 @@ fn decode(
         None if bytes.starts_with(b"\xFF\xFE") => Encoding::Utf16Le,
         None if bytes.starts_with(b"\xFE\xFF") => Encoding::Utf16Be,
         None => match std::str::from_utf8(bytes) {
-            Ok(s) => return Ok((s.to_string(), Encoding::Utf8)),
+            Ok(s) => return Ok((Cow::Borrowed(s), Encoding::Utf8)),
             Err(e) => {
                 let valid = &bytes[..e.valid_up_to()];
                 // GB18030 decodes almost any byte soup, so a UTF-8 file with one damaged byte
@@ -476,7 +479,7 @@ fn decode(
 /// Decodes without replacement characters (a silently replaced character in a name or phone
 /// would be worse than an error), skipping the encoding's own BOM. Err is the line of the
 /// first undecodable byte.
-fn decode_strict(bytes: &[u8], encoding: Encoding) -> Result<String, usize> {
+fn decode_strict(bytes: &[u8], encoding: Encoding) -> Result<Cow<'_, str>, usize> {
     let (enc, bom): (&'static encoding_rs::Encoding, &[u8]) = match encoding {
         Encoding::Utf8 => (encoding_rs::UTF_8, b"\xEF\xBB\xBF"),
         Encoding::Utf16Le => (encoding_rs::UTF_16LE, b"\xFF\xFE"),
@@ -490,12 +493,12 @@ fn decode_strict(bytes: &[u8], encoding: Encoding) -> Result<String, usize> {
     };
     if let Encoding::Utf8 = encoding {
         return match std::str::from_utf8(body) {
-            Ok(s) => Ok(s.to_string()),
+            Ok(s) => Ok(Cow::Borrowed(s)),
             Err(e) => Err(line_at(&body[..e.valid_up_to()])),
         };
     }
     if let Some(s) = enc.decode_without_bom_handling_and_without_replacement(body) {
-        return Ok(s.into_owned());
+        return Ok(s);
     }
     let (lossy, _) = enc.decode_without_bom_handling(body);
     let pos = lossy.find('\u{FFFD}').unwrap_or(lossy.len());
@@ -541,15 +544,22 @@ fn parse_delimited(
     opts: &ReadOptions,
     builder: &mut Builder<'_>,
 ) -> Result<(), TableError> {
-    let mut it = text.chars().peekable();
+    // Delimiters are ASCII (comma or tab), as are quotes and line ends, so the scan can go
+    // byte by byte: in UTF-8 an ASCII byte is never part of another character.
+    let delim_byte = u8::try_from(delim)
+        .ok()
+        .filter(u8::is_ascii)
+        .expect("the delimiter is a comma or a tab");
+    let bytes = text.as_bytes();
+    let peek = |pos: usize| text[pos..].chars().next();
+    let mut pos = 0usize;
     let mut line = 1usize;
-    while it.peek().is_some() {
+    while pos < bytes.len() {
         let rec_line = line;
-        let mut cells: Vec<String> = Vec::new();
+        let width = builder.headers.as_ref().map_or(8, Vec::len);
+        let mut cells: Vec<String> = Vec::with_capacity(width);
         let mut col = 0usize;
         loop {
-            let mut cell = String::new();
-            let mut chars = 0usize;
             let mut end_of_record = false;
             let too_long = |col: usize| TableError::CellTooLong {
                 file: file.to_string(),
@@ -558,10 +568,12 @@ fn parse_delimited(
                 header: builder.header_name(col),
                 max: opts.max_cell_chars,
             };
-            if it.peek() == Some(&'"') {
-                it.next();
+            let cell = if bytes.get(pos) == Some(&b'"') {
+                pos += 1;
+                let mut cell = String::new();
+                let mut chars = 0usize;
                 loop {
-                    let Some(c) = it.next() else {
+                    let Some(c) = peek(pos) else {
                         return Err(TableError::UnclosedQuote {
                             file: file.to_string(),
                             line: rec_line,
@@ -569,16 +581,17 @@ fn parse_delimited(
                             header: builder.header_name(col),
                         });
                     };
+                    pos += c.len_utf8();
                     if c == '"' {
-                        if it.peek() == Some(&'"') {
-                            it.next();
+                        if bytes.get(pos) == Some(&b'"') {
+                            pos += 1;
                         } else {
                             break;
                         }
                     } else if c == '\r' {
                         line += 1;
-                        if it.peek() == Some(&'\n') {
-                            it.next();
+                        if bytes.get(pos) == Some(&b'\n') {
+                            pos += 1;
                             cell.push('\r');
                             chars += 1;
                             cell.push('\n');
@@ -599,23 +612,23 @@ fn parse_delimited(
                 }
                 // After the closing quote only padding may precede the delimiter or line end.
                 loop {
-                    match it.peek().copied() {
+                    match peek(pos) {
                         None => {
                             end_of_record = true;
                             break;
                         }
                         Some(c) if c == delim => {
-                            it.next();
+                            pos += 1;
                             break;
                         }
                         Some('\r') | Some('\n') => {
-                            consume_line_end(&mut it);
+                            pos = after_line_end(bytes, pos);
                             line += 1;
                             end_of_record = true;
                             break;
                         }
                         Some(c) if c.is_whitespace() => {
-                            it.next();
+                            pos += c.len_utf8();
                         }
                         Some(_) => {
                             return Err(TableError::TextAfterQuote {
@@ -627,34 +640,31 @@ fn parse_delimited(
                         }
                     }
                 }
+                cell
             } else {
-                loop {
-                    match it.peek().copied() {
-                        None => {
-                            end_of_record = true;
-                            break;
-                        }
-                        Some(c) if c == delim => {
-                            it.next();
-                            break;
-                        }
-                        Some('\r') | Some('\n') => {
-                            consume_line_end(&mut it);
-                            line += 1;
-                            end_of_record = true;
-                            break;
-                        }
-                        Some(c) => {
-                            it.next();
-                            cell.push(c);
-                            chars += 1;
-                            if chars > opts.max_cell_chars {
-                                return Err(too_long(col));
-                            }
-                        }
+                // An unquoted cell runs to the delimiter or line end; quotes inside are kept.
+                let rest = &bytes[pos..];
+                let len = rest
+                    .iter()
+                    .position(|&b| b == delim_byte || b == b'\r' || b == b'\n')
+                    .unwrap_or(rest.len());
+                let cell = &text[pos..pos + len];
+                // A character takes at least one byte, so only a long cell needs counting.
+                if cell.len() > opts.max_cell_chars && cell.chars().count() > opts.max_cell_chars {
+                    return Err(too_long(col));
+                }
+                pos += len;
+                match bytes.get(pos) {
+                    None => end_of_record = true,
+                    Some(&b) if b == delim_byte => pos += 1,
+                    Some(_) => {
+                        pos = after_line_end(bytes, pos);
+                        line += 1;
+                        end_of_record = true;
                     }
                 }
-            }
+                cell.to_owned()
+            };
             if col < MAX_COLUMNS {
                 cells.push(cell);
             } else if !is_blank(&cell) {
@@ -677,9 +687,12 @@ fn parse_delimited(
     Ok(())
 }
 
-fn consume_line_end(it: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    if it.next() == Some('\r') && it.peek() == Some(&'\n') {
-        it.next();
+/// The position after the line end (CRLF, LF or a lone CR) at `pos`.
+fn after_line_end(bytes: &[u8], pos: usize) -> usize {
+    if bytes[pos] == b'\r' && bytes.get(pos + 1) == Some(&b'\n') {
+        pos + 2
+    } else {
+        pos + 1
     }
 }
 

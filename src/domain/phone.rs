@@ -79,6 +79,17 @@ impl Phone {
         &self.canonical
     }
 
+    /// The canonical text, moved out.
+    pub fn into_canonical(self) -> String {
+        self.canonical
+    }
+
+    /// The canonical text packed into a number, a cheap duplicate key: equal for equal phones
+    /// and different for different ones (see [`pack_canonical`]).
+    pub fn key(&self) -> u128 {
+        pack_canonical(&self.canonical).expect("canonical text is at most 20 digits and dashes")
+    }
+
     /// Parses a canonical string back (for values read from storage); None if not canonical.
     pub fn from_canonical(s: &str) -> Option<Phone> {
         if is_mobile(s) {
@@ -278,6 +289,52 @@ pub fn parse_phone_cell(
         }
         other => other,
     };
+    if let Some(primary) = fast_mobile(cell) {
+        return Ok(PhoneCell {
+            primary,
+            alternate: None,
+        });
+    }
+    parse_cell_in_full(cell, default_area)
+}
+
+/// The common cell, one mobile written with plain spaces or dashes and maybe `+86`
+/// ("13912345678", "139 1234 5678", "+86-139-1234-5678"), read without the allocations of the
+/// full parser. `None` for every other shape, which then goes to the full parser; on every
+/// cell this accepts, the full parser gives the same phone (a proptest checks it).
+fn fast_mobile(cell: &str) -> Option<Phone> {
+    let text = cell.trim_matches(' ');
+    if text.len() > MAX_CELL_CHARS {
+        return None;
+    }
+    let (plus, rest) = match text.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    // "+86" and 11 digits at most.
+    let mut digits = [0u8; 13];
+    let mut len = 0;
+    for &b in rest.as_bytes() {
+        match b {
+            b'0'..=b'9' => {
+                *digits.get_mut(len)? = b;
+                len += 1;
+            }
+            b' ' | b'-' => {}
+            _ => return None,
+        }
+    }
+    let national = match (plus, &digits[..len]) {
+        (false, national) if national.len() == 11 => national,
+        (true, [b'8', b'6', national @ ..]) if national.len() == 11 => national,
+        _ => return None,
+    };
+    let national = std::str::from_utf8(national).ok()?;
+    is_mobile(national).then(|| Phone::mobile(national))
+}
+
+/// `parse_phone_cell` without the fast path; `default_area` is already checked.
+fn parse_cell_in_full(cell: &str, default_area: Option<&str>) -> Result<PhoneCell, PhoneError> {
     let text = prepare(cell)?;
     let parts: Vec<&str> = text
         .split(is_list_separator)
@@ -309,6 +366,45 @@ pub fn parse_phone(text: &str, default_area_code: Option<&str>) -> Result<Phone,
         None => Ok(cell.primary),
         Some(_) => Err(PhoneError::NotSingle),
     }
+}
+
+/// The longest text [`pack_canonical`] packs: 12^35 < 2^126.
+const MAX_PACKED: usize = 35;
+
+/// Packs text of digits and dashes, at most `MAX_PACKED` characters (canonical phones have at
+/// most 20: area 4, local 8, extension 6, two dashes), into a number: read as base-12 digits
+/// 1–11 (never 0, so lengths cannot alias), different texts give different numbers. `None` for
+/// other text.
+pub fn pack_canonical(s: &str) -> Option<u128> {
+    if s.len() > MAX_PACKED {
+        return None;
+    }
+    s.bytes().try_fold(0u128, |key, b| {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0' + 1,
+            b'-' => 11,
+            _ => return None,
+        };
+        Some(key * 12 + u128::from(digit))
+    })
+}
+
+/// The text [`pack_canonical`] packed into `key`; `None` for a number it never gives.
+pub fn unpack_canonical(mut key: u128) -> Option<String> {
+    let mut text = Vec::new();
+    while key > 0 {
+        text.push(match key % 12 {
+            0 => return None,
+            11 => b'-',
+            digit => b'0' + digit as u8 - 1,
+        });
+        key /= 12;
+    }
+    if text.len() > MAX_PACKED {
+        return None;
+    }
+    text.reverse();
+    String::from_utf8(text).ok()
 }
 
 /// Masks a canonical phone string (for values read from storage); garbage in → "****".
@@ -1213,6 +1309,80 @@ mod tests {
             .prop_map(|s| Phone::from_canonical(&s).expect("strategy yields canonical text"))
     }
 
+    /// Cells in and around the fast path's shape: mobiles (and near misses of 10–13 digits,
+    /// wrong prefixes) with prefixes and separators it reads or must leave to the full parser.
+    fn mobile_like_cell() -> impl Strategy<Value = String> {
+        use proptest::sample::select;
+        // Mostly what the fast path reads, now and then something it must leave alone.
+        let digits = prop_oneof![
+            4 => canonical_mobile(),
+            1 => "[0-9]{10,13}",
+            1 => "1[0-2][0-9]{9}",
+        ];
+        let prefix = prop_oneof![
+            3 => select(&["", "+86", "+86 ", "+86-", " +86", "+ 86", "-", " "][..]),
+            1 => select(&["+", "+8", "+85", "86", "0086", "++86", "+86+", "\t", "'"][..]),
+        ];
+        let sep = prop_oneof![
+            20 => select(&["", "", "", " ", "-", "  ", "--", " - "][..]),
+            1 => select(&[".", "\t", "+", "/", "x", "\n", "*", "、"][..]),
+        ];
+        let suffix = prop_oneof![
+            3 => select(&["", " ", "-", "  "][..]),
+            1 => select(&[".0", "转8", "\u{3000}", "/", "1"][..]),
+        ];
+        let structured = (digits, prefix, proptest::collection::vec(sep, 13), suffix).prop_map(
+            |(digits, prefix, seps, suffix)| {
+                let mut cell = prefix.to_owned();
+                for (d, sep) in digits.chars().zip(&seps) {
+                    cell.push(d);
+                    cell.push_str(sep);
+                }
+                cell.push_str(suffix);
+                cell
+            },
+        );
+        let pieces = proptest::collection::vec(
+            select(&["1", "3", "9", "0", "8", "6", "86", " ", "-", "+", "+86"][..]),
+            0..30,
+        )
+        .prop_map(|p| p.concat());
+        prop_oneof![4 => structured, 1 => pieces, 1 => "[0-9 +-]{0,24}"]
+    }
+
+    #[test]
+    fn fast_mobile_reads_the_common_shapes_only() {
+        for cell in [
+            "13912345678",
+            "139 1234 5678",
+            "139-1234-5678",
+            "+86-13912345678",
+            "+86 139 1234 5678",
+            " 13912345678 ",
+        ] {
+            assert_eq!(
+                fast_mobile(cell),
+                Some(Phone::mobile("13912345678")),
+                "{cell}"
+            );
+        }
+        for cell in [
+            "1391234567",
+            "139123456789",
+            "12912345678",
+            "+8513912345678",
+            "8613912345678",
+            "0086 13912345678",
+            "139.1234.5678",
+            "13912345678转8",
+            "\t13912345678",
+            "１３９１２３４５６７８",
+            "139 1234 5678/13900000000",
+        ] {
+            assert_eq!(fast_mobile(cell), None, "{cell}");
+        }
+    }
+
     /// Characters that reach the deeper parsing paths, mixed at random.
     const PHONEISH: &[&str] = &[
         "0", "1", "2", "3", "5", "8", "9", "86", "0086", "+", "-", "—", " ", "\u{3000}", ".", "(",
@@ -1309,6 +1479,53 @@ mod tests {
                 Ok(Phone::landline(&area, &local, None)),
                 "{}", cell
             );
+        }
+
+        #[test]
+        fn fast_mobile_agrees_with_the_full_parser(cell in mobile_like_cell()) {
+            if let Some(phone) = fast_mobile(&cell) {
+                let expected = Ok(PhoneCell { primary: phone, alternate: None });
+                for area in [None, AK, Some("029")] {
+                    prop_assert_eq!(&parse_cell_in_full(&cell, area), &expected, "{:?}", cell);
+                }
+            }
+        }
+
+        #[test]
+        fn fast_mobile_accepts_nothing_the_full_parser_rejects(s in any::<String>()) {
+            if let Some(phone) = fast_mobile(&s) {
+                prop_assert_eq!(parse_cell_in_full(&s, None).map(|c| c.primary), Ok(phone));
+            }
+        }
+
+        #[test]
+        fn keys_are_equal_exactly_for_equal_phones(a in valid_phone(), b in valid_phone()) {
+            prop_assert_eq!(a.key() == b.key(), a == b);
+            prop_assert_eq!(a.key(), a.clone().key());
+        }
+
+        #[test]
+        fn packing_is_injective(a in "[0-9-]{0,35}", b in "[0-9-]{0,35}", cut in 0..36usize) {
+            prop_assert_eq!(pack_canonical(&a) == pack_canonical(&b), a == b);
+            // Prefixes and zero-padded texts are the closest calls.
+            let prefix = &a[..cut.min(a.len())];
+            prop_assert_eq!(pack_canonical(prefix) == pack_canonical(&a), prefix == a);
+            let padded = format!("0{prefix}");
+            prop_assert_ne!(pack_canonical(&padded), pack_canonical(prefix));
+        }
+
+        #[test]
+        fn unpacking_gives_back_the_packed_text(s in "[0-9-]{0,35}", key in any::<u128>()) {
+            prop_assert_eq!(unpack_canonical(pack_canonical(&s).unwrap()), Some(s));
+            if let Some(text) = unpack_canonical(key) {
+                prop_assert_eq!(pack_canonical(&text), Some(key));
+            }
+        }
+
+        #[test]
+        fn packing_takes_only_short_digit_and_dash_text(s in any::<String>()) {
+            let packable = s.len() <= 35 && s.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+            prop_assert_eq!(pack_canonical(&s).is_some(), packable);
         }
 
         #[test]

@@ -1,12 +1,12 @@
 //! The contact database (电话调查数据库): validating a roster of representatives (服务对象代表)
 //! against a round's units before anything is stored.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::import::{Column, Rejection, clean_cell, closest};
-use super::phone::{PhoneError, parse_phone_cell};
+use super::phone::{Phone, PhoneError, pack_canonical, parse_phone_cell, unpack_canonical};
 
 /// A representative's category. Party-congress deputies, People's-Congress deputies and
 /// CPPCC members together are the "两代一委".
@@ -183,14 +183,90 @@ pub fn check_roster<'a>(
     units: &[RosterUnit],
     opts: &RosterOptions,
 ) -> RosterCheck {
-    let by_name: BTreeMap<&str, &RosterUnit> = units.iter().map(|u| (u.name.as_str(), u)).collect();
-    let mut out = RosterCheck::default();
-    // Phones of this file per unit, to catch duplicates within the file.
-    let mut file_phones: HashSet<(i64, String)> = HashSet::new();
-    let mut replace: BTreeSet<i64> = BTreeSet::new();
-    let mut refused_replace: BTreeSet<i64> = BTreeSet::new();
-
+    let mut checker = RowChecker::new(units, opts);
+    let rows = rows.into_iter();
+    let mut members = Vec::with_capacity(rows.size_hint().0);
+    let mut rejected = Vec::new();
     for (line, cells) in rows {
+        match checker.check(line, cells, columns) {
+            Ok(member) => members.push(member),
+            Err(rejection) => rejected.push(rejection),
+        }
+    }
+    let summary = checker.finish();
+    RosterCheck {
+        members,
+        rejected,
+        warnings: summary.warnings,
+        replace_units: summary.replace_units,
+        units: summary.units,
+    }
+}
+
+/// What a roster would change, without its members: see [`RowChecker::finish`].
+#[derive(Debug, Clone, Default)]
+pub struct RosterSummary {
+    pub warnings: Vec<String>,
+    /// Units whose stored panel is replaced (with `--replace`), in id order.
+    pub replace_units: Vec<i64>,
+    /// Every unit of the round with its panel as it would be after the import.
+    pub units: Vec<UnitPanel>,
+}
+
+/// Checks roster rows one at a time (in file order), keeping only what the duplicate checks and
+/// the summary need, so that each member can be stored as soon as it is checked; the row-by-row
+/// form of [`check_roster`].
+pub struct RowChecker<'u> {
+    units: &'u [RosterUnit],
+    opts: &'u RosterOptions,
+    /// Index into `units` by name.
+    by_name: HashMap<&'u str, usize>,
+    /// The unit of the previous row: rosters list a unit's representatives together.
+    last_unit: Option<usize>,
+    /// Phones (`Phone::key`) of the members accepted for each unit of `units`: duplicates
+    /// within the file are found here. Small sets, one per unit, stay in cache while a unit's
+    /// rows go by.
+    file_phones: Vec<HashSet<u128>>,
+    /// 两代一委 among the members accepted for each unit of `units`.
+    deputies: Vec<usize>,
+    replace: BTreeSet<i64>,
+    refused_replace: BTreeSet<i64>,
+    /// The unit whose panel the last row started to replace.
+    replace_started: Option<i64>,
+}
+
+impl<'u> RowChecker<'u> {
+    pub fn new(units: &'u [RosterUnit], opts: &'u RosterOptions) -> RowChecker<'u> {
+        RowChecker {
+            units,
+            opts,
+            by_name: units
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (u.name.as_str(), i))
+                .collect(),
+            last_unit: None,
+            file_phones: vec![HashSet::new(); units.len()],
+            deputies: vec![0; units.len()],
+            replace: BTreeSet::new(),
+            refused_replace: BTreeSet::new(),
+            replace_started: None,
+        }
+    }
+
+    /// The unit whose stored panel is to be replaced from the row just checked on (with
+    /// `replace`, once per unit, before any member of it; whether or not the row is valid).
+    pub fn take_replace_started(&mut self) -> Option<i64> {
+        self.replace_started.take()
+    }
+
+    /// Checks one row: the member to store, or why the row is rejected.
+    pub fn check(
+        &mut self,
+        line: usize,
+        cells: &[String],
+        columns: &[Option<usize>],
+    ) -> Result<NewMember, Rejection> {
         let get = |field: usize| -> &str {
             columns
                 .get(field)
@@ -203,156 +279,193 @@ pub fn check_roster<'a>(
         let reject = |field: &str, error: String| Rejection::new(line, field, error, cells);
         let unit_name = get(0);
         if unit_name.is_empty() {
-            out.rejected.push(reject(
+            return Err(reject(
                 "unit",
                 "参评单位为空:请填写该代表所评价的单位".into(),
             ));
-            continue;
         }
-        let Some(unit) = by_name.get(unit_name) else {
-            let hint = match closest(unit_name, units.iter().map(|u| u.name.as_str())) {
-                Some(c) => format!(",是否应为“{c}”?"),
-                None => ",请先用 `sheping units import` 导入参评单位".into(),
-            };
-            out.rejected.push(reject(
-                "unit",
-                format!("单位“{unit_name}”不在本轮参评单位中{hint}"),
-            ));
-            continue;
+        let index = match self.last_unit {
+            Some(i) if self.units[i].name == unit_name => i,
+            _ => {
+                let Some(&index) = self.by_name.get(unit_name) else {
+                    let names = self.units.iter().map(|u| u.name.as_str());
+                    let hint = match closest(unit_name, names) {
+                        Some(c) => format!(",是否应为“{c}”?"),
+                        None => ",请先用 `sheping units import` 导入参评单位".into(),
+                    };
+                    return Err(reject(
+                        "unit",
+                        format!("单位“{unit_name}”不在本轮参评单位中{hint}"),
+                    ));
+                };
+                self.last_unit = Some(index);
+                index
+            }
         };
-        if opts.replace {
+        let unit = &self.units[index];
+        if self.opts.replace {
             if unit.has_calls {
-                if refused_replace.insert(unit.id) {
-                    out.rejected.push(reject(
+                return Err(if self.refused_replace.insert(unit.id) {
+                    reject(
                         "unit",
                         format!("单位“{}”已开始电话调查,不能再替换其代表名单", unit.name),
-                    ));
+                    )
                 } else {
-                    out.rejected.push(reject(
+                    reject(
                         "unit",
                         format!("单位“{}”已开始电话调查,不能替换", unit.name),
-                    ));
-                }
-                continue;
+                    )
+                });
             }
-            replace.insert(unit.id);
+            if self.replace.insert(unit.id) {
+                self.replace_started = Some(unit.id);
+            }
         }
         let name = get(1);
         if name.is_empty() {
-            out.rejected
-                .push(reject("name", "姓名为空:请填写代表姓名".into()));
-            continue;
+            return Err(reject("name", "姓名为空:请填写代表姓名".into()));
         }
-        if name.chars().count() > MAX_NAME_CHARS {
-            out.rejected.push(reject(
+        // A character is at least one byte, so a short name needs no counting.
+        if name.len() > MAX_NAME_CHARS && name.chars().count() > MAX_NAME_CHARS {
+            return Err(reject(
                 "name",
                 format!("姓名超过 {MAX_NAME_CHARS} 个字,请检查是否填错列"),
             ));
-            continue;
         }
-        let phone_cell = get(2);
-        let phones = match parse_phone_cell(phone_cell, opts.area_code.as_deref()) {
-            Ok(p) => p,
-            Err(e) => {
-                out.rejected.push(reject("phone", phone_error_text(&e)));
-                continue;
-            }
-        };
-        let phone = phones.primary.canonical().to_string();
-        let stored_dupe = !opts.replace && unit.phones.contains(&phone);
-        let key = (unit.id, phone);
-        if stored_dupe || file_phones.contains(&key) {
+        let phones = parse_phone_cell(get(2), self.opts.area_code.as_deref())
+            .map_err(|e| reject("phone", phone_error_text(&e)))?;
+        let stored_dupe = !self.opts.replace && unit.phones.contains(phones.primary.canonical());
+        if stored_dupe || !self.file_phones[index].insert(phones.primary.key()) {
             let where_ = if stored_dupe {
                 "已在该单位的代表名单中"
             } else {
                 "在文件中该单位下重复出现"
             };
-            out.rejected.push(reject(
+            return Err(reject(
                 "phone",
                 format!(
                     "号码 {} {where_}:同一单位的代表不能重复,请删除重复行",
                     phones.primary.masked()
                 ),
             ));
-            continue;
         }
-        let phone = key.1.clone();
-        file_phones.insert(key);
+        let category = MemberCategory::parse(get(3));
         let text = |field: usize| {
             let t = get(field);
-            (!t.is_empty()).then(|| t.chars().take(MAX_TEXT_CHARS).collect::<String>())
+            (!t.is_empty()).then(|| {
+                if t.len() <= MAX_TEXT_CHARS {
+                    t.to_string()
+                } else {
+                    t.chars().take(MAX_TEXT_CHARS).collect::<String>()
+                }
+            })
         };
-        out.members.push(NewMember {
+        self.deputies[index] += usize::from(category.is_two_deputies_one_member());
+        Ok(NewMember {
             unit_id: unit.id,
             name: name.to_string(),
-            phone,
-            phone_alt: phones.alternate.map(|p| p.canonical().to_string()),
-            category: MemberCategory::parse(get(3)),
+            phone: phones.primary.into_canonical(),
+            phone_alt: phones.alternate.map(Phone::into_canonical),
+            category,
             organization: text(4),
             note: text(5),
             line,
-        });
+        })
     }
 
-    out.replace_units = replace.into_iter().collect();
-    summarise(&mut out, units, opts);
-    out
-}
-
-fn summarise(out: &mut RosterCheck, units: &[RosterUnit], opts: &RosterOptions) {
-    let mut touched: BTreeMap<i64, (usize, usize)> = BTreeMap::new();
-    for m in &out.members {
-        let e = touched.entry(m.unit_id).or_default();
-        e.0 += 1;
-        e.1 += usize::from(m.category.is_two_deputies_one_member());
-    }
-    // The same person may represent several units (a deputy often does): warn, never reject.
-    // A sorted list of (phone, unit) pairs finds them without a map per phone.
-    let names: BTreeMap<i64, &str> = units.iter().map(|u| (u.id, u.name.as_str())).collect();
-    let mut pairs: Vec<(&str, i64)> = units
-        .iter()
-        .filter(|u| !out.replace_units.contains(&u.id))
-        .flat_map(|u| u.phones.iter().map(move |p| (p.as_str(), u.id)))
-        .chain(out.members.iter().map(|m| (m.phone.as_str(), m.unit_id)))
-        .collect();
-    pairs.sort_unstable();
-    pairs.dedup();
-    for group in pairs.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
-        let list: Vec<&str> = group.iter().map(|(_, u)| names[u]).collect();
-        out.warnings.push(format!(
-            "号码 {} 同时出现在 {} 个单位的代表名单中:{}",
-            super::phone::mask_canonical(group[0].0),
-            list.len(),
-            list.join("、")
-        ));
-    }
-    for u in units {
-        let replaced = out.replace_units.contains(&u.id);
-        let (new, new_deputies) = touched.get(&u.id).copied().unwrap_or((0, 0));
-        let (panel, deputies) = if replaced {
-            (new, new_deputies)
-        } else {
-            (
-                u.phones.len() + new,
-                u.two_deputies_one_member + new_deputies,
-            )
-        };
-        if touched.contains_key(&u.id) || replaced {
-            if panel != opts.panel_size {
-                out.warnings.push(format!(
-                    "单位“{}”的代表名单有 {panel} 人,应为 {} 人",
-                    u.name, opts.panel_size
-                ));
+    /// The panels and warnings once every row is checked.
+    pub fn finish(self) -> RosterSummary {
+        let replace_units: Vec<i64> = self.replace.iter().copied().collect();
+        let mut warnings = self.shared_phone_warnings();
+        let mut panels = Vec::with_capacity(self.units.len());
+        for (i, u) in self.units.iter().enumerate() {
+            let replaced = self.replace.contains(&u.id);
+            let (new, new_deputies) = (self.file_phones[i].len(), self.deputies[i]);
+            let (panel, deputies) = if replaced {
+                (new, new_deputies)
+            } else {
+                (
+                    u.phones.len() + new,
+                    u.two_deputies_one_member + new_deputies,
+                )
+            };
+            if new > 0 || replaced {
+                if panel != self.opts.panel_size {
+                    warnings.push(format!(
+                        "单位“{}”的代表名单有 {panel} 人,应为 {} 人",
+                        u.name, self.opts.panel_size
+                    ));
+                }
+                warnings.push(format!("单位“{}”的代表中有两代一委 {deputies} 人", u.name));
             }
-            out.warnings
-                .push(format!("单位“{}”的代表中有两代一委 {deputies} 人", u.name));
+            panels.push(UnitPanel {
+                unit: u.name.clone(),
+                panel,
+                target: self.opts.panel_size,
+                two_deputies_one_member: deputies,
+            });
         }
-        out.units.push(UnitPanel {
-            unit: u.name.clone(),
-            panel,
-            target: opts.panel_size,
-            two_deputies_one_member: deputies,
-        });
+        RosterSummary {
+            warnings,
+            replace_units,
+            units: panels,
+        }
+    }
+
+    /// The same person may represent several units (a deputy often does): warn, never reject.
+    /// One warning per phone in more than one unit's panel after the import, in phone order,
+    /// naming the units in id order.
+    fn shared_phone_warnings(&self) -> Vec<String> {
+        // Packed phones sort as integers (no string compares); stored text that does not pack
+        // (never a canonical phone) is grouped as text.
+        let mut packed: Vec<(u128, i64)> = Vec::new();
+        let mut text: Vec<(&str, i64)> = Vec::new();
+        for (i, u) in self.units.iter().enumerate() {
+            if !self.replace.contains(&u.id) {
+                for p in &u.phones {
+                    match pack_canonical(p) {
+                        Some(key) => packed.push((key, u.id)),
+                        None => text.push((p, u.id)),
+                    }
+                }
+            }
+            packed.extend(self.file_phones[i].iter().map(|&key| (key, u.id)));
+        }
+        packed.sort_unstable();
+        packed.dedup();
+        text.sort_unstable();
+        text.dedup();
+        let mut shared: Vec<(String, Vec<i64>)> = packed
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter(|g| g.len() > 1)
+            .map(|g| {
+                let phone = unpack_canonical(g[0].0).expect("packed from text");
+                (phone, g.iter().map(|&(_, u)| u).collect())
+            })
+            .collect();
+        shared.extend(
+            text.chunk_by(|a, b| a.0 == b.0)
+                .filter(|g| g.len() > 1)
+                .map(|g| (g[0].0.to_owned(), g.iter().map(|&(_, u)| u).collect())),
+        );
+        if shared.is_empty() {
+            return Vec::new();
+        }
+        shared.sort_unstable();
+        let names: BTreeMap<i64, &str> =
+            self.units.iter().map(|u| (u.id, u.name.as_str())).collect();
+        shared
+            .iter()
+            .map(|(phone, ids)| {
+                let list: Vec<&str> = ids.iter().map(|u| names[u]).collect();
+                format!(
+                    "号码 {} 同时出现在 {} 个单位的代表名单中:{}",
+                    super::phone::mask_canonical(phone),
+                    list.len(),
+                    list.join("、")
+                )
+            })
+            .collect()
     }
 }
 
@@ -507,6 +620,62 @@ mod tests {
             c.warnings.iter().any(|w| w.contains("同时出现在 2 个单位")),
             "{:?}",
             c.warnings
+        );
+    }
+
+    #[test]
+    fn duplicates_and_shared_phones_are_found_in_any_row_order() {
+        let mut us = units();
+        us[1].has_calls = false;
+        us.push(RosterUnit {
+            id: 3,
+            name: "汉滨区民政局".into(),
+            phones: BTreeSet::from(["0915-3212345".to_string()]),
+            two_deputies_one_member: 0,
+            has_calls: false,
+        });
+        let headers: Vec<String> = ["单位", "姓名", "手机"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (cols, _) = map_columns(&headers).unwrap();
+        let data = rows(&[
+            &["汉滨区交通运输局", "甲", "13900000009"],
+            &["汉滨区民政局", "乙", "13900000009"],
+            &["汉滨区交通运输局", "丙", "0915-3212345"],
+            &["汉滨区教育体育局", "丁", "13900000009"],
+            &["汉滨区交通运输局", "戊", "139 0000 0009"],
+            &["汉滨区民政局", "己", "13900000002"],
+        ]);
+        let c = check_roster(
+            data.iter().enumerate().map(|(i, r)| (i + 2, r.as_slice())),
+            &cols,
+            &us,
+            &RosterOptions {
+                panel_size: 45,
+                ..Default::default()
+            },
+        );
+        let rejected: Vec<(usize, &str)> = c
+            .rejected
+            .iter()
+            .map(|r| (r.line, r.error.as_str()))
+            .collect();
+        assert_eq!(rejected.len(), 1, "{rejected:?}");
+        assert_eq!(rejected[0].0, 6);
+        assert!(rejected[0].1.contains("在文件中该单位下重复出现"));
+        assert_eq!(c.members.len(), 5);
+        let shared: Vec<&String> = c
+            .warnings
+            .iter()
+            .filter(|w| w.contains("同时出现在"))
+            .collect();
+        assert_eq!(
+            shared,
+            [
+                "号码 0915-***2345 同时出现在 2 个单位的代表名单中:汉滨区交通运输局、汉滨区民政局",
+                "号码 139****0009 同时出现在 3 个单位的代表名单中:汉滨区教育体育局、汉滨区交通运输局、汉滨区民政局",
+            ]
         );
     }
 

@@ -127,6 +127,14 @@ pub struct AuditEvent<'a> {
     pub detail: serde_json::Value,
 }
 
+/// Where [`Storage::add_members_streamed`] puts a roster, inside its open transaction.
+pub trait MemberSink {
+    /// Deletes the stored panel of a unit (refused once calls were made for it).
+    fn replace_panel(&mut self, unit_id: i64) -> Result<()>;
+    /// Stores members, in the order given.
+    fn add(&mut self, members: &[NewMember]) -> Result<()>;
+}
+
 /// The storage interface. Every write that the service acknowledges is durable when the
 /// method returns.
 pub trait Storage: Send + Sync {
@@ -163,6 +171,17 @@ pub trait Storage: Send + Sync {
         replace_units: &[i64],
         actor: &str,
     ) -> Result<usize>;
+    /// Stores members as they come, in one transaction: `feed` runs on the writer, gives the
+    /// sink the panels to replace and the members to store (a panel before its new members),
+    /// and returns whether to keep them. Kept: durable when this returns, `Some(members
+    /// stored)`. Not kept: nothing is stored, `None`; when `feed` or the sink fails, nothing is
+    /// stored either and the error is returned.
+    fn add_members_streamed(
+        &self,
+        round: &RoundRecord,
+        actor: &str,
+        feed: &mut dyn FnMut(&mut dyn MemberSink) -> Result<bool>,
+    ) -> Result<Option<usize>>;
     fn members(&self, round_id: i64, unit_id: Option<i64>) -> Result<Vec<MemberRecord>>;
     fn audit(&self, event: &AuditEvent) -> Result<()>;
     fn audit_entries(&self, round_key: Option<&str>) -> Result<Vec<AuditEntry>>;

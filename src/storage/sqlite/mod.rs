@@ -277,6 +277,103 @@ pub(crate) fn conflict_on_unique(
     }
 }
 
+/// The writer's side of a streamed roster import.
+struct MembersSink<'c> {
+    tx: &'c Connection,
+    /// Units with calls: their panels cannot be replaced.
+    called: BTreeSet<i64>,
+    now: i64,
+    stored: usize,
+    replaced: Vec<i64>,
+}
+
+impl MemberSink for MembersSink<'_> {
+    fn replace_panel(&mut self, unit_id: i64) -> Result<()> {
+        if self.called.contains(&unit_id) {
+            return Err(StorageError::Conflict(
+                "该单位已开始电话调查,不能替换代表名单".into(),
+            ));
+        }
+        self.tx
+            .prepare_cached("DELETE FROM members WHERE unit_id = ?1")?
+            .execute([unit_id])?;
+        self.replaced.push(unit_id);
+        Ok(())
+    }
+
+    fn add(&mut self, members: &[NewMember]) -> Result<()> {
+        insert_members(self.tx, members, self.now)?;
+        self.stored += members.len();
+        Ok(())
+    }
+}
+
+/// Rows per multi-row INSERT of members (9 parameters each, far below SQLite's limit of 32,766).
+const MEMBERS_PER_INSERT: usize = 64;
+
+/// Inserts members in file order (so their ids follow the file), many rows per statement: one
+/// statement execution per row costs more than the row itself. A batch that breaks a
+/// constraint is undone by SQLite and inserted again row by row to name the offending line.
+fn insert_members(tx: &Connection, members: &[NewMember], now: i64) -> Result<()> {
+    /// `?1` is the time, the same for every row; a row's own values are 8 parameters after it.
+    fn sql(rows: usize) -> String {
+        let values: Vec<String> = (0..rows)
+            .map(|i| {
+                let p: Vec<String> = (2 + 8 * i..2 + 8 * (i + 1))
+                    .map(|n| format!("?{n}"))
+                    .collect();
+                format!("({}, ?1)", p.join(", "))
+            })
+            .collect();
+        format!(
+            "INSERT INTO members (unit_id, name, phone, phone_alt, category, organization, note, source_line, created_at) VALUES {}",
+            values.join(", ")
+        )
+    }
+    static MANY: LazyLock<String> = LazyLock::new(|| sql(MEMBERS_PER_INSERT));
+    static ONE: LazyLock<String> = LazyLock::new(|| sql(1));
+    let bind = |stmt: &mut rusqlite::Statement<'_>, row: usize, m: &NewMember| {
+        let p = 2 + 8 * row;
+        stmt.raw_bind_parameter(p, m.unit_id)?;
+        stmt.raw_bind_parameter(p + 1, &m.name)?;
+        stmt.raw_bind_parameter(p + 2, &m.phone)?;
+        stmt.raw_bind_parameter(p + 3, &m.phone_alt)?;
+        stmt.raw_bind_parameter(p + 4, m.category.label())?;
+        stmt.raw_bind_parameter(p + 5, &m.organization)?;
+        stmt.raw_bind_parameter(p + 6, &m.note)?;
+        stmt.raw_bind_parameter(p + 7, m.line as i64)
+    };
+    let mut many = tx.prepare_cached(&MANY)?;
+    let mut one = tx.prepare_cached(&ONE)?;
+    many.raw_bind_parameter(1, now)?;
+    one.raw_bind_parameter(1, now)?;
+    for chunk in members.chunks(MEMBERS_PER_INSERT) {
+        if chunk.len() == MEMBERS_PER_INSERT {
+            for (i, m) in chunk.iter().enumerate() {
+                bind(&mut many, i, m)?;
+            }
+            match many.raw_execute() {
+                Ok(_) => continue,
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {}
+                Err(e) => return Err(map_full(e)),
+            }
+        }
+        for m in chunk {
+            bind(&mut one, 0, m)?;
+            one.raw_execute().map_err(|e| {
+                conflict_on_unique(e, || {
+                    format!(
+                        "第 {} 行:该号码已在该单位的代表名单中(可能是同时进行的另一次导入)",
+                        m.line
+                    )
+                })
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a write to a locked round (every write path calls this inside its transaction).
 pub(crate) fn ensure_unlocked(tx: &Connection, round_id: i64) -> Result<()> {
     let (key, locked): (String, Option<i64>) = tx.query_row(
@@ -581,25 +678,7 @@ impl Storage for SqliteStore {
                 }
                 tx.prepare_cached("DELETE FROM members WHERE unit_id = ?1")?.execute([unit])?;
             }
-            let now = now_ms();
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO members (unit_id, name, phone, phone_alt, category, organization, note, source_line, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for m in members {
-                ins.execute(params![
-                    m.unit_id,
-                    m.name,
-                    m.phone,
-                    m.phone_alt,
-                    m.category.label(),
-                    m.organization,
-                    m.note,
-                    m.line as i64,
-                    now
-                ])
-                .map_err(|e| conflict_on_unique(e, || format!("第 {} 行:该号码已在该单位的代表名单中(可能是同时进行的另一次导入)", m.line)))?;
-            }
+            insert_members(tx, members, now_ms())?;
             append_audit(
                 tx,
                 &AuditEvent {
@@ -610,6 +689,44 @@ impl Storage for SqliteStore {
                 },
             )?;
             Ok(members.len())
+        })
+    }
+
+    fn add_members_streamed(
+        &self,
+        round: &RoundRecord,
+        actor: &str,
+        feed: &mut dyn FnMut(&mut dyn MemberSink) -> Result<bool>,
+    ) -> Result<Option<usize>> {
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            let mut sink = MembersSink {
+                tx,
+                called: units_with_calls(tx, round.id)?,
+                now: now_ms(),
+                stored: 0,
+                replaced: Vec::new(),
+            };
+            // Its own savepoint, to drop what was stored when `feed` does not keep it; an error
+            // rolls back the writer's savepoint around all of this.
+            tx.execute_batch("SAVEPOINT roster_import")?;
+            if !feed(&mut sink)? {
+                tx.execute_batch("ROLLBACK TO roster_import; RELEASE roster_import")?;
+                return Ok(None);
+            }
+            tx.execute_batch("RELEASE roster_import")?;
+            let (stored, mut replaced) = (sink.stored, sink.replaced);
+            replaced.sort_unstable();
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "roster.import",
+                    round_key: Some(&round.key),
+                    detail: serde_json::json!({ "members": stored, "replaced_units": replaced }),
+                },
+            )?;
+            Ok(Some(stored))
         })
     }
 
