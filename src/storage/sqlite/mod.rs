@@ -219,16 +219,22 @@ impl SqliteStore {
 
     pub(crate) fn parse_round(&self, pair: (RoundRecord, String)) -> Result<RoundRecord> {
         let (mut round, toml) = pair;
-        if let Some(survey) = self.surveys.lock().unwrap_or_else(|p| p.into_inner()).get(&toml) {
+        if let Some(survey) = self
+            .surveys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&toml)
+        {
             round.survey = Arc::clone(survey);
             return Ok(round);
         }
-        round.survey = Arc::new(Survey::from_toml_str(&toml).map_err(|e| {
-            StorageError::CorruptSurvey {
-                round: round.key.clone(),
-                error: e.to_string(),
-            }
-        })?);
+        round.survey =
+            Arc::new(
+                Survey::from_toml_str(&toml).map_err(|e| StorageError::CorruptSurvey {
+                    round: round.key.clone(),
+                    error: e.to_string(),
+                })?,
+            );
         let mut cache = self.surveys.lock().unwrap_or_else(|p| p.into_inner());
         // A handful of rounds exist; the bound only guards against a pathological caller.
         if cache.len() >= 64 {
@@ -325,9 +331,9 @@ fn insert_members(tx: &Connection, members: &[NewMember], now: i64) -> Result<()
                 format!("({}, ?1)", p.join(", "))
             })
             .collect();
+        let values = values.join(", ");
         format!(
-            "INSERT INTO members (unit_id, name, phone, phone_alt, category, organization, note, source_line, created_at) VALUES {}",
-            values.join(", ")
+            "INSERT INTO members (unit_id, name, phone, phone_alt, category, organization, note, source_line, created_at) VALUES {values}"
         )
     }
     static MANY: LazyLock<String> = LazyLock::new(|| sql(MEMBERS_PER_INSERT));
@@ -447,10 +453,10 @@ impl Storage for SqliteStore {
             fn drop(&mut self) {
                 let prev = self.prev.take().flatten();
                 let mine = SNAPSHOT.with(|s| std::mem::replace(&mut *s.borrow_mut(), prev));
-                if let Some((_, conn)) = mine {
-                    if conn.execute_batch("COMMIT").is_ok() {
-                        self.store.return_reader(conn);
-                    }
+                if let Some((_, conn)) = mine
+                    && conn.execute_batch("COMMIT").is_ok()
+                {
+                    self.store.return_reader(conn);
                 }
             }
         }
