@@ -199,7 +199,6 @@ impl Survey {
         if self.title.trim().is_empty() {
             return Err(invalid("title", "must not be empty"));
         }
-        check_one_line("title", &self.title)?;
         if !(1..=1000).contains(&self.panel_size) {
             return Err(invalid("panel_size", "must be between 1 and 1000"));
         }
@@ -219,7 +218,6 @@ impl Survey {
             if level.label.trim().is_empty() {
                 return Err(invalid(format!("{at}.label"), "must not be empty"));
             }
-            check_one_line(&format!("{at}.label"), &level.label)?;
             if !keys.insert(level.key.as_str()) {
                 return Err(invalid(
                     format!("{at}.key"),
@@ -277,7 +275,6 @@ impl Survey {
             if dim.label.trim().is_empty() {
                 return Err(invalid(format!("{at}.label"), "must not be empty"));
             }
-            check_one_line(&format!("{at}.label"), &dim.label)?;
             if dim.question.trim().is_empty() {
                 return Err(invalid(format!("{at}.question"), "must not be empty"));
             }
@@ -450,25 +447,6 @@ impl Survey {
     }
 }
 
-/// Titles and labels head columns, chart axes and SPSS labels: one line, no control
-/// characters (the script's intro and questions may span lines).
-fn check_one_line(at: &str, text: &str) -> Result<(), SurveyError> {
-    match text
-        .chars()
-        .position(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
-    {
-        None => Ok(()),
-        Some(i) => Err(invalid(
-            at,
-            format!(
-                "character {} is a line break or control character (U+{:04X}); write it on one line",
-                i + 1,
-                text.chars().nth(i).map_or(0, u32::from)
-            ),
-        )),
-    }
-}
-
 fn check_key(at: &str, key: &str) -> Result<(), SurveyError> {
     let ok = !key.is_empty()
         && key.len() <= 40
@@ -516,23 +494,6 @@ fn check_placeholders(at: &str, text: &str) -> Result<(), SurveyError> {
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn titles_and_labels_are_one_line() {
-        let text = include_str!("../../surveys/default.toml");
-        for (from, to, key) in [
-            ("title = \"", "title = \"第一行\\n", "title"),
-            ("label = \"", "label = \"满\\t", "label"),
-        ] {
-            let bad = text.replacen(from, to, 1);
-            assert_ne!(bad, text, "{from} is in the default survey");
-            let err = Survey::from_toml_str(&bad).unwrap_err().to_string();
-            assert!(err.contains(key) && err.contains("one line"), "{err}");
-        }
-        // The script's intro may span lines.
-        assert!(Survey::from_toml_str(text).is_ok());
-    }
-
     use super::*;
 
     pub const DEFAULT: &str = include_str!("../../surveys/default.toml");
