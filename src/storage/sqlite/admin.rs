@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::calls::attempt_from_row;
 use super::{SqliteStore, append_audit, ensure_unlocked, map_full};
 use crate::domain::audit::AuditEntry;
 use crate::domain::disposition::Outcome;
@@ -11,6 +12,7 @@ use crate::domain::roster::MemberCategory;
 use crate::storage::admin::*;
 use crate::storage::{AttemptRecord, AuditEvent, Result, RoundRecord, StorageError};
 
+/// The columns of `calls::ATTEMPT_COLUMNS`, in its order, then the round's id.
 const ATTEMPT_SELECT: &str = "SELECT a.id, a.member_id, m.unit_id, us.login, a.attempt_no, a.claimed_at, a.recorded_at,
         a.outcome, a.aapor_code, a.answers, a.answer_ms, a.comment, a.appointment_at, a.source, un.round_id
      FROM attempts a JOIN members m ON m.id = a.member_id JOIN units un ON un.id = m.unit_id
@@ -21,27 +23,9 @@ fn json_vec<T: serde::de::DeserializeOwned>(s: Option<String>) -> Vec<T> {
         .unwrap_or_default()
 }
 
+/// An attempt in `ATTEMPT_SELECT`'s columns (the engine's, then the round's id).
 fn attempt_row(r: &rusqlite::Row) -> rusqlite::Result<(AttemptRecord, i64)> {
-    let outcome: String = r.get(7)?;
-    Ok((
-        AttemptRecord {
-            id: r.get(0)?,
-            member_id: r.get(1)?,
-            unit_id: r.get(2)?,
-            operator: r.get(3)?,
-            attempt_no: r.get(4)?,
-            claimed_at_ms: r.get(5)?,
-            recorded_at_ms: r.get(6)?,
-            outcome: Outcome::parse(&outcome).unwrap_or(Outcome::NoAnswer),
-            aapor_code: r.get(8)?,
-            answers: json_vec(r.get(9)?),
-            answer_ms: json_vec(r.get(10)?),
-            comment: r.get(11)?,
-            appointment_at_ms: r.get(12)?,
-            source: r.get(13)?,
-        },
-        r.get(14)?,
-    ))
+    Ok((attempt_from_row(r)?, r.get(14)?))
 }
 
 fn load_attempt(c: &Connection, attempt_id: i64) -> Result<(AttemptRecord, i64)> {

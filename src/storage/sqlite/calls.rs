@@ -33,7 +33,8 @@ fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<UserRecord> {
 const ATTEMPT_COLUMNS: &str = "a.id, a.member_id, m.unit_id, u.login, a.attempt_no, a.claimed_at, a.recorded_at, a.outcome, \
      a.aapor_code, a.answers, a.answer_ms, a.comment, a.appointment_at, a.source";
 
-fn attempt_from_row(r: &rusqlite::Row) -> rusqlite::Result<AttemptRecord> {
+/// An attempt in `ATTEMPT_COLUMNS`' order (the first 14 columns of the row).
+pub(super) fn attempt_from_row(r: &rusqlite::Row) -> rusqlite::Result<AttemptRecord> {
     let answers: Option<String> = r.get(9)?;
     let answer_ms: Option<String> = r.get(10)?;
     let outcome: String = r.get(7)?;
