@@ -411,6 +411,14 @@ pub trait CallStore: Send + Sync {
         operator: &UserRecord,
         now: DateTime<Utc>,
     ) -> Result<Option<Claim>>;
+    /// Claims the next contact unless the operator holds one already (a second tab, a double
+    /// click): the check and the claim in one write.
+    fn claim_next_if_free(
+        &self,
+        round: &RoundRecord,
+        operator: &UserRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claim>>;
     /// Claims an operator holds now (a reloaded page resumes them).
     fn held_claims(
         &self,

@@ -567,12 +567,7 @@ async fn claim_if_free(
     let now = Utc::now();
     let (round, user) = (round.clone(), session.user.clone());
     let claimed = state
-        .blocking(move |s| {
-            if !s.held_claims(&round, &user, now)?.is_empty() {
-                return Ok(None);
-            }
-            Ok(s.claim_next(&round, &user, now)?)
-        })
+        .blocking(move |s| Ok(s.claim_next_if_free(&round, &user, now)?))
         .await?;
     if let Some(c) = claimed {
         state.mark_fresh_claim(&session.id_hash, &c.token);

@@ -467,6 +467,15 @@ impl CallStore for SqliteStore {
         self.write(|tx| claim_next_in(tx, round, operator, now))
     }
 
+    fn claim_next_if_free(
+        &self,
+        round: &RoundRecord,
+        operator: &UserRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claim>> {
+        self.write(|tx| claim_if_free_in(tx, round, operator, now))
+    }
+
     fn held_claims(
         &self,
         round: &RoundRecord,
@@ -532,10 +541,10 @@ impl CallStore for SqliteStore {
                 Err(refusal) => return Ok(Err(refusal)),
                 Ok(rec) => rec,
             };
-            if rec.duplicate || held_in(tx, round, operator, now)? {
+            if rec.duplicate {
                 return Ok(Ok((rec, None)));
             }
-            match claim_next_in(tx, round, operator, now) {
+            match claim_if_free_in(tx, round, operator, now) {
                 Ok(claim) => Ok(Ok((rec, claim))),
                 Err(StorageError::Locked(_)) => Ok(Ok((rec, None))),
                 Err(e) => Err(e),
@@ -781,18 +790,23 @@ fn claim_next_in(
     claim_view(tx, &token, member_id, now_ms, now_ms + lease_ms).map(Some)
 }
 
-/// Whether the operator holds an unexpired claim in the round (a second tab, a double click).
-fn held_in(
+/// Claims the next contact inside the caller's transaction unless the operator holds an
+/// unexpired claim in the round already (a second tab, a double click).
+fn claim_if_free_in(
     tx: &Connection,
     round: &RoundRecord,
     operator: &UserRecord,
     now: DateTime<Utc>,
-) -> Result<bool> {
-    Ok(tx
+) -> Result<Option<Claim>> {
+    let held = tx
         .prepare_cached(
             "SELECT 1 FROM queue WHERE operator_id = ?1 AND round_id = ?2 AND claim_token IS NOT NULL AND claim_expires > ?3 LIMIT 1",
         )?
-        .exists(params![operator.id, round.id, now.timestamp_millis()])?)
+        .exists(params![operator.id, round.id, now.timestamp_millis()])?;
+    if held {
+        return Ok(None);
+    }
+    claim_next_in(tx, round, operator, now)
 }
 
 /// Records an attempt inside the caller's write.
