@@ -723,13 +723,12 @@ async fn record(
     let Some((or, submitted, result)) = step else {
         return Ok(Redirect::to("/call").into_response());
     };
-    let round = or.round.clone();
     match result {
         Ok((rec, claim)) => {
             if let Some(c) = claim {
                 state.mark_fresh_claim(&session.id_hash, &c.token);
             }
-            Ok(Redirect::to(&call_url(&round.key, Some(rec.attempt_id))).into_response())
+            Ok(Redirect::to(&call_url(&or.round.key, Some(rec.attempt_id))).into_response())
         }
         Err(e) => {
             let (status, message, keep) = match e {

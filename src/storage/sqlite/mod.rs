@@ -127,7 +127,7 @@ impl SqliteStore {
     pub fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let out = self.writer.write(f);
         // A snapshot on this thread must see its own writes: its next read starts afresh.
-        let key = self as *const SqliteStore as usize;
+        let key = self.snapshot_key();
         SNAPSHOT.with(|s| {
             if let Some((k, conn)) = s.borrow().as_ref()
                 && *k == key
@@ -143,7 +143,7 @@ impl SqliteStore {
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         // Inside `snapshot` on this thread: use its connection (taken out while in use, so a
         // read nested in a read gets a connection of its own instead of a borrow conflict).
-        let key = self as *const SqliteStore as usize;
+        let key = self.snapshot_key();
         let held = SNAPSHOT.with(|s| {
             let mut s = s.borrow_mut();
             match s.as_ref() {
@@ -160,6 +160,11 @@ impl SqliteStore {
         let out = f(&conn);
         self.return_reader(conn);
         out
+    }
+
+    /// Which store a snapshot on this thread belongs to (its address).
+    fn snapshot_key(&self) -> usize {
+        self as *const SqliteStore as usize
     }
 
     fn take_reader(&self) -> Result<Connection> {
@@ -431,7 +436,7 @@ fn unit_kind(label: &str) -> UnitKind {
 
 impl Storage for SqliteStore {
     fn snapshot(&self, f: &mut dyn FnMut()) {
-        let key = self as *const SqliteStore as usize;
+        let key = self.snapshot_key();
         if SNAPSHOT.with(|s| s.borrow().as_ref().is_some_and(|(k, _)| *k == key)) {
             return f();
         }
