@@ -165,31 +165,25 @@ impl ServerProcess {
         (f[11] + f[12]) / 100.0
     }
 
-    /// Resident memory now, (anonymous, file-backed) in MiB: the file-backed part is the
-    /// memory-mapped database, shared with the OS page cache.
-    fn rss_split_mib(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let kib = |key: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-                .map_or(f64::NAN, |kb| kb / 1024.0)
-        };
-        (kib("RssAnon:"), kib("RssFile:"))
-    }
-
-    fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
+    /// A `/proc/PID/status` figure given in kB (`VmHWM:`, `RssAnon:`…), in MiB.
+    fn status_mib(&self, key: &str) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
             .lines()
-            .find(|l| l.starts_with("VmHWM:"))
+            .find(|l| l.starts_with(key))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|kb| kb.parse::<f64>().ok())
             .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+
+    /// Resident memory now, (anonymous, file-backed) in MiB: the file-backed part is the
+    /// memory-mapped database, shared with the OS page cache.
+    fn rss_split_mib(&self) -> (f64, f64) {
+        (self.status_mib("RssAnon:"), self.status_mib("RssFile:"))
+    }
+
+    fn peak_rss_mib(&self) -> f64 {
+        self.status_mib("VmHWM:")
     }
 }
 
