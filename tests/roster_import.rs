@@ -390,6 +390,46 @@ fn reimport_is_refused_as_duplicates_and_replace_swaps_a_panel() {
         7,
         "other units untouched"
     );
+
+    // Once the round is planned, the members hold call assignments: a replace is refused
+    // with a message (it was a 500 "FOREIGN KEY constraint failed" on the web form), and
+    // nothing changes.
+    let out = sp
+        .command()
+        .args([
+            "user",
+            "add",
+            "--login",
+            "op1",
+            "--name",
+            "话务员",
+            "--role",
+            "operator",
+            "--password-env",
+            "PW",
+        ])
+        .env("PW", "a-long-password")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    sp.ok(&["calls", "generate", "--round", "2022", "--seed", "1"]);
+    let out = sp.run(&[
+        "roster",
+        "import",
+        "--round",
+        "2022",
+        file.to_str().unwrap(),
+        "--replace",
+    ]);
+    assert!(!out.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("已排入拨打计划"), "{said}");
+    assert!(!said.contains("FOREIGN KEY"), "{said}");
+    assert_eq!(sp.count("SELECT COUNT(*) FROM members"), 7);
 }
 
 #[test]

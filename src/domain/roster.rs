@@ -111,8 +111,8 @@ pub struct RosterUnit {
     pub phones: BTreeSet<String>,
     /// Stored members who are 两代一委.
     pub two_deputies_one_member: usize,
-    /// Whether any call was made for this unit (then its panel can no longer be replaced).
-    pub has_calls: bool,
+    /// Whether the unit was planned or called (then its panel can no longer be replaced).
+    pub in_use: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -304,16 +304,19 @@ impl<'u> RowChecker<'u> {
         };
         let unit = &self.units[index];
         if self.opts.replace {
-            if unit.has_calls {
+            if unit.in_use {
                 return Err(if self.refused_replace.insert(unit.id) {
                     reject(
                         "unit",
-                        format!("单位“{}”已开始电话调查,不能再替换其代表名单", unit.name),
+                        format!(
+                            "单位“{}”已排入拨打计划或已开始电话调查,不能再替换其代表名单",
+                            unit.name
+                        ),
                     )
                 } else {
                     reject(
                         "unit",
-                        format!("单位“{}”已开始电话调查,不能替换", unit.name),
+                        format!("单位“{}”已排入拨打计划或已开始电话调查,不能替换", unit.name),
                     )
                 });
             }
@@ -480,14 +483,14 @@ mod tests {
                 name: "汉滨区教育体育局".into(),
                 phones: BTreeSet::from(["13900000001".to_string()]),
                 two_deputies_one_member: 0,
-                has_calls: false,
+                in_use: false,
             },
             RosterUnit {
                 id: 2,
                 name: "汉滨区交通运输局".into(),
                 phones: BTreeSet::new(),
                 two_deputies_one_member: 0,
-                has_calls: true,
+                in_use: true,
             },
         ]
     }
@@ -599,7 +602,7 @@ mod tests {
     #[test]
     fn warns_about_a_phone_in_several_units() {
         let mut us = units();
-        us[1].has_calls = false;
+        us[1].in_use = false;
         let headers: Vec<String> = ["单位", "姓名", "手机"]
             .iter()
             .map(|s| s.to_string())
@@ -626,13 +629,13 @@ mod tests {
     #[test]
     fn duplicates_and_shared_phones_are_found_in_any_row_order() {
         let mut us = units();
-        us[1].has_calls = false;
+        us[1].in_use = false;
         us.push(RosterUnit {
             id: 3,
             name: "汉滨区民政局".into(),
             phones: BTreeSet::from(["0915-3212345".to_string()]),
             two_deputies_one_member: 0,
-            has_calls: false,
+            in_use: false,
         });
         let headers: Vec<String> = ["单位", "姓名", "手机"]
             .iter()

@@ -302,7 +302,7 @@ impl MemberSink for MembersSink<'_> {
     fn replace_panel(&mut self, unit_id: i64) -> Result<()> {
         if self.called.contains(&unit_id) {
             return Err(StorageError::Conflict(
-                "该单位已开始电话调查,不能替换代表名单".into(),
+                "该单位已排入拨打计划或已开始电话调查,不能替换代表名单".into(),
             ));
         }
         self.tx
@@ -652,7 +652,7 @@ impl Storage for SqliteStore {
             let mut stmt = c.prepare_cached("SELECT id, name FROM units WHERE round_id = ?1 ORDER BY id")?;
             for r in stmt.query_map([round_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
                 let (id, name) = r?;
-                units.insert(id, RosterUnit { id, name, phones: BTreeSet::new(), two_deputies_one_member: 0, has_calls: false });
+                units.insert(id, RosterUnit { id, name, phones: BTreeSet::new(), two_deputies_one_member: 0, in_use: false });
             }
             let mut stmt = c.prepare_cached(
                 "SELECT m.unit_id, m.phone, m.category FROM members m JOIN units u ON u.id = m.unit_id WHERE u.round_id = ?1 AND m.phone IS NOT NULL",
@@ -664,9 +664,9 @@ impl Storage for SqliteStore {
                     u.two_deputies_one_member += usize::from(MemberCategory::from_label(&category).is_two_deputies_one_member());
                 }
             }
-            for id in units_with_calls(c, round_id)? {
+            for id in units_in_use(c, round_id)? {
                 if let Some(u) = units.get_mut(&id) {
-                    u.has_calls = true;
+                    u.in_use = true;
                 }
             }
             Ok(units.into_values().collect())
@@ -682,10 +682,10 @@ impl Storage for SqliteStore {
     ) -> Result<usize> {
         self.write(|tx| {
             ensure_unlocked(tx, round.id)?;
-            let called = units_with_calls(tx, round.id)?;
+            let called = units_in_use(tx, round.id)?;
             for unit in replace_units {
                 if called.contains(unit) {
-                    return Err(StorageError::Conflict("该单位已开始电话调查,不能替换代表名单".into()));
+                    return Err(StorageError::Conflict("该单位已排入拨打计划或已开始电话调查,不能替换代表名单".into()));
                 }
                 tx.prepare_cached("DELETE FROM members WHERE unit_id = ?1")?.execute([unit])?;
             }
@@ -713,7 +713,7 @@ impl Storage for SqliteStore {
             ensure_unlocked(tx, round.id)?;
             let mut sink = MembersSink {
                 tx,
-                called: units_with_calls(tx, round.id)?,
+                called: units_in_use(tx, round.id)?,
                 now: now_ms(),
                 stored: 0,
                 replaced: Vec::new(),
@@ -793,9 +793,10 @@ impl Storage for SqliteStore {
     }
 }
 
-/// Units of a round for which any call attempt exists. Before the call engine's tables exist
-/// no unit has calls.
-fn units_with_calls(c: &Connection, round_id: i64) -> Result<BTreeSet<i64>> {
+/// Units of a round whose panel is in use: planned (members hold call assignments, which
+/// refer to them) or called. Their panels cannot be replaced. Before the call engine's tables
+/// exist no unit is in use.
+fn units_in_use(c: &Connection, round_id: i64) -> Result<BTreeSet<i64>> {
     let has_attempts: bool = c.query_row(
         "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'attempts')",
         [],
@@ -805,7 +806,9 @@ fn units_with_calls(c: &Connection, round_id: i64) -> Result<BTreeSet<i64>> {
         return Ok(BTreeSet::new());
     }
     let mut stmt = c.prepare_cached(
-        "SELECT DISTINCT m.unit_id FROM attempts a JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id WHERE u.round_id = ?1",
+        "SELECT m.unit_id FROM attempts a JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id WHERE u.round_id = ?1
+         UNION
+         SELECT m.unit_id FROM assignments s JOIN members m ON m.id = s.member_id JOIN units u ON u.id = m.unit_id WHERE u.round_id = ?1",
     )?;
     let ids = stmt
         .query_map([round_id], |r| r.get(0))?
