@@ -282,3 +282,36 @@ fn a_snapshot_reads_one_state_and_ends_with_its_closure() {
         .unwrap();
     assert_eq!(busy, 0);
 }
+
+/// Every index costs a B-tree write per row written: no two indexes of a table may cover the
+/// same columns in the same order (migration 007 dropped one that repeated a UNIQUE key).
+#[test]
+fn no_index_repeats_another() {
+    let sp = Sheping::new();
+    drop(SqliteStore::open(&sp.db).unwrap());
+    let conn = sp.sql();
+    let indexes: Vec<(String, String, bool)> = conn
+        .prepare("SELECT i.name, i.tbl_name, i.sql LIKE '% WHERE %' FROM sqlite_master i WHERE i.type = 'index'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<bool>>(2)?.unwrap_or(false))))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(indexes.len() > 10, "the schema's indexes were read");
+    let mut seen = std::collections::HashMap::new();
+    for (name, table, partial) in indexes {
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
+            .unwrap()
+            .query_map([&name], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        if partial {
+            continue; // a partial index holds other rows than a full one of the same columns
+        }
+        if let Some(other) = seen.insert((table.clone(), columns.clone()), name.clone()) {
+            panic!("{table}: indexes {other} and {name} both cover {columns:?}");
+        }
+    }
+}

@@ -23,20 +23,23 @@ use crate::domain::roster::{MemberCategory, NewMember, RosterUnit};
 use crate::domain::survey::Survey;
 use crate::domain::unit::{NewUnit, UnitKind};
 
-static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
-    Migrations::new(vec![
-        M::up(include_str!("../migrations/001_foundation.sql")),
-        M::up(include_str!("../migrations/002_engine.sql")),
-        M::up(include_str!("../migrations/003_web.sql")),
-        M::up(include_str!("../migrations/004_results.sql")),
-        M::up(include_str!("../migrations/005_claims_index.sql")),
-        M::up(include_str!("../migrations/006_tallies.sql")),
-    ])
-});
+/// The schema's migrations in order; an applied migration is never edited, only followed.
+const MIGRATION_SQL: [&str; 7] = [
+    include_str!("../migrations/001_foundation.sql"),
+    include_str!("../migrations/002_engine.sql"),
+    include_str!("../migrations/003_web.sql"),
+    include_str!("../migrations/004_results.sql"),
+    include_str!("../migrations/005_claims_index.sql"),
+    include_str!("../migrations/006_tallies.sql"),
+    include_str!("../migrations/007_drop_duplicate_index.sql"),
+];
+
+static MIGRATIONS: LazyLock<Migrations<'static>> =
+    LazyLock::new(|| Migrations::new(MIGRATION_SQL.iter().map(|sql| M::up(sql)).collect()));
 
 /// The number of schema versions this build knows.
 pub fn schema_version() -> usize {
-    6
+    MIGRATION_SQL.len()
 }
 
 pub struct SqliteStore {
@@ -387,11 +390,9 @@ fn insert_members(tx: &Connection, members: &[NewMember], now: i64) -> Result<()
 
 /// Refuses a write to a locked round (every write path calls this inside its transaction).
 pub(crate) fn ensure_unlocked(tx: &Connection, round_id: i64) -> Result<()> {
-    let (key, locked): (String, Option<i64>) = tx.query_row(
-        "SELECT key, locked_at FROM rounds WHERE id = ?1",
-        [round_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (key, locked): (String, Option<i64>) = tx
+        .prepare_cached("SELECT key, locked_at FROM rounds WHERE id = ?1")?
+        .query_row([round_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if locked.is_some() {
         Err(StorageError::Locked(key))
     } else {
@@ -402,14 +403,13 @@ pub(crate) fn ensure_unlocked(tx: &Connection, round_id: i64) -> Result<()> {
 /// Appends an audit entry inside the caller's transaction, extending the hash chain.
 pub(crate) fn append_audit(tx: &Connection, event: &AuditEvent) -> Result<()> {
     let prev: String = tx
-        .query_row("SELECT value FROM meta WHERE key = 'audit_head'", [], |r| {
-            r.get(0)
-        })
+        .prepare_cached("SELECT value FROM meta WHERE key = 'audit_head'")?
+        .query_row([], |r| r.get(0))
         .optional()?
         .unwrap_or_else(|| audit::GENESIS.to_string());
-    let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log", [], |r| {
-        r.get(0)
-    })?;
+    let id: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log")?
+        .query_row([], |r| r.get(0))?;
     let at = now_ms();
     let detail = event.detail.to_string();
     let hash = audit::entry_hash(

@@ -67,20 +67,18 @@ impl Writer {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         if !st.in_tx {
-            st.conn
-                .execute_batch("BEGIN IMMEDIATE")
-                .map_err(super::map_full)?;
+            run(&st.conn, "BEGIN IMMEDIATE").map_err(super::map_full)?;
             st.in_tx = true;
             st.batch_start = st.last_ticket + 1;
         }
-        if let Err(e) = st.conn.execute_batch("SAVEPOINT write") {
+        if let Err(e) = run(&st.conn, "SAVEPOINT write") {
             self.abort_batch(&mut st, &e.to_string());
             return Err(super::map_full(e));
         }
         let out = f(&st.conn);
         let ticket = match out {
             Ok(_) => {
-                if let Err(e) = st.conn.execute_batch("RELEASE write") {
+                if let Err(e) = run(&st.conn, "RELEASE write") {
                     self.abort_batch(&mut st, &e.to_string());
                     return Err(super::map_full(e));
                 }
@@ -117,7 +115,7 @@ impl Writer {
     }
 
     fn commit(&self, st: &mut State) {
-        let result = st.conn.execute_batch("COMMIT");
+        let result = run(&st.conn, "COMMIT");
         st.in_tx = false;
         let (first, last) = (st.batch_start, st.last_ticket);
         let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
@@ -163,6 +161,12 @@ impl Writer {
         }
         outcome
     }
+}
+
+/// One transaction-control statement, prepared once per connection: these run several times
+/// per write, and compiling them each time showed in the profile.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn describe(e: &rusqlite::Error) -> String {
