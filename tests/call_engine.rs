@@ -589,3 +589,116 @@ fn concurrent_operators_never_share_a_contact_and_lose_no_attempt() {
         .unwrap();
     assert_eq!(n, 0, "every member is final");
 }
+
+/// The operator's rounds and sessions are kept in memory between requests (see
+/// `storage/sqlite/read_cache.rs`): a change made through the store is seen at once, one made
+/// behind its back (another process, the sqlite3 shell) within the cache's TTL of a second.
+#[test]
+fn cached_rounds_and_sessions_follow_every_change() {
+    use sheping::storage::sessions::{NewSession, SessionLimits, SessionLookup, SessionStore};
+    let f = setup(2, 3, 2);
+    let op = &f.ops[0];
+    let rounds = f.store.operator_rounds(op.id).unwrap();
+    assert_eq!(rounds.len(), 1);
+    assert!(!rounds[0].is_locked());
+    // Through the store: the next lookup sees the lock.
+    f.store.lock_round(&f.round, "test").unwrap();
+    assert!(f.store.operator_rounds(op.id).unwrap()[0].is_locked());
+    // A second round planned for op1 only.
+    let survey = Survey::from_toml_str(include_str!("../surveys/default.toml")).unwrap();
+    let second = f
+        .store
+        .create_round(
+            &NewRound {
+                key: "2023".into(),
+                title: "t2".into(),
+                survey,
+                survey_source: "default".into(),
+                field: None,
+            },
+            "test",
+        )
+        .unwrap();
+    assert_eq!(f.store.operator_rounds(f.ops[1].id).unwrap().len(), 1);
+    let unit = NewUnit {
+        name: "单位甲".into(),
+        kind: UnitKind::Organ,
+        sector: "教体".into(),
+        code: None,
+        line: 2,
+    };
+    f.store.add_units(&second, &[unit], "test").unwrap();
+    let unit_id = f.store.units(second.id).unwrap()[0].id;
+    let member = NewMember {
+        unit_id,
+        name: "代表".into(),
+        phone: "13900000001".into(),
+        phone_alt: None,
+        category: MemberCategory::ServiceRecipient,
+        organization: None,
+        note: None,
+        line: 2,
+    };
+    f.store
+        .add_members(&second, &[member], &[], "test")
+        .unwrap();
+    engine::generate_plan(f.store.as_ref(), &second, vec!["op1".into()], 3, "test").unwrap();
+    let keys = |id| -> Vec<String> {
+        let rounds = f.store.operator_rounds(id).unwrap();
+        rounds.into_iter().map(|r| r.key).collect()
+    };
+    assert_eq!(keys(f.ops[1].id), ["2023", "2022"]);
+    assert_eq!(keys(op.id), ["2022"]);
+    // Behind the store's back: unseen at first perhaps, seen once the TTL has passed.
+    f.store.operator_rounds(op.id).unwrap();
+    let path = f.store.path().to_path_buf();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute("UPDATE rounds SET title = '改名' WHERE key = '2022'", [])
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(f.store.operator_rounds(op.id).unwrap()[0].title, "改名");
+
+    // Sessions.
+    let limits = SessionLimits {
+        idle_ms: 3_600_000,
+        absolute_ms: 36_000_000,
+    };
+    let now = sheping::storage::sqlite::now_ms();
+    let start = |id: &str, user: &UserRecord| {
+        f.store
+            .start_session(
+                &NewSession {
+                    id_hash: id,
+                    user,
+                    csrf: "c",
+                    ip: "127.0.0.1",
+                    user_agent: "test",
+                    now_ms: now,
+                },
+                None,
+            )
+            .unwrap()
+    };
+    let valid = |id: &str| {
+        matches!(
+            f.store.session(id, now, &limits, false).unwrap(),
+            SessionLookup::Valid(_)
+        )
+    };
+    start("s0", op);
+    start("s1", &f.ops[1]);
+    assert!(valid("s0") && valid("s1"));
+    f.store.end_session("s0", "op0").unwrap();
+    assert!(!valid("s0"), "signed out: gone at once");
+    f.store.set_user_active("op1", false, "admin").unwrap();
+    assert!(!valid("s1"), "a disabled user's session ends at once");
+    start("s2", op);
+    assert!(valid("s2"));
+    raw.execute("DELETE FROM sessions WHERE id_hash = 's2'", [])
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(
+        !valid("s2"),
+        "deleted behind the store's back: gone within the TTL"
+    );
+}

@@ -453,6 +453,10 @@ impl CallStore for SqliteStore {
     }
 
     fn operator_rounds(&self, operator_id: i64) -> Result<Vec<RoundRecord>> {
+        let generation = self.generations.rounds.now();
+        if let Some(rounds) = self.operator_rounds.get(&operator_id, generation) {
+            return Ok(rounds);
+        }
         let rows: Vec<(RoundRecord, String)> = self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT r.* FROM rounds r WHERE EXISTS (
@@ -464,7 +468,13 @@ impl CallStore for SqliteStore {
                 .query_map([operator_id], Self::round_from_row)?
                 .collect::<rusqlite::Result<_>>()?)
         })?;
-        rows.into_iter().map(|p| self.parse_round(p)).collect()
+        let rounds: Vec<RoundRecord> = rows
+            .into_iter()
+            .map(|p| self.parse_round(p))
+            .collect::<Result<_>>()?;
+        self.operator_rounds
+            .put(operator_id, generation, rounds.clone());
+        Ok(rounds)
     }
 
     fn claim_next(

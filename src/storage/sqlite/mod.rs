@@ -12,6 +12,7 @@ use rusqlite_migration::{M, Migrations};
 mod admin;
 mod calls;
 mod maintenance;
+mod read_cache;
 mod results;
 mod sessions;
 mod writer;
@@ -52,6 +53,12 @@ pub struct SqliteStore {
     /// Parsed survey definitions by their TOML text: every call-screen request reads its
     /// round, and parsing the TOML each time cost more than the rest of the lookup.
     surveys: Mutex<HashMap<String, Arc<Survey>>>,
+    /// What commits have changed, for the caches below.
+    generations: Arc<read_cache::Generations>,
+    /// Each operator's rounds (every call-screen request asks).
+    operator_rounds: read_cache::ReadCache<i64, Vec<RoundRecord>>,
+    /// Valid sessions by the hash of their id (every signed-in request asks).
+    sessions: read_cache::ReadCache<String, crate::storage::sessions::SessionRecord>,
 }
 
 thread_local! {
@@ -113,12 +120,19 @@ impl SqliteStore {
         configure(&conn)?;
         // A larger page cache for the writer keeps index pages in memory during big imports.
         conn.pragma_update(None, "cache_size", -65_536)?;
+        // Each write of a group commit runs in a savepoint, whose statement journal holds the
+        // pages it changes; kept in memory it no longer spills to a temporary file.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         MIGRATIONS.to_latest(&mut conn)?;
+        let generations = Arc::new(read_cache::Generations::default());
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            writer: writer::Writer::new(conn, group_commit),
+            writer: writer::Writer::new(conn, group_commit, Arc::clone(&generations))?,
             readers: Mutex::new(Vec::new()),
             surveys: Mutex::new(HashMap::new()),
+            generations,
+            operator_rounds: read_cache::ReadCache::new(4096),
+            sessions: read_cache::ReadCache::new(4096),
         })
     }
 

@@ -119,7 +119,18 @@ impl SessionStore for SqliteStore {
         limits: &SessionLimits,
         touch: bool,
     ) -> Result<SessionLookup> {
-        let found = self.read(|c| Ok(session_row(c, id_hash)?))?;
+        let generation = self.generations.sessions.now();
+        let found = match self.sessions.get(id_hash, generation) {
+            Some(s) => Some(s),
+            None => {
+                let row = self.read(|c| Ok(session_row(c, id_hash)?))?;
+                if let Some(s) = &row {
+                    self.sessions
+                        .put(id_hash.to_string(), generation, s.clone());
+                }
+                row
+            }
+        };
         let Some(mut s) = found else {
             return Ok(SessionLookup::Missing);
         };

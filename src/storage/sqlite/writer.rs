@@ -9,10 +9,11 @@
 //! (disk full) fails every write of the batch.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::Connection;
 
+use super::read_cache::{Generations, Touched};
 use crate::storage::{Result, StorageError};
 
 pub(crate) struct Writer {
@@ -22,6 +23,10 @@ pub(crate) struct Writer {
     done: Mutex<Done>,
     committed: Condvar,
     group_commit: bool,
+    /// Tables the open transaction changed (from the update hook), and the cached reads'
+    /// generations that a commit of them moves.
+    touched: Arc<Touched>,
+    generations: Arc<Generations>,
 }
 
 struct State {
@@ -46,8 +51,15 @@ enum Outcome {
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Connection, group_commit: bool) -> Writer {
-        Writer {
+    pub(crate) fn new(
+        conn: Connection,
+        group_commit: bool,
+        generations: Arc<Generations>,
+    ) -> rusqlite::Result<Writer> {
+        let touched = Arc::new(Touched::default());
+        let hook = Arc::clone(&touched);
+        conn.update_hook(Some(move |_, _: &str, table: &str, _| hook.note(table)))?;
+        Ok(Writer {
             state: Mutex::new(State {
                 conn,
                 in_tx: false,
@@ -58,7 +70,9 @@ impl Writer {
             done: Mutex::new(Done::default()),
             committed: Condvar::new(),
             group_commit,
-        }
+            touched,
+            generations,
+        })
     }
 
     /// Runs `f` as one atomic write; returns once it is durable.
@@ -123,6 +137,8 @@ impl Writer {
             let _ = st.conn.execute_batch("ROLLBACK");
             done.failed.push((first, last, describe(&e)));
         }
+        // Before anyone of the batch is answered: their next read must not be a stale copy.
+        self.generations.settle(&self.touched);
         done.settled = last;
         self.committed.notify_all();
     }
@@ -137,6 +153,7 @@ impl Writer {
         if last >= first {
             done.failed.push((first, last, why.to_string()));
         }
+        self.generations.settle(&self.touched);
         done.settled = last;
         self.committed.notify_all();
     }
