@@ -152,6 +152,33 @@ fn new_token(now_ms: i64) -> String {
     )
 }
 
+/// A claim just made inside a write: the contact's record and history are read after the
+/// commit, outside the one writer's turn (every other operator's write waits for it).
+struct Claimed {
+    token: String,
+    member_id: i64,
+    claimed_at_ms: i64,
+    expires_at_ms: i64,
+}
+
+impl SqliteStore {
+    fn claim_view_of(&self, claimed: Option<Claimed>) -> Result<Option<Claim>> {
+        let Some(c) = claimed else {
+            return Ok(None);
+        };
+        self.read(|conn| {
+            claim_view(
+                conn,
+                &c.token,
+                c.member_id,
+                c.claimed_at_ms,
+                c.expires_at_ms,
+            )
+        })
+        .map(Some)
+    }
+}
+
 fn claim_view(
     c: &Connection,
     token: &str,
@@ -483,7 +510,8 @@ impl CallStore for SqliteStore {
         operator: &UserRecord,
         now: DateTime<Utc>,
     ) -> Result<Option<Claim>> {
-        self.write(|tx| claim_next_in(tx, round, operator, now))
+        let claimed = self.write(|tx| claim_next_in(tx, round, operator, now))?;
+        self.claim_view_of(claimed)
     }
 
     fn claim_next_if_free(
@@ -492,7 +520,8 @@ impl CallStore for SqliteStore {
         operator: &UserRecord,
         now: DateTime<Utc>,
     ) -> Result<Option<Claim>> {
-        self.write(|tx| claim_if_free_in(tx, round, operator, now))
+        let claimed = self.write(|tx| claim_if_free_in(tx, round, operator, now))?;
+        self.claim_view_of(claimed)
     }
 
     fn held_claims(
@@ -569,7 +598,14 @@ impl CallStore for SqliteStore {
                 Err(e) => Err(e),
             }
         });
-        out.unwrap_or_else(|e| Err(RecordError::Storage(e)))
+        let (rec, claimed) = out.unwrap_or_else(|e| Err(RecordError::Storage(e)))?;
+        // The answer is stored: a failed read of the next contact must not report it lost.
+        // The claim stays held and the next call screen reads it again.
+        let claim = self.claim_view_of(claimed).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading the claimed contact after recording failed");
+            None
+        });
+        Ok((rec, claim))
     }
 
     fn fix_phone(
@@ -762,7 +798,7 @@ fn claim_next_in(
     round: &RoundRecord,
     operator: &UserRecord,
     now: DateTime<Utc>,
-) -> Result<Option<Claim>> {
+) -> Result<Option<Claimed>> {
     let now_ms = now.timestamp_millis();
     let lease_ms = i64::from(round.survey.calling.lease_minutes) * 60_000;
     let first_calls_open =
@@ -806,7 +842,12 @@ fn claim_next_in(
             detail: serde_json::json!({ "member_id": member_id }),
         },
     )?;
-    claim_view(tx, &token, member_id, now_ms, now_ms + lease_ms).map(Some)
+    Ok(Some(Claimed {
+        token,
+        member_id,
+        claimed_at_ms: now_ms,
+        expires_at_ms: now_ms + lease_ms,
+    }))
 }
 
 /// Claims the next contact inside the caller's transaction unless the operator holds an
@@ -816,7 +857,7 @@ fn claim_if_free_in(
     round: &RoundRecord,
     operator: &UserRecord,
     now: DateTime<Utc>,
-) -> Result<Option<Claim>> {
+) -> Result<Option<Claimed>> {
     let held = tx
         .prepare_cached(
             "SELECT 1 FROM queue WHERE operator_id = ?1 AND round_id = ?2 AND claim_token IS NOT NULL AND claim_expires > ?3 LIMIT 1",
