@@ -583,7 +583,7 @@ fn phone_score(survey: &Survey, scale: &Scale, ivs: &[&Interview], r: &[f64]) ->
         sd,
         ci95,
         satisfaction_rate: stats::mean(&shares),
-        satisfaction_rate_ci95: stats::t_interval(&shares, 0.95),
+        satisfaction_rate_ci95: stats::clustered_proportion_interval(&shares, scale.k, 0.95),
         cronbach_alpha: stats::cronbach_alpha(&items),
         points: mean.map(|m| m / scale.max * scale.phone_points),
         dimensions,

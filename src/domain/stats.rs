@@ -82,8 +82,16 @@ pub fn wilson(successes: u64, n: u64, z: f64) -> Option<[f64; 2]> {
     if n == 0 || successes > n {
         return None;
     }
-    let n = n as f64;
-    let p = successes as f64 / n;
+    wilson_of(successes as f64 / n as f64, n as f64, z)
+}
+
+/// Wilson score interval for a proportion `p` observed on `n` (possibly effective, not whole)
+/// trials.
+fn wilson_of(p: f64, n: f64, z: f64) -> Option<[f64; 2]> {
+    let valid = (0.0..=1.0).contains(&p) && n > 0.0 && z.is_finite();
+    if !valid {
+        return None;
+    }
     let z2 = z * z;
     let denom = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denom;
@@ -101,6 +109,31 @@ pub fn wilson(successes: u64, n: u64, z: f64) -> Option<[f64; 2]> {
         (centre + half).min(1.0)
     };
     Some([lo, hi])
+}
+
+/// Interval for a proportion measured as the mean of per-respondent shares `q_i` (each the
+/// share of a respondent's `k` answers that are satisfied): a cluster sample, one cluster per
+/// respondent. The Wilson interval on the effective sample size
+/// `n* = q̄(1−q̄) / (s_q²/n)` (the design effect of the clustering taken out; at most n·k, the
+/// size had every answer been independent, which it is also when `s_q = 0` or `q̄` is 0 or 1),
+/// with `z` replaced by `t_{(1+level)/2, n−1}` (Korn & Graubard 1998). Unlike `q̄ ± t·s_q/√n`
+/// it stays within [0, 1]: a unit with 96% satisfaction on 10 interviews got an upper bound
+/// above 100%. `None` for n < 2.
+pub fn clustered_proportion_interval(shares: &[f64], k: usize, level: f64) -> Option<[f64; 2]> {
+    let n = shares.len();
+    if n < 2 || k == 0 || shares.iter().any(|q| !(0.0..=1.0).contains(q)) {
+        return None;
+    }
+    let q = mean(shares)?;
+    let var_mean = sample_variance(shares)? / n as f64;
+    let cap = (n * k) as f64;
+    let n_eff = if var_mean > 0.0 && q > 0.0 && q < 1.0 {
+        (q * (1.0 - q) / var_mean).min(cap)
+    } else {
+        cap
+    };
+    let t = t_quantile((1.0 + level) / 2.0, (n - 1) as f64)?;
+    wilson_of(q, n_eff, t)
 }
 
 /// Cronbach's alpha `k/(k−1)·(1 − Σ s²_d / s²_X)`; `items` holds one row of k item scores
@@ -449,6 +482,38 @@ mod tests {
         assert!(close(ci[0], 2.0 - 12.706204736174694));
         assert!(close(ci[1], 2.0 + 12.706204736174694));
         assert_eq!(t_interval(&[4.0; 3], 0.95), Some([4.0, 4.0]));
+    }
+
+    /// Reference values from scipy 1.17 (`stats.t.ppf(0.975, n-1)` and the Wilson formula on
+    /// `n* = q̄(1−q̄)/(var(q, ddof=1)/n)`, capped at n·k), as in tests/reference.
+    #[test]
+    fn clustered_proportion_interval_stays_in_bounds() {
+        let close =
+            |a: [f64; 2], b: [f64; 2]| (a[0] - b[0]).abs() < 1e-9 && (a[1] - b[1]).abs() < 1e-9;
+        // Shares 1, 1, 0.8 (k = 5): q̄ = 14/15, var(q)/n = 0.04/9, n* = 14, t(0.975, 2) = 4.3027.
+        let ci = clustered_proportion_interval(&[1.0, 1.0, 0.8], 5, 0.95).unwrap();
+        assert!(
+            close(ci, [0.3762543174215757, 0.9969318024522418]),
+            "{ci:?}"
+        );
+        // The old q̄ ± t·s/√n gave [0.647, 1.220] here: above 100%.
+        // Everyone fully satisfied: s = 0, n* = n·k = 20, lower bound 1/(1 + t²/20), t(0.975, 3).
+        let ci = clustered_proportion_interval(&[1.0; 4], 5, 0.95).unwrap();
+        let t = 3.1824463052837078_f64;
+        assert!(close(ci, [1.0 / (1.0 + t * t / 20.0), 1.0]), "{ci:?}");
+        // 98% on 10 interviews (one respondent 4 of 5).
+        let mut shares = vec![1.0; 8];
+        shares.extend([0.8, 1.0]);
+        let ci = clustered_proportion_interval(&shares, 5, 0.95).unwrap();
+        assert!(close(ci, [0.872052747247266, 0.9971693345529141]), "{ci:?}");
+        // Mid-range shares: n* = 10.714, t(0.975, 5).
+        let ci = clustered_proportion_interval(&[0.2, 0.4, 0.6, 0.8, 1.0, 0.0], 5, 0.95).unwrap();
+        assert!(
+            close(ci, [0.19118370613575586, 0.8088162938642441]),
+            "{ci:?}"
+        );
+        assert_eq!(clustered_proportion_interval(&[1.0], 5, 0.95), None);
+        assert_eq!(clustered_proportion_interval(&[1.0, 1.5], 5, 0.95), None);
     }
 
     #[test]

@@ -80,6 +80,23 @@ def wilson(s, n):
     return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
+def clustered_share_interval(shares, k):
+    """Korn-Graubard style: Wilson on the effective sample size, t quantile for z."""
+    n = len(shares)
+    if n < 2:
+        return None
+    q = float(np.mean(shares))
+    var_mean = float(np.var(shares, ddof=1)) / n
+    cap = n * k
+    n_eff = min(q * (1 - q) / var_mean, cap) if var_mean > 0 and 0 < q < 1 else cap
+    t = float(stats.t.ppf(0.975, n - 1))
+    centre = (q + t * t / (2 * n_eff)) / (1 + t * t / n_eff)
+    half = t / (1 + t * t / n_eff) * math.sqrt(q * (1 - q) / n_eff + t * t / (4 * n_eff * n_eff))
+    lo = 0.0 if q == 0 else max(0.0, centre - half)
+    hi = 1.0 if q == 1 else min(1.0, centre + half)
+    return [lo, hi]
+
+
 def alpha(rows):
     x = np.asarray(rows, dtype=float)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
@@ -110,7 +127,8 @@ for ui, u in enumerate(units):
     n = len(mine)
     m, sd, ci = mean_sd_ci(r)
     shares = [sum(SATISFIED[a] for a in ivs[i]["answers"]) / K for i in mine]
-    sm, _, sci = mean_sd_ci(shares)
+    sm, _, _ = mean_sd_ci(shares)
+    sci = clustered_share_interval(shares, K)
     items = [[LEVEL_SCORE[a] for a in ivs[i]["answers"]] for i in mine]
     dim_out = []
     for d, dim in enumerate(dims):
