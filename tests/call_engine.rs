@@ -29,9 +29,13 @@ fn local(day: u32, h: u32, m: u32) -> DateTime<Utc> {
 }
 
 fn setup(units: usize, per_unit: usize, operators: usize) -> Fixture {
+    let survey = Survey::from_toml_str(include_str!("../surveys/default.toml")).unwrap();
+    setup_with(survey, units, per_unit, operators)
+}
+
+fn setup_with(survey: Survey, units: usize, per_unit: usize, operators: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("engine.db")).unwrap());
-    let survey = Survey::from_toml_str(include_str!("../surveys/default.toml")).unwrap();
     let round = store
         .create_round(
             &NewRound {
@@ -701,4 +705,59 @@ fn cached_rounds_and_sessions_follow_every_change() {
         !valid("s2"),
         "deleted behind the store's back: gone within the TTL"
     );
+}
+
+/// A respondent who asks on the last allowed attempt to be called back gets that call, at the
+/// agreed time, and only that one.
+#[test]
+fn an_appointment_on_the_last_allowed_attempt_is_honoured_once() {
+    let mut survey = Survey::from_toml_str(include_str!("../surveys/default.toml")).unwrap();
+    survey.calling.max_attempts = 2;
+    let f = setup_with(survey, 1, 1, 1);
+    let op = &f.ops[0];
+    let t0 = local(2, 10, 0);
+    let c = f.store.claim_next(&f.round, op, t0).unwrap().unwrap();
+    f.store
+        .record(&f.round, &c.token, op, &outcome(Outcome::NoAnswer), t0)
+        .unwrap();
+    let t1 = local(2, 15, 0);
+    let c = f.store.claim_next(&f.round, op, t1).unwrap().unwrap();
+    assert_eq!(c.attempt_no, 2);
+    let agreed = local(3, 16, 30);
+    let appointment = AttemptInput {
+        outcome: Some(Outcome::Appointment),
+        appointment: Some(agreed),
+        ..Default::default()
+    };
+    f.store
+        .record(&f.round, &c.token, op, &appointment, t1)
+        .unwrap();
+    // Not before the agreed time…
+    assert!(
+        f.store
+            .claim_next(&f.round, op, agreed - Duration::minutes(5))
+            .unwrap()
+            .is_none()
+    );
+    // …then a third call, though the survey allows two.
+    let c = f.store.claim_next(&f.round, op, agreed).unwrap().unwrap();
+    assert_eq!(c.attempt_no, 3);
+    assert_eq!(c.appointment_at_ms, Some(agreed.timestamp_millis()));
+    let again = AttemptInput {
+        appointment: Some(local(4, 16, 30)),
+        ..appointment
+    };
+    f.store
+        .record(&f.round, &c.token, op, &again, agreed)
+        .unwrap();
+    // Another appointment does not earn a fourth.
+    for day in 3..=10 {
+        assert!(
+            f.store
+                .claim_next(&f.round, op, local(day, 16, 30))
+                .unwrap()
+                .is_none(),
+            "day {day}"
+        );
+    }
 }

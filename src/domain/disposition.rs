@@ -63,7 +63,9 @@
 //! * when the field period is closed, every member is final with its category, including a
 //!   member never attempted (3.11), so nothing more can be recorded after the close;
 //! * otherwise the member is final when an attempt *since the last reopening* ended it
-//!   ([`Outcome::is_final`]) or when `max_attempts` attempts were made since the reopening.
+//!   ([`Outcome::is_final`]) or when `max_attempts` attempts were made since the reopening —
+//!   unless the last of them made an appointment, which earns the one agreed call-back
+//!   ([`attempts_exhausted`]).
 //!
 //! # Reopening
 //!
@@ -379,6 +381,23 @@ impl Disposition {
     }
 }
 
+/// Whether the attempts since the latest reopening have used up the member's calls:
+/// `max_attempts` of them, or one more when the last allowed attempt made an appointment. The
+/// respondent asked to be called back at an agreed time; that one call is honoured (an
+/// appointment made on it again does not earn another).
+pub fn attempts_exhausted(
+    attempts_since_reopen: u32,
+    last_since_reopen: Option<&AttemptFact>,
+    max_attempts: u32,
+) -> bool {
+    match attempts_since_reopen.cmp(&max_attempts) {
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => !last_since_reopen
+            .is_some_and(|a| a.outcome == Outcome::Appointment && a.appointment.is_some()),
+        std::cmp::Ordering::Greater => true,
+    }
+}
+
 /// Derives a member's disposition (see the module docs for the rules).
 pub fn disposition(h: &MemberHistory, max_attempts: u32, field_closed: bool) -> Disposition {
     let Some(last) = h.attempts.last() else {
@@ -412,8 +431,11 @@ pub fn disposition(h: &MemberHistory, max_attempts: u32, field_closed: bool) -> 
     let state = if completed
         || field_closed
         || closed_since_reopen
-        || h.attempts_since_reopen() >= max_attempts
-    {
+        || attempts_exhausted(
+            h.attempts_since_reopen(),
+            h.last_since_reopen(),
+            max_attempts,
+        ) {
         MemberState::Final
     } else {
         MemberState::Open
@@ -873,6 +895,32 @@ mod tests {
         assert_eq!(d.state, Open);
         let d = disp(&[NoAnswer, NoAnswer, Voicemail, NoAnswer, Busy]);
         assert_eq!((d.category, d.code, d.state), (Category::UH, "3.12", Final));
+        // An appointment on the last allowed attempt earns the agreed call-back…
+        let appt = |o: Outcome, n: u32| AttemptFact {
+            outcome: o,
+            at: Utc.with_ymd_and_hms(2022, 11, 2, 10, n, 0).unwrap(),
+            appointment: (o == Appointment)
+                .then(|| Utc.with_ymd_and_hms(2022, 11, 3, 7, 0, 0).unwrap()),
+        };
+        let mut a: Vec<AttemptFact> = (0..4).map(|i| appt(NoAnswer, i)).collect();
+        a.push(appt(Appointment, 4));
+        let h = MemberHistory {
+            attempts: &a,
+            reopened_at: None,
+        };
+        let d = disposition(&h, 5, false);
+        assert_eq!((d.category, d.code, d.state), (Category::NC, "2.21", Open));
+        // …one only: whatever that call gives, the member is then final.
+        for last in [NoAnswer, Appointment] {
+            let mut b = a.clone();
+            b.push(appt(last, 5));
+            let h = MemberHistory {
+                attempts: &b,
+                reopened_at: None,
+            };
+            assert_eq!(disposition(&h, 5, false).state, Final, "{last:?}");
+        }
+        // An appointment without an agreed time (`facts` sets none) earns nothing.
         let d = disp(&[NoAnswer, NoAnswer, NoAnswer, NoAnswer, Appointment]);
         assert_eq!((d.category, d.code, d.state), (Category::NC, "2.21", Final));
         // a smaller maximum from the survey

@@ -35,16 +35,12 @@
 //!
 //! * A `calling.weekdays` option in the survey definition, for rounds that must not call on
 //!   weekends; the slot enumeration here is the one place that would read it.
-//! * Honouring an appointment made on the last allowed attempt (one more call at the agreed
-//!   time): today `max_attempts` ends the member, as the disposition rules say, and a
-//!   respondent who asked to be called back is lost. Both `disposition` and [`next_step`] would
-//!   have to change together.
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::disposition::{AttemptFact, MemberHistory, Outcome, disposition};
+use super::disposition::{AttemptFact, MemberHistory, Outcome, attempts_exhausted, disposition};
 use super::survey::{CallWindow, Survey};
 
 /// The field period of a round: inclusive local dates in the survey's time zone.
@@ -109,8 +105,9 @@ pub fn next_step(
     now: DateTime<Utc>,
 ) -> NextStep {
     let tz = survey.timezone();
+    let max = survey.calling.max_attempts;
     if last.outcome.is_final()
-        || attempts_since_reopen >= survey.calling.max_attempts
+        || attempts_exhausted(attempts_since_reopen, Some(last), max)
         || field.is_over(tz, now)
     {
         return NextStep::Final;
@@ -120,6 +117,10 @@ pub fn next_step(
         && field.contains(tz, at)
     {
         return NextStep::Due(at);
+    }
+    if attempts_since_reopen >= max {
+        // The extra call of an appointment made on the last attempt is the agreed one only.
+        return NextStep::Final;
     }
     // A validated survey always has windows; without them nothing can be scheduled.
     let Ok(windows) = survey.windows() else {
@@ -371,6 +372,15 @@ mod tests {
         let last = attempt(NoAnswer, sh(6, 10, 0));
         assert!(matches!(next(&s, last, 4), NextStep::Due(_)));
         assert_eq!(next(&s, last, 5), NextStep::Final);
+        // An appointment on the last allowed attempt: one more call, at the agreed time.
+        let mut appt = attempt(Outcome::Appointment, sh(6, 10, 0));
+        appt.appointment = Some(sh(7, 16, 0));
+        assert_eq!(next(&s, appt, 5), NextStep::Due(sh(7, 16, 0)));
+        assert_eq!(next(&s, appt, 6), NextStep::Final);
+        // …but not at a time outside the field period: no retry in its place.
+        appt.appointment = Some(sh(20, 16, 0));
+        assert_eq!(next(&s, appt, 5), NextStep::Final);
+        assert!(matches!(next(&s, appt, 4), NextStep::Due(_)));
         assert_eq!(next(&s, attempt(Partial, sh(6, 10, 0)), 5), NextStep::Final);
         assert_eq!(
             next(&s, attempt(Partial, sh(6, 10, 0)), 2),
