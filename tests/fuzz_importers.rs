@@ -2,6 +2,8 @@
 //! refused stores nothing. The on-site importer is checked more closely: an accepted import
 //! stores exactly the rows it accepted (and replaces only what it was asked to).
 
+#[path = "common/fuzz.rs"]
+mod fuzz;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
@@ -128,6 +130,7 @@ fn config() -> Config {
     Config {
         cases: 48,
         failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+        rng_seed: fuzz::seed(),
         ..Config::default()
     }
 }
@@ -624,6 +627,7 @@ fn onsite_config() -> Config {
     Config {
         cases: 96,
         failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+        rng_seed: fuzz::seed(),
         ..Config::default()
     }
 }

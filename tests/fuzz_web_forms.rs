@@ -19,6 +19,8 @@
 mod common;
 mod raw_http;
 
+#[path = "common/fuzz.rs"]
+mod fuzz;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
@@ -1016,6 +1018,7 @@ fn fuzz(h: &Harness, cases: u32) {
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+        rng_seed: fuzz::seed(),
         max_shrink_iters: 64,
         ..Config::default()
     });
