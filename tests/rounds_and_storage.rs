@@ -214,6 +214,28 @@ fn round_keys_and_titles_with_control_characters_are_refused() {
             "{title:?}: {err}"
         );
     }
+    // The survey's labels are one line each too (its script may span lines).
+    let bad = include_str!("../surveys/default.toml").replacen(
+        "label = \"满意\"",
+        "label = \"满\\t意\"",
+        1,
+    );
+    let bad_path = sp.write("bad_survey.toml", bad.as_bytes());
+    let out = sp.run(&[
+        "round",
+        "create",
+        "2022",
+        "--title",
+        "2022年度",
+        "--survey",
+        bad_path.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "a tab in a level label was accepted");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad_survey.toml") && err.contains("levels.") && err.contains("制表符"),
+        "{err}"
+    );
     assert_eq!(sp.count("SELECT COUNT(*) FROM rounds"), 0);
     assert_eq!(
         sp.count("SELECT COUNT(*) FROM audit_log WHERE action = 'round.create'"),

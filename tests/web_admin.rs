@@ -667,6 +667,35 @@ async fn the_round_form_refuses_control_characters_in_keys_and_titles() {
             "{key:?} / {title:?}: no {want} in\n{body}"
         );
     }
+    // A survey whose label holds a line break (TOML's "\n") is refused with the field named.
+    let survey = include_str!("../surveys/default.toml").replacen(
+        "label = \"办事效率\"",
+        "label = \"办事\\n效率\"",
+        1,
+    );
+    assert!(survey.contains("办事\\n效率"));
+    let form = Form::new()
+        .text("csrf", csrf.clone())
+        .text("key", "2024")
+        .text("title", "2024年度")
+        .part(
+            "file",
+            Part::bytes(survey.into_bytes()).file_name("survey.toml"),
+        );
+    let r = admin
+        .client
+        .post(format!("{}/admin/rounds", server.url))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("dimensions.efficiency.label 的第 3 个字符是换行符"),
+        "{body}"
+    );
     assert_eq!(sp.count("SELECT COUNT(*) FROM rounds"), rounds_before);
     assert_eq!(
         sp.count("SELECT COUNT(*) FROM audit_log WHERE action = 'round.create'"),

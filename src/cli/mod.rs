@@ -549,6 +549,8 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
                 .with_context(|| format!("reading {}", survey.display()))?;
             let parsed =
                 Survey::from_toml_str(&text).with_context(|| format!("in {}", survey.display()))?;
+            round_text::validate_survey_labels(&parsed)
+                .with_context(|| format!("in {}", survey.display()))?;
             let field = match (from, to) {
                 (Some(a), Some(b)) if a <= b => Some((a, b)),
                 (Some(_), Some(_)) => bail!("--from must not be after --to"),

@@ -9,7 +9,10 @@
 //! invisible or look-alike characters (zero-width spaces, full-width letters).
 //!
 //! A **title** is free text of 1–100 characters without control characters (line breaks and
-//! tabs included) or Unicode line/paragraph separators.
+//! tabs included) or Unicode line/paragraph separators. The same one-line rule holds for the
+//! labels of a new round's survey (its title, level and dimension labels), which end up in
+//! export headers, chart legends and SPSS value labels; the operator's script (`intro`,
+//! questions) may span lines. Only new rounds are checked: a stored round is read as it is.
 
 /// Longest key, in characters.
 pub const MAX_KEY_CHARS: usize = 40;
@@ -39,6 +42,15 @@ pub enum RoundTextError {
          请删去换行、制表符等控制字符"
     )]
     TitleChar { position: usize, what: String },
+    #[error(
+        "问卷定义中 {field} 的第 {position} 个字符是{what},不能使用:标题和选项、维度名称须写在一行内,\
+         请在问卷文件中删去换行、制表符等控制字符后重新上传"
+    )]
+    SurveyLabelChar {
+        field: String,
+        position: usize,
+        what: String,
+    },
 }
 
 /// A Chinese character (CJK unified ideographs and their extensions, compatibility
@@ -135,9 +147,70 @@ pub fn validate_round_title(title: &str) -> Result<(), RoundTextError> {
     Ok(())
 }
 
+/// Checks that the labels of a new round's survey are one line each (see the module docs).
+pub fn validate_survey_labels(
+    survey: &crate::domain::survey::Survey,
+) -> Result<(), RoundTextError> {
+    let labels = std::iter::once(("title".to_string(), survey.title.as_str()))
+        .chain(
+            survey
+                .levels
+                .iter()
+                .map(|l| (format!("levels.{}.label", l.key), l.label.as_str())),
+        )
+        .chain(
+            survey
+                .dimensions
+                .iter()
+                .map(|d| (format!("dimensions.{}.label", d.key), d.label.as_str())),
+        );
+    for (field, text) in labels {
+        if let Some((i, c)) = text
+            .chars()
+            .enumerate()
+            .find(|(_, c)| is_line_or_control(*c))
+        {
+            return Err(RoundTextError::SurveyLabelChar {
+                field,
+                position: i + 1,
+                what: describe_char(c),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn survey_labels_are_one_line_each() {
+        let text = include_str!("../../surveys/default.toml");
+        let mut survey = crate::domain::survey::Survey::from_toml_str(text).unwrap();
+        assert_eq!(validate_survey_labels(&survey), Ok(()));
+        // The script may span lines.
+        survey.intro.push_str("\n第二行");
+        assert_eq!(validate_survey_labels(&survey), Ok(()));
+        survey.dimensions[1].label = "履职\n尽责".into();
+        let key = survey.dimensions[1].key.clone();
+        let err = validate_survey_labels(&survey).unwrap_err();
+        assert_eq!(
+            err,
+            RoundTextError::SurveyLabelChar {
+                field: format!("dimensions.{key}.label"),
+                position: 3,
+                what: "换行符".into(),
+            }
+        );
+        assert!(err.to_string().contains("换行符"), "{err}");
+        survey.dimensions[1].label = "履职尽责".into();
+        survey.levels[0].label = "满意\u{2028}".into();
+        assert!(validate_survey_labels(&survey).is_err());
+        survey.levels[0].label = "满意".into();
+        survey.title = "标题\t".into();
+        assert!(validate_survey_labels(&survey).is_err());
+    }
 
     #[test]
     fn keys_of_letters_digits_chinese_and_separators_pass() {

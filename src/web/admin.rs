@@ -213,7 +213,13 @@ async fn create_round(
             "surveys/default.toml".to_string(),
         ),
     };
-    let survey = Survey::from_toml_str(&survey_text).map_err(|e| e.to_string());
+    let survey = Survey::from_toml_str(&survey_text)
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            round_text::validate_survey_labels(&s)
+                .map(|()| s)
+                .map_err(|e| e.to_string())
+        });
     let error = problem
         .or_else(|| field.clone().err())
         .or_else(|| survey.as_ref().err().map(|e| format!("问卷定义有误:{e}")));
