@@ -8,6 +8,18 @@ mod common;
 use common::browser::{PASSWORD, ROUND, Web, WebServer, fixture};
 use reqwest::multipart::{Form, Part};
 
+/// Submits the admin's new-round form; (status, page).
+async fn post_round_form(web: &Web, form: Form) -> (u16, String) {
+    let r = web
+        .client
+        .post(format!("{}/admin/rounds", web.url))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
 async fn upload(web: &Web, path: &str, csrf: &str, file: &str, bytes: Vec<u8>) -> (u16, String) {
     let form = Form::new()
         .text("csrf", csrf.to_string())
@@ -652,15 +664,7 @@ async fn the_round_form_refuses_control_characters_in_keys_and_titles() {
             .text("csrf", csrf.clone())
             .text("key", key.to_string())
             .text("title", title.to_string());
-        let r = admin
-            .client
-            .post(format!("{}/admin/rounds", server.url))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap();
+        let (status, body) = post_round_form(&admin, form).await;
         assert_eq!(status, 422, "{key:?} / {title:?}: {body}");
         assert!(
             body.contains(want),
@@ -682,15 +686,7 @@ async fn the_round_form_refuses_control_characters_in_keys_and_titles() {
             "file",
             Part::bytes(survey.into_bytes()).file_name("survey.toml"),
         );
-    let r = admin
-        .client
-        .post(format!("{}/admin/rounds", server.url))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let body = r.text().await.unwrap();
+    let (status, body) = post_round_form(&admin, form).await;
     assert_eq!(status, 422, "{body}");
     assert!(
         body.contains("dimensions.efficiency.label 的第 3 个字符是换行符"),
