@@ -550,13 +550,28 @@ fn concurrent_operators_never_share_a_contact_and_lose_no_attempt() {
             handles.push(std::thread::spawn(move || {
                 let mut recorded = Vec::new();
                 let mut k = 0;
-                while let Some(c) = store.claim_next(&round, &op, t0).unwrap() {
+                let mut held = store.claim_next(&round, &op, t0).unwrap();
+                while let Some(c) = held.take() {
                     let input = if (k + i + tab) % 3 == 0 {
                         outcome(Outcome::Refused)
                     } else {
                         complete()
                     };
-                    let r = store.record(&round, &c.token, &op, &input, t0).unwrap();
+                    // The second tab records through the writer's queue (and claims the next
+                    // contact in the same write), the first on its own thread: both at once.
+                    let r = if tab == 1 {
+                        let (r, next) = store
+                            .record_then_claim(&round, &c.token, &op, &input, t0)
+                            .unwrap();
+                        held = next;
+                        r
+                    } else {
+                        store.record(&round, &c.token, &op, &input, t0).unwrap()
+                    };
+                    if held.is_none() {
+                        // Nothing claimed with the record (the other tab held a contact).
+                        held = store.claim_next(&round, &op, t0).unwrap();
+                    }
                     assert!(!r.duplicate);
                     // A network retry of the same submission changes nothing.
                     assert!(

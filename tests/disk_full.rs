@@ -159,6 +159,31 @@ fn a_full_disk_refuses_the_write_keeps_the_data_and_recovers() {
         }
     }
     assert!(refused >= 3, "the full disk must refuse writes");
+    // The operators' path, run by the writer's own thread (record and claim the next in one
+    // write; the "next" button), says the same.
+    let mut queued_refused = 0;
+    for _ in 0..40 {
+        match store.claim_next_if_free(&round, &op, now) {
+            Err(StorageError::Full) => queued_refused += 1,
+            Ok(_) => {
+                let held = store.held_claims(&round, &op, now).unwrap();
+                let Some(c) = held.first() else { break };
+                match store.record_then_claim(&round, &c.token, &op, &complete, now) {
+                    Err(RecordError::Storage(StorageError::Full)) => queued_refused += 1,
+                    Err(e) => panic!("unexpected error: {e}"),
+                    Ok(_) => {}
+                }
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+        if queued_refused >= 3 {
+            break;
+        }
+    }
+    assert!(
+        queued_refused >= 3,
+        "the queued path must refuse writes too"
+    );
     assert!(StorageError::Full.to_string().contains("存储空间已满"));
     // Nothing acknowledged was lost: the five completes are there and the file is sound.
     let completes = store

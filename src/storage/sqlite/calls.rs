@@ -520,7 +520,9 @@ impl CallStore for SqliteStore {
         operator: &UserRecord,
         now: DateTime<Utc>,
     ) -> Result<Option<Claim>> {
-        let claimed = self.write(|tx| claim_if_free_in(tx, round, operator, now))?;
+        let (round_owned, operator_owned) = (round.clone(), operator.clone());
+        let claimed =
+            self.write_queued(move |tx| claim_if_free_in(tx, &round_owned, &operator_owned, now))?;
         self.claim_view_of(claimed)
     }
 
@@ -583,8 +585,11 @@ impl CallStore for SqliteStore {
     ) -> Result<(Recorded, Option<Claim>), RecordError> {
         // One write for the operator's whole cycle: the answer and the next contact share a
         // transaction (and a place in the group commit) instead of queueing twice.
-        let out = self.write(|tx| {
-            let rec = match record_in(tx, round, token, operator, input, now) {
+        let (round, operator) = (round.clone(), operator.clone());
+        let (token, input) = (token.to_string(), input.clone());
+        let out = self.write_queued(move |tx| {
+            let (round, operator) = (&round, &operator);
+            let rec = match record_in(tx, round, &token, operator, &input, now) {
                 Err(RecordError::Storage(e)) => return Err(e),
                 Err(refusal) => return Ok(Err(refusal)),
                 Ok(rec) => rec,

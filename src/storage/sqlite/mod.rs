@@ -143,7 +143,23 @@ impl SqliteStore {
     /// Runs `f` in one IMMEDIATE transaction on the writer connection and commits.
     pub fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let out = self.writer.write(f);
-        // A snapshot on this thread must see its own writes: its next read starts afresh.
+        self.after_write();
+        out
+    }
+
+    /// Like [`SqliteStore::write`], run on the writer's own thread among the other queued
+    /// writes (`f` owns its data): for the operators' hot path.
+    pub(crate) fn write_queued<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let out = self.writer.submit(f);
+        self.after_write();
+        out
+    }
+
+    /// A snapshot on this thread must see its own writes: its next read starts afresh.
+    fn after_write(&self) {
         let key = self.snapshot_key();
         SNAPSHOT.with(|s| {
             if let Some((k, conn)) = s.borrow().as_ref()
@@ -152,7 +168,6 @@ impl SqliteStore {
                 let _ = conn.execute_batch("COMMIT; BEGIN");
             }
         });
-        out
     }
 
     /// Runs `f` on a read-only connection (a consistent snapshot inside one statement; use a

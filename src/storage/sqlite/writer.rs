@@ -7,16 +7,22 @@
 //! before their write is durable (`synchronous=FULL`). A write whose own statements fail rolls
 //! back to its savepoint and leaves the others' work in the batch untouched; a failed COMMIT
 //! (disk full) fails every write of the batch.
+//!
+//! The operators' hot path (record an answer and claim the next contact) does not take the
+//! lock itself: it queues an owned job for the writer's own thread, which runs every queued
+//! job back to back in one turn of the lock and one commit ([`Writer::submit`]). Other writes
+//! borrow their caller's data and run on the caller's thread, sharing the same transaction
+//! and group commit.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 use rusqlite::Connection;
 
 use super::read_cache::{Generations, Touched};
 use crate::storage::{Result, StorageError};
 
-pub(crate) struct Writer {
+pub(crate) struct Shared {
     state: Mutex<State>,
     /// Writers blocked on `state`; when zero, whoever holds the lock commits.
     waiting: AtomicUsize,
@@ -37,6 +43,116 @@ struct State {
     last_ticket: u64,
 }
 
+/// The answer to a queued write: called with the outcome of its commit.
+type Deliver = Box<dyn FnOnce(Result<()>) + Send>;
+/// Runs a queued write's statements: `Ok` keeps them, `Err` rolls them back.
+type RunJob = Box<dyn FnOnce(&Connection) -> std::result::Result<Deliver, Deliver> + Send>;
+
+/// A queued write. `run` returns `Ok` to keep its changes, `Err` to roll them back, either
+/// way with the answer; `fail` answers a write that could not run (no transaction could be
+/// begun: the disk is full).
+struct Job {
+    run: RunJob,
+    fail: Box<dyn FnOnce(StorageError) + Send>,
+}
+
+/// The write path: the shared connection, and with group commit a thread of its own that runs
+/// queued writes back to back ([`Writer::submit`]). A write waiting for the lock is handed
+/// the turn only when the thread holding it is descheduled and woken again; on two busy cores
+/// that handoff, not the SQL, was most of each write's time under load.
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    queue: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        conn: Connection,
+        group_commit: bool,
+        generations: Arc<Generations>,
+    ) -> Result<Writer> {
+        let shared = Arc::new(Shared::new(conn, group_commit, generations)?);
+        if !group_commit {
+            return Ok(Writer {
+                shared,
+                queue: None,
+                thread: None,
+            });
+        }
+        let (queue, jobs) = mpsc::channel::<Job>();
+        let thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("sheping-writer".into())
+                .spawn(move || {
+                    while let Ok(first) = jobs.recv() {
+                        let mut batch = vec![first];
+                        batch.extend(jobs.try_iter().take(255));
+                        shared.run_batch(batch);
+                    }
+                })
+                .map_err(|e| {
+                    StorageError::Conflict(format!("cannot start the writer thread: {e}"))
+                })?
+        };
+        Ok(Writer {
+            shared,
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+
+    /// Runs `f` as one atomic write on the caller's thread; returns once it is durable.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.shared.write(f)
+    }
+
+    /// Like [`Writer::write`], run by the writer thread among the other queued writes (the
+    /// operator's hot path: `f` owns what it needs).
+    pub(crate) fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let Some(queue) = &self.queue else {
+            return self.shared.write(f);
+        };
+        let (answer, answered) = mpsc::sync_channel::<Result<T>>(1);
+        let failed = answer.clone();
+        let job = Job {
+            run: Box::new(move |conn| {
+                let out = f(conn);
+                let kept = out.is_ok();
+                let deliver: Deliver = Box::new(move |commit: Result<()>| {
+                    let _ = answer.send(out.and_then(|v| commit.map(|()| v)));
+                });
+                if kept { Ok(deliver) } else { Err(deliver) }
+            }),
+            fail: Box::new(move |e| {
+                let _ = failed.send(Err(e));
+            }),
+        };
+        if queue.send(job).is_err() {
+            return Err(StorageError::Conflict(
+                "the writer thread has stopped".into(),
+            ));
+        }
+        answered
+            .recv()
+            .unwrap_or_else(|_| Err(StorageError::Conflict("the write failed".into())))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has answered every queued write.
+        self.queue.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 #[derive(Default)]
 struct Done {
     /// Every ticket up to this one is settled (committed or failed).
@@ -50,16 +166,16 @@ enum Outcome {
     Failed(String),
 }
 
-impl Writer {
-    pub(crate) fn new(
+impl Shared {
+    fn new(
         conn: Connection,
         group_commit: bool,
         generations: Arc<Generations>,
-    ) -> rusqlite::Result<Writer> {
+    ) -> rusqlite::Result<Shared> {
         let touched = Arc::new(Touched::default());
         let hook = Arc::clone(&touched);
         conn.update_hook(Some(move |_, _: &str, table: &str, _| hook.note(table)))?;
-        Ok(Writer {
+        Ok(Shared {
             state: Mutex::new(State {
                 conn,
                 in_tx: false,
@@ -76,25 +192,80 @@ impl Writer {
     }
 
     /// Runs `f` as one atomic write; returns once it is durable.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let (out, ticket) = self.step(&mut st, f);
+        self.commit_unless_awaited(&mut st);
+        drop(st);
+        let value = out?;
+        match ticket {
+            Some(ticket) => self.durable(ticket).map(|()| value),
+            None => Ok(value),
+        }
+    }
+
+    /// Runs queued jobs back to back in the open transaction, in one turn of the lock, then
+    /// answers each once its write is durable (or failed).
+    fn run_batch(&self, jobs: Vec<Job>) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let mut answers: Vec<(Deliver, Option<u64>)> = Vec::with_capacity(jobs.len());
+        for Job { run, fail } in jobs {
+            let mut refused = None;
+            let (out, ticket) = self.step(&mut st, |conn| {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(conn))) {
+                    Ok(Ok(deliver)) => Ok(deliver),
+                    Ok(Err(deliver)) => {
+                        refused = Some(deliver);
+                        Err(StorageError::Conflict("refused".into()))
+                    }
+                    Err(_) => Err(StorageError::Conflict("the write panicked".into())),
+                }
+            });
+            match (out, refused) {
+                (Ok(deliver), _) => answers.push((deliver, ticket)),
+                // The job's own error travels inside its answer; nothing of it is stored.
+                (Err(_), Some(deliver)) => answers.push((deliver, None)),
+                (Err(e), None) => fail(e),
+            }
+        }
+        self.commit_unless_awaited(&mut st);
+        drop(st);
+        for (deliver, ticket) in answers {
+            deliver(match ticket {
+                Some(t) => self.durable(t),
+                None => Ok(()),
+            });
+        }
+    }
+
+    /// One write inside the open transaction (begun if needed), in a savepoint: kept when `f`
+    /// succeeds (with its ticket), rolled back to the savepoint when it fails.
+    fn step<T>(
+        &self,
+        st: &mut State,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> (Result<T>, Option<u64>) {
         if !st.in_tx {
-            run(&st.conn, "BEGIN IMMEDIATE").map_err(super::map_full)?;
+            if let Err(e) = run(&st.conn, "BEGIN IMMEDIATE") {
+                return (Err(super::map_full(e)), None);
+            }
             st.in_tx = true;
             st.batch_start = st.last_ticket + 1;
         }
         if let Err(e) = run(&st.conn, "SAVEPOINT write") {
-            self.abort_batch(&mut st, &e.to_string());
-            return Err(super::map_full(e));
+            self.abort_batch(st, &e.to_string());
+            return (Err(super::map_full(e)), None);
         }
         let out = f(&st.conn);
         let ticket = match out {
             Ok(_) => {
                 if let Err(e) = run(&st.conn, "RELEASE write") {
-                    self.abort_batch(&mut st, &e.to_string());
-                    return Err(super::map_full(e));
+                    self.abort_batch(st, &e.to_string());
+                    return (Err(super::map_full(e)), None);
                 }
                 st.last_ticket += 1;
                 Some(st.last_ticket)
@@ -102,24 +273,28 @@ impl Writer {
             Err(_) => {
                 if st.conn.is_autocommit() {
                     // SQLite rolled the whole transaction back (e.g. SQLITE_FULL): the batch is gone.
-                    self.abort_batch(&mut st, "the transaction was rolled back by SQLite");
+                    self.abort_batch(st, "the transaction was rolled back by SQLite");
                 } else {
                     let _ = st.conn.execute_batch("ROLLBACK TO write; RELEASE write");
                 }
                 None
             }
         };
+        (out, ticket)
+    }
+
+    /// Commits unless other writers wait for the lock (the last of them commits for all).
+    fn commit_unless_awaited(&self, st: &mut State) {
         let must_commit = !self.group_commit || self.waiting.load(Ordering::SeqCst) == 0;
         if must_commit && st.in_tx {
-            self.commit(&mut st);
+            self.commit(st);
         }
-        drop(st);
-        let value = out?;
-        let Some(ticket) = ticket else {
-            return Ok(value);
-        };
+    }
+
+    /// Waits until `ticket`'s batch has committed (or failed).
+    fn durable(&self, ticket: u64) -> Result<()> {
         match self.wait_for(ticket) {
-            Outcome::Committed => Ok(value),
+            Outcome::Committed => Ok(()),
             Outcome::Failed(e) => Err(if e.contains("full") {
                 StorageError::Full
             } else {
