@@ -193,9 +193,7 @@ impl Shared {
 
     /// Runs `f` as one atomic write; returns once it is durable.
     fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let mut st = self.lock();
         let (out, ticket) = self.step(&mut st, f);
         self.commit_unless_awaited(&mut st);
         drop(st);
@@ -209,9 +207,7 @@ impl Shared {
     /// Runs queued jobs back to back in the open transaction, in one turn of the lock, then
     /// answers each once its write is durable (or failed).
     fn run_batch(&self, jobs: Vec<Job>) {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let mut st = self.lock();
         let mut answers: Vec<(Deliver, Option<u64>)> = Vec::with_capacity(jobs.len());
         for Job { run, fail } in jobs {
             let mut refused = None;
@@ -281,6 +277,15 @@ impl Shared {
             }
         };
         (out, ticket)
+    }
+
+    /// Takes the writer's turn, counted as waiting meanwhile (so the holder leaves the
+    /// transaction open for this write instead of committing).
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        st
     }
 
     /// Commits unless other writers wait for the lock (the last of them commits for all).
