@@ -709,27 +709,15 @@ impl Storage for SqliteStore {
         replace_units: &[i64],
         actor: &str,
     ) -> Result<usize> {
-        self.write(|tx| {
-            ensure_unlocked(tx, round.id)?;
-            let called = units_in_use(tx, round.id)?;
+        // The streamed import's path, fed the whole list at once.
+        let stored = self.add_members_streamed(round, actor, &mut |sink| {
             for unit in replace_units {
-                if called.contains(unit) {
-                    return Err(StorageError::Conflict("该单位已排入拨打计划或已开始电话调查,不能替换代表名单".into()));
-                }
-                tx.prepare_cached("DELETE FROM members WHERE unit_id = ?1")?.execute([unit])?;
+                sink.replace_panel(*unit)?;
             }
-            insert_members(tx, members, now_ms())?;
-            append_audit(
-                tx,
-                &AuditEvent {
-                    actor,
-                    action: "roster.import",
-                    round_key: Some(&round.key),
-                    detail: serde_json::json!({ "members": members.len(), "replaced_units": replace_units }),
-                },
-            )?;
-            Ok(members.len())
-        })
+            sink.add(members)?;
+            Ok(true)
+        })?;
+        Ok(stored.unwrap_or(0))
     }
 
     fn add_members_streamed(
