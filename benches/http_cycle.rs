@@ -103,7 +103,9 @@ fn cycle_breakdown(path: &std::path::Path, samples: usize) -> Vec<(&'static str,
                 .unwrap()
                 .1;
         }));
-        claim = next.expect("a next contact");
+        let next = next.expect("a next contact");
+        claim = store.held_claims(&round, &op, now).unwrap().remove(0);
+        assert_eq!(claim.token, next.token);
     }
     vec![
         ("operator_rounds", median(rounds)),

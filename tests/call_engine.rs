@@ -563,7 +563,15 @@ fn concurrent_operators_never_share_a_contact_and_lose_no_attempt() {
                         let (r, next) = store
                             .record_then_claim(&round, &c.token, &op, &input, t0)
                             .unwrap();
-                        held = next;
+                        // The claim made with the record is among those the call screen
+                        // shows (the other tab may hold one too).
+                        if let Some(next) = next {
+                            let shown = store.held_claims(&round, &op, t0).unwrap();
+                            let mine = shown.into_iter().find(|c| c.token == next.token);
+                            let mine = mine.expect("the new claim is held");
+                            assert_eq!(mine.member.id, next.member_id);
+                            held = Some(mine);
+                        }
                         r
                     } else {
                         store.record(&round, &c.token, &op, &input, t0).unwrap()

@@ -298,6 +298,17 @@ pub struct Claim {
     pub expires_at_ms: i64,
 }
 
+/// A contact just claimed inside a write, before its record and history are read: the
+/// operator's form redirects to the call screen, which reads them ([`CallStore::held_claims`]),
+/// so the write's caller need not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub token: String,
+    pub member_id: i64,
+    pub claimed_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
 /// What an operator records for a claimed contact.
 #[derive(Debug, Clone, Default)]
 pub struct AttemptInput {
@@ -436,7 +447,8 @@ pub trait CallStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Recorded, RecordError>;
     /// Records the attempt and, unless it was a repeat or the operator still holds another
-    /// contact, claims the next one: the operator's whole cycle in one write.
+    /// contact, claims the next one: the operator's whole cycle in one write. The next
+    /// contact's record is not read here; [`CallStore::held_claims`] shows it.
     fn record_then_claim(
         &self,
         round: &RoundRecord,
@@ -444,7 +456,7 @@ pub trait CallStore: Send + Sync {
         operator: &UserRecord,
         input: &AttemptInput,
         now: DateTime<Utc>,
-    ) -> Result<(Recorded, Option<Claim>), RecordError>;
+    ) -> Result<(Recorded, Option<Claimed>), RecordError>;
     fn fix_phone(
         &self,
         round: &RoundRecord,

@@ -152,16 +152,9 @@ fn new_token(now_ms: i64) -> String {
     )
 }
 
-/// A claim just made inside a write: the contact's record and history are read after the
-/// commit, outside the one writer's turn (every other operator's write waits for it).
-struct Claimed {
-    token: String,
-    member_id: i64,
-    claimed_at_ms: i64,
-    expires_at_ms: i64,
-}
-
 impl SqliteStore {
+    /// A claim's record and history are read after the commit, outside the one writer's turn
+    /// (every other operator's write waits for it).
     fn claim_view_of(&self, claimed: Option<Claimed>) -> Result<Option<Claim>> {
         let Some(c) = claimed else {
             return Ok(None);
@@ -582,7 +575,7 @@ impl CallStore for SqliteStore {
         operator: &UserRecord,
         input: &AttemptInput,
         now: DateTime<Utc>,
-    ) -> Result<(Recorded, Option<Claim>), RecordError> {
+    ) -> Result<(Recorded, Option<Claimed>), RecordError> {
         // One write for the operator's whole cycle: the answer and the next contact share a
         // transaction (and a place in the group commit) instead of queueing twice.
         let (round, operator) = (round.clone(), operator.clone());
@@ -603,14 +596,7 @@ impl CallStore for SqliteStore {
                 Err(e) => Err(e),
             }
         });
-        let (rec, claimed) = out.unwrap_or_else(|e| Err(RecordError::Storage(e)))?;
-        // The answer is stored: a failed read of the next contact must not report it lost.
-        // The claim stays held and the next call screen reads it again.
-        let claim = self.claim_view_of(claimed).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "reading the claimed contact after recording failed");
-            None
-        });
-        Ok((rec, claim))
+        out.unwrap_or_else(|e| Err(RecordError::Storage(e)))
     }
 
     fn fix_phone(
