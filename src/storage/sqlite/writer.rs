@@ -64,6 +64,8 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     queue: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Set once the thread is found gone (logged once).
+    thread_lost: std::sync::atomic::AtomicBool,
 }
 
 impl Writer {
@@ -78,6 +80,7 @@ impl Writer {
                 shared,
                 queue: None,
                 thread: None,
+                thread_lost: Default::default(),
             });
         }
         let (queue, jobs) = mpsc::channel::<Job>();
@@ -100,6 +103,7 @@ impl Writer {
             shared,
             queue: Some(queue),
             thread: Some(thread),
+            thread_lost: Default::default(),
         })
     }
 
@@ -132,10 +136,14 @@ impl Writer {
                 let _ = failed.send(Err(e));
             }),
         };
-        if queue.send(job).is_err() {
-            return Err(StorageError::Conflict(
-                "the writer thread has stopped".into(),
-            ));
+        if let Err(mpsc::SendError(job)) = queue.send(job) {
+            // The thread has ended (a job's own panic is caught, so something else failed):
+            // run the job here, under the same lock and group commit, so operators can go on
+            // recording until the service is restarted.
+            if !self.thread_lost.swap(true, Ordering::SeqCst) {
+                tracing::error!("the writer thread has stopped; writes run on request threads");
+            }
+            self.shared.run_batch(vec![job]);
         }
         answered
             .recv()
@@ -370,5 +378,50 @@ fn describe(e: &rusqlite::Error) -> String {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DiskFull) => "database or disk is full".into(),
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> Writer {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        Writer::new(conn, true, Arc::new(Generations::default())).unwrap()
+    }
+
+    fn count(w: &Writer) -> i64 {
+        w.write(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+            .unwrap()
+    }
+
+    #[test]
+    fn queued_writes_still_run_when_the_writer_thread_is_gone() {
+        let mut w = writer();
+        assert_eq!(
+            w.submit(|c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?))
+                .unwrap(),
+            1
+        );
+        // The thread ends, as it would after a panic outside a job.
+        w.queue.take();
+        w.thread.take().unwrap().join().unwrap();
+        let (dead, gone) = mpsc::channel();
+        drop(gone);
+        w.queue = Some(dead);
+        let stored = w.submit(|c| {
+            c.execute("INSERT INTO t VALUES (2)", [])?;
+            Ok("stored")
+        });
+        assert_eq!(stored.unwrap(), "stored");
+        // A failing job is still rolled back on its own and reported.
+        let failed = w.submit(|c| {
+            c.execute("INSERT INTO t VALUES (3)", [])?;
+            Err::<(), _>(StorageError::Conflict("refused by the job".into()))
+        });
+        assert!(matches!(failed, Err(StorageError::Conflict(m)) if m == "refused by the job"));
+        assert_eq!(count(&w), 2);
+        assert!(w.thread_lost.load(Ordering::SeqCst));
     }
 }
