@@ -8,11 +8,11 @@ mod common;
 use common::browser::{PASSWORD, ROUND, Web, WebServer, fixture};
 use reqwest::multipart::{Form, Part};
 
-/// Submits the admin's new-round form; (status, page).
-async fn post_round_form(web: &Web, form: Form) -> (u16, String) {
+/// Posts a multipart form to `path`; (status, page).
+async fn post_multipart(web: &Web, path: &str, form: Form) -> (u16, String) {
     let r = web
         .client
-        .post(format!("{}/admin/rounds", web.url))
+        .post(format!("{}{path}", web.url))
         .multipart(form)
         .send()
         .await
@@ -24,14 +24,7 @@ async fn upload(web: &Web, path: &str, csrf: &str, file: &str, bytes: Vec<u8>) -
     let form = Form::new()
         .text("csrf", csrf.to_string())
         .part("file", Part::bytes(bytes).file_name(file.to_string()));
-    let r = web
-        .client
-        .post(format!("{}{path}", web.url))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+    post_multipart(web, path, form).await
 }
 
 /// op1 claims and records; returns the attempt id.
@@ -664,7 +657,7 @@ async fn the_round_form_refuses_control_characters_in_keys_and_titles() {
             .text("csrf", csrf.clone())
             .text("key", key.to_string())
             .text("title", title.to_string());
-        let (status, body) = post_round_form(&admin, form).await;
+        let (status, body) = post_multipart(&admin, "/admin/rounds", form).await;
         assert_eq!(status, 422, "{key:?} / {title:?}: {body}");
         assert!(
             body.contains(want),
@@ -686,7 +679,7 @@ async fn the_round_form_refuses_control_characters_in_keys_and_titles() {
             "file",
             Part::bytes(survey.into_bytes()).file_name("survey.toml"),
         );
-    let (status, body) = post_round_form(&admin, form).await;
+    let (status, body) = post_multipart(&admin, "/admin/rounds", form).await;
     assert_eq!(status, 422, "{body}");
     assert!(
         body.contains("dimensions.efficiency.label 的第 3 个字符是换行符"),
