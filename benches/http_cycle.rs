@@ -4,7 +4,8 @@
 //! HTTP stack itself allows). Also: claiming at 10,000 vs 1,000,000 members (O(log n)), and the
 //! server's peak memory.
 //!
-//! Run: `cargo bench --bench http_cycle` (MEMBERS=..., CLIENTS=..., SECONDS=... to change).
+//! Run: `cargo bench --bench http_cycle` (MEMBERS=..., CLIENTS=..., SECONDS=... to change;
+//! SHEPING_BIN=path to run another build of the server).
 
 #[path = "support/fixture.rs"]
 mod fixture;
@@ -122,7 +123,9 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(db: &std::path::Path) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sheping"))
+        // SHEPING_BIN runs another build of the server against the same load (A/B runs).
+        let bin = std::env::var("SHEPING_BIN").unwrap_or(env!("CARGO_BIN_EXE_sheping").into());
+        let mut child = Command::new(bin)
             .args([
                 "--db",
                 db.to_str().unwrap(),

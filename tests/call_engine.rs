@@ -548,6 +548,9 @@ fn concurrent_operators_never_share_a_contact_and_lose_no_attempt() {
             let round = round.clone();
             let op = op.clone();
             handles.push(std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
                 let mut recorded = Vec::new();
                 let mut k = 0;
                 let mut held = store.claim_next(&round, &op, t0).unwrap();
@@ -560,9 +563,16 @@ fn concurrent_operators_never_share_a_contact_and_lose_no_attempt() {
                     // The second tab records through the writer's queue (and claims the next
                     // contact in the same write), the first on its own thread: both at once.
                     let r = if tab == 1 {
-                        let (r, next) = store
-                            .record_then_claim(&round, &c.token, &op, &input, t0)
-                            .unwrap();
+                        // Every other record is awaited, as the web form does, instead of
+                        // blocking this thread.
+                        let (r, next) = if k % 2 == 0 {
+                            store.record_then_claim(&round, &c.token, &op, &input, t0)
+                        } else {
+                            let queued =
+                                store.record_then_claim_queued(&round, &c.token, &op, &input, t0);
+                            rt.block_on(queued)
+                        }
+                        .unwrap();
                         // The claim made with the record is among those the call screen
                         // shows (the other tab may hold one too).
                         if let Some(next) = next {
@@ -625,11 +635,21 @@ fn cached_rounds_and_sessions_follow_every_change() {
     use sheping::storage::sessions::{NewSession, SessionLimits, SessionLookup, SessionStore};
     let f = setup(2, 3, 2);
     let op = &f.ops[0];
+    assert!(
+        f.store.operator_rounds_cached(op.id).is_none(),
+        "never read: not in memory"
+    );
     let rounds = f.store.operator_rounds(op.id).unwrap();
     assert_eq!(rounds.len(), 1);
     assert!(!rounds[0].is_locked());
-    // Through the store: the next lookup sees the lock.
+    let cached = f
+        .store
+        .operator_rounds_cached(op.id)
+        .expect("read once: in memory");
+    assert_eq!((cached.len(), cached[0].key.as_str()), (1, "2022"));
+    // Through the store: the next lookup sees the lock, and the copy in memory is not used.
     f.store.lock_round(&f.round, "test").unwrap();
+    assert!(f.store.operator_rounds_cached(op.id).is_none());
     assert!(f.store.operator_rounds(op.id).unwrap()[0].is_locked());
     // A second round planned for op1 only.
     let survey = Survey::from_toml_str(include_str!("../surveys/default.toml")).unwrap();
@@ -683,6 +703,10 @@ fn cached_rounds_and_sessions_follow_every_change() {
     raw.execute("UPDATE rounds SET title = '改名' WHERE key = '2022'", [])
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(
+        f.store.operator_rounds_cached(op.id).is_none(),
+        "past the TTL the copy in memory is not used"
+    );
     assert_eq!(f.store.operator_rounds(op.id).unwrap()[0].title, "改名");
 
     // Sessions.
@@ -712,12 +736,40 @@ fn cached_rounds_and_sessions_follow_every_change() {
             SessionLookup::Valid(_)
         )
     };
+    // What an async request thread may answer from memory, without a read or a write.
+    let cached = |id: &str, at: i64, touch: bool| {
+        f.store
+            .session_cached(id, at, &limits, touch)
+            .map(|s| s.user.login)
+    };
     start("s0", op);
     start("s1", &f.ops[1]);
+    assert_eq!(cached("s0", now, false), None, "never read: not in memory");
     assert!(valid("s0") && valid("s1"));
+    assert_eq!(cached("s0", now, false).as_deref(), Some("op0"));
+    assert_eq!(
+        cached("s1", now, true).as_deref(),
+        Some("op1"),
+        "no touch due yet"
+    );
+    let touch_due = now + limits.touch_every_ms();
+    assert_eq!(
+        cached("s0", touch_due, true),
+        None,
+        "a touch is a write: the store does it"
+    );
+    assert_eq!(cached("s0", touch_due, false).as_deref(), Some("op0"));
+    let idle = now + limits.idle_ms;
+    assert_eq!(
+        cached("s0", idle, false),
+        None,
+        "timed out: the store ends it"
+    );
     f.store.end_session("s0", "op0").unwrap();
+    assert_eq!(cached("s0", now, false), None);
     assert!(!valid("s0"), "signed out: gone at once");
     f.store.set_user_active("op1", false, "admin").unwrap();
+    assert_eq!(cached("s1", now, false), None);
     assert!(!valid("s1"), "a disabled user's session ends at once");
     start("s2", op);
     assert!(valid("s2"));

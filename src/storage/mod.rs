@@ -309,6 +309,9 @@ pub struct Claimed {
     pub expires_at_ms: i64,
 }
 
+/// A write queued for the writer thread; resolves to its answer once it is durable.
+pub type Queued<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
 /// What an operator records for a claimed contact.
 #[derive(Debug, Clone, Default)]
 pub struct AttemptInput {
@@ -457,6 +460,20 @@ pub trait CallStore: Send + Sync {
         input: &AttemptInput,
         now: DateTime<Utc>,
     ) -> Result<(Recorded, Option<Claimed>), RecordError>;
+    /// [`CallStore::record_then_claim`] handed to the writer without blocking the caller: the
+    /// future resolves once the write is durable. An async request awaits it without holding
+    /// a thread of the blocking pool for the wait.
+    fn record_then_claim_queued(
+        &self,
+        round: &RoundRecord,
+        token: &str,
+        operator: &UserRecord,
+        input: &AttemptInput,
+        now: DateTime<Utc>,
+    ) -> Queued<Result<(Recorded, Option<Claimed>), RecordError>>;
+    /// The operator's rounds if they are in memory and current (no read, no blocking), else
+    /// `None`: ask [`CallStore::operator_rounds`].
+    fn operator_rounds_cached(&self, operator_id: i64) -> Option<Vec<RoundRecord>>;
     fn fix_phone(
         &self,
         round: &RoundRecord,

@@ -135,6 +135,17 @@ pub trait SessionStore: Send + Sync {
         touch: bool,
     ) -> Result<SessionLookup>;
 
+    /// [`SessionStore::session`] answered from memory when that needs no read and no write
+    /// (the session is cached, current, unexpired, its user active, and no touch is due);
+    /// else `None`: ask [`SessionStore::session`]. Cheap enough for an async request thread.
+    fn session_cached(
+        &self,
+        id_hash: &str,
+        now_ms: i64,
+        limits: &SessionLimits,
+        touch: bool,
+    ) -> Option<SessionRecord>;
+
     /// Signs out (writes `auth.signout`).
     fn end_session(&self, id_hash: &str, actor: &str) -> Result<()>;
 

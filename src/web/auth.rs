@@ -139,11 +139,18 @@ impl FromRequestParts<AppState> for Session {
         let now_ms = chrono::Utc::now().timestamp_millis();
         // Background refreshes (live progress) do not count as activity.
         let touch = !parts.headers.contains_key("x-requested-with");
-        let lookup = {
-            let id_hash = id_hash.clone();
-            state
-                .console_blocking(move |s| Ok(s.session(&id_hash, now_ms, &limits, touch)?))
-                .await?
+        // Most requests find their session in memory: no trip to the blocking pool.
+        let lookup = match state
+            .console
+            .session_cached(&id_hash, now_ms, &limits, touch)
+        {
+            Some(record) => SessionLookup::Valid(record),
+            None => {
+                let id_hash = id_hash.clone();
+                state
+                    .console_blocking(move |s| Ok(s.session(&id_hash, now_ms, &limits, touch)?))
+                    .await?
+            }
         };
         let record = match lookup {
             SessionLookup::Valid(r) => r,

@@ -419,9 +419,7 @@ async fn render(
         let user = session.user.clone();
         let done_id = opts.done;
         state
-            .console_blocking(move |s| {
-                in_snapshot(s, || load_screen(s, &round, &user, done_id, now))
-            })
+            .screen_read(move |s| in_snapshot(s, || load_screen(s, &round, &user, done_id, now)))
             .await?
     };
     page(state, session, or, opts, data, now).await
@@ -521,7 +519,7 @@ async fn call_page(
         let user = session.user.clone();
         let (requested, done_id) = (q.round, q.done);
         state
-            .console_blocking(move |s| {
+            .screen_read(move |s| {
                 in_snapshot(s, || {
                     let Some(or) = choose_round(s.operator_rounds(user.id)?, requested)? else {
                         return Ok(None);
@@ -705,20 +703,27 @@ async fn record(
     let token = get("token").to_string();
     let requested = get("round").to_string();
     let now = Utc::now();
-    // The round, the form checked against its survey and the write: one trip to the store.
-    let step = {
-        let user = session.user.clone();
-        let fields = fields.clone();
-        state
-            .blocking(move |s| {
-                let Some(or) = choose_round(s.operator_rounds(user.id)?, Some(requested))? else {
-                    return Ok(None);
-                };
-                let (submitted, input) = parse_submission(&fields, &or.round.survey)?;
-                let result = s.record_then_claim(&or.round, &token, &user, &input, now);
-                Ok(Some((or, submitted, result)))
-            })
-            .await?
+    // The operator's rounds come from memory (a read on the blocking pool when not cached);
+    // the write is queued for the writer thread and awaited without holding a pool thread.
+    let rounds = match state.store.operator_rounds_cached(session.user.id) {
+        Some(rounds) => rounds,
+        None => {
+            let user_id = session.user.id;
+            state
+                .blocking(move |s| Ok(s.operator_rounds(user_id)?))
+                .await?
+        }
+    };
+    let step = match choose_round(rounds, Some(requested))? {
+        None => None,
+        Some(or) => {
+            let (submitted, input) = parse_submission(&fields, &or.round.survey)?;
+            let result = state
+                .store
+                .record_then_claim_queued(&or.round, &token, &session.user, &input, now)
+                .await;
+            Some((or, submitted, result))
+        }
     };
     let Some((or, submitted, result)) = step else {
         return Ok(Redirect::to("/call").into_response());

@@ -51,6 +51,8 @@ pub struct AppState {
     /// Session → the claim it just made: the first display of that contact is covered by the
     /// claim's audit entry; any later display of the full number is logged as a view.
     fresh_claims: Arc<Mutex<HashMap<String, String>>>,
+    /// Bounds the call screens' concurrent reads (see [`AppState::screen_read`]).
+    screen_reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -61,7 +63,24 @@ impl AppState {
             console,
             config: Arc::new(config),
             fresh_claims: Arc::default(),
+            screen_reads: Arc::new(tokio::sync::Semaphore::new(screen_read_threads())),
         }
+    }
+
+    /// [`AppState::console_blocking`] for the operators' call screen, at most a few at once.
+    /// Every commit empties each reader's page cache, so a read costs the same on any
+    /// thread; letting 64 of them run at once only adds threads that take turns on the
+    /// cores with the writer and the request threads.
+    pub async fn screen_read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn ConsoleStore) -> Result<T, WebError> + Send + 'static,
+    ) -> Result<T, WebError> {
+        let _permit = self
+            .screen_reads
+            .acquire()
+            .await
+            .map_err(|e| WebError::Internal(format!("screen reads closed: {e}")))?;
+        self.console_blocking(f).await
     }
 
     /// Runs blocking storage work off the async threads.
@@ -159,6 +178,16 @@ pub async fn serve<S: ConsoleStore + 'static>(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// How many call-screen reads may run at once: two per core (a read waits on page faults
+/// now and then), overridable with `SHEPING_SCREEN_READS`.
+fn screen_read_threads() -> usize {
+    std::env::var("SHEPING_SCREEN_READS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| 2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 /// Deletes ended sessions and old failed sign-ins every ten minutes.

@@ -576,27 +576,34 @@ impl CallStore for SqliteStore {
         input: &AttemptInput,
         now: DateTime<Utc>,
     ) -> Result<(Recorded, Option<Claimed>), RecordError> {
-        // One write for the operator's whole cycle: the answer and the next contact share a
-        // transaction (and a place in the group commit) instead of queueing twice.
-        let (round, operator) = (round.clone(), operator.clone());
-        let (token, input) = (token.to_string(), input.clone());
-        let out = self.write_queued(move |tx| {
-            let (round, operator) = (&round, &operator);
-            let rec = match record_in(tx, round, &token, operator, &input, now) {
-                Err(RecordError::Storage(e)) => return Err(e),
-                Err(refusal) => return Ok(Err(refusal)),
-                Ok(rec) => rec,
-            };
-            if rec.duplicate {
-                return Ok(Ok((rec, None)));
-            }
-            match claim_if_free_in(tx, round, operator, now) {
-                Ok(claim) => Ok(Ok((rec, claim))),
-                Err(StorageError::Locked(_)) => Ok(Ok((rec, None))),
-                Err(e) => Err(e),
-            }
-        });
+        let job = record_then_claim_job(round, token, operator, input, now);
+        let out = self.write_queued(job);
         out.unwrap_or_else(|e| Err(RecordError::Storage(e)))
+    }
+
+    fn record_then_claim_queued(
+        &self,
+        round: &RoundRecord,
+        token: &str,
+        operator: &UserRecord,
+        input: &AttemptInput,
+        now: DateTime<Utc>,
+    ) -> Queued<Result<(Recorded, Option<Claimed>), RecordError>> {
+        let job = record_then_claim_job(round, token, operator, input, now);
+        let answer = self.writer.submit_queued(job);
+        Box::pin(async move {
+            match answer.await {
+                Ok(out) => out.unwrap_or_else(|e| Err(RecordError::Storage(e))),
+                Err(_) => Err(RecordError::Storage(StorageError::Conflict(
+                    "the write failed".into(),
+                ))),
+            }
+        })
+    }
+
+    fn operator_rounds_cached(&self, operator_id: i64) -> Option<Vec<RoundRecord>> {
+        self.operator_rounds
+            .get(&operator_id, self.generations.rounds.now())
     }
 
     fn fix_phone(
@@ -780,6 +787,39 @@ impl CallStore for SqliteStore {
             )?;
             Ok(attempts.len())
         })
+    }
+}
+
+/// The operator's whole cycle as one owned job for the writer thread: the answer and the next
+/// contact share a transaction (and a place in the group commit) instead of queueing twice.
+/// A refusal (unknown claim, expired, invalid) is the job's answer, not a failed write.
+#[allow(clippy::type_complexity)]
+fn record_then_claim_job(
+    round: &RoundRecord,
+    token: &str,
+    operator: &UserRecord,
+    input: &AttemptInput,
+    now: DateTime<Utc>,
+) -> impl FnOnce(&Connection) -> Result<std::result::Result<(Recorded, Option<Claimed>), RecordError>>
++ Send
++ 'static {
+    let (round, operator) = (round.clone(), operator.clone());
+    let (token, input) = (token.to_string(), input.clone());
+    move |tx| {
+        let (round, operator) = (&round, &operator);
+        let rec = match record_in(tx, round, &token, operator, &input, now) {
+            Err(RecordError::Storage(e)) => return Err(e),
+            Err(refusal) => return Ok(Err(refusal)),
+            Ok(rec) => rec,
+        };
+        if rec.duplicate {
+            return Ok(Ok((rec, None)));
+        }
+        match claim_if_free_in(tx, round, operator, now) {
+            Ok(claim) => Ok(Ok((rec, claim))),
+            Err(StorageError::Locked(_)) => Ok(Ok((rec, None))),
+            Err(e) => Err(e),
+        }
     }
 }
 

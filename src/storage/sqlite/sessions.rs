@@ -163,6 +163,21 @@ impl SessionStore for SqliteStore {
         Ok(SessionLookup::Valid(s))
     }
 
+    fn session_cached(
+        &self,
+        id_hash: &str,
+        now_ms: i64,
+        limits: &SessionLimits,
+        touch: bool,
+    ) -> Option<SessionRecord> {
+        let s = self
+            .sessions
+            .get(id_hash, self.generations.sessions.now())?;
+        let touch_due = touch && now_ms - s.last_seen_ms >= limits.touch_every_ms();
+        let settled = !limits.is_expired(s.created_at_ms, s.last_seen_ms, now_ms) && s.user.active;
+        (settled && !touch_due).then_some(s)
+    }
+
     fn end_session(&self, id_hash: &str, actor: &str) -> Result<()> {
         self.write(|tx| {
             let n = tx

@@ -113,28 +113,57 @@ impl Writer {
     }
 
     /// Like [`Writer::write`], run by the writer thread among the other queued writes (the
-    /// operator's hot path: `f` owns what it needs).
+    /// operator's hot path: `f` owns what it needs). Blocks until the write is durable.
     pub(crate) fn submit<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let Some(queue) = &self.queue else {
+        if self.queue.is_none() {
             return self.shared.write(f);
-        };
+        }
         let (answer, answered) = mpsc::sync_channel::<Result<T>>(1);
-        let failed = answer.clone();
+        self.enqueue(f, Arc::new(answer));
+        answered
+            .recv()
+            .unwrap_or_else(|_| Err(StorageError::Conflict("the write failed".into())))
+    }
+
+    /// Like [`Writer::submit`], without blocking the caller: the answer arrives on the
+    /// returned channel once the write is durable (an async request awaits it without
+    /// holding a thread).
+    pub(crate) fn submit_queued<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> tokio::sync::oneshot::Receiver<Result<T>> {
+        let (answer, answered) = tokio::sync::oneshot::channel::<Result<T>>();
+        let answer = Arc::new(Mutex::new(Some(answer)));
+        if self.queue.is_none() {
+            answer.reply(self.shared.write(f));
+        } else {
+            self.enqueue(f, answer);
+        }
+        answered
+    }
+
+    fn enqueue<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+        answer: Arc<dyn Reply<T>>,
+    ) {
+        let failed = Arc::clone(&answer);
         let job = Job {
             run: Box::new(move |conn| {
                 let out = f(conn);
                 let kept = out.is_ok();
                 let deliver: Deliver = Box::new(move |commit: Result<()>| {
-                    let _ = answer.send(out.and_then(|v| commit.map(|()| v)));
+                    answer.reply(out.and_then(|v| commit.map(|()| v)));
                 });
                 if kept { Ok(deliver) } else { Err(deliver) }
             }),
-            fail: Box::new(move |e| {
-                let _ = failed.send(Err(e));
-            }),
+            fail: Box::new(move |e| failed.reply(Err(e))),
+        };
+        let Some(queue) = &self.queue else {
+            return self.shared.run_batch(vec![job]);
         };
         if let Err(mpsc::SendError(job)) = queue.send(job) {
             // The thread has ended (a job's own panic is caught, so something else failed):
@@ -145,9 +174,25 @@ impl Writer {
             }
             self.shared.run_batch(vec![job]);
         }
-        answered
-            .recv()
-            .unwrap_or_else(|_| Err(StorageError::Conflict("the write failed".into())))
+    }
+}
+
+/// Where a queued write's answer goes: a blocked thread or an awaiting task.
+trait Reply<T>: Send + Sync {
+    fn reply(&self, answer: Result<T>);
+}
+
+impl<T: Send> Reply<T> for mpsc::SyncSender<Result<T>> {
+    fn reply(&self, answer: Result<T>) {
+        let _ = self.send(answer);
+    }
+}
+
+impl<T: Send> Reply<T> for Mutex<Option<tokio::sync::oneshot::Sender<Result<T>>>> {
+    fn reply(&self, answer: Result<T>) {
+        if let Some(tx) = self.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = tx.send(answer);
+        }
     }
 }
 
@@ -396,6 +441,62 @@ mod tests {
             .unwrap()
     }
 
+    /// Awaited writes (the web form's) are answered once committed, each with its own
+    /// outcome, while blocking ones share the same batches.
+    #[test]
+    fn awaited_writes_are_answered_once_durable_each_with_its_own_outcome() {
+        let w = Arc::new(writer());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut threads = Vec::new();
+        for t in 0..4 {
+            let w = Arc::clone(&w);
+            threads.push(std::thread::spawn(move || {
+                for i in 0..50 {
+                    w.submit(move |c| Ok(c.execute("INSERT INTO t VALUES (?1)", [t * 100 + i])?))
+                        .unwrap();
+                }
+            }));
+        }
+        let queued: Vec<_> = (0..200_i64)
+            .map(|i| {
+                w.submit_queued(move |c| {
+                    c.execute("INSERT INTO t VALUES (?1)", [1000 + i])?;
+                    if i % 10 == 0 {
+                        return Err(StorageError::Conflict(format!("job {i} refuses")));
+                    }
+                    Ok(i)
+                })
+            })
+            .collect();
+        for (i, answer) in queued.into_iter().enumerate() {
+            match rt.block_on(answer).expect("every queued write is answered") {
+                Ok(v) => assert_eq!(v, i as i64),
+                Err(StorageError::Conflict(m)) => {
+                    assert_eq!(i % 10, 0);
+                    assert_eq!(m, format!("job {i} refuses"));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        // 200 blocking, 180 kept of the 200 awaited: the refused ones rolled back alone.
+        assert_eq!(count(&w), 200 + 180);
+        let kept: i64 = w
+            .write(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM t WHERE x % 10 = 0 AND x >= 1000",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(kept, 0);
+    }
+
     #[test]
     fn queued_writes_still_run_when_the_writer_thread_is_gone() {
         let mut w = writer();
@@ -422,6 +523,13 @@ mod tests {
         });
         assert!(matches!(failed, Err(StorageError::Conflict(m)) if m == "refused by the job"));
         assert_eq!(count(&w), 2);
+        // An awaited write too.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let awaited = w.submit_queued(|c| Ok(c.execute("INSERT INTO t VALUES (4)", [])?));
+        assert_eq!(rt.block_on(awaited).unwrap().unwrap(), 1);
+        assert_eq!(count(&w), 3);
         assert!(w.thread_lost.load(Ordering::SeqCst));
     }
 }
