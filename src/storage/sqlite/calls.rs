@@ -11,7 +11,9 @@ use super::{
     SqliteStore, append_audit, conflict_on_unique, ensure_unlocked, map_full, member_from_row,
     now_ms,
 };
-use crate::domain::disposition::{MemberHistory, Outcome, disposition, validate_attempt};
+use crate::domain::disposition::{
+    AttemptFact, MemberHistory, Outcome, disposition, validate_attempt,
+};
 use crate::domain::plan::{Assignment, PlanMember};
 use crate::domain::queue::{Priority, QueueSlot, queue_slot};
 use crate::domain::roster::MemberCategory;
@@ -101,6 +103,38 @@ pub(super) fn refresh_queue(
     now: DateTime<Utc>,
     clear_claim: bool,
 ) -> Result<()> {
+    let facts = member_facts(c, member_id)?;
+    let history = MemberHistory {
+        attempts: &facts,
+        reopened_at: reopened_at(c, member_id)?,
+    };
+    place_in_queue(c, round, member_id, &history, now, clear_claim)
+}
+
+/// A member's attempt history as the schedule needs it (no joins: the write path's read).
+fn member_facts(c: &Connection, member_id: i64) -> rusqlite::Result<Vec<AttemptFact>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT outcome, recorded_at, appointment_at FROM attempts WHERE member_id = ?1 ORDER BY recorded_at, attempt_no",
+    )?;
+    stmt.query_map([member_id], |r| {
+        Ok(AttemptFact {
+            outcome: Outcome::parse(&r.get::<_, String>(0)?).unwrap_or(Outcome::NoAnswer),
+            at: ms_to_utc(r.get(1)?),
+            appointment: r.get::<_, Option<i64>>(2)?.map(ms_to_utc),
+        })
+    })?
+    .collect()
+}
+
+/// Puts a member in its place in the queue (or takes it out) given its history.
+fn place_in_queue(
+    c: &Connection,
+    round: &RoundRecord,
+    member_id: i64,
+    history: &MemberHistory,
+    now: DateTime<Utc>,
+    clear_claim: bool,
+) -> Result<()> {
     let assignment: Option<(i64, u32)> = c
         .prepare_cached("SELECT operator_id, seq FROM assignments WHERE member_id = ?1")?
         .query_row([member_id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -110,13 +144,7 @@ pub(super) fn refresh_queue(
             .execute([member_id])?;
         return Ok(());
     };
-    let attempts = member_attempts(c, member_id)?;
-    let facts: Vec<_> = attempts.iter().map(AttemptRecord::fact).collect();
-    let history = MemberHistory {
-        attempts: &facts,
-        reopened_at: reopened_at(c, member_id)?,
-    };
-    match queue_slot(&round.survey, &round.field_period(), &history, seq, now) {
+    match queue_slot(&round.survey, &round.field_period(), history, seq, now) {
         QueueSlot::Remove => {
             c.prepare_cached("DELETE FROM queue WHERE member_id = ?1")?
                 .execute([member_id])?;
@@ -950,11 +978,11 @@ fn record_in(
     let outcome = input.outcome.ok_or(RecordError::Invalid(
         crate::domain::disposition::AttemptError::AppointmentMissing,
     ))?;
-    let attempts = member_attempts(tx, member_id)?;
-    let facts: Vec<_> = attempts.iter().map(AttemptRecord::fact).collect();
+    let mut facts = member_facts(tx, member_id)?;
+    let reopened = reopened_at(tx, member_id)?;
     let history = MemberHistory {
         attempts: &facts,
-        reopened_at: reopened_at(tx, member_id)?,
+        reopened_at: reopened,
     };
     let current = disposition(
         &history,
@@ -972,7 +1000,7 @@ fn record_in(
         Some(round.field_period().ends_at(tz)),
         &current,
     )?;
-    let attempt_no = attempts.len() as u32 + 1;
+    let attempt_no = facts.len() as u32 + 1;
     let answers = (!input.answers.is_empty())
         .then(|| serde_json::to_string(&input.answers).unwrap_or_default());
     let answer_ms = (!input.answer_ms.is_empty())
@@ -998,7 +1026,19 @@ fn record_in(
     ])
     .map_err(map_full)?;
     let attempt_id = tx.last_insert_rowid();
-    refresh_queue(tx, round, member_id, now, true)?;
+    // The history with this attempt, in the order `member_facts` reads it (a stable sort by
+    // time; the new attempt has the highest number), without reading it again.
+    facts.push(AttemptFact {
+        outcome,
+        at: ms_to_utc(now_ms),
+        appointment: input.appointment.map(|t| ms_to_utc(t.timestamp_millis())),
+    });
+    facts.sort_by_key(|f| f.at);
+    let history = MemberHistory {
+        attempts: &facts,
+        reopened_at: reopened,
+    };
+    place_in_queue(tx, round, member_id, &history, now, true)?;
     Ok(Recorded {
         attempt_id,
         member_id,
