@@ -83,8 +83,18 @@ impl Generations {
 
 struct Entry<V> {
     generation: u64,
-    read_at: Instant,
+    expires: Instant,
     value: V,
+}
+
+/// When an entry kept now stops being used: between half the [`TTL`] and all of it, drawn at
+/// random. Entries read together (every operator signs in at the start of a shift) would
+/// otherwise all expire together, each second, and their re-reads arrive as one burst on the
+/// blocking pool that every request then waits behind.
+fn expiry(now: Instant) -> Instant {
+    use rand::RngExt;
+    let half = TTL / 2;
+    now + half + half.mul_f64(rand::rng().random::<f64>())
 }
 
 /// Values by key, each valid while its group's generation has not moved and for [`TTL`].
@@ -111,7 +121,7 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(key)
-            .filter(|e| e.generation == generation && e.read_at.elapsed() < TTL)
+            .filter(|e| e.generation == generation && Instant::now() < e.expires)
             .map(|e| e.value.clone())
     }
 
@@ -126,7 +136,7 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
             key,
             Entry {
                 generation,
-                read_at: Instant::now(),
+                expires: expiry(Instant::now()),
                 value,
             },
         );
@@ -171,6 +181,17 @@ mod tests {
         gens.settle(&touched); // a commit lands while the read runs
         cache.put(7, g, "maybe old");
         assert_eq!(cache.get(&7, gens.rounds.now()), None);
+    }
+
+    #[test]
+    fn entries_kept_together_expire_apart_within_the_ttl() {
+        let now = Instant::now();
+        let expiries: Vec<Instant> = (0..100).map(|_| expiry(now)).collect();
+        assert!(expiries.iter().all(|&e| e >= now + TTL / 2 && e <= now + TTL));
+        let spread = *expiries.iter().max().unwrap() - *expiries.iter().min().unwrap();
+        // 100 uniform draws over half a second all within a quarter of it: probability
+        // about 4 * 0.25^99, never in practice.
+        assert!(spread > TTL / 8, "spread {spread:?}");
     }
 
     #[test]
