@@ -23,6 +23,8 @@ pub struct WebConfig {
     pub throttle: ThrottlePolicy,
     pub cookie_secure: bool,
     pub trust_proxy: bool,
+    /// How many call-screen reads run at once (see `AppState::screen_read`): two per core.
+    pub screen_reads: u32,
 }
 
 impl Default for WebConfig {
@@ -35,6 +37,8 @@ impl Default for WebConfig {
             throttle: ThrottlePolicy::default(),
             cookie_secure: false,
             trust_proxy: false,
+            // Two per core: a read waits on a page fault now and then.
+            screen_reads: 2 * std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
         }
     }
 }
@@ -76,6 +80,7 @@ impl WebConfig {
         c.throttle.lock_ms = secs("SHEPING_SIGNIN_LOCK_SECS", c.throttle.lock_ms)?;
         c.cookie_secure = flag("SHEPING_COOKIE_SECURE");
         c.trust_proxy = flag("SHEPING_TRUST_PROXY");
+        c.screen_reads = count("SHEPING_SCREEN_READS", c.screen_reads)?;
         Ok(c)
     }
 }
@@ -89,6 +94,7 @@ mod tests {
         let c = WebConfig::from_lookup(|k| match k {
             "SHEPING_SESSION_IDLE_SECS" => Some("2".into()),
             "SHEPING_TRUST_PROXY" => Some("1".into()),
+            "SHEPING_SCREEN_READS" => Some("3".into()),
             _ => None,
         })
         .unwrap();
@@ -96,6 +102,10 @@ mod tests {
         assert!(c.trust_proxy);
         assert!(!c.cookie_secure);
         assert_eq!(c.throttle.max_login_failures, 5);
+        assert_eq!(c.screen_reads, 3);
+        assert!(WebConfig::default().screen_reads >= 2);
+        let none = WebConfig::from_lookup(|k| (k == "SHEPING_SCREEN_READS").then(|| "0".into()));
+        assert!(none.unwrap_err().contains("SHEPING_SCREEN_READS"));
         let bad = WebConfig::from_lookup(|k| (k == "SHEPING_SIGNIN_LOCK_SECS").then(|| "x".into()));
         assert!(bad.unwrap_err().contains("SHEPING_SIGNIN_LOCK_SECS"));
     }

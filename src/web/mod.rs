@@ -58,12 +58,13 @@ pub struct AppState {
 impl AppState {
     pub fn new<S: ConsoleStore + 'static>(store: Arc<S>, config: WebConfig) -> AppState {
         let console: Arc<dyn ConsoleStore> = store;
+        let screen_reads = config.screen_reads as usize;
         AppState {
             store: console.clone(),
             console,
             config: Arc::new(config),
             fresh_claims: Arc::default(),
-            screen_reads: Arc::new(tokio::sync::Semaphore::new(screen_read_threads())),
+            screen_reads: Arc::new(tokio::sync::Semaphore::new(screen_reads)),
         }
     }
 
@@ -178,16 +179,6 @@ pub async fn serve<S: ConsoleStore + 'static>(
     )
     .with_graceful_shutdown(shutdown)
     .await
-}
-
-/// How many call-screen reads may run at once: two per core (a read waits on page faults
-/// now and then), overridable with `SHEPING_SCREEN_READS`.
-fn screen_read_threads() -> usize {
-    std::env::var("SHEPING_SCREEN_READS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| 2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 /// Deletes ended sessions and old failed sign-ins every ten minutes.

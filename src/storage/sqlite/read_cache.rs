@@ -187,7 +187,11 @@ mod tests {
     fn entries_kept_together_expire_apart_within_the_ttl() {
         let now = Instant::now();
         let expiries: Vec<Instant> = (0..100).map(|_| expiry(now)).collect();
-        assert!(expiries.iter().all(|&e| e >= now + TTL / 2 && e <= now + TTL));
+        assert!(
+            expiries
+                .iter()
+                .all(|&e| e >= now + TTL / 2 && e <= now + TTL)
+        );
         let spread = *expiries.iter().max().unwrap() - *expiries.iter().min().unwrap();
         // 100 uniform draws over half a second all within a quarter of it: probability
         // about 4 * 0.25^99, never in practice.
