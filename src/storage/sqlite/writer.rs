@@ -264,14 +264,11 @@ impl Shared {
         let mut answers: Vec<(Deliver, Option<u64>)> = Vec::with_capacity(jobs.len());
         for Job { run, fail } in jobs {
             let mut refused = None;
-            let (out, ticket) = self.step(&mut st, |conn| {
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(conn))) {
-                    Ok(Ok(deliver)) => Ok(deliver),
-                    Ok(Err(deliver)) => {
-                        refused = Some(deliver);
-                        Err(StorageError::Conflict("refused".into()))
-                    }
-                    Err(_) => Err(StorageError::Conflict("the write panicked".into())),
+            let (out, ticket) = self.step(&mut st, |conn| match run(conn) {
+                Ok(deliver) => Ok(deliver),
+                Err(deliver) => {
+                    refused = Some(deliver);
+                    Err(StorageError::Conflict("refused".into()))
                 }
             });
             match (out, refused) {
@@ -309,7 +306,15 @@ impl Shared {
             self.abort_batch(st, &e.to_string());
             return (Err(super::map_full(e)), None);
         }
-        let out = f(&st.conn);
+        // A write that panics is rolled back to its savepoint like one that fails, so the
+        // rest of the batch stands and the lock is not left poisoned mid-transaction.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&st.conn)))
+            .unwrap_or_else(|_| {
+                tracing::error!("a write panicked; it was rolled back");
+                Err(StorageError::Conflict(
+                    "the write failed (internal error); nothing of it was stored".into(),
+                ))
+            });
         let ticket = match out {
             Ok(_) => {
                 if let Err(e) = run(&st.conn, "RELEASE write") {
@@ -336,7 +341,19 @@ impl Shared {
     /// transaction open for this write instead of committing).
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = match self.state.lock() {
+            Ok(st) => st,
+            Err(poisoned) => {
+                // A thread panicked holding the turn, perhaps inside an open transaction whose
+                // state is unknown: roll the whole batch back and fail its writes, so nothing
+                // half-done is committed by the next write and nobody waits for it forever.
+                let mut st = poisoned.into_inner();
+                self.state.clear_poison();
+                tracing::error!("a thread panicked holding the writer; its batch was rolled back");
+                self.abort_batch(&mut st, "the write failed (internal error)");
+                st
+            }
+        };
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         st
     }
@@ -495,6 +512,59 @@ mod tests {
             })
             .unwrap();
         assert_eq!(kept, 0);
+    }
+
+    #[test]
+    fn a_write_that_panics_stores_nothing_and_the_next_write_goes_on() {
+        let w = writer();
+        let panicked = w.write(|c| {
+            c.execute("INSERT INTO t VALUES (1)", [])?;
+            let cells: Vec<i64> = Vec::new();
+            Ok(cells[3]) // a bug, not an input
+        });
+        assert!(matches!(panicked, Err(StorageError::Conflict(m)) if m.contains("internal error")));
+        let queued = w.submit(|c| -> Result<()> {
+            c.execute("INSERT INTO t VALUES (2)", [])?;
+            panic!("a bug in a queued job")
+        });
+        assert!(matches!(queued, Err(StorageError::Conflict(_))));
+        w.write(|c| Ok(c.execute("INSERT INTO t VALUES (3)", [])?))
+            .unwrap();
+        let kept: Vec<i64> = w
+            .write(|c| {
+                let mut stmt = c.prepare("SELECT x FROM t ORDER BY x")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap();
+        assert_eq!(kept, [3]);
+    }
+
+    /// A thread that dies holding the writer's turn in the middle of a batch: the batch is
+    /// rolled back and reported failed, not committed by the next write.
+    #[test]
+    fn a_batch_left_open_by_a_dead_thread_is_rolled_back_and_failed() {
+        let w = writer();
+        let shared = Arc::clone(&w.shared);
+        let ticket = std::thread::spawn(move || {
+            let mut st = shared.lock();
+            let (out, ticket) =
+                shared.step(&mut st, |c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?));
+            out.unwrap();
+            // Dies before the commit, holding the lock.
+            std::panic::panic_any(ticket.unwrap())
+        })
+        .join()
+        .unwrap_err()
+        .downcast::<u64>()
+        .map(|t| *t)
+        .unwrap();
+        assert!(w.shared.state.is_poisoned());
+        w.write(|c| Ok(c.execute("INSERT INTO t VALUES (2)", [])?))
+            .unwrap();
+        assert!(!w.shared.state.is_poisoned());
+        assert!(w.shared.durable(ticket).is_err(), "the open batch failed");
+        assert_eq!(count(&w), 1, "only the later write is stored");
     }
 
     #[test]
