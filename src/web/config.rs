@@ -23,7 +23,7 @@ pub struct WebConfig {
     pub throttle: ThrottlePolicy,
     pub cookie_secure: bool,
     pub trust_proxy: bool,
-    /// How many call-screen reads run at once (see `AppState::screen_read`): two per core.
+    /// Threads that read the call screens (see `web/screen_reader.rs`): one per core.
     pub screen_reads: u32,
 }
 
@@ -37,8 +37,9 @@ impl Default for WebConfig {
             throttle: ThrottlePolicy::default(),
             cookie_secure: false,
             trust_proxy: false,
-            // Two per core: a read waits on a page fault now and then.
-            screen_reads: 2 * std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
+            // One per core: each serves every screen queued at once, and a read that waits on
+            // the disk holds up only its own batch.
+            screen_reads: std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
         }
     }
 }
@@ -103,7 +104,7 @@ mod tests {
         assert!(!c.cookie_secure);
         assert_eq!(c.throttle.max_login_failures, 5);
         assert_eq!(c.screen_reads, 3);
-        assert!(WebConfig::default().screen_reads >= 2);
+        assert!(WebConfig::default().screen_reads >= 1);
         let none = WebConfig::from_lookup(|k| (k == "SHEPING_SCREEN_READS").then(|| "0".into()));
         assert!(none.unwrap_err().contains("SHEPING_SCREEN_READS"));
         let bad = WebConfig::from_lookup(|k| (k == "SHEPING_SIGNIN_LOCK_SECS").then(|| "x".into()));

@@ -18,6 +18,7 @@ mod charts;
 pub mod config;
 mod error;
 mod pages;
+mod screen_reader;
 mod security;
 mod supervise;
 mod views;
@@ -51,37 +52,35 @@ pub struct AppState {
     /// Session → the claim it just made: the first display of that contact is covered by the
     /// claim's audit entry; any later display of the full number is logged as a view.
     fresh_claims: Arc<Mutex<HashMap<String, String>>>,
-    /// Bounds the call screens' concurrent reads (see [`AppState::screen_read`]).
-    screen_reads: Arc<tokio::sync::Semaphore>,
+    /// The call screens' reads, batched in shared snapshots ([`AppState::screen_read`]).
+    screen_reader: Arc<screen_reader::ScreenReader>,
 }
 
 impl AppState {
-    pub fn new<S: ConsoleStore + 'static>(store: Arc<S>, config: WebConfig) -> AppState {
+    pub fn new<S: ConsoleStore + 'static>(
+        store: Arc<S>,
+        config: WebConfig,
+    ) -> std::io::Result<AppState> {
         let console: Arc<dyn ConsoleStore> = store;
-        let screen_reads = config.screen_reads as usize;
-        AppState {
+        let screen_reader =
+            screen_reader::ScreenReader::start(console.clone(), config.screen_reads as usize)?;
+        Ok(AppState {
             store: console.clone(),
             console,
             config: Arc::new(config),
             fresh_claims: Arc::default(),
-            screen_reads: Arc::new(tokio::sync::Semaphore::new(screen_reads)),
-        }
+            screen_reader: Arc::new(screen_reader),
+        })
     }
 
-    /// [`AppState::console_blocking`] for the operators' call screen, at most a few at once.
-    /// Every commit empties each reader's page cache, so a read costs the same on any
-    /// thread; letting 64 of them run at once only adds threads that take turns on the
-    /// cores with the writer and the request threads.
+    /// Storage reads for the operators' call screen: on the screen reader's threads, in a
+    /// snapshot shared with the other screens asked for at the same moment
+    /// (see `web/screen_reader.rs`).
     pub async fn screen_read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn ConsoleStore) -> Result<T, WebError> + Send + 'static,
     ) -> Result<T, WebError> {
-        let _permit = self
-            .screen_reads
-            .acquire()
-            .await
-            .map_err(|e| WebError::Internal(format!("screen reads closed: {e}")))?;
-        self.console_blocking(f).await
+        self.screen_reader.read(f).await
     }
 
     /// Runs blocking storage work off the async threads.
@@ -170,7 +169,7 @@ pub async fn serve<S: ConsoleStore + 'static>(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let config = WebConfig::from_env().map_err(std::io::Error::other)?;
-    let state = AppState::new(store, config);
+    let state = AppState::new(store, config)?;
     spawn_purger(state.clone());
     let app = router(state);
     axum::serve(
