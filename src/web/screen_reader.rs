@@ -25,14 +25,22 @@ const MAX_BATCH: usize = 64;
 
 pub struct ScreenReader {
     queue: Mutex<Sender<ReadJob>>,
+    /// For reads queued after every reader thread has ended (see [`ScreenReader::read`]).
+    store: Arc<dyn ConsoleStore>,
+    /// Set once the threads are found gone (logged once).
+    lost: std::sync::atomic::AtomicBool,
 }
 
 impl ScreenReader {
     /// Starts `threads` reader threads (at least one). They end when the reader is dropped.
     pub fn start(store: Arc<dyn ConsoleStore>, threads: usize) -> std::io::Result<ScreenReader> {
+        Self::with_threads(store, threads.max(1))
+    }
+
+    fn with_threads(store: Arc<dyn ConsoleStore>, threads: usize) -> std::io::Result<ScreenReader> {
         let (queue, jobs) = channel::<ReadJob>();
         let jobs = Arc::new(Mutex::new(jobs));
-        for _ in 0..threads.max(1) {
+        for _ in 0..threads {
             let (jobs, store) = (Arc::clone(&jobs), Arc::clone(&store));
             std::thread::Builder::new()
                 .name("sheping-screen".into())
@@ -40,6 +48,8 @@ impl ScreenReader {
         }
         Ok(ScreenReader {
             queue: Mutex::new(queue),
+            store,
+            lost: Default::default(),
         })
     }
 
@@ -57,8 +67,25 @@ impl ScreenReader {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .send(job);
-        if sent.is_err() {
-            return Err(WebError::Internal("the screen readers have stopped".into()));
+        if let Err(std::sync::mpsc::SendError(job)) = sent {
+            // Every reader thread has ended (a read's own panic is caught, so something else
+            // failed): read on the blocking pool instead, so operators can go on working.
+            use std::sync::atomic::Ordering;
+            if !self.lost.swap(true, Ordering::SeqCst) {
+                tracing::error!(
+                    "the call-screen readers have stopped; reads use the blocking pool"
+                );
+            }
+            let store = Arc::clone(&self.store);
+            tokio::task::spawn_blocking(move || {
+                let s = store.as_ref();
+                let mut job = Some(job);
+                s.snapshot(&mut || {
+                    if let Some(job) = job.take() {
+                        job(s)
+                    }
+                });
+            });
         }
         // A read that panicked drops its answer: an internal error for this request only.
         answered
@@ -149,5 +176,24 @@ mod tests {
             let n = reader.read(|s| Ok(s.users()?.len())).await.unwrap();
             assert_eq!(n, 200);
         });
+    }
+
+    #[test]
+    fn reads_still_answer_when_the_reader_threads_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        {
+            use crate::storage::CallStore;
+            store.add_user(&user("op"), "test").unwrap();
+        }
+        // No threads: the queue's receiving end is gone, as after every thread ended.
+        let reader = ScreenReader::with_threads(store, 0).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let found = rt.block_on(reader.read(|s| Ok(s.user("op")?.login)));
+        assert_eq!(found.unwrap(), "op");
+        assert!(reader.lost.load(std::sync::atomic::Ordering::SeqCst));
     }
 }
