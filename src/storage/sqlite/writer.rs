@@ -56,6 +56,19 @@ struct Job {
     fail: Box<dyn FnOnce(StorageError) + Send>,
 }
 
+/// Why a queued job's statements were rolled back: the job refused (its answer says why), or
+/// the write path failed around it (the savepoint, the transaction).
+enum Refusal {
+    Job(Deliver),
+    Write(StorageError),
+}
+
+impl From<StorageError> for Refusal {
+    fn from(e: StorageError) -> Self {
+        Refusal::Write(e)
+    }
+}
+
 /// The write path: the shared connection, and with group commit a thread of its own that runs
 /// queued writes back to back ([`Writer::submit`]). A write waiting for the lock is handed
 /// the turn only when the thread holding it is descheduled and woken again; on two busy cores
@@ -263,19 +276,11 @@ impl Shared {
         let mut st = self.lock();
         let mut answers: Vec<(Deliver, Option<u64>)> = Vec::with_capacity(jobs.len());
         for Job { run, fail } in jobs {
-            let mut refused = None;
-            let (out, ticket) = self.step(&mut st, |conn| match run(conn) {
-                Ok(deliver) => Ok(deliver),
-                Err(deliver) => {
-                    refused = Some(deliver);
-                    Err(StorageError::Conflict("refused".into()))
-                }
-            });
-            match (out, refused) {
-                (Ok(deliver), _) => answers.push((deliver, ticket)),
+            match self.step(&mut st, |conn| run(conn).map_err(Refusal::Job)) {
+                (Ok(deliver), ticket) => answers.push((deliver, ticket)),
                 // The job's own error travels inside its answer; nothing of it is stored.
-                (Err(_), Some(deliver)) => answers.push((deliver, None)),
-                (Err(e), None) => fail(e),
+                (Err(Refusal::Job(deliver)), _) => answers.push((deliver, None)),
+                (Err(Refusal::Write(e)), _) => fail(e),
             }
         }
         self.commit_unless_awaited(&mut st);
@@ -289,22 +294,23 @@ impl Shared {
     }
 
     /// One write inside the open transaction (begun if needed), in a savepoint: kept when `f`
-    /// succeeds (with its ticket), rolled back to the savepoint when it fails.
-    fn step<T>(
+    /// succeeds (with its ticket), rolled back to the savepoint when it fails. `E` carries the
+    /// write's own error, or the write path's as a [`StorageError`].
+    fn step<T, E: From<StorageError>>(
         &self,
         st: &mut State,
-        f: impl FnOnce(&Connection) -> Result<T>,
-    ) -> (Result<T>, Option<u64>) {
+        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+    ) -> (std::result::Result<T, E>, Option<u64>) {
         if !st.in_tx {
             if let Err(e) = run(&st.conn, "BEGIN IMMEDIATE") {
-                return (Err(super::map_full(e)), None);
+                return (Err(super::map_full(e).into()), None);
             }
             st.in_tx = true;
             st.batch_start = st.last_ticket + 1;
         }
         if let Err(e) = run(&st.conn, "SAVEPOINT write") {
             self.abort_batch(st, &e.to_string());
-            return (Err(super::map_full(e)), None);
+            return (Err(super::map_full(e).into()), None);
         }
         // A write that panics is rolled back to its savepoint like one that fails, so the
         // rest of the batch stands and the lock is not left poisoned mid-transaction.
@@ -313,13 +319,14 @@ impl Shared {
                 tracing::error!("a write panicked; it was rolled back");
                 Err(StorageError::Conflict(
                     "the write failed (internal error); nothing of it was stored".into(),
-                ))
+                )
+                .into())
             });
         let ticket = match out {
             Ok(_) => {
                 if let Err(e) = run(&st.conn, "RELEASE write") {
                     self.abort_batch(st, &e.to_string());
-                    return (Err(super::map_full(e)), None);
+                    return (Err(super::map_full(e).into()), None);
                 }
                 st.last_ticket += 1;
                 Some(st.last_ticket)
@@ -548,8 +555,9 @@ mod tests {
         let shared = Arc::clone(&w.shared);
         let ticket = std::thread::spawn(move || {
             let mut st = shared.lock();
-            let (out, ticket) =
-                shared.step(&mut st, |c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?));
+            let (out, ticket) = shared.step(&mut st, |c| -> Result<usize> {
+                Ok(c.execute("INSERT INTO t VALUES (1)", [])?)
+            });
             out.unwrap();
             // Dies before the commit, holding the lock.
             std::panic::panic_any(ticket.unwrap())
