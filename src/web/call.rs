@@ -323,11 +323,17 @@ async fn operator_round(
     user: &UserRecord,
     requested: Option<String>,
 ) -> Result<Option<OperatorRound>, WebError> {
-    // Every request of the call screen asks this: it must not scan the round's members.
-    let user_id = user.id;
-    let rounds = state
-        .blocking(move |s| Ok(s.operator_rounds(user_id)?))
-        .await?;
+    // Every request of the call screen asks this: it must not scan the round's members, and
+    // mostly it is answered from memory without a trip to the blocking pool.
+    let rounds = match state.store.operator_rounds_cached(user.id) {
+        Some(rounds) => rounds,
+        None => {
+            let user_id = user.id;
+            state
+                .blocking(move |s| Ok(s.operator_rounds(user_id)?))
+                .await?
+        }
+    };
     choose_round(rounds, requested)
 }
 
@@ -703,18 +709,8 @@ async fn record(
     let token = get("token").to_string();
     let requested = get("round").to_string();
     let now = Utc::now();
-    // The operator's rounds come from memory (a read on the blocking pool when not cached);
-    // the write is queued for the writer thread and awaited without holding a pool thread.
-    let rounds = match state.store.operator_rounds_cached(session.user.id) {
-        Some(rounds) => rounds,
-        None => {
-            let user_id = session.user.id;
-            state
-                .blocking(move |s| Ok(s.operator_rounds(user_id)?))
-                .await?
-        }
-    };
-    let step = match choose_round(rounds, Some(requested))? {
+    // The write is queued for the writer thread and awaited without holding a pool thread.
+    let step = match operator_round(&state, &session.user, Some(requested)).await? {
         None => None,
         Some(or) => {
             let (submitted, input) = parse_submission(&fields, &or.round.survey)?;
