@@ -47,6 +47,33 @@ impl SessionLimits {
         now_ms >= last_seen_ms.saturating_add(self.idle_ms)
             || now_ms >= created_at_ms.saturating_add(self.absolute_ms)
     }
+
+    /// What a stored session needs before it serves a request at `now_ms` (`touch`: the
+    /// request counts as activity). One rule for the store's lookup and its in-memory answer.
+    pub fn due(&self, s: &SessionRecord, now_ms: i64, touch: bool) -> SessionDue {
+        if self.is_expired(s.created_at_ms, s.last_seen_ms, now_ms) {
+            SessionDue::End
+        } else if !s.user.active {
+            SessionDue::EndUser
+        } else if touch && now_ms - s.last_seen_ms >= self.touch_every_ms() {
+            SessionDue::Touch
+        } else {
+            SessionDue::Nothing
+        }
+    }
+}
+
+/// See [`SessionLimits::due`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionDue {
+    /// Timed out: the session ends.
+    End,
+    /// Its user was disabled: every session of the user ends.
+    EndUser,
+    /// `last_seen` is to be written.
+    Touch,
+    /// Valid as it is.
+    Nothing,
 }
 
 #[derive(Debug, Clone)]

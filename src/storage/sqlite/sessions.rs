@@ -134,31 +134,34 @@ impl SessionStore for SqliteStore {
         let Some(mut s) = found else {
             return Ok(SessionLookup::Missing);
         };
-        if limits.is_expired(s.created_at_ms, s.last_seen_ms, now_ms) {
-            self.write(|tx| {
-                tx.prepare_cached("DELETE FROM sessions WHERE id_hash = ?1")?
-                    .execute([id_hash])?;
-                Ok(())
-            })?;
-            return Ok(SessionLookup::Expired);
-        }
-        if !s.user.active {
-            self.write(|tx| {
-                tx.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
-                    .execute([s.user.id])?;
-                Ok(())
-            })?;
-            return Ok(SessionLookup::Missing);
-        }
-        if touch && now_ms - s.last_seen_ms >= limits.touch_every_ms() {
-            self.write(|tx| {
-                tx.prepare_cached(
-                    "UPDATE sessions SET last_seen = MAX(last_seen, ?1) WHERE id_hash = ?2",
-                )?
-                .execute(params![now_ms, id_hash])?;
-                Ok(())
-            })?;
-            s.last_seen_ms = now_ms;
+        match limits.due(&s, now_ms, touch) {
+            SessionDue::End => {
+                self.write(|tx| {
+                    tx.prepare_cached("DELETE FROM sessions WHERE id_hash = ?1")?
+                        .execute([id_hash])?;
+                    Ok(())
+                })?;
+                return Ok(SessionLookup::Expired);
+            }
+            SessionDue::EndUser => {
+                self.write(|tx| {
+                    tx.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
+                        .execute([s.user.id])?;
+                    Ok(())
+                })?;
+                return Ok(SessionLookup::Missing);
+            }
+            SessionDue::Touch => {
+                self.write(|tx| {
+                    tx.prepare_cached(
+                        "UPDATE sessions SET last_seen = MAX(last_seen, ?1) WHERE id_hash = ?2",
+                    )?
+                    .execute(params![now_ms, id_hash])?;
+                    Ok(())
+                })?;
+                s.last_seen_ms = now_ms;
+            }
+            SessionDue::Nothing => {}
         }
         Ok(SessionLookup::Valid(s))
     }
@@ -173,9 +176,7 @@ impl SessionStore for SqliteStore {
         let s = self
             .sessions
             .get(id_hash, self.generations.sessions.now())?;
-        let touch_due = touch && now_ms - s.last_seen_ms >= limits.touch_every_ms();
-        let settled = !limits.is_expired(s.created_at_ms, s.last_seen_ms, now_ms) && s.user.active;
-        (settled && !touch_due).then_some(s)
+        (limits.due(&s, now_ms, touch) == SessionDue::Nothing).then_some(s)
     }
 
     fn end_session(&self, id_hash: &str, actor: &str) -> Result<()> {
