@@ -77,15 +77,7 @@ impl ScreenReader {
                 );
             }
             let store = Arc::clone(&self.store);
-            tokio::task::spawn_blocking(move || {
-                let s = store.as_ref();
-                let mut job = Some(job);
-                s.snapshot(&mut || {
-                    if let Some(job) = job.take() {
-                        job(s)
-                    }
-                });
-            });
+            tokio::task::spawn_blocking(move || run_in_snapshot(store.as_ref(), vec![job]));
         }
         // A read that panicked drops its answer: an internal error for this request only.
         answered
@@ -105,17 +97,22 @@ fn serve(store: &dyn ConsoleStore, jobs: &Mutex<Receiver<ReadJob>>) {
                 .chain(jobs.try_iter().take(MAX_BATCH - 1))
                 .collect()
         };
-        let mut batch = Some(batch);
-        store.snapshot(&mut || {
-            for job in batch.take().unwrap_or_default() {
-                // One read's bug must not take the others' answers (or the thread) with it.
-                let run = std::panic::AssertUnwindSafe(|| job(store));
-                if std::panic::catch_unwind(run).is_err() {
-                    tracing::error!("a call-screen read panicked");
-                }
-            }
-        });
+        run_in_snapshot(store, batch);
     }
+}
+
+/// Runs a batch of reads in one snapshot.
+fn run_in_snapshot(store: &dyn ConsoleStore, batch: Vec<ReadJob>) {
+    let mut batch = Some(batch);
+    store.snapshot(&mut || {
+        for job in batch.take().unwrap_or_default() {
+            // One read's bug must not take the others' answers (or the thread) with it.
+            let run = std::panic::AssertUnwindSafe(|| job(store));
+            if std::panic::catch_unwind(run).is_err() {
+                tracing::error!("a call-screen read panicked");
+            }
+        }
+    });
 }
 
 #[cfg(test)]
