@@ -131,9 +131,6 @@ impl Writer {
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        if self.queue.is_none() {
-            return self.shared.write(f);
-        }
         let (answer, answered) = mpsc::sync_channel::<Result<T>>(1);
         self.enqueue(f, Arc::new(answer));
         answered
@@ -149,12 +146,7 @@ impl Writer {
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> tokio::sync::oneshot::Receiver<Result<T>> {
         let (answer, answered) = tokio::sync::oneshot::channel::<Result<T>>();
-        let answer = Arc::new(Mutex::new(Some(answer)));
-        if self.queue.is_none() {
-            answer.reply(self.shared.write(f));
-        } else {
-            self.enqueue(f, answer);
-        }
+        self.enqueue(f, Arc::new(Mutex::new(Some(answer))));
         answered
     }
 
@@ -176,6 +168,7 @@ impl Writer {
             fail: Box::new(move |e| failed.reply(Err(e))),
         };
         let Some(queue) = &self.queue else {
+            // Without group commit there is no writer thread: the job runs here, alone.
             return self.shared.run_batch(vec![job]);
         };
         if let Err(mpsc::SendError(job)) = queue.send(job) {
