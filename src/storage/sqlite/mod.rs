@@ -118,8 +118,12 @@ impl SqliteStore {
             tracing::warn!(mode, "SQLite did not switch to WAL mode");
         }
         configure(&conn)?;
-        // A larger page cache for the writer keeps index pages in memory during big imports.
-        conn.pragma_update(None, "cache_size", -65_536)?;
+        // 8 MiB holds the interior pages of every hot B-tree. Bigger costs the operators: a
+        // transaction that splits a B-tree page leaves SQLite's cache thinking it holds the
+        // lock page (2^30 bytes in), so the commit scans the whole cache to drop pages past the
+        // end of the file. At 64 MiB that scan was about 7% of the writer under the cycle load,
+        // and big imports ran no faster with it (`BENCHMARKS.md`, sixth session).
+        conn.pragma_update(None, "cache_size", -8_192)?;
         // Each write of a group commit runs in a savepoint, whose statement journal holds the
         // pages it changes; kept in memory it no longer spills to a temporary file.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
