@@ -68,6 +68,27 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+/// The writer's page cache. 8 MiB holds the interior pages of every hot B-tree. Bigger costs
+/// the operators: a transaction that splits a B-tree page leaves SQLite's cache believing it
+/// holds the lock page (the one at byte 2^30), so the commit scans the whole cache for pages
+/// past the end of the file. At 64 MiB that scan was about 7% of the writer under the cycle
+/// load (`BENCHMARKS.md`, sixth session).
+const WRITER_CACHE_KIB: i64 = 8_192;
+/// The writer's page cache during bulk writes (a plan, an import, a queue rebuild): their
+/// inserts land all over B-trees of a million rows, and with 8 MiB they kept re-reading pages.
+const BULK_CACHE_KIB: i64 = 65_536;
+
+/// Runs a bulk write with the larger page cache, then shrinks it again (which frees the pages
+/// above the limit).
+fn with_bulk_cache<T>(tx: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    tx.pragma_update(None, "cache_size", -BULK_CACHE_KIB)?;
+    let out = f();
+    if let Err(e) = tx.pragma_update(None, "cache_size", -WRITER_CACHE_KIB) {
+        tracing::warn!(error = %e, "could not shrink the writer's page cache after a bulk write");
+    }
+    out
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -119,12 +140,7 @@ impl SqliteStore {
             tracing::warn!(mode, "SQLite did not switch to WAL mode");
         }
         configure(&conn)?;
-        // 8 MiB holds the interior pages of every hot B-tree. Bigger costs the operators: a
-        // transaction that splits a B-tree page leaves SQLite's cache thinking it holds the
-        // lock page (2^30 bytes in), so the commit scans the whole cache to drop pages past the
-        // end of the file. At 64 MiB that scan was about 7% of the writer under the cycle load,
-        // and big imports ran no faster with it (`BENCHMARKS.md`, sixth session).
-        conn.pragma_update(None, "cache_size", -8_192)?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         // Each write of a group commit runs in a savepoint, whose statement journal holds the
         // pages it changes; kept in memory it no longer spills to a temporary file.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -731,7 +747,7 @@ impl Storage for SqliteStore {
         actor: &str,
         feed: &mut dyn FnMut(&mut dyn MemberSink) -> Result<bool>,
     ) -> Result<Option<usize>> {
-        self.write(|tx| {
+        self.write(|tx| with_bulk_cache(tx, || {
             ensure_unlocked(tx, round.id)?;
             let mut sink = MembersSink {
                 tx,
@@ -760,7 +776,7 @@ impl Storage for SqliteStore {
                 },
             )?;
             Ok(Some(stored))
-        })
+        }))
     }
 
     fn members(&self, round_id: i64, unit_id: Option<i64>) -> Result<Vec<MemberRecord>> {
@@ -836,4 +852,30 @@ fn units_in_use(c: &Connection, round_id: i64) -> Result<BTreeSet<i64>> {
         .query_map([round_id], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache_kib(c: &Connection) -> Result<i64> {
+        Ok(-c.query_row("PRAGMA cache_size", [], |r| r.get::<_, i64>(0))?)
+    }
+
+    #[test]
+    fn bulk_writes_get_the_large_cache_and_leave_the_writer_with_the_small_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("cache.db")).unwrap();
+        assert_eq!(store.write(cache_kib).unwrap(), WRITER_CACHE_KIB);
+        let during = store
+            .write(|tx| with_bulk_cache(tx, || cache_kib(tx)))
+            .unwrap();
+        assert_eq!(during, BULK_CACHE_KIB);
+        assert_eq!(store.write(cache_kib).unwrap(), WRITER_CACHE_KIB);
+        // A bulk write that fails (a bad row rolls the import back) shrinks the cache too.
+        let failed: Result<()> =
+            store.write(|tx| with_bulk_cache(tx, || Err(StorageError::Conflict("bad row".into()))));
+        assert!(failed.is_err());
+        assert_eq!(store.write(cache_kib).unwrap(), WRITER_CACHE_KIB);
+    }
 }
