@@ -346,3 +346,129 @@ fn tallies_equal_the_slow_counts_and_check_catches_drift() {
     );
     assert!(sp.run(&["check"]).status.success());
 }
+
+/// The queue's rows (claims included) and its tallies, in a fixed order.
+#[allow(clippy::type_complexity)]
+fn queue_state(
+    c: &rusqlite::Connection,
+) -> (
+    Vec<(
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+    )>,
+    Vec<(i64, i64, i64, i64)>,
+) {
+    let rows = c
+        .prepare(
+            "SELECT member_id, round_id, operator_id, priority, sort_key, claim_token, claimed_at, claim_expires
+             FROM queue ORDER BY member_id",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let tallies = c
+        .prepare("SELECT round_id, operator_id, priority, n FROM queue_tally ORDER BY 1, 2, 3")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    (rows, tallies)
+}
+
+#[test]
+fn migrating_the_queue_to_calling_order_keeps_every_row_claim_and_tally() {
+    let sp = Sheping::new();
+    demo_db(&sp);
+    // Two contacts held, so the claims' columns are carried over too.
+    let c = sp.sql();
+    c.execute_batch(
+        "UPDATE queue SET claim_token = 'tok-' || member_id, claimed_at = 1, claim_expires = 2
+         WHERE member_id IN (SELECT member_id FROM queue ORDER BY member_id LIMIT 2)",
+    )
+    .unwrap();
+    let before = queue_state(&c);
+    assert!(before.0.len() > 100, "the demo leaves a queue to migrate");
+    assert_eq!(before.0.iter().filter(|r| r.5.is_some()).count(), 2);
+    // Put the queue back in its layout before migration 009 (keyed by member, as 002, 005
+    // and 006 made it), rows and all, and mark the schema as version 8.
+    c.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         BEGIN;
+         CREATE TABLE queue_v8 (
+             member_id     INTEGER PRIMARY KEY REFERENCES members(id),
+             round_id      INTEGER NOT NULL REFERENCES rounds(id),
+             operator_id   INTEGER NOT NULL REFERENCES users(id),
+             priority      INTEGER NOT NULL,
+             sort_key      INTEGER NOT NULL,
+             claim_token   TEXT UNIQUE,
+             claimed_at    INTEGER,
+             claim_expires INTEGER
+         );
+         INSERT INTO queue_v8 SELECT member_id, round_id, operator_id, priority, sort_key, claim_token, claimed_at, claim_expires FROM queue;
+         DROP TABLE queue;
+         ALTER TABLE queue_v8 RENAME TO queue;
+         CREATE INDEX queue_next ON queue(operator_id, round_id, priority, sort_key);
+         CREATE INDEX queue_claims ON queue(operator_id, round_id, claim_expires) WHERE claim_token IS NOT NULL;
+         CREATE TRIGGER queue_tally_insert AFTER INSERT ON queue BEGIN
+             INSERT INTO queue_tally (round_id, operator_id, priority, n) VALUES (NEW.round_id, NEW.operator_id, NEW.priority, 1)
+             ON CONFLICT (round_id, operator_id, priority) DO UPDATE SET n = n + 1;
+         END;
+         CREATE TRIGGER queue_tally_delete AFTER DELETE ON queue BEGIN
+             UPDATE queue_tally SET n = n - 1 WHERE round_id = OLD.round_id AND operator_id = OLD.operator_id AND priority = OLD.priority;
+         END;
+         PRAGMA user_version = 8;
+         COMMIT;",
+    )
+    .unwrap();
+    assert_eq!(queue_state(&c), before);
+    drop(c);
+
+    // Opening the database migrates it; the checks (tallies against the queue included) pass.
+    let report = sp.ok(&["check"]);
+    assert!(report.contains("检查通过"), "{report}");
+    let c = sp.sql();
+    assert_eq!(queue_state(&c), before);
+    let sql: String = c
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'queue'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(sql.contains("WITHOUT ROWID"), "{sql}");
+    assert_eq!(
+        sp.count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'queue_next'"),
+        0
+    );
+    // The tally triggers came back with the new table: a queue change still moves its tally.
+    let (member, round, operator, priority): (i64, i64, i64, i64) = c
+        .query_row(
+            "SELECT member_id, round_id, operator_id, priority FROM queue ORDER BY member_id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    let tally = |c: &rusqlite::Connection| -> i64 {
+        c.query_row(
+            "SELECT n FROM queue_tally WHERE round_id = ?1 AND operator_id = ?2 AND priority = ?3",
+            [round, operator, priority],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let n = tally(&c);
+    c.execute("DELETE FROM queue WHERE member_id = ?1", [member])
+        .unwrap();
+    assert_eq!(tally(&c), n - 1);
+}
