@@ -70,9 +70,20 @@ async fn the_same_form_twice_records_once_and_answers_the_same() {
         1,
         "one next contact, not two"
     );
-    let page = op.web.get(first.location.as_deref().unwrap()).await;
+    let done_url = first.location.clone().unwrap();
+    let page = op.web.get(&done_url).await;
     assert!(page.body.contains("id=\"confirmation\""));
-    assert!(page.body.contains("已保存"));
+    // The line names the recorded contact's unit, the attempt's number and its outcome.
+    let unit: String = sp
+        .sql()
+        .query_row(
+            "SELECT u.name FROM attempts a JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let line = format!("✓ 已保存:{unit} · 第 1 次拨打 · 完成");
+    assert!(page.body.contains(&line), "{line} in {}", page.body);
     let ms: String = sp
         .sql()
         .query_row("SELECT answer_ms FROM attempts", [], |r| r.get(0))
@@ -84,6 +95,17 @@ async fn the_same_form_twice_records_once_and_answers_the_same() {
     assert_eq!(stolen.status, 409);
     assert!(stolen.body.contains("其他话务员"), "{}", stolen.body);
     assert_eq!(sp.count("SELECT COUNT(*) FROM attempts"), 1);
+    // Nor does op2 see op1's attempt by putting its id in the URL, or anything for an id that
+    // does not exist.
+    let peek = op2.web.get(&done_url).await;
+    assert_eq!(peek.status, 200);
+    assert!(!peek.body.contains("已保存"), "{}", peek.body);
+    let nothing = op
+        .web
+        .get(&format!("/call?round={ROUND}&done=999999"))
+        .await;
+    assert_eq!(nothing.status, 200);
+    assert!(!nothing.body.contains("已保存"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

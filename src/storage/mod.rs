@@ -309,6 +309,18 @@ pub struct Claimed {
     pub expires_at_ms: i64,
 }
 
+/// What the call screen's "just recorded" line shows of an attempt, with what it takes to
+/// check that the attempt is the operator's own in this round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedLine {
+    pub operator_id: i64,
+    pub round_id: i64,
+    pub unit_name: String,
+    pub attempt_no: u32,
+    pub outcome: Outcome,
+    pub recorded_at_ms: i64,
+}
+
 /// A write queued for the writer thread; resolves to its answer once it is durable.
 pub type Queued<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
@@ -440,6 +452,9 @@ pub trait CallStore: Send + Sync {
         operator: &UserRecord,
         now: DateTime<Utc>,
     ) -> Result<Vec<Claim>>;
+    /// An attempt as the call screen's "just recorded" line shows it (one narrow read: the
+    /// screen asks after every call); `None` when there is no such attempt.
+    fn recorded_line(&self, attempt_id: i64) -> Result<Option<RecordedLine>>;
     fn release(&self, token: &str, operator: &UserRecord) -> Result<bool>;
     fn record(
         &self,

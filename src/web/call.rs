@@ -393,21 +393,18 @@ fn load_screen(
     let since = local_midnight_ms(round.survey.timezone(), now);
     let held = s.held_claims(round, user, now)?;
     let day = s.operator_day(round, user.id, since, now)?;
+    // The id comes from the URL: shown only for the operator's own attempt in this round.
     let done = match done_id {
-        Some(id) => match s.attempt(id) {
-            Ok((a, round_id)) if round_id == round.id && a.operator == user.login => {
-                let unit = s.unit_name(a.unit_id)?;
-                Some(DoneView {
-                    outcome: a.outcome.label(),
-                    complete: a.outcome == Outcome::Complete,
-                    unit,
-                    attempt_no: a.attempt_no,
-                    at: local_time(a.recorded_at_ms, round.survey.timezone(), "%H:%M:%S"),
-                })
-            }
-            Ok(_) | Err(StorageError::NotFound(_)) => None,
-            Err(e) => return Err(e.into()),
-        },
+        Some(id) => s
+            .recorded_line(id)?
+            .filter(|a| a.round_id == round.id && a.operator_id == user.id)
+            .map(|a| DoneView {
+                outcome: a.outcome.label(),
+                complete: a.outcome == Outcome::Complete,
+                unit: a.unit_name,
+                attempt_no: a.attempt_no,
+                at: local_time(a.recorded_at_ms, round.survey.timezone(), "%H:%M:%S"),
+            }),
         None => None,
     };
     Ok(ScreenData { held, day, done })

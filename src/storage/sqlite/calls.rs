@@ -567,6 +567,27 @@ impl CallStore for SqliteStore {
         })
     }
 
+    fn recorded_line(&self, attempt_id: i64) -> Result<Option<RecordedLine>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT a.operator_id, un.round_id, un.name, a.attempt_no, a.outcome, a.recorded_at
+                 FROM attempts a JOIN members m ON m.id = a.member_id JOIN units un ON un.id = m.unit_id
+                 WHERE a.id = ?1",
+            )?
+            .query_row([attempt_id], |r| {
+                Ok(RecordedLine {
+                    operator_id: r.get(0)?,
+                    round_id: r.get(1)?,
+                    unit_name: r.get(2)?,
+                    attempt_no: r.get(3)?,
+                    outcome: Outcome::parse(&r.get::<_, String>(4)?).unwrap_or(Outcome::NoAnswer),
+                    recorded_at_ms: r.get(5)?,
+                })
+            })
+            .optional()?)
+        })
+    }
+
     fn release(&self, token: &str, operator: &UserRecord) -> Result<bool> {
         self.write(|tx| {
             let n = tx.execute(
