@@ -119,9 +119,6 @@ pub trait AdminStore: Send + Sync {
     /// One attempt and the id of its round.
     fn attempt(&self, attempt_id: i64) -> Result<(AttemptRecord, i64)>;
 
-    /// A unit's name.
-    fn unit_name(&self, unit_id: i64) -> Result<String>;
-
     /// A member's attempts, oldest first.
     fn member_attempts(&self, member_id: i64) -> Result<Vec<AttemptRecord>>;
 

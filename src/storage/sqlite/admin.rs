@@ -62,15 +62,6 @@ impl AdminStore for SqliteStore {
         self.read(|c| load_attempt(c, attempt_id))
     }
 
-    fn unit_name(&self, unit_id: i64) -> Result<String> {
-        self.read(|c| {
-            c.prepare_cached("SELECT name FROM units WHERE id = ?1")?
-                .query_row([unit_id], |r| r.get(0))
-                .optional()?
-                .ok_or_else(|| StorageError::NotFound(format!("没有第 {unit_id} 号单位")))
-        })
-    }
-
     fn member_attempts(&self, member_id: i64) -> Result<Vec<AttemptRecord>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!(
