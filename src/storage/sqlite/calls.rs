@@ -399,7 +399,7 @@ impl CallStore for SqliteStore {
         actor: &str,
     ) -> Result<PlanRecord> {
         let now = Utc::now();
-        let plan_id = self.write(|tx| super::with_bulk_cache(tx, || {
+        let plan_id = self.write_bulk(|tx| {
             ensure_unlocked(tx, round.id)?;
             tx.execute(
                 "INSERT INTO plans (round_id, kind, seed, algorithm, operators, members, digest, created_at, created_by)
@@ -455,7 +455,7 @@ impl CallStore for SqliteStore {
                 },
             )?;
             Ok(plan_id)
-        }))?;
+        })?;
         self.plans(round)?
             .into_iter()
             .find(|p| p.id == plan_id)

@@ -153,7 +153,7 @@ impl SqliteStore {
     /// with a bug, or a manual fix); claims are dropped.
     pub fn rebuild_queue(&self, round_key: &str, now: DateTime<Utc>) -> Result<usize> {
         let round = self.round(round_key)?;
-        self.write(|tx| super::with_bulk_cache(tx, || {
+        self.write_bulk(|tx| {
             tx.execute("DELETE FROM queue WHERE round_id = ?1", [round.id])?;
             let members: Vec<i64> = tx
                 .prepare("SELECT s.member_id FROM assignments s JOIN members m ON m.id = s.member_id JOIN units u ON u.id = m.unit_id WHERE u.round_id = ?1")?
@@ -164,7 +164,7 @@ impl SqliteStore {
             }
             rebuild_tallies(tx)?;
             Ok(members.len())
-        }))
+        })
     }
 }
 

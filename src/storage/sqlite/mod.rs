@@ -79,17 +79,6 @@ const WRITER_CACHE_KIB: i64 = 8_192;
 /// inserts land all over B-trees of a million rows, and with 8 MiB they kept re-reading pages.
 const BULK_CACHE_KIB: i64 = 65_536;
 
-/// Runs a bulk write with the larger page cache, then shrinks it again (which frees the pages
-/// above the limit).
-fn with_bulk_cache<T>(tx: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    tx.pragma_update(None, "cache_size", -BULK_CACHE_KIB)?;
-    let out = f();
-    if let Err(e) = tx.pragma_update(None, "cache_size", -WRITER_CACHE_KIB) {
-        tracing::warn!(error = %e, "could not shrink the writer's page cache after a bulk write");
-    }
-    out
-}
-
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -167,6 +156,19 @@ impl SqliteStore {
         let out = self.writer.write(f);
         self.after_write();
         out
+    }
+
+    /// Like [`SqliteStore::write`], for a bulk write: it runs with the larger page cache, which
+    /// is shrunk again after it (freeing the pages above the limit), also when it fails.
+    pub(crate) fn write_bulk<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.write(|tx| {
+            tx.pragma_update(None, "cache_size", -BULK_CACHE_KIB)?;
+            let out = f(tx);
+            if let Err(e) = tx.pragma_update(None, "cache_size", -WRITER_CACHE_KIB) {
+                tracing::warn!(error = %e, "could not shrink the writer's page cache after a bulk write");
+            }
+            out
+        })
     }
 
     /// Like [`SqliteStore::write`], run on the writer's own thread among the other queued
@@ -748,7 +750,7 @@ impl Storage for SqliteStore {
         actor: &str,
         feed: &mut dyn FnMut(&mut dyn MemberSink) -> Result<bool>,
     ) -> Result<Option<usize>> {
-        self.write(|tx| with_bulk_cache(tx, || {
+        self.write_bulk(|tx| {
             ensure_unlocked(tx, round.id)?;
             let mut sink = MembersSink {
                 tx,
@@ -777,7 +779,7 @@ impl Storage for SqliteStore {
                 },
             )?;
             Ok(Some(stored))
-        }))
+        })
     }
 
     fn members(&self, round_id: i64, unit_id: Option<i64>) -> Result<Vec<MemberRecord>> {
@@ -868,14 +870,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("cache.db")).unwrap();
         assert_eq!(store.write(cache_kib).unwrap(), WRITER_CACHE_KIB);
-        let during = store
-            .write(|tx| with_bulk_cache(tx, || cache_kib(tx)))
-            .unwrap();
+        let during = store.write_bulk(cache_kib).unwrap();
         assert_eq!(during, BULK_CACHE_KIB);
         assert_eq!(store.write(cache_kib).unwrap(), WRITER_CACHE_KIB);
         // A bulk write that fails (a bad row rolls the import back) shrinks the cache too.
         let failed: Result<()> =
-            store.write(|tx| with_bulk_cache(tx, || Err(StorageError::Conflict("bad row".into()))));
+            store.write_bulk(|_| Err(StorageError::Conflict("bad row".into())));
         assert!(failed.is_err());
         assert_eq!(store.write(cache_kib).unwrap(), WRITER_CACHE_KIB);
     }
