@@ -568,9 +568,24 @@ fn concurrent_operators_never_share_a_contact_and_lose_no_attempt() {
                         let (r, next) = if k % 2 == 0 {
                             store.record_then_claim(&round, &c.token, &op, &input, t0)
                         } else {
-                            let queued =
-                                store.record_then_claim_queued(&round, &c.token, &op, &input, t0);
-                            rt.block_on(queued)
+                            let since = t0.timestamp_millis() - 3_600_000;
+                            let queued = store.record_then_screen_queued(
+                                &round, &c.token, &op, &input, t0, since,
+                            );
+                            rt.block_on(queued).map(|call| {
+                                // The screen read in the same write shows this record and
+                                // the contact it claimed.
+                                let done = call.screen.done.as_ref().expect("the record's line");
+                                assert_eq!((done.operator_id, done.round_id), (op.id, round.id));
+                                assert_eq!(done.attempt_no, call.recorded.attempt_no);
+                                if let Some(next) = &call.claimed {
+                                    assert!(
+                                        call.screen.held.iter().any(|h| h.token == next.token
+                                            && h.member.id == next.member_id)
+                                    );
+                                }
+                                (call.recorded, call.claimed)
+                            })
                         }
                         .unwrap();
                         // The claim made with the record is among those the call screen

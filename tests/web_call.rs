@@ -108,6 +108,71 @@ async fn the_same_form_twice_records_once_and_answers_the_same() {
     assert!(!nothing.body.contains("已保存"));
 }
 
+/// The page a recorded call redirects to shows the screen that call's write read in its own
+/// transaction (no second read of the store): the state its commit left, once. A reload, or
+/// any other visit, reads the store again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_after_a_record_is_the_screen_its_write_left_once() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let op = Op::new(&server.url, "op1").await;
+    let token = op.claim().await;
+    let mut fields = vec![("outcome", "complete")];
+    fields.extend_from_slice(&ALL_FIVE);
+    let recorded = op.record(&token, &fields).await;
+    assert_eq!(recorded.status, 303);
+    let done_url = recorded.location.clone().unwrap();
+    let (next_token, unit): (String, String) = sp
+        .sql()
+        .query_row(
+            "SELECT q.claim_token, u.name FROM queue q JOIN members m ON m.id = q.member_id
+             JOIN units u ON u.id = m.unit_id WHERE q.claim_token IS NOT NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    // Behind the service's back, between the commit and the redirect's page.
+    sp.sql()
+        .execute(
+            "UPDATE units SET name = name || '(改名)' WHERE name = ?1",
+            [&unit],
+        )
+        .unwrap();
+    let first = op.web.get(&done_url).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.input("token").as_deref(), Some(next_token.as_str()));
+    assert!(first.body.contains("id=\"confirmation\""));
+    assert!(
+        first.body.contains("id=\"today-completes\">1</b>"),
+        "{}",
+        first.body
+    );
+    assert!(
+        first.body.contains(&unit) && !first.body.contains("(改名)"),
+        "the screen as the record's commit left it: {}",
+        first.body
+    );
+    // Read again: the same contact, counts and line, now with the renamed unit.
+    let again = op.web.get(&done_url).await;
+    assert_eq!(again.input("token").as_deref(), Some(next_token.as_str()));
+    assert!(again.body.contains("(改名)"), "{}", again.body);
+    // Apart from the name and the moment of rendering, the two pages are the same.
+    let normal = |body: &str| {
+        body.replace("(改名)", "")
+            .lines()
+            .filter(|l| !l.contains("data-rendered=") && !l.contains("name=\"appointment\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(normal(&first.body), normal(&again.body));
+    // A page for another attempt's id is read from the store.
+    let other = op
+        .web
+        .get(&format!("/call?round={ROUND}&done=999999"))
+        .await;
+    assert!(other.body.contains("(改名)"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn what_must_not_be_stored_is_refused_with_the_reason() {
     let sp = fixture();

@@ -298,9 +298,8 @@ pub struct Claim {
     pub expires_at_ms: i64,
 }
 
-/// A contact just claimed inside a write, before its record and history are read: the
-/// operator's form redirects to the call screen, which reads them ([`CallStore::held_claims`]),
-/// so the write's caller need not.
+/// A contact just claimed inside a write, without its record and history: the call screen
+/// reads those ([`CallStore::held_claims`], or [`RecordedCall::screen`] in the same write).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
     pub token: String,
@@ -319,6 +318,25 @@ pub struct RecordedLine {
     pub attempt_no: u32,
     pub outcome: Outcome,
     pub recorded_at_ms: i64,
+}
+
+/// What the operator's call screen shows, read in one snapshot.
+#[derive(Debug, Clone)]
+pub struct CallScreen {
+    /// The contacts the operator holds, oldest claim first: the screen shows the first.
+    pub held: Vec<Claim>,
+    pub day: crate::storage::admin::OperatorDay,
+    /// The attempt just recorded, for the screen's "just recorded" line.
+    pub done: Option<RecordedLine>,
+}
+
+/// The answer of [`CallStore::record_then_screen_queued`]: the attempt, the contact claimed
+/// next (if any), and the screen as the write's commit left it.
+#[derive(Debug)]
+pub struct RecordedCall {
+    pub recorded: Recorded,
+    pub claimed: Option<Claimed>,
+    pub screen: CallScreen,
 }
 
 /// A write queued for the writer thread; resolves to its answer once it is durable.
@@ -475,17 +493,19 @@ pub trait CallStore: Send + Sync {
         input: &AttemptInput,
         now: DateTime<Utc>,
     ) -> Result<(Recorded, Option<Claimed>), RecordError>;
-    /// [`CallStore::record_then_claim`] handed to the writer without blocking the caller: the
-    /// future resolves once the write is durable. An async request awaits it without holding
-    /// a thread of the blocking pool for the wait.
-    fn record_then_claim_queued(
+    /// [`CallStore::record_then_claim`] handed to the writer without blocking the caller, with
+    /// the call screen read in the same transaction (`since_ms`: the operator's local
+    /// midnight, for the day's counts). The future resolves once the write is durable. An
+    /// async request awaits it without holding a thread of the blocking pool for the wait.
+    fn record_then_screen_queued(
         &self,
         round: &RoundRecord,
         token: &str,
         operator: &UserRecord,
         input: &AttemptInput,
         now: DateTime<Utc>,
-    ) -> Queued<Result<(Recorded, Option<Claimed>), RecordError>>;
+        since_ms: i64,
+    ) -> Queued<Result<RecordedCall, RecordError>>;
     /// The operator's rounds if they are in memory and current (no read, no blocking), else
     /// `None`: ask [`CallStore::operator_rounds`].
     fn operator_rounds_cached(&self, operator_id: i64) -> Option<Vec<RoundRecord>>;

@@ -8,7 +8,8 @@
 //! Recording is idempotent by the claim's token: a second submission of the same form (double
 //! click, refresh, network retry) stores nothing and shows the same confirmation. After a
 //! recorded attempt the next contact is claimed at once, so the operator's screen always holds
-//! the next call.
+//! the next call. That write also reads the next screen in its own transaction, and the page
+//! the form redirects to shows it ([`FreshScreen`]): the cycle reads the store once.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -30,8 +31,8 @@ use crate::domain::phone::Phone;
 use crate::domain::survey::Survey;
 use crate::storage::admin::OperatorDay;
 use crate::storage::{
-    AttemptInput, AuditEvent, Claim, RecordError, RoundRecord, StorageError, UserRecord,
-    in_snapshot,
+    AttemptInput, AuditEvent, CallScreen, Claim, RecordError, RoundRecord, StorageError,
+    UserRecord, in_snapshot,
 };
 
 pub fn router() -> Router<AppState> {
@@ -367,19 +368,33 @@ fn choose_round(
     }))
 }
 
+/// The call screen a recorded call's write read in its own transaction, kept for the page its
+/// redirect loads (`AppState::take_fresh_screen`), so that page needs no read of its own.
+pub(super) struct FreshScreen {
+    pub(super) attempt_id: i64,
+    round_id: i64,
+    screen: CallScreen,
+    /// The record's time: the screen's counts and times are as of then.
+    now: DateTime<Utc>,
+    kept: std::time::Instant,
+}
+
+impl FreshScreen {
+    /// How long a kept screen stands for the store: the redirect follows within milliseconds;
+    /// a page loaded later reads again.
+    const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+    pub(super) fn is_fresh(&self) -> bool {
+        self.kept.elapsed() < Self::FRESH_FOR
+    }
+}
+
 #[derive(Default)]
 struct PageOptions {
     done: Option<i64>,
     error: Option<String>,
     notice: Option<String>,
     submitted: Option<Submitted>,
-}
-
-/// What the call screen reads from the store.
-struct ScreenData {
-    held: Vec<Claim>,
-    day: OperatorDay,
-    done: Option<DoneView>,
 }
 
 /// The screen's reads; the caller runs them in one snapshot.
@@ -389,25 +404,16 @@ fn load_screen(
     user: &UserRecord,
     done_id: Option<i64>,
     now: DateTime<Utc>,
-) -> Result<ScreenData, WebError> {
+) -> Result<CallScreen, WebError> {
     let since = local_midnight_ms(round.survey.timezone(), now);
-    let held = s.held_claims(round, user, now)?;
-    let day = s.operator_day(round, user.id, since, now)?;
-    // The id comes from the URL: shown only for the operator's own attempt in this round.
-    let done = match done_id {
-        Some(id) => s
-            .recorded_line(id)?
-            .filter(|a| a.round_id == round.id && a.operator_id == user.id)
-            .map(|a| DoneView {
-                outcome: a.outcome.label(),
-                complete: a.outcome == Outcome::Complete,
-                unit: a.unit_name,
-                attempt_no: a.attempt_no,
-                at: local_time(a.recorded_at_ms, round.survey.timezone(), "%H:%M:%S"),
-            }),
-        None => None,
-    };
-    Ok(ScreenData { held, day, done })
+    Ok(CallScreen {
+        held: s.held_claims(round, user, now)?,
+        day: s.operator_day(round, user.id, since, now)?,
+        done: match done_id {
+            Some(id) => s.recorded_line(id)?,
+            None => None,
+        },
+    })
 }
 
 async fn render(
@@ -434,13 +440,23 @@ async fn page(
     session: &Session,
     or: OperatorRound,
     opts: PageOptions,
-    data: ScreenData,
+    data: CallScreen,
     now: DateTime<Utc>,
 ) -> Result<CallPage, WebError> {
     let round = or.round;
     let user = session.user.clone();
     let tz = round.survey.timezone();
-    let ScreenData { held, day, done } = data;
+    let CallScreen { held, day, done } = data;
+    // The id comes from the URL: shown only for the operator's own attempt in this round.
+    let done = done
+        .filter(|a| a.round_id == round.id && a.operator_id == user.id)
+        .map(|a| DoneView {
+            outcome: a.outcome.label(),
+            complete: a.outcome == Outcome::Complete,
+            unit: a.unit_name,
+            attempt_no: a.attempt_no,
+            at: local_time(a.recorded_at_ms, tz, "%H:%M:%S"),
+        });
     let claim = held.into_iter().next();
     if let Some(c) = &claim
         && !state.take_fresh_claim(&session.id_hash, &c.token)
@@ -479,7 +495,13 @@ async fn page(
         round_title: round.title.clone(),
         locked: round.is_locked(),
         rounds: or.choices,
-        contact: claim.map(|c| contact_view(&c, &round, &user, opts.submitted.as_ref(), now)),
+        contact: claim.map(|c| {
+            let mut view = contact_view(&c, &round, &user, opts.submitted.as_ref(), now);
+            // The form's clock for the answers' timings starts now, also when the screen's
+            // data was read a moment ago in the record's write.
+            view.rendered_at_ms = Utc::now().timestamp_millis().max(now.timestamp_millis());
+            view
+        }),
         done,
         error: opts.error,
         notice: opts.notice,
@@ -515,9 +537,26 @@ async fn call_page(
     Allow(session): Allow<OPERATOR>,
     Query(q): Query<CallQuery>,
 ) -> Result<Response, WebError> {
+    let opts = PageOptions {
+        done: q.done,
+        notice: q
+            .released
+            .map(|_| "联系人已释放,回到队列中。准备好后点击“下一个”。".to_string()),
+        ..Default::default()
+    };
+    // The redirect after a recorded call: show the screen that call's write read (once).
+    if let Some(done) = q.done
+        && let Some(fresh) = state.take_fresh_screen(&session.id_hash, done)
+        && let Some(rounds) = state.store.operator_rounds_cached(session.user.id)
+        && let Ok(Some(or)) = choose_round(rounds, q.round.clone())
+        && or.round.id == fresh.round_id
+    {
+        return Ok(page(&state, &session, or, opts, fresh.screen, fresh.now)
+            .await?
+            .into_response());
+    }
     let now = Utc::now();
-    // The page the operator sees after every call: its reads share one snapshot and one
-    // trip to the blocking pool.
+    // Any other visit: the page's reads share one snapshot and one trip to the screen reader.
     let loaded = {
         let user = session.user.clone();
         let (requested, done_id) = (q.round, q.done);
@@ -538,13 +577,6 @@ async fn call_page(
             f: session.frame("call"),
         }
         .into_response());
-    };
-    let opts = PageOptions {
-        done: q.done,
-        notice: q
-            .released
-            .map(|_| "联系人已释放,回到队列中。准备好后点击“下一个”。".to_string()),
-        ..Default::default()
     };
     Ok(page(&state, &session, or, opts, data, now)
         .await?
@@ -711,9 +743,10 @@ async fn record(
         None => None,
         Some(or) => {
             let (submitted, input) = parse_submission(&fields, &or.round.survey)?;
+            let since = local_midnight_ms(or.round.survey.timezone(), now);
             let result = state
                 .store
-                .record_then_claim_queued(&or.round, &token, &session.user, &input, now)
+                .record_then_screen_queued(&or.round, &token, &session.user, &input, now, since)
                 .await;
             Some((or, submitted, result))
         }
@@ -722,11 +755,22 @@ async fn record(
         return Ok(Redirect::to("/call").into_response());
     };
     match result {
-        Ok((rec, claim)) => {
-            if let Some(c) = claim {
+        Ok(call) => {
+            if let Some(c) = &call.claimed {
                 state.mark_fresh_claim(&session.id_hash, &c.token);
             }
-            Ok(Redirect::to(&call_url(&or.round.key, Some(rec.attempt_id))).into_response())
+            let attempt_id = call.recorded.attempt_id;
+            state.keep_fresh_screen(
+                &session.id_hash,
+                FreshScreen {
+                    attempt_id,
+                    round_id: or.round.id,
+                    screen: call.screen,
+                    now,
+                    kept: std::time::Instant::now(),
+                },
+            );
+            Ok(Redirect::to(&call_url(&or.round.key, Some(attempt_id))).into_response())
         }
         Err(e) => {
             let (status, message, keep) = match e {

@@ -174,44 +174,7 @@ impl AdminStore for SqliteStore {
         since_ms: i64,
         now: DateTime<Utc>,
     ) -> Result<OperatorDay> {
-        let now_ms = now.timestamp_millis();
-        let first_calls_open =
-            crate::domain::schedule::may_call_now(&round.survey, &round.field_period(), now);
-        self.read(|c| {
-            // Local midnight falls on a quarter hour in every time zone in use: the tally is exact.
-            let (completes, attempts): (i64, i64) = c
-                .prepare_cached(
-                    "SELECT COALESCE(SUM(completes), 0), COALESCE(SUM(attempts), 0) FROM operator_tally
-                     WHERE round_id = ?1 AND operator_id = ?2 AND quarter >= ?3",
-                )?
-                .query_row(params![round.id, operator_id, since_ms.div_euclid(900_000)], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
-            // First calls are many (thousands per operator in a large round) and all alike:
-            // read their number from the tally. Retries and appointments are few: aggregate those.
-            let first_calls: i64 = c
-                .prepare_cached(
-                    "SELECT COALESCE(SUM(n), 0) FROM queue_tally WHERE round_id = ?1 AND operator_id = ?2 AND priority = 2",
-                )?
-                .query_row(params![round.id, operator_id], |r| r.get(0))?;
-            let (callbacks, callbacks_due, next_due): (i64, i64, Option<i64>) = c
-                .prepare_cached(
-                    "SELECT COUNT(*), COALESCE(SUM(sort_key <= ?3), 0), MIN(CASE WHEN sort_key > ?3 THEN sort_key END)
-                     FROM queue WHERE operator_id = ?1 AND round_id = ?2 AND priority < 2",
-                )?
-                .query_row(params![operator_id, round.id, now_ms], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
-            let remaining = first_calls + callbacks;
-            let due_now = callbacks_due + if first_calls_open { first_calls } else { 0 };
-            Ok(OperatorDay {
-                completes_today: completes as u32,
-                attempts_today: attempts as u32,
-                remaining: remaining as u32,
-                due_now: due_now as u32,
-                next_due_ms: next_due,
-            })
-        })
+        self.read(|c| operator_day_in(c, round, operator_id, since_ms, now))
     }
 
     fn operator_queue(
@@ -309,4 +272,52 @@ impl AdminStore for SqliteStore {
             Ok((actions, actors))
         })
     }
+}
+
+/// [`AdminStore::operator_day`] on the caller's connection: a reader's snapshot, or the
+/// writer's transaction that just recorded the operator's call.
+pub(super) fn operator_day_in(
+    c: &Connection,
+    round: &RoundRecord,
+    operator_id: i64,
+    since_ms: i64,
+    now: DateTime<Utc>,
+) -> Result<OperatorDay> {
+    let now_ms = now.timestamp_millis();
+    let first_calls_open =
+        crate::domain::schedule::may_call_now(&round.survey, &round.field_period(), now);
+    // Local midnight falls on a quarter hour in every time zone in use: the tally is exact.
+    let (completes, attempts): (i64, i64) = c
+        .prepare_cached(
+            "SELECT COALESCE(SUM(completes), 0), COALESCE(SUM(attempts), 0) FROM operator_tally
+             WHERE round_id = ?1 AND operator_id = ?2 AND quarter >= ?3",
+        )?
+        .query_row(
+            params![round.id, operator_id, since_ms.div_euclid(900_000)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+    // First calls are many (thousands per operator in a large round) and all alike:
+    // read their number from the tally. Retries and appointments are few: aggregate those.
+    let first_calls: i64 = c
+        .prepare_cached(
+            "SELECT COALESCE(SUM(n), 0) FROM queue_tally WHERE round_id = ?1 AND operator_id = ?2 AND priority = 2",
+        )?
+        .query_row(params![round.id, operator_id], |r| r.get(0))?;
+    let (callbacks, callbacks_due, next_due): (i64, i64, Option<i64>) = c
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(sort_key <= ?3), 0), MIN(CASE WHEN sort_key > ?3 THEN sort_key END)
+             FROM queue WHERE operator_id = ?1 AND round_id = ?2 AND priority < 2",
+        )?
+        .query_row(params![operator_id, round.id, now_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    let remaining = first_calls + callbacks;
+    let due_now = callbacks_due + if first_calls_open { first_calls } else { 0 };
+    Ok(OperatorDay {
+        completes_today: completes as u32,
+        attempts_today: attempts as u32,
+        remaining: remaining as u32,
+        due_now: due_now as u32,
+        next_due_ms: next_due,
+    })
 }

@@ -225,6 +225,47 @@ fn claim_view(
     })
 }
 
+/// The contacts an operator holds now, on the caller's connection.
+fn held_claims_in(
+    c: &Connection,
+    round: &RoundRecord,
+    operator: &UserRecord,
+    now: DateTime<Utc>,
+) -> Result<Vec<Claim>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT claim_token, member_id, claimed_at, claim_expires FROM queue
+         WHERE operator_id = ?1 AND round_id = ?2 AND claim_token IS NOT NULL AND claim_expires > ?3 ORDER BY claimed_at",
+    )?;
+    let rows: Vec<(String, i64, i64, i64)> = stmt
+        .query_map(
+            params![operator.id, round.id, now.timestamp_millis()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    rows.into_iter()
+        .map(|(t, m, a, e)| claim_view(c, &t, m, a, e))
+        .collect()
+}
+
+fn recorded_line_in(c: &Connection, attempt_id: i64) -> Result<Option<RecordedLine>> {
+    Ok(c.prepare_cached(
+        "SELECT a.operator_id, un.round_id, un.name, a.attempt_no, a.outcome, a.recorded_at
+         FROM attempts a JOIN members m ON m.id = a.member_id JOIN units un ON un.id = m.unit_id
+         WHERE a.id = ?1",
+    )?
+    .query_row([attempt_id], |r| {
+        Ok(RecordedLine {
+            operator_id: r.get(0)?,
+            round_id: r.get(1)?,
+            unit_name: r.get(2)?,
+            attempt_no: r.get(3)?,
+            outcome: Outcome::parse(&r.get::<_, String>(4)?).unwrap_or(Outcome::NoAnswer),
+            recorded_at_ms: r.get(5)?,
+        })
+    })
+    .optional()?)
+}
+
 fn operator_id(c: &Connection, login: &str) -> Result<i64> {
     c.prepare_cached("SELECT id FROM users WHERE login = ?1")?
         .query_row([login], |r| r.get(0))
@@ -553,39 +594,11 @@ impl CallStore for SqliteStore {
         operator: &UserRecord,
         now: DateTime<Utc>,
     ) -> Result<Vec<Claim>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT claim_token, member_id, claimed_at, claim_expires FROM queue
-                 WHERE operator_id = ?1 AND round_id = ?2 AND claim_token IS NOT NULL AND claim_expires > ?3 ORDER BY claimed_at",
-            )?;
-            let rows: Vec<(String, i64, i64, i64)> = stmt
-                .query_map(params![operator.id, round.id, now.timestamp_millis()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            rows.into_iter().map(|(t, m, a, e)| claim_view(c, &t, m, a, e)).collect()
-        })
+        self.read(|c| held_claims_in(c, round, operator, now))
     }
 
     fn recorded_line(&self, attempt_id: i64) -> Result<Option<RecordedLine>> {
-        self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT a.operator_id, un.round_id, un.name, a.attempt_no, a.outcome, a.recorded_at
-                 FROM attempts a JOIN members m ON m.id = a.member_id JOIN units un ON un.id = m.unit_id
-                 WHERE a.id = ?1",
-            )?
-            .query_row([attempt_id], |r| {
-                Ok(RecordedLine {
-                    operator_id: r.get(0)?,
-                    round_id: r.get(1)?,
-                    unit_name: r.get(2)?,
-                    attempt_no: r.get(3)?,
-                    outcome: Outcome::parse(&r.get::<_, String>(4)?).unwrap_or(Outcome::NoAnswer),
-                    recorded_at_ms: r.get(5)?,
-                })
-            })
-            .optional()?)
-        })
+        self.read(|c| recorded_line_in(c, attempt_id))
     }
 
     fn release(&self, token: &str, operator: &UserRecord) -> Result<bool> {
@@ -630,16 +643,36 @@ impl CallStore for SqliteStore {
         out.unwrap_or_else(|e| Err(RecordError::Storage(e)))
     }
 
-    fn record_then_claim_queued(
+    fn record_then_screen_queued(
         &self,
         round: &RoundRecord,
         token: &str,
         operator: &UserRecord,
         input: &AttemptInput,
         now: DateTime<Utc>,
-    ) -> Queued<Result<(Recorded, Option<Claimed>), RecordError>> {
+        since_ms: i64,
+    ) -> Queued<Result<RecordedCall, RecordError>> {
         let job = record_then_claim_job(round, token, operator, input, now);
-        let answer = self.writer.submit_queued(job);
+        let (round, operator) = (round.clone(), operator.clone());
+        let answer = self.writer.submit_queued(move |tx: &Connection| {
+            let (recorded, claimed) = match job(tx)? {
+                Ok(done) => done,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            // Read in the write's own transaction: its pages are in the writer's cache, and
+            // the screen is the state this very commit leaves (a reader's snapshot would start
+            // with an emptied cache after every commit, and read the WAL's pages again).
+            let screen = CallScreen {
+                held: held_claims_in(tx, &round, &operator, now)?,
+                day: super::admin::operator_day_in(tx, &round, operator.id, since_ms, now)?,
+                done: recorded_line_in(tx, recorded.attempt_id)?,
+            };
+            Ok(Ok(RecordedCall {
+                recorded,
+                claimed,
+                screen,
+            }))
+        });
         Box::pin(async move {
             match answer.await {
                 Ok(out) => out.unwrap_or_else(|e| Err(RecordError::Storage(e))),
