@@ -1,5 +1,5 @@
-//! The operator's cycle over HTTP (record a complete interview, which claims the next contact,
-//! and load the next call screen) with 64 concurrent operators on loopback against a round of
+//! The operator's cycle over HTTP (record a complete interview, which claims the next contact
+//! and answers with the next call screen) with 64 concurrent operators on loopback against a round of
 //! 1,000,000 members, beside the same clients hitting `/healthz` of the same server (what the
 //! HTTP stack itself allows). Also: claiming at 10,000 vs 1,000,000 members (O(log n)), and the
 //! server's peak memory.

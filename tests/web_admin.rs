@@ -41,14 +41,8 @@ async fn record(url: &str, form_extra: &[(&str, &str)]) -> i64 {
     ];
     form.extend_from_slice(form_extra);
     let done = op.post("/call/record", &form).await;
-    assert_eq!(done.status, 303, "{}", done.body);
-    done.location
-        .unwrap()
-        .split("done=")
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
+    assert_eq!(done.status, 200, "{}", done.body);
+    done.done_id().expect("the screen confirms the attempt")
 }
 
 #[tokio::test(flavor = "multi_thread")]

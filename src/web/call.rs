@@ -8,8 +8,11 @@
 //! Recording is idempotent by the claim's token: a second submission of the same form (double
 //! click, refresh, network retry) stores nothing and shows the same confirmation. After a
 //! recorded attempt the next contact is claimed at once, so the operator's screen always holds
-//! the next call. That write also reads the next screen in its own transaction, and the page
-//! the form redirects to shows it ([`FreshScreen`]): the cycle reads the store once.
+//! the next call. That write also reads the next screen in its own transaction, and the
+//! record's answer is that screen: the cycle is one request and one write. The page carries
+//! its own address (`/call?round=…&done=…`), which `call.js` puts in the address bar, so a
+//! reload reads the screen again instead of sending the form twice (without the script a
+//! reload sends it again, which records nothing new: see above).
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -169,6 +172,8 @@ pub struct RoundChoice {
 #[template(path = "call.html")]
 pub struct CallPage {
     pub f: Frame,
+    /// The screen's own address: the address bar shows it also when the page answers a form.
+    pub page_url: String,
     pub round_key: String,
     pub round_title: String,
     pub locked: bool,
@@ -368,27 +373,6 @@ fn choose_round(
     }))
 }
 
-/// The call screen a recorded call's write read in its own transaction, kept for the page its
-/// redirect loads (`AppState::take_fresh_screen`), so that page needs no read of its own.
-pub(super) struct FreshScreen {
-    pub(super) attempt_id: i64,
-    round_id: i64,
-    screen: CallScreen,
-    /// The record's time: the screen's counts and times are as of then.
-    now: DateTime<Utc>,
-    kept: std::time::Instant,
-}
-
-impl FreshScreen {
-    /// How long a kept screen stands for the store: the redirect follows within milliseconds;
-    /// a page loaded later reads again.
-    const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(5);
-
-    pub(super) fn is_fresh(&self) -> bool {
-        self.kept.elapsed() < Self::FRESH_FOR
-    }
-}
-
 #[derive(Default)]
 struct PageOptions {
     done: Option<i64>,
@@ -491,6 +475,7 @@ async fn page(
     };
     Ok(CallPage {
         f: session.frame("call"),
+        page_url: call_url(&round.key, opts.done),
         round_key: round.key.clone(),
         round_title: round.title.clone(),
         locked: round.is_locked(),
@@ -544,19 +529,8 @@ async fn call_page(
             .map(|_| "联系人已释放,回到队列中。准备好后点击“下一个”。".to_string()),
         ..Default::default()
     };
-    // The redirect after a recorded call: show the screen that call's write read (once).
-    if let Some(done) = q.done
-        && let Some(fresh) = state.take_fresh_screen(&session.id_hash, done)
-        && let Some(rounds) = state.store.operator_rounds_cached(session.user.id)
-        && let Ok(Some(or)) = choose_round(rounds, q.round.clone())
-        && or.round.id == fresh.round_id
-    {
-        return Ok(page(&state, &session, or, opts, fresh.screen, fresh.now)
-            .await?
-            .into_response());
-    }
     let now = Utc::now();
-    // Any other visit: the page's reads share one snapshot and one trip to the screen reader.
+    // The page's reads share one snapshot and one trip to the screen reader.
     let loaded = {
         let user = session.user.clone();
         let (requested, done_id) = (q.round, q.done);
@@ -759,18 +733,14 @@ async fn record(
             if let Some(c) = &call.claimed {
                 state.mark_fresh_claim(&session.id_hash, &c.token);
             }
-            let attempt_id = call.recorded.attempt_id;
-            state.keep_fresh_screen(
-                &session.id_hash,
-                FreshScreen {
-                    attempt_id,
-                    round_id: or.round.id,
-                    screen: call.screen,
-                    now,
-                    kept: std::time::Instant::now(),
-                },
-            );
-            Ok(Redirect::to(&call_url(&or.round.key, Some(attempt_id))).into_response())
+            // The next screen as this write's commit left it: no redirect, no second read.
+            let opts = PageOptions {
+                done: Some(call.recorded.attempt_id),
+                ..Default::default()
+            };
+            Ok(page(&state, &session, or, opts, call.screen, now)
+                .await?
+                .into_response())
         }
         Err(e) => {
             let (status, message, keep) = match e {

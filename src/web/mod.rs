@@ -52,8 +52,6 @@ pub struct AppState {
     /// Session → the claim it just made: the first display of that contact is covered by the
     /// claim's audit entry; any later display of the full number is logged as a view.
     fresh_claims: Arc<Mutex<HashMap<String, String>>>,
-    /// Session → the call screen its last recorded call's write read, for the redirect's page.
-    fresh_screens: Arc<Mutex<HashMap<String, call::FreshScreen>>>,
     /// The call screens' reads, batched in shared snapshots ([`AppState::screen_read`]).
     screen_reader: Arc<screen_reader::ScreenReader>,
 }
@@ -71,7 +69,6 @@ impl AppState {
             console,
             config: Arc::new(config),
             fresh_claims: Arc::default(),
-            fresh_screens: Arc::default(),
             screen_reader: Arc::new(screen_reader),
         })
     }
@@ -125,21 +122,6 @@ impl AppState {
         } else {
             false
         }
-    }
-
-    fn keep_fresh_screen(&self, session: &str, screen: call::FreshScreen) {
-        let mut m = self.fresh_screens.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() > 10_000 {
-            m.retain(|_, s| s.is_fresh());
-        }
-        m.insert(session.to_string(), screen);
-    }
-
-    /// The screen kept for this session's recorded attempt `attempt_id`, once, while fresh.
-    fn take_fresh_screen(&self, session: &str, attempt_id: i64) -> Option<call::FreshScreen> {
-        let mut m = self.fresh_screens.lock().unwrap_or_else(|p| p.into_inner());
-        m.remove(session)
-            .filter(|s| s.attempt_id == attempt_id && s.is_fresh())
     }
 }
 

@@ -212,6 +212,24 @@ impl Page {
         input_value(&self.body, name)
     }
 
+    /// The call screen's own address (`data-url`), which the page shows in the address bar
+    /// also when it answers a form.
+    pub fn page_url(&self) -> Option<String> {
+        let needle = "id=\"page-url\" data-url=\"";
+        let start = self.body.find(needle)? + needle.len();
+        let end = self.body[start..].find('"')?;
+        Some(
+            self.body[start..start + end]
+                .replace("&#38;", "&")
+                .replace("&amp;", "&"),
+        )
+    }
+
+    /// The attempt a call screen confirms (`done=` in its own address).
+    pub fn done_id(&self) -> Option<i64> {
+        self.page_url()?.split("done=").nth(1)?.parse().ok()
+    }
+
     pub fn set_cookies(&self) -> Vec<String> {
         self.headers
             .get_all("set-cookie")

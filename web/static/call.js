@@ -25,6 +25,15 @@
     return !e.ctrlKey && !e.altKey && !e.metaKey && !e.isComposing && e.key !== 'Process';
   }
 
+  // The answer to a recorded call is the next screen itself (one round trip). The address
+  // bar shows that screen's own address, so a reload reads it again instead of resending.
+  var self = document.getElementById('page-url');
+  var own = self && self.getAttribute('data-url');
+  if (own && window.history && history.replaceState &&
+      own !== location.pathname + location.search) {
+    history.replaceState(null, '', own);
+  }
+
   // The idle screen: Enter (or N) claims the next contact.
   var nextForm = document.getElementById('nextform');
   var form = document.getElementById('callform');
