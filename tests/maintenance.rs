@@ -283,6 +283,7 @@ fn tallies_equal_the_slow_counts_and_check_catches_drift() {
     let since = median - median % 900_000;
     let db = sp.sql();
     let mut checked = 0;
+    let mut callbacks = 0;
     for login in ["op1", "op2", "op3"] {
         let op = store.user(login).unwrap();
         for since in [0, since] {
@@ -314,10 +315,34 @@ fn tallies_equal_the_slow_counts_and_check_catches_drift() {
                 "{login} since {since}"
             );
             assert_eq!(i64::from(day.remaining), queued, "{login}");
+            // Callable now: retries and appointments that are due, and first calls while the
+            // calling windows are open; then the next due time.
+            let (due_callbacks, first_calls, next_due): (i64, i64, Option<i64>) = db
+                .query_row(
+                    "SELECT COALESCE(SUM(priority < 2 AND sort_key <= ?3), 0), COALESCE(SUM(priority = 2), 0),
+                            MIN(CASE WHEN priority < 2 AND sort_key > ?3 THEN sort_key END)
+                     FROM queue WHERE operator_id = ?1 AND round_id = ?2",
+                    rusqlite::params![op.id, round.id, now.timestamp_millis()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .unwrap();
+            let open =
+                sheping::domain::schedule::may_call_now(&round.survey, &round.field_period(), now);
+            let due = due_callbacks + if open { first_calls } else { 0 };
+            assert_eq!(i64::from(day.due_now), due, "{login}");
+            assert_eq!(day.next_due_ms, next_due, "{login}");
+            callbacks += sp.count(&format!(
+                "SELECT COUNT(*) FROM queue WHERE priority < 2 AND operator_id = {}",
+                op.id
+            ));
             checked += attempts;
         }
     }
     assert!(checked > 0, "the demo's operators made calls");
+    assert!(
+        callbacks > 0,
+        "the demo's operators have retries or appointments queued"
+    );
     drop(store);
 
     // A queue tally changed behind sheping's back.
