@@ -63,11 +63,14 @@ pub(super) fn attempt_from_row(r: &rusqlite::Row) -> rusqlite::Result<AttemptRec
 }
 
 fn member_attempts(c: &Connection, member_id: i64) -> rusqlite::Result<Vec<AttemptRecord>> {
-    let sql = format!(
-        "SELECT {ATTEMPT_COLUMNS} FROM attempts a JOIN members m ON m.id = a.member_id JOIN users u ON u.id = a.operator_id
-         WHERE a.member_id = ?1 ORDER BY a.recorded_at, a.attempt_no"
-    );
-    let mut stmt = c.prepare_cached(&sql)?;
+    // Built once: the call screen asks on every call.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts a JOIN members m ON m.id = a.member_id JOIN users u ON u.id = a.operator_id
+             WHERE a.member_id = ?1 ORDER BY a.recorded_at, a.attempt_no"
+        )
+    });
+    let mut stmt = c.prepare_cached(&SQL)?;
     stmt.query_map([member_id], attempt_from_row)?.collect()
 }
 
@@ -662,8 +665,19 @@ impl CallStore for SqliteStore {
             // Read in the write's own transaction: its pages are in the writer's cache, and
             // the screen is the state this very commit leaves (a reader's snapshot would start
             // with an emptied cache after every commit, and read the WAL's pages again).
+            let held = match &claimed {
+                // Claimed only when the operator held nothing: the new claim is all they hold.
+                Some(c) => vec![claim_view(
+                    tx,
+                    &c.token,
+                    c.member_id,
+                    c.claimed_at_ms,
+                    c.expires_at_ms,
+                )?],
+                None => held_claims_in(tx, &round, &operator, now)?,
+            };
             let screen = CallScreen {
-                held: held_claims_in(tx, &round, &operator, now)?,
+                held,
                 day: super::admin::operator_day_in(tx, &round, operator.id, since_ms, now)?,
                 done: recorded_line_in(tx, recorded.attempt_id)?,
             };
@@ -894,14 +908,11 @@ fn record_then_claim_job(
             Err(refusal) => return Ok(Err(refusal)),
             Ok(rec) => rec,
         };
-        if rec.duplicate {
+        if rec.duplicate || holds_claim(tx, round, operator, now)? {
             return Ok(Ok((rec, None)));
         }
-        match claim_if_free_in(tx, round, operator, now) {
-            Ok(claim) => Ok(Ok((rec, claim))),
-            Err(StorageError::Locked(_)) => Ok(Ok((rec, None))),
-            Err(e) => Err(e),
-        }
+        // `record_in` found the round unlocked in this transaction.
+        Ok(Ok((rec, claim_next_checked_in(tx, round, operator, now)?)))
     }
 }
 
@@ -912,11 +923,22 @@ fn claim_next_in(
     operator: &UserRecord,
     now: DateTime<Utc>,
 ) -> Result<Option<Claimed>> {
+    ensure_unlocked(tx, round.id)?;
+    claim_next_checked_in(tx, round, operator, now)
+}
+
+/// [`claim_next_in`] once the caller has checked, in the same transaction, that the round is
+/// not locked.
+fn claim_next_checked_in(
+    tx: &Connection,
+    round: &RoundRecord,
+    operator: &UserRecord,
+    now: DateTime<Utc>,
+) -> Result<Option<Claimed>> {
     let now_ms = now.timestamp_millis();
     let lease_ms = i64::from(round.survey.calling.lease_minutes) * 60_000;
     let first_calls_open =
         crate::domain::schedule::may_call_now(&round.survey, &round.field_period(), now);
-    ensure_unlocked(tx, round.id)?;
     let mut found: Option<i64> = None;
     // Appointments, then retries that are due, in due order; then first calls in plan order.
     for (priority, due_only) in [(0, true), (1, true), (2, false)] {
@@ -971,15 +993,24 @@ fn claim_if_free_in(
     operator: &UserRecord,
     now: DateTime<Utc>,
 ) -> Result<Option<Claimed>> {
-    let held = tx
-        .prepare_cached(
-            "SELECT 1 FROM queue WHERE operator_id = ?1 AND round_id = ?2 AND claim_token IS NOT NULL AND claim_expires > ?3 LIMIT 1",
-        )?
-        .exists(params![operator.id, round.id, now.timestamp_millis()])?;
-    if held {
+    if holds_claim(tx, round, operator, now)? {
         return Ok(None);
     }
     claim_next_in(tx, round, operator, now)
+}
+
+/// Whether the operator holds an unexpired claim in the round.
+fn holds_claim(
+    tx: &Connection,
+    round: &RoundRecord,
+    operator: &UserRecord,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT 1 FROM queue WHERE operator_id = ?1 AND round_id = ?2 AND claim_token IS NOT NULL AND claim_expires > ?3 LIMIT 1",
+        )?
+        .exists(params![operator.id, round.id, now.timestamp_millis()])?)
 }
 
 /// Records an attempt inside the caller's write.

@@ -455,14 +455,14 @@ pub(crate) fn ensure_unlocked(tx: &Connection, round_id: i64) -> Result<()> {
 
 /// Appends an audit entry inside the caller's transaction, extending the hash chain.
 pub(crate) fn append_audit(tx: &Connection, event: &AuditEvent) -> Result<()> {
-    let prev: String = tx
-        .prepare_cached("SELECT value FROM meta WHERE key = 'audit_head'")?
-        .query_row([], |r| r.get(0))
-        .optional()?
-        .unwrap_or_else(|| audit::GENESIS.to_string());
-    let id: i64 = tx
-        .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log")?
-        .query_row([], |r| r.get(0))?;
+    // The chain's head and the next entry's number in one read (every call appends one).
+    let (prev, id): (Option<String>, i64) = tx
+        .prepare_cached(
+            "SELECT (SELECT value FROM meta WHERE key = 'audit_head'),
+                    (SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log)",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let prev = prev.unwrap_or_else(|| audit::GENESIS.to_string());
     let at = now_ms();
     let detail = event.detail.to_string();
     let hash = audit::entry_hash(
