@@ -20,6 +20,26 @@ use operator_client::OperatorClient;
 use sheping::storage::sqlite::SqliteStore;
 use sheping::storage::{CallStore, Storage};
 
+/// This process's CPU time (user + system) in seconds: the bench's clients, between two calls.
+fn own_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    proc_stat_cpu_seconds(&stat)
+}
+
+/// utime + stime of a `/proc/PID/stat` line, in seconds (at the usual 100 ticks a second).
+fn proc_stat_cpu_seconds(stat: &str) -> f64 {
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    if f.len() < 13 {
+        return f64::NAN;
+    }
+    (f[11] + f[12]) / 100.0
+}
+
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -158,16 +178,7 @@ impl ServerProcess {
     fn cpu_seconds(&self) -> f64 {
         let stat =
             std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<f64> = rest
-            .split_whitespace()
-            .map(|x| x.parse().unwrap_or(0.0))
-            .collect();
-        if f.len() < 13 {
-            return f64::NAN;
-        }
-        (f[11] + f[12]) / 100.0
+        proc_stat_cpu_seconds(&stat)
     }
 
     /// A `/proc/PID/status` figure given in kB (`VmHWM:`, `RssAnon:`…), in MiB.
@@ -359,11 +370,15 @@ fn main() {
         .build()
         .unwrap();
     let cpu0 = server.cpu_seconds();
+    let own0 = own_cpu_seconds();
     let health = rt.block_on(healthz_load(&server.url, clients, secs.min(5)));
+    let own1 = own_cpu_seconds();
     let signed = rt.block_on(sign_in_all(&server.url, clients));
     let cpu1 = server.cpu_seconds();
+    let own2 = own_cpu_seconds();
     let cycle = rt.block_on(cycle_load(signed, secs));
     let cpu2 = server.cpu_seconds();
+    let own3 = own_cpu_seconds();
     println!(
         "/healthz baseline: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({} requests)",
         health.per_sec, health.p50_ms, health.p99_ms, health.n
@@ -378,8 +393,19 @@ fn main() {
         (cpu2 - cpu1) * 1e6 / cycle.n as f64
     );
     println!(
+        "bench clients' CPU (this process): {:.1} µs per /healthz request, {:.0} µs per cycle",
+        (own1 - own0) * 1e6 / health.n as f64,
+        (own3 - own2) * 1e6 / cycle.n as f64
+    );
+    println!(
         "ratio cycle/healthz throughput: {:.2}",
         cycle.per_sec / health.per_sec
+    );
+    // The same comparison in the server's CPU, which moves far less with the machine's speed
+    // than throughput does: how many /healthz requests one cycle costs.
+    println!(
+        "server CPU per cycle / per /healthz request: {:.1}",
+        ((cpu2 - cpu1) / cycle.n as f64) / ((cpu1 - cpu0) / health.n as f64)
     );
     let (anon, file) = server.rss_split_mib();
     println!(
