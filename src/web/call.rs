@@ -304,7 +304,9 @@ fn contact_view(
         questions,
         comment: submitted.map(|s| s.comment.clone()).unwrap_or_default(),
         claimed_at_ms: claim.claimed_at_ms,
-        rendered_at_ms: now_ms,
+        // The form's clock for the answers' timings starts now, also when the screen's data was
+        // read a moment ago in the record's write.
+        rendered_at_ms: Utc::now().timestamp_millis().max(now_ms),
         expires: local_time(claim.expires_at_ms, tz, "%H:%M"),
         appt_value: submitted
             .map(|s| s.appointment.clone())
@@ -480,13 +482,7 @@ async fn page(
         round_title: round.title.clone(),
         locked: round.is_locked(),
         rounds: or.choices,
-        contact: claim.map(|c| {
-            let mut view = contact_view(&c, &round, &user, opts.submitted.as_ref(), now);
-            // The form's clock for the answers' timings starts now, also when the screen's
-            // data was read a moment ago in the record's write.
-            view.rendered_at_ms = Utc::now().timestamp_millis().max(now.timestamp_millis());
-            view
-        }),
+        contact: claim.map(|c| contact_view(&c, &round, &user, opts.submitted.as_ref(), now)),
         done,
         error: opts.error,
         notice: opts.notice,
@@ -522,13 +518,6 @@ async fn call_page(
     Allow(session): Allow<OPERATOR>,
     Query(q): Query<CallQuery>,
 ) -> Result<Response, WebError> {
-    let opts = PageOptions {
-        done: q.done,
-        notice: q
-            .released
-            .map(|_| "联系人已释放,回到队列中。准备好后点击“下一个”。".to_string()),
-        ..Default::default()
-    };
     let now = Utc::now();
     // The page's reads share one snapshot and one trip to the screen reader.
     let loaded = {
@@ -551,6 +540,13 @@ async fn call_page(
             f: session.frame("call"),
         }
         .into_response());
+    };
+    let opts = PageOptions {
+        done: q.done,
+        notice: q
+            .released
+            .map(|_| "联系人已释放,回到队列中。准备好后点击“下一个”。".to_string()),
+        ..Default::default()
     };
     Ok(page(&state, &session, or, opts, data, now)
         .await?

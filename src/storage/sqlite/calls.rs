@@ -641,8 +641,11 @@ impl CallStore for SqliteStore {
         input: &AttemptInput,
         now: DateTime<Utc>,
     ) -> Result<(Recorded, Option<Claimed>), RecordError> {
-        let job = record_then_claim_job(round, token, operator, input, now);
-        let out = self.write_queued(job);
+        let (round, operator) = (round.clone(), operator.clone());
+        let (token, input) = (token.to_string(), input.clone());
+        let out = self.write_queued(move |tx| {
+            record_then_claim_in(tx, &round, &token, &operator, &input, now)
+        });
         out.unwrap_or_else(|e| Err(RecordError::Storage(e)))
     }
 
@@ -655,32 +658,23 @@ impl CallStore for SqliteStore {
         now: DateTime<Utc>,
         since_ms: i64,
     ) -> Queued<Result<RecordedCall, RecordError>> {
-        let job = record_then_claim_job(round, token, operator, input, now);
         let (round, operator) = (round.clone(), operator.clone());
+        let (token, input) = (token.to_string(), input.clone());
         let answer = self.writer.submit_queued(move |tx: &Connection| {
-            let (recorded, claimed) = match job(tx)? {
-                Ok(done) => done,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            // Read in the write's own transaction: its pages are in the writer's cache, and
-            // the screen is the state this very commit leaves (a reader's snapshot would start
-            // with an emptied cache after every commit, and read the WAL's pages again).
-            let held = match &claimed {
-                // Claimed only when the operator held nothing: the new claim is all they hold.
-                Some(c) => vec![claim_view(
-                    tx,
-                    &c.token,
-                    c.member_id,
-                    c.claimed_at_ms,
-                    c.expires_at_ms,
-                )?],
-                None => held_claims_in(tx, &round, &operator, now)?,
-            };
-            let screen = CallScreen {
-                held,
-                day: super::admin::operator_day_in(tx, &round, operator.id, since_ms, now)?,
-                done: recorded_line_in(tx, recorded.attempt_id)?,
-            };
+            let (recorded, claimed) =
+                match record_then_claim_in(tx, &round, &token, &operator, &input, now)? {
+                    Ok(done) => done,
+                    Err(refusal) => return Ok(Err(refusal)),
+                };
+            let screen = screen_after_record_in(
+                tx,
+                &round,
+                &operator,
+                &recorded,
+                claimed.as_ref(),
+                since_ms,
+                now,
+            )?;
             Ok(Ok(RecordedCall {
                 recorded,
                 claimed,
@@ -886,34 +880,57 @@ impl CallStore for SqliteStore {
     }
 }
 
-/// The operator's whole cycle as one owned job for the writer thread: the answer and the next
-/// contact share a transaction (and a place in the group commit) instead of queueing twice.
-/// A refusal (unknown claim, expired, invalid) is the job's answer, not a failed write.
-#[allow(clippy::type_complexity)]
-fn record_then_claim_job(
+/// The operator's whole cycle inside the caller's transaction: the answer and the next contact
+/// share a transaction (and a place in the group commit) instead of queueing twice. A refusal
+/// (unknown claim, expired, invalid) is the answer, not a failed write.
+fn record_then_claim_in(
+    tx: &Connection,
     round: &RoundRecord,
     token: &str,
     operator: &UserRecord,
     input: &AttemptInput,
     now: DateTime<Utc>,
-) -> impl FnOnce(&Connection) -> Result<std::result::Result<(Recorded, Option<Claimed>), RecordError>>
-+ Send
-+ 'static {
-    let (round, operator) = (round.clone(), operator.clone());
-    let (token, input) = (token.to_string(), input.clone());
-    move |tx| {
-        let (round, operator) = (&round, &operator);
-        let rec = match record_in(tx, round, &token, operator, &input, now) {
-            Err(RecordError::Storage(e)) => return Err(e),
-            Err(refusal) => return Ok(Err(refusal)),
-            Ok(rec) => rec,
-        };
-        if rec.duplicate || holds_claim(tx, round, operator, now)? {
-            return Ok(Ok((rec, None)));
-        }
-        // `record_in` found the round unlocked in this transaction.
-        Ok(Ok((rec, claim_next_checked_in(tx, round, operator, now)?)))
+) -> Result<std::result::Result<(Recorded, Option<Claimed>), RecordError>> {
+    let rec = match record_in(tx, round, token, operator, input, now) {
+        Err(RecordError::Storage(e)) => return Err(e),
+        Err(refusal) => return Ok(Err(refusal)),
+        Ok(rec) => rec,
+    };
+    if rec.duplicate || holds_claim(tx, round, operator, now)? {
+        return Ok(Ok((rec, None)));
     }
+    // `record_in` found the round unlocked in this transaction.
+    Ok(Ok((rec, claim_next_checked_in(tx, round, operator, now)?)))
+}
+
+/// The call screen after a record, read in the record's own transaction: its pages are in the
+/// writer's cache, and the screen is the state this very commit leaves (a reader's snapshot
+/// would start with an emptied cache after every commit, and read the WAL's pages again).
+fn screen_after_record_in(
+    tx: &Connection,
+    round: &RoundRecord,
+    operator: &UserRecord,
+    recorded: &Recorded,
+    claimed: Option<&Claimed>,
+    since_ms: i64,
+    now: DateTime<Utc>,
+) -> Result<CallScreen> {
+    let held = match claimed {
+        // Claimed only when the operator held nothing: the new claim is all they hold.
+        Some(c) => vec![claim_view(
+            tx,
+            &c.token,
+            c.member_id,
+            c.claimed_at_ms,
+            c.expires_at_ms,
+        )?],
+        None => held_claims_in(tx, round, operator, now)?,
+    };
+    Ok(CallScreen {
+        held,
+        day: super::admin::operator_day_in(tx, round, operator.id, since_ms, now)?,
+        done: recorded_line_in(tx, recorded.attempt_id)?,
+    })
 }
 
 /// Claims the operator's next contact inside the caller's transaction.
