@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use operator_client::OperatorClient;
+use sheping::domain::disposition::Outcome;
 use sheping::storage::sqlite::SqliteStore;
 use sheping::storage::{CallStore, Storage};
 
@@ -134,6 +135,111 @@ fn cycle_breakdown(path: &std::path::Path, samples: usize) -> Vec<(&'static str,
         ("operator_day (the screen's counts)", median(day)),
         ("record_then_claim (one durable write)", median(cycle)),
     ]
+}
+
+/// The baseline for the cycle's write: the rows one cycle stores (the attempt, the recorded
+/// contact off the queue, the next contact claimed, the claim's audit entry), written by one
+/// thread with plain prepared statements, 64 cycles to a commit, on the same database with the
+/// store's durability and integrity settings (WAL, `synchronous=FULL`, foreign keys, the same
+/// schema, indexes and tally triggers). What SQLite itself allows for a cycle: no HTTP, no
+/// session, no checks, no hash chain, no call screen. Continues from the claims the HTTP load
+/// left on each operator's screen.
+fn raw_sqlite_cycles(path: &std::path::Path, secs: u64) -> Load {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.pragma_update(None, "mmap_size", 1_i64 << 30).unwrap();
+    conn.pragma_update(None, "cache_size", -8_192).unwrap();
+    let round: i64 = conn
+        .query_row("SELECT id FROM rounds WHERE key = 'bench'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    // (operator, member on screen, its claim token, claimed at)
+    let mut held: Vec<(i64, i64, String, i64)> = conn
+        .prepare("SELECT operator_id, member_id, claim_token, claimed_at FROM queue WHERE round_id = ?1 AND claim_token IS NOT NULL")
+        .unwrap()
+        .query_map([round], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        !held.is_empty(),
+        "the HTTP load left claims to continue from"
+    );
+    let mut audit_id: i64 = conn
+        .query_row("SELECT COALESCE(MAX(id), 0) FROM audit_log", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let hash = "0".repeat(64);
+    let mut seq: u64 = 0;
+    let mut lat = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        let tx = conn.unchecked_transaction().unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        for (op, member, token, claimed_at) in held.iter_mut() {
+            tx.prepare_cached(
+                "INSERT INTO attempts (member_id, operator_id, attempt_no, claim_token, claimed_at, recorded_at, outcome, aapor_code,
+                                       answers, answer_ms, comment, appointment_at, source)
+                 VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, '[0,1,0,0,1]', '[4000,8000,12000,16000,20000]', NULL, NULL, 'web')",
+            )
+            .unwrap()
+            .execute(rusqlite::params![
+                *member,
+                *op,
+                token.as_str(),
+                *claimed_at,
+                now,
+                Outcome::Complete.key(),
+                Outcome::Complete.aapor_code()
+            ])
+            .unwrap();
+            tx.prepare_cached("DELETE FROM queue WHERE member_id = ?1")
+                .unwrap()
+                .execute([*member])
+                .unwrap();
+            let next: i64 = tx
+                .prepare_cached(
+                    "SELECT member_id FROM queue WHERE operator_id = ?1 AND round_id = ?2 AND priority = 2
+                       AND claim_token IS NULL ORDER BY sort_key LIMIT 1",
+                )
+                .unwrap()
+                .query_row([*op, round], |r| r.get(0))
+                .unwrap();
+            seq += 1;
+            // Time first, as the server's tokens: both token indexes grow at their right edge.
+            let next_token = format!("{now:011x}{seq:016x}{op:016x}");
+            tx.prepare_cached(
+                "UPDATE queue SET claim_token = ?1, claimed_at = ?2, claim_expires = ?3 WHERE member_id = ?4",
+            )
+            .unwrap()
+            .execute(rusqlite::params![next_token, now, now + 900_000, next])
+            .unwrap();
+            audit_id += 1;
+            tx.prepare_cached(
+                "INSERT INTO audit_log (id, at, actor, action, round_key, detail, prev_hash, hash)
+                 VALUES (?1, ?2, 'raw', 'contact.claim', 'bench', ?3, ?4, ?4)",
+            )
+            .unwrap()
+            .execute(rusqlite::params![
+                audit_id,
+                now,
+                format!("{{\"member_id\":{next}}}"),
+                hash
+            ])
+            .unwrap();
+            (*member, *token, *claimed_at) = (next, next_token, now);
+        }
+        tx.commit().unwrap();
+        // Every cycle of a commit is acknowledged when the commit is.
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        lat.extend(std::iter::repeat_n(ms, held.len()));
+    }
+    summarise(lat, start.elapsed().as_secs_f64())
 }
 
 struct ServerProcess {
@@ -325,6 +431,15 @@ fn main() {
         }
         return;
     }
+    if let Ok(path) = std::env::var("RAW_ONLY") {
+        // Only the raw SQLite baseline, on a database an HTTP load has run against.
+        let raw = raw_sqlite_cycles(std::path::Path::new(&path), secs);
+        println!(
+            "raw SQLite cycle writes: {:.0} cycles/s ({} cycles)",
+            raw.per_sec, raw.n
+        );
+        return;
+    }
     if let Ok(path) = std::env::var("LOAD_ONLY") {
         // Only the HTTP load against an existing database at PATH (for profiling by hand).
         settle(std::path::Path::new(&path));
@@ -413,5 +528,15 @@ fn main() {
     println!(
         "server peak RSS: {:.1} MiB (at the end: {anon:.1} MiB anonymous, {file:.1} MiB file-backed, i.e. the mapped database)",
         server.peak_rss_mib()
+    );
+    drop(server);
+    let raw = raw_sqlite_cycles(&big, secs);
+    println!(
+        "raw SQLite baseline (the cycle's rows, one thread, 64 cycles a commit): {:.0} cycles/s ({} cycles)",
+        raw.per_sec, raw.n
+    );
+    println!(
+        "ratio cycle/raw SQLite throughput: {:.2}",
+        cycle.per_sec / raw.per_sec
     );
 }

@@ -172,10 +172,11 @@ impl SqliteStore {
     }
 
     /// Like [`SqliteStore::write`], run on the writer's own thread among the other queued
-    /// writes (`f` owns its data): for the operators' hot path.
+    /// writes (`f` owns its data): for the operators' hot path. `f` may run twice, the first
+    /// run undone, when another write of its batch fails (see `writer`).
     pub(crate) fn write_queued<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+        f: impl FnMut(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let out = self.writer.submit(f);
         self.after_write();
