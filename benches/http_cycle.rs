@@ -485,6 +485,7 @@ fn main() {
     if let Ok(path) = std::env::var("RAW_ONLY") {
         // Only the raw SQLite baseline, on a database an HTTP load has run against.
         for rows in [RawRows::Cycle, RawRows::AppendsOnly] {
+            settle(std::path::Path::new(&path));
             let raw = raw_sqlite_cycles(std::path::Path::new(&path), secs, rows);
             println!(
                 "raw SQLite cycle writes ({}): {:.0} cycles/s ({} cycles)",
@@ -585,7 +586,9 @@ fn main() {
         server.peak_rss_mib()
     );
     drop(server);
+    settle(&big);
     let raw = raw_sqlite_cycles(&big, secs, RawRows::Cycle);
+    settle(&big);
     let appends = raw_sqlite_cycles(&big, secs, RawRows::AppendsOnly);
     for (rows, load) in [(RawRows::Cycle, &raw), (RawRows::AppendsOnly, &appends)] {
         println!(
