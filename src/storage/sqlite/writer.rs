@@ -1,7 +1,7 @@
 //! The single write path, with group commit.
 //!
 //! Every write runs on the one writer connection inside a SAVEPOINT of an open IMMEDIATE
-//! transaction. When other writers are already waiting, the transaction is left open for them
+//! transaction (queued writes as a batch first: see below). When other writers are already waiting, the transaction is left open for them
 //! and this caller waits; the last writer of a burst commits for everyone and wakes them. So
 //! a burst of N concurrent writes costs one fsync instead of N, and still nobody is answered
 //! before their write is durable (`synchronous=FULL`). A write whose own statements fail rolls
