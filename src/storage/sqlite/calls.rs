@@ -684,9 +684,7 @@ impl CallStore for SqliteStore {
         Box::pin(async move {
             match answer.await {
                 Ok(out) => out.unwrap_or_else(|e| Err(RecordError::Storage(e))),
-                Err(_) => Err(RecordError::Storage(StorageError::Conflict(
-                    "the write failed".into(),
-                ))),
+                Err(_) => Err(RecordError::Storage(super::writer::answer_lost())),
             }
         })
     }

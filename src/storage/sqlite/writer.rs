@@ -163,9 +163,7 @@ impl Writer {
     ) -> Result<T> {
         let (answer, answered) = mpsc::sync_channel::<Result<T>>(1);
         self.enqueue(f, Arc::new(answer));
-        answered
-            .recv()
-            .unwrap_or_else(|_| Err(StorageError::Conflict("the write failed".into())))
+        answered.recv().unwrap_or_else(|_| Err(answer_lost()))
     }
 
     /// Like [`Writer::submit`], without blocking the caller: the answer arrives on the
@@ -200,6 +198,11 @@ impl Writer {
             self.shared.run_batch(vec![job]);
         }
     }
+}
+
+/// The error for a queued write whose answer never came (its job was dropped unanswered).
+pub(crate) fn answer_lost() -> StorageError {
+    StorageError::Conflict("the write failed".into())
 }
 
 /// Where a queued write's answer goes: a blocked thread or an awaiting task.
