@@ -539,6 +539,16 @@ mod tests {
         Writer::new(conn, true, Arc::new(Generations::default())).unwrap()
     }
 
+    /// Every stored value, in order.
+    fn stored(w: &Writer) -> Vec<i64> {
+        w.write(|c| {
+            let mut stmt = c.prepare("SELECT x FROM t ORDER BY x")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .unwrap()
+    }
+
     fn count(w: &Writer) -> i64 {
         w.write(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
             .unwrap()
@@ -648,14 +658,7 @@ mod tests {
         // Jobs 2 and 3 ran before job 4 failed, and again; 4 twice; 5 and 6 only in the rerun.
         let counts: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
         assert_eq!(counts, [2, 2, 2, 1, 1]);
-        let stored: Vec<i64> = w
-            .write(|c| {
-                let mut stmt = c.prepare("SELECT x FROM t ORDER BY x")?;
-                let rows = stmt.query_map([], |r| r.get(0))?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
-            })
-            .unwrap();
-        assert_eq!(stored, [1, 2, 3, 5, 6]);
+        assert_eq!(stored(&w), [1, 2, 3, 5, 6]);
     }
 
     /// A batch that joins a transaction holding other writes leaves them alone when it is
@@ -718,14 +721,7 @@ mod tests {
         assert!(matches!(queued, Err(StorageError::Conflict(_))));
         w.write(|c| Ok(c.execute("INSERT INTO t VALUES (3)", [])?))
             .unwrap();
-        let kept: Vec<i64> = w
-            .write(|c| {
-                let mut stmt = c.prepare("SELECT x FROM t ORDER BY x")?;
-                let rows = stmt.query_map([], |r| r.get(0))?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
-            })
-            .unwrap();
-        assert_eq!(kept, [3]);
+        assert_eq!(stored(&w), [3]);
     }
 
     /// A thread that dies holding the writer's turn in the middle of a batch: the batch is
