@@ -11,7 +11,10 @@ cd "$(dirname "$0")/.."
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
-if ! fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy"; then
+# `fc-list | grep -q` fails under pipefail when grep stops early and fc-list gets SIGPIPE, which
+# reinstalled the font on every run: read fc-list's whole output first.
+fonts="$(fc-list 2>/dev/null || true)"
+if ! grep -qi "wenquanyi\|wqy" <<<"$fonts"; then
     need+=(fonts-wqy-microhei)
 fi
 if [ ${#need[@]} -gt 0 ]; then
