@@ -94,11 +94,11 @@ const ORGS: &[&str] = &[
 /// Demo logins: (login, name, role, password). Demo data only; never use these elsewhere.
 pub const DEMO_USERS: [(&str, &str, Role, &str); 6] = [
     ("admin", "编办管理员", Role::Admin, "demo-admin-2022"),
-    ("op1", "话务员王静", Role::Operator, "demo-op1-2022"),
-    ("op2", "话务员李娜", Role::Operator, "demo-op2-2022"),
-    ("op3", "话务员张敏", Role::Operator, "demo-op3-2022"),
-    ("stat", "统计局刘洋", Role::Statistician, "demo-stat-2022"),
-    ("eval", "评估组陈军", Role::Evaluator, "demo-eval-2022"),
+    ("op1", "王静", Role::Operator, "demo-op1-2022"),
+    ("op2", "李娜", Role::Operator, "demo-op2-2022"),
+    ("op3", "张敏", Role::Operator, "demo-op3-2022"),
+    ("stat", "刘洋", Role::Statistician, "demo-stat-2022"),
+    ("eval", "陈军", Role::Evaluator, "demo-eval-2022"),
 ];
 
 /// Days of simulated calling before today.

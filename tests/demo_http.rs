@@ -84,3 +84,34 @@ fn regex_free_phone_scan(text: &str) -> Option<String> {
     }
     None
 }
+
+/// The demo's operators are named as the README shows them (王静), and the call script says
+/// the operator's title once.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_script_names_the_operator_once() {
+    use common::browser::Web;
+    let sp = Sheping::new();
+    let server = Server::start(&sp, &["demo"]);
+    let web = Web::new(&server.url);
+    assert_eq!(web.sign_in("op1", "demo-op1-2022").await.status, 303);
+    let csrf = web.csrf().await;
+    let claimed = web
+        .post("/call/next", &[("csrf", &csrf), ("round", "2022")])
+        .await;
+    assert_eq!(claimed.status, 303, "{}", claimed.body);
+    let screen = web.get("/call?round=2022").await;
+    assert_eq!(screen.status, 200);
+    assert!(
+        screen.body.contains("话务员王静。"),
+        "the script names the operator: {}",
+        screen.body
+    );
+    assert!(!screen.body.contains("话务员话务员"), "{}", screen.body);
+    let name: String = sp
+        .sql()
+        .query_row("SELECT name FROM users WHERE login = 'op1'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(name, "王静");
+}

@@ -453,14 +453,31 @@ impl Survey {
             .position(|d| d.key == t || d.label == t)
     }
 
-    /// Fills the placeholders of a script line.
+    /// Fills the placeholders of a script line. A title the script already says before
+    /// `{operator}` is not said twice when the operator's name carries it too
+    /// ("话务员{operator}" with "话务员王静" reads "话务员王静", not "话务员话务员王静").
     pub fn render(template: &str, unit: &str, name: &str, operator: &str) -> String {
-        template
-            .replace("{unit}", unit)
-            .replace("{name}", name)
-            .replace("{operator}", operator)
+        let mut out = String::with_capacity(template.len() + 32);
+        let mut rest = template;
+        while let Some(at) = rest.find("{operator}") {
+            let before = &rest[..at];
+            out.push_str(before);
+            let said = OPERATOR_TITLES
+                .iter()
+                .find(|t| before.ends_with(*t) && operator.starts_with(*t));
+            out.push_str(match said {
+                Some(t) => &operator[t.len()..],
+                None => operator,
+            });
+            rest = &rest[at + "{operator}".len()..];
+        }
+        out.push_str(rest);
+        out.replace("{unit}", unit).replace("{name}", name)
     }
 }
+
+/// Titles an operator's display name may begin with, as scripts also say them.
+const OPERATOR_TITLES: [&str; 3] = ["话务员", "接线员", "工作人员"];
 
 fn check_key(at: &str, key: &str) -> Result<(), SurveyError> {
     let ok = !key.is_empty()
@@ -510,6 +527,29 @@ fn check_placeholders(at: &str, text: &str) -> Result<(), SurveyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_script_never_says_the_operators_title_twice() {
+        let t = "我是12345政务服务便民热线话务员{operator}。请您就{unit}作出评价";
+        assert_eq!(
+            Survey::render(t, "教育局", "张三", "话务员王静"),
+            "我是12345政务服务便民热线话务员王静。请您就教育局作出评价"
+        );
+        assert_eq!(
+            Survey::render(t, "教育局", "张三", "王静"),
+            "我是12345政务服务便民热线话务员王静。请您就教育局作出评价"
+        );
+        // Without the title in the script, the name is said as it is.
+        assert_eq!(
+            Survey::render("我是{operator},{operator}", "u", "n", "话务员王静"),
+            "我是话务员王静,话务员王静"
+        );
+        // A placeholder in a name or unit is not expanded again.
+        assert_eq!(
+            Survey::render("{name}", "u", "{operator}", "x"),
+            "{operator}"
+        );
+    }
 
     pub const DEFAULT: &str = include_str!("../../surveys/default.toml");
 
