@@ -685,3 +685,57 @@ async fn the_round_form_refuses_control_characters_in_keys_and_titles() {
         logged_before
     );
 }
+
+/// The member search looks in every unit unless the admin narrows it to one: a name in the
+/// third unit is found from the page's default, and the unit is shown beside it.
+#[tokio::test(flavor = "multi_thread")]
+async fn member_search_looks_in_every_unit_by_default() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let members = format!("/admin/rounds/{ROUND}/members");
+    // 代表21 is in the third unit (汉滨区公路管理段), not the first.
+    let found = admin.get(&format!("{members}?q=代表21")).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(found.body.contains("<td>代表21</td>"), "{}", found.body);
+    assert!(
+        found.body.contains("<td>汉滨区公路管理段</td>"),
+        "{}",
+        found.body
+    );
+    assert!(
+        found
+            .body
+            .contains("<option value=\"\" selected>全部单位</option>"),
+        "{}",
+        found.body
+    );
+    // The form's own submission sends `unit=` empty: every unit too.
+    let form = admin.get(&format!("{members}?unit=&q=代表21")).await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("<td>代表21</td>"));
+    // With no query, every unit's members are listed (3 × 5).
+    let all = admin.get(&members).await;
+    assert_eq!(all.body.matches("详情与更正").count(), 15, "{}", all.body);
+    // Narrowed to the first unit, the same search finds nothing and says where it looked.
+    let first_unit: i64 = sp
+        .sql()
+        .query_row("SELECT MIN(id) FROM units", [], |r| r.get(0))
+        .unwrap();
+    let narrowed = admin
+        .get(&format!("{members}?unit={first_unit}&q=代表21"))
+        .await;
+    assert_eq!(narrowed.status, 200);
+    assert!(!narrowed.body.contains("<td>代表21</td>"));
+    assert!(
+        narrowed
+            .body
+            .contains("所选单位中没有姓名或编号为“代表21”的代表"),
+        "{}",
+        narrowed.body
+    );
+    // A forged unit value is a clear 400, not a bare deserialisation error.
+    let bad = admin.get(&format!("{members}?unit=abc")).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("参评单位的选择无效"), "{}", bad.body);
+}

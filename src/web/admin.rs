@@ -624,6 +624,7 @@ async fn lock_round(
 
 pub struct MemberRow {
     pub id: i64,
+    pub unit: String,
     pub name: String,
     pub category: &'static str,
     pub phone: String,
@@ -648,15 +649,29 @@ pub struct MembersPage {
     pub locked: bool,
     pub units: Vec<UnitChoice>,
     pub q: String,
+    pub all_units: bool,
     pub rows: Vec<MemberRow>,
 }
 
 #[derive(Deserialize, Default)]
 pub struct MembersQuery {
+    /// A unit's id; empty or absent: every unit (a search must not miss a name in another unit).
     #[serde(default)]
-    unit: Option<i64>,
+    unit: String,
     #[serde(default)]
     q: String,
+}
+
+impl MembersQuery {
+    fn unit(&self) -> Result<Option<i64>, WebError> {
+        let t = self.unit.trim();
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.parse().map(Some).map_err(|_| {
+            WebError::BadRequest("参评单位的选择无效。请从下拉框中选择一个单位。".into())
+        })
+    }
 }
 
 async fn members_page(
@@ -665,18 +680,17 @@ async fn members_page(
     Path(key): Path<String>,
     Query(q): Query<MembersQuery>,
 ) -> Result<MembersPage, WebError> {
-    let unit = q.unit;
+    let unit = q.unit()?;
     let (round, units, members, statuses) = state
         .blocking(move |s| {
             let round = s.round(&key)?;
             let units = s.units(round.id)?;
-            let unit = unit.or_else(|| units.first().map(|u| u.id));
             let members = s.members(round.id, unit)?;
             let statuses = engine::member_statuses(s, &round, Utc::now()).map_err(engine_error)?;
             Ok((round, units, members, statuses))
         })
         .await?;
-    let selected = q.unit.or_else(|| units.first().map(|u| u.id));
+    let selected = unit;
     let closed = round.field_closed(Utc::now());
     let needle = q.q.trim().to_string();
     let rows = members
@@ -709,6 +723,7 @@ async fn members_page(
             };
             MemberRow {
                 id: m.id,
+                unit: m.unit,
                 name: m.name.unwrap_or_default(),
                 category: m.category.label(),
                 phone: m.phone.as_deref().map(mask_canonical).unwrap_or_default(),
@@ -733,6 +748,7 @@ async fn members_page(
             })
             .collect(),
         q: q.q,
+        all_units: selected.is_none(),
         rows,
     })
 }
