@@ -161,6 +161,8 @@ pub enum PlanError {
     DuplicateMember { member_id: i64 },
     #[error("operator {operator}: call numbers would exceed {}", u32::MAX)]
     SeqOverflow { operator: String },
+    #[error("plan algorithm `{algorithm}` is unknown to this build (it knows {PLAN_ALGORITHM})")]
+    UnknownAlgorithm { algorithm: String },
 }
 
 /// Assigns every member to one operator and orders each operator's calls; the result is sorted
@@ -218,6 +220,141 @@ pub fn plan_digest(assignments: &[Assignment]) -> String {
         hash.write(format!("\t{}\t{}\t{}\n", a.seq, a.unit_id, a.member_id).as_bytes());
     }
     format!("fnv1a64:{:016x}", hash.0)
+}
+
+/// Which operation made a plan; it picks the purpose tag of the random stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanKind {
+    Generate,
+    Reassign,
+}
+
+impl PlanKind {
+    pub fn key(self) -> &'static str {
+        match self {
+            PlanKind::Generate => "generate",
+            PlanKind::Reassign => "reassign",
+        }
+    }
+}
+
+/// A plan's inputs as stored and published (`docs/plan.md`, "The inputs file"): canonical, so
+/// equal inputs give equal JSON, and complete, so [`derive`] re-derives the plan from them alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanInputs {
+    pub algorithm: String,
+    pub kind: PlanKind,
+    pub seed: u64,
+    /// Logins, sorted by bytes, without duplicates.
+    pub operators: Vec<String>,
+    /// Sorted by `(unit_id, member_id)`.
+    pub members: Vec<PlanMember>,
+    /// `(login, unit_id)` of listed operators, sorted.
+    pub exclusions: Vec<(String, i64)>,
+    pub existing: PublishedLoads,
+}
+
+/// [`Loads`] of the listed operators, in the inputs file's shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedLoads {
+    /// login -> pending calls over all units (only non-zero entries).
+    pub total: BTreeMap<String, u32>,
+    /// `(unit_id, login, count)`, sorted, counts non-zero.
+    pub per_unit: Vec<(i64, String, u32)>,
+    /// login -> largest `seq` in use (only non-zero entries).
+    pub max_seq: BTreeMap<String, u32>,
+}
+
+impl PlanInputs {
+    /// The canonical published form of what [`generate_plan`] (or [`reassign`], by `kind`) was
+    /// given. Entries the algorithm ignores (other operators, zero counts) are left out.
+    pub fn new(kind: PlanKind, input: &PlanInput) -> PlanInputs {
+        let mut operators = input.operators.clone();
+        operators.sort();
+        operators.dedup();
+        let listed = |op: &String| operators.binary_search(op).is_ok();
+        let mut members = input.members.clone();
+        members.sort_by_key(|m| (m.unit_id, m.member_id));
+        let exclusions = input
+            .exclusions
+            .iter()
+            .filter(|(op, _)| listed(op))
+            .cloned()
+            .collect();
+        let nonzero = |m: &BTreeMap<String, u32>| -> BTreeMap<String, u32> {
+            m.iter()
+                .filter(|(op, c)| **c > 0 && listed(op))
+                .map(|(op, c)| (op.clone(), *c))
+                .collect()
+        };
+        let existing = PublishedLoads {
+            total: nonzero(&input.existing.total),
+            per_unit: input
+                .existing
+                .per_unit
+                .iter()
+                .filter(|((_, op), c)| **c > 0 && listed(op))
+                .map(|((u, op), c)| (*u, op.clone(), *c))
+                .collect(),
+            max_seq: nonzero(&input.existing.max_seq),
+        };
+        PlanInputs {
+            algorithm: PLAN_ALGORITHM.to_string(),
+            kind,
+            seed: input.seed,
+            operators,
+            members,
+            exclusions,
+            existing,
+        }
+    }
+}
+
+/// A plan re-derived from its inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derived {
+    /// Sorted by `(operator, seq)`, as [`generate_plan`] returns it.
+    pub assignments: Vec<Assignment>,
+    /// Members moved by step 6 (the repair); 0 when the greedy step was already balanced.
+    pub repair_moves: usize,
+}
+
+/// Re-derives a stored plan from its published inputs, with the algorithm it names.
+pub fn derive(inputs: &PlanInputs) -> Result<Derived, PlanError> {
+    if inputs.algorithm != PLAN_ALGORITHM {
+        return Err(PlanError::UnknownAlgorithm {
+            algorithm: inputs.algorithm.clone(),
+        });
+    }
+    let tag = match inputs.kind {
+        PlanKind::Generate => GENERATE_TAG,
+        PlanKind::Reassign => REASSIGN_TAG,
+    };
+    let existing = Loads {
+        total: inputs.existing.total.clone(),
+        per_unit: inputs
+            .existing
+            .per_unit
+            .iter()
+            .map(|(u, op, c)| ((*u, op.clone()), *c))
+            .collect(),
+        max_seq: inputs.existing.max_seq.clone(),
+    };
+    let exclusions: BTreeSet<(String, i64)> = inputs.exclusions.iter().cloned().collect();
+    let (assignments, repair_moves) = build_plan_with(
+        &inputs.members,
+        &inputs.operators,
+        &exclusions,
+        &existing,
+        inputs.seed,
+        tag,
+        true,
+    )?;
+    Ok(Derived {
+        assignments,
+        repair_moves,
+    })
 }
 
 struct Fnv1a64(u64);
@@ -290,7 +427,7 @@ fn build_plan(
     seed: u64,
     tag: &[u8; 24],
 ) -> Result<Vec<Assignment>, PlanError> {
-    build_plan_with(members, operators, exclusions, existing, seed, tag, true)
+    build_plan_with(members, operators, exclusions, existing, seed, tag, true).map(|(plan, _)| plan)
 }
 
 // `repair` is only switched off by tests, to show the repair pass is needed.
@@ -302,7 +439,7 @@ fn build_plan_with(
     seed: u64,
     tag: &[u8; 24],
     repair: bool,
-) -> Result<Vec<Assignment>, PlanError> {
+) -> Result<(Vec<Assignment>, usize), PlanError> {
     // 1. Canonical inputs.
     let mut ops: Vec<&str> = operators.iter().map(String::as_str).collect();
     ops.sort_unstable();
@@ -418,8 +555,9 @@ fn build_plan_with(
     // 6. Repair, only when the totals are not already within one.
     let spread =
         total.iter().max().copied().unwrap_or(0) - total.iter().min().copied().unwrap_or(0);
+    let mut moves = 0;
     if repair && spread > 1 {
-        repair_totals(&units, &shuffled, &mut assigned, &mut total, k);
+        moves = repair_totals(&units, &shuffled, &mut assigned, &mut total, k);
     }
 
     // 7. Call orders. The lists hold the members themselves (in canonical order before the
@@ -447,7 +585,7 @@ fn build_plan_with(
             });
         }
     }
-    Ok(plan)
+    Ok((plan, moves))
 }
 
 /// A unit where some operators hold one "extra" new member above the water level, which the
@@ -487,13 +625,15 @@ impl RepairUnit {
 
 /// Step 6: moves new members between operators within units, never changing any unit's
 /// multiset of counts, until no chain of moves lowers a total that is two above another.
+/// Returns the number of members moved.
 fn repair_totals(
     units: &[UnitSpan],
     shuffled: &[usize],
     assigned: &mut [usize],
     total: &mut [u64],
     k: usize,
-) {
+) -> usize {
+    let mut moved = 0;
     let mut rus: Vec<RepairUnit> = Vec::new();
     for (ui, span) in units.iter().enumerate() {
         let mut held: BTreeMap<usize, (u64, u64)> = span
@@ -581,6 +721,7 @@ fn repair_totals(
                 while let Some((ri, b)) = parent[a] {
                     let span = &units[rus[ri].span];
                     move_one(&mut rus[ri], span, shuffled, assigned, a, b);
+                    moved += 1;
                     a = b;
                 }
                 total[a] += 1;
@@ -592,6 +733,7 @@ fn repair_totals(
             }
         }
     }
+    moved
 }
 
 /// Moves one new member of the unit from giver `a` (at level + 1) to `b` (at level): the unit's
@@ -1304,7 +1446,8 @@ mod tests {
             GENERATE_TAG,
             false,
         )
-        .unwrap();
+        .unwrap()
+        .0;
         assert_eq!(
             spread(totals(&greedy, &operators, &existing).into_values()),
             2
@@ -1347,6 +1490,7 @@ mod tests {
                     GENERATE_TAG,
                     repair,
                 )
+                .map(|(plan, _)| plan)
             };
             let (Ok(greedy), Ok(plan)) = (run(false), run(true)) else {
                 continue;

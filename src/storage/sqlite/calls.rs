@@ -446,8 +446,8 @@ impl CallStore for SqliteStore {
         let plan_id = self.write_bulk(|tx| {
             ensure_unlocked(tx, round.id)?;
             tx.execute(
-                "INSERT INTO plans (round_id, kind, seed, algorithm, operators, members, digest, created_at, created_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO plans (round_id, kind, seed, algorithm, operators, members, digest, created_at, created_by, inputs)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     round.id,
                     plan.kind,
@@ -457,7 +457,8 @@ impl CallStore for SqliteStore {
                     assignments.len() as i64,
                     plan.digest,
                     now.timestamp_millis(),
-                    actor
+                    actor,
+                    plan.inputs
                 ],
             )?;
             let plan_id = tx.last_insert_rowid();
@@ -522,6 +523,40 @@ impl CallStore for SqliteStore {
                     digest: r.get(6)?,
                     created_at_ms: r.get(7)?,
                     created_by: r.get(8)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn plan_inputs(&self, round: &RoundRecord, plan_id: i64) -> Result<Option<String>> {
+        self.read(|c| {
+            let inputs: Option<Option<String>> = c
+                .query_row(
+                    "SELECT inputs FROM plans WHERE id = ?1 AND round_id = ?2",
+                    params![plan_id, round.id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            inputs.ok_or_else(|| StorageError::NotFound(format!("plan #{plan_id}")))
+        })
+    }
+
+    fn plan_assignments(&self, round: &RoundRecord, plan_id: i64) -> Result<Vec<Assignment>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT s.member_id, m.unit_id, u.login, s.seq FROM assignments s
+                 JOIN members m ON m.id = s.member_id JOIN users u ON u.id = s.operator_id
+                 JOIN plans p ON p.id = s.plan_id
+                 WHERE s.plan_id = ?1 AND p.round_id = ?2
+                 ORDER BY u.login, s.seq, m.unit_id, s.member_id",
+            )?;
+            let rows = stmt.query_map(params![plan_id, round.id], |r| {
+                Ok(Assignment {
+                    member_id: r.get(0)?,
+                    unit_id: r.get(1)?,
+                    operator: r.get(2)?,
+                    seq: r.get(3)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
