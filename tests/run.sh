@@ -14,6 +14,8 @@ need=()
 if ! fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy"; then
     need+=(fonts-wqy-microhei)
 fi
+# tests/plan_reference.rs runs tests/reference/plan_reference.py (standard library only).
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "tests/run.sh: installing ${need[*]} for the browser tests" >&2

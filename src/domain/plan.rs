@@ -7,6 +7,11 @@
 //!
 //! # The algorithm `sheping-plan-v1` ([`PLAN_ALGORITHM`])
 //!
+//! `docs/plan.md` is the full specification, down to every tie-break of step 6 and the bytes of
+//! the digest: an implementation from it alone (`tests/reference/plan_reference.py`) reproduces
+//! plans byte for byte. Each plan's inputs are stored as [`PlanInputs`] (the published inputs
+//! file) and [`derive`] re-derives the plan from them. In short:
+//!
 //! 1. **Canonical inputs.** Operators are sorted (byte order of the login) and deduplicated;
 //!    members are sorted by `(unit_id, member_id)`; a `member_id` given twice is an error.
 //!    Exclusions and loads naming operators outside the list are ignored. Nothing depends on the
@@ -20,7 +25,8 @@
 //!    original (Bernstein) ChaCha with 8 rounds, key words read little-endian, a 64-bit block
 //!    counter from 0 in state words 12–13 and zeros in words 14–15; `next_u64` joins two
 //!    consecutive 32-bit output words, the first as the low half. (A Python re-implementation of
-//!    this description reproduces the golden plan of the tests.)
+//!    this description reproduces the golden plan of the tests.) Steps 5 and 7 draw from this
+//!    one stream, in that order; step 6 draws nothing.
 //! 3. **Bounded integers** `below(n)`, uniform on `0..n`: draw `x = next_u64()`, form the 128-bit
 //!    product `m = x * n`; accept when the low 64 bits of `m` are `>= 2^64 mod n` and return the
 //!    high 64 bits, otherwise draw again (Lemire's unbiased multiply-and-reject).
@@ -34,7 +40,8 @@
 //!    `(count in this unit, total, rank)`, where both counts include the `existing` loads and
 //!    the members given so far. Ranks are unique, so there are no ties.
 //! 6. **Repair** (no randomness): while some operator's total exceeds another's by two or more
-//!    and a chain of moves can fix it, move members along the chain (see "guarantees").
+//!    and a chain of moves can fix it, move members along the chain (see "guarantees"; the
+//!    search order, which chain and which member moves are specified in `docs/plan.md`).
 //!    With no exclusions, existing totals within one and no existing per-unit loads in the
 //!    plan's units, step 5 already leaves totals within one, and nothing moves.
 //! 7. **Call order**: for each operator in canonical order, its new members in
