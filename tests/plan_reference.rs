@@ -79,7 +79,7 @@ fn random_round(case: u64) -> PlanInputs {
         }
     }
     let mut existing = Loads::default();
-    if small || case % 4 == 0 {
+    if small || case.is_multiple_of(4) {
         for o in &operators {
             let mut sum = 0;
             for u in 1..=units {
@@ -97,7 +97,7 @@ fn random_round(case: u64) -> PlanInputs {
             existing.max_seq.insert(o.clone(), sum + r.below(5) as u32);
         }
     }
-    let kind = if case % 3 == 0 {
+    let kind = if case.is_multiple_of(3) {
         PlanKind::Reassign
     } else {
         PlanKind::Generate
