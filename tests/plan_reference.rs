@@ -418,9 +418,7 @@ fn calls_verify_rederives_plans_and_catches_a_changed_assignment() {
 #[test]
 fn calls_verify_fails_on_plans_without_stored_inputs() {
     let sp = planned_round();
-    sp.sql()
-        .execute("UPDATE plans SET inputs = NULL", [])
-        .unwrap();
+    sp.sql().execute("DELETE FROM plan_inputs", []).unwrap();
     let out = sp.run(&["calls", "verify", "--round", "2022"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("未存计划输入"));

@@ -446,8 +446,8 @@ impl CallStore for SqliteStore {
         let plan_id = self.write_bulk(|tx| {
             ensure_unlocked(tx, round.id)?;
             tx.execute(
-                "INSERT INTO plans (round_id, kind, seed, algorithm, operators, members, digest, created_at, created_by, inputs)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO plans (round_id, kind, seed, algorithm, operators, members, digest, created_at, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     round.id,
                     plan.kind,
@@ -457,11 +457,11 @@ impl CallStore for SqliteStore {
                     assignments.len() as i64,
                     plan.digest,
                     now.timestamp_millis(),
-                    actor,
-                    plan.inputs
+                    actor
                 ],
             )?;
             let plan_id = tx.last_insert_rowid();
+            tx.execute("INSERT INTO plan_inputs (plan_id, inputs) VALUES (?1, ?2)", params![plan_id, plan.inputs])?;
             let mut ids: BTreeMap<&str, i64> = BTreeMap::new();
             for login in &plan.operators {
                 ids.insert(login, operator_id(tx, login)?);
@@ -533,7 +533,8 @@ impl CallStore for SqliteStore {
         self.read(|c| {
             let inputs: Option<Option<String>> = c
                 .query_row(
-                    "SELECT inputs FROM plans WHERE id = ?1 AND round_id = ?2",
+                    "SELECT i.inputs FROM plans p LEFT JOIN plan_inputs i ON i.plan_id = p.id
+                     WHERE p.id = ?1 AND p.round_id = ?2",
                     params![plan_id, round.id],
                     |r| r.get(0),
                 )
