@@ -1761,6 +1761,71 @@ mod tests {
 
     // ---- digest ----
 
+    /// What is stored and published re-derives exactly what was generated: the canonical form
+    /// drops only what the algorithm ignores (strangers' loads and exclusions, zero counts,
+    /// input order), survives JSON, and names the purpose tag through `kind`.
+    #[test]
+    fn published_inputs_rederive_the_plan_they_were_made_from() {
+        let mut repaired = 0;
+        for case in 0..300 {
+            let (members, operators, exclusions) = random_instance(case, 4, 4, 4, 3);
+            let units = members.iter().map(|m| m.unit_id).max().unwrap_or(0);
+            let mut existing = random_loads(case, &operators, units, 2);
+            let mut exclusions = exclusions;
+            // Entries the algorithm ignores: a stranger and zero counts.
+            existing.total.insert("stranger".into(), 9);
+            existing.per_unit.insert((1, "stranger".into()), 3);
+            existing.per_unit.insert((1, operators[0].clone()), 0);
+            exclusions.insert(("stranger".into(), 1));
+            let mut shuffled_ops = operators.clone();
+            shuffled_ops.reverse();
+            shuffled_ops.push(operators[0].clone());
+            let mut shuffled_members = members.clone();
+            shuffled_members.reverse();
+            let input = PlanInput {
+                members: shuffled_members,
+                operators: shuffled_ops,
+                exclusions,
+                seed: case * 7919,
+                existing,
+            };
+            for kind in [PlanKind::Generate, PlanKind::Reassign] {
+                let made = match kind {
+                    PlanKind::Generate => generate_plan(&input),
+                    PlanKind::Reassign => reassign(
+                        &input.members,
+                        &input.operators,
+                        &input.exclusions,
+                        &input.existing,
+                        input.seed,
+                    ),
+                };
+                let published = PlanInputs::new(kind, &input);
+                assert!(!published.operators.contains(&"stranger".to_string()));
+                assert!(published.existing.per_unit.iter().all(|e| e.2 > 0));
+                let json = serde_json::to_string(&published).unwrap();
+                let read: PlanInputs = serde_json::from_str(&json).unwrap();
+                assert_eq!(read, published);
+                let derived = derive(&read);
+                match (made, derived) {
+                    (Ok(plan), Ok(d)) => {
+                        assert_eq!(plan, d.assignments, "case {case} {kind:?}");
+                        repaired += usize::from(d.repair_moves > 0);
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a, b),
+                    (a, b) => panic!("case {case}: {a:?} vs {b:?}"),
+                }
+            }
+        }
+        assert!(repaired >= 5, "some cases exercise the repair: {repaired}");
+        let mut unknown = PlanInputs::new(PlanKind::Generate, &input(panel(1, 2), ops(&["a"]), 1));
+        unknown.algorithm = "sheping-plan-v9".into();
+        assert!(matches!(
+            derive(&unknown),
+            Err(PlanError::UnknownAlgorithm { .. })
+        ));
+    }
+
     #[test]
     fn digest_is_fnv1a_of_sorted_lines_and_ignores_order() {
         // FNV-1a 64 reference values: "" and "a".
