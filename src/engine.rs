@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::domain::disposition::{AttemptFact, MemberHistory, disposition};
-use crate::domain::plan::{self, Loads, PlanInput, PlanMember};
+use crate::domain::plan::{self, Loads, PlanInput, PlanInputs, PlanKind, PlanMember};
 use crate::domain::progress::{self, MemberFacts, OperatorTally, Tally};
 use crate::domain::user::Role;
 use crate::storage::{
@@ -105,17 +105,16 @@ pub fn generate_plan(
         existing,
     };
     let assignments = plan::generate_plan(&input)?;
-    let mut canonical = operators;
-    canonical.sort();
-    canonical.dedup();
+    let inputs = PlanInputs::new(PlanKind::Generate, &input);
     let record = store.apply_plan(
         round,
         &NewPlan {
             kind: "generate",
             seed,
             algorithm: plan::PLAN_ALGORITHM,
-            operators: canonical,
+            operators: inputs.operators.clone(),
             digest: plan::plan_digest(&assignments),
+            inputs: inputs_json(&inputs)?,
         },
         &assignments,
         actor,
@@ -164,16 +163,25 @@ pub fn reassign(
     }
     let exclusions = store.plan_state(round)?.exclusions;
     let assignments = plan::reassign(&moving, &targets, &exclusions, &existing, seed)?;
-    let mut canonical = targets;
-    canonical.sort();
+    let inputs = PlanInputs::new(
+        PlanKind::Reassign,
+        &PlanInput {
+            members: moving,
+            operators: targets,
+            exclusions,
+            seed,
+            existing,
+        },
+    );
     let record = store.apply_plan(
         round,
         &NewPlan {
             kind: "reassign",
             seed,
             algorithm: plan::PLAN_ALGORITHM,
-            operators: canonical,
+            operators: inputs.operators.clone(),
             digest: plan::plan_digest(&assignments),
+            inputs: inputs_json(&inputs)?,
         },
         &assignments,
         actor,
@@ -183,6 +191,135 @@ pub fn reassign(
         planned: assignments.len(),
         called: 0,
     })
+}
+
+fn inputs_json(inputs: &PlanInputs) -> Result<String, EngineError> {
+    serde_json::to_string(inputs)
+        .map_err(|e| EngineError::Invalid(format!("计划输入无法写成 JSON:{e}")))
+}
+
+/// What `calls verify` found for one stored plan.
+#[derive(Debug, Serialize)]
+pub struct PlanCheck {
+    pub plan_id: i64,
+    pub kind: String,
+    pub seed: u64,
+    pub algorithm: String,
+    pub stored_digest: String,
+    /// Digest of the plan re-derived from the stored inputs (absent when it could not be).
+    pub derived_digest: Option<String>,
+    /// Members the plan assigned, re-derived.
+    pub members: usize,
+    /// Current assignments still from this plan, all checked against the re-derived ones.
+    pub current: usize,
+    /// Differences, in Chinese, one per line; empty when the plan verifies.
+    pub problems: Vec<String>,
+}
+
+impl PlanCheck {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Re-derives every stored plan of the round from its stored inputs and seed, and compares
+/// it with what is stored: the digest, the member count, and every current assignment that
+/// still comes from that plan (later plans legitimately replace earlier ones' members).
+pub fn verify_plans(store: &dyn Store, round: &RoundRecord) -> Result<Vec<PlanCheck>, EngineError> {
+    let mut out = Vec::new();
+    for p in store.plans(round)? {
+        let mut check = PlanCheck {
+            plan_id: p.id,
+            kind: p.kind.clone(),
+            seed: p.seed,
+            algorithm: p.algorithm.clone(),
+            stored_digest: p.digest.clone(),
+            derived_digest: None,
+            members: 0,
+            current: 0,
+            problems: Vec::new(),
+        };
+        let derived = match store.plan_inputs(round, p.id)? {
+            None => {
+                check
+                    .problems
+                    .push("未存计划输入(该计划生成于存储输入之前),无法复核".into());
+                out.push(check);
+                continue;
+            }
+            Some(text) => serde_json::from_str::<PlanInputs>(&text)
+                .map_err(|e| format!("存储的计划输入无法读取:{e}"))
+                .and_then(|inputs| {
+                    let mut problems = Vec::new();
+                    if inputs.seed != p.seed {
+                        problems.push(format!(
+                            "输入中的种子 {} 与计划记录的种子 {} 不同",
+                            inputs.seed, p.seed
+                        ));
+                    }
+                    if inputs.algorithm != p.algorithm {
+                        problems.push(format!(
+                            "输入中的算法 {} 与计划记录的算法 {} 不同",
+                            inputs.algorithm, p.algorithm
+                        ));
+                    }
+                    if inputs.kind.key() != p.kind {
+                        problems.push(format!(
+                            "输入中的类型 {} 与计划记录的类型 {} 不同",
+                            inputs.kind.key(),
+                            p.kind
+                        ));
+                    }
+                    check.problems.extend(problems);
+                    plan::derive(&inputs).map_err(|e| format!("无法按存储的输入重算:{e}"))
+                }),
+        };
+        let derived = match derived {
+            Ok(d) => d.assignments,
+            Err(problem) => {
+                check.problems.push(problem);
+                out.push(check);
+                continue;
+            }
+        };
+        let digest = plan::plan_digest(&derived);
+        if digest != p.digest {
+            check.problems.push(format!(
+                "重算的摘要 {digest} 与存储的摘要 {} 不同",
+                p.digest
+            ));
+        }
+        if derived.len() != p.members {
+            check.problems.push(format!(
+                "重算得 {} 名代表,计划记录为 {} 名",
+                derived.len(),
+                p.members
+            ));
+        }
+        let by_member: BTreeMap<i64, &plan::Assignment> =
+            derived.iter().map(|a| (a.member_id, a)).collect();
+        let current = store.plan_assignments(round, p.id)?;
+        check.current = current.len();
+        for a in &current {
+            match by_member.get(&a.member_id) {
+                None => check.problems.push(format!(
+                    "代表 {}(单位 {})记在本计划下,但重算的计划里没有此人",
+                    a.member_id, a.unit_id
+                )),
+                Some(d) if (&d.operator, d.seq, d.unit_id) != (&a.operator, a.seq, a.unit_id) => {
+                    check.problems.push(format!(
+                        "代表 {}:存储为 {} 第 {} 个(单位 {}),重算为 {} 第 {} 个(单位 {})",
+                        a.member_id, a.operator, a.seq, a.unit_id, d.operator, d.seq, d.unit_id
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        check.members = derived.len();
+        check.derived_digest = Some(digest);
+        out.push(check);
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Serialize)]
@@ -354,11 +491,23 @@ pub fn call_list_rows(
                 phone.unwrap_or_default(),
                 r.category.label().to_string(),
                 status,
+                r.unit_id.to_string(),
+                r.member_id.to_string(),
             ]
         })
         .collect())
 }
 
-pub const CALL_LIST_COLUMNS: [&str; 7] = [
-    "operator", "seq", "unit", "name", "phone", "category", "status",
+/// `unit_id` and `member_id` are the keys the plan algorithm orders by (docs/plan.md), so a third
+/// party can re-derive the plan from the export and the inputs file.
+pub const CALL_LIST_COLUMNS: [&str; 9] = [
+    "operator",
+    "seq",
+    "unit",
+    "name",
+    "phone",
+    "category",
+    "status",
+    "unit_id",
+    "member_id",
 ];

@@ -15,6 +15,7 @@ use crate::domain::disposition::{Category, Outcome};
 use crate::domain::survey::Survey;
 use crate::engine::Store;
 use crate::results::{self, ResultsDocument, ResultsError, ResultsOptions, RoundData};
+use crate::storage::results::StoredOnsite;
 use crate::storage::{AttemptRecord, AuditEvent, RoundRecord, StorageError};
 use crate::tabular::{self, TableError};
 
@@ -39,6 +40,8 @@ pub enum ExportKind {
     Scores,
     Dispositions,
     Attempts,
+    /// The on-site data in the order the scoring reads it (ballots, direct scores).
+    Onsite,
     Codebook,
     /// SPSS syntax reading the responses CSV (also written beside a codebook).
     Spss,
@@ -53,6 +56,7 @@ impl ExportKind {
             Scores,
             Dispositions,
             Attempts,
+            Onsite,
             Codebook,
             Spss,
         ]
@@ -65,6 +69,7 @@ impl ExportKind {
             ExportKind::Scores => "scores",
             ExportKind::Dispositions => "dispositions",
             ExportKind::Attempts => "attempts",
+            ExportKind::Onsite => "onsite",
             ExportKind::Codebook => "codebook",
             ExportKind::Spss => "spss",
         }
@@ -77,6 +82,7 @@ impl ExportKind {
             ExportKind::Scores => "各单位得分",
             ExportKind::Dispositions => "各单位拨打结果与应答率",
             ExportKind::Attempts => "全部拨打记录(过程数据)",
+            ExportKind::Onsite => "现场评价数据(选票与直接得分)",
             ExportKind::Codebook => "变量说明(codebook)",
             ExportKind::Spss => "SPSS 读取语法",
         }
@@ -408,6 +414,44 @@ pub fn variables(kind: ExportKind, survey: &Survey, with_comments: bool) -> Vec<
                     Text,
                 ));
             }
+        }
+        ExportKind::Onsite => {
+            v.push(var(
+                "unit_no",
+                "单位在本轮单位顺序中的序号(计分与自助法按此顺序)",
+                Integer,
+            ));
+            v.extend(unit_vars());
+            v.push(var("onsite_kind", "现场评价形式(ballots/direct)", Text));
+            v.push(var(
+                "ballot_no",
+                "选票在该单位中的序号(自助法按此顺序抽取;直接得分为空)",
+                Integer,
+            ));
+            v.push(var("ballot", "选票编号(导入时填写)", Text));
+            let levels = level_values(survey);
+            for d in &survey.dimensions {
+                let mut l = var(
+                    format!("{}_level", d.key),
+                    format!("{}(等级序号,1 为最好;总体评价选票为空)", d.label),
+                    Integer,
+                );
+                l.values = levels.clone();
+                v.push(l);
+            }
+            let mut overall = var(
+                "overall_level",
+                "总体评价(等级序号,1 为最好;分维度选票为空)",
+                Integer,
+            );
+            overall.values = levels;
+            v.push(overall);
+            v.push(var(
+                "ballot_score",
+                "选票得分(Σ 权重×等级分,或总体评价的等级分)",
+                Number,
+            ));
+            v.push(var("direct_score", "直接给出的现场评价得分", Number));
         }
         ExportKind::Codebook | ExportKind::Spss => {
             v.push(var("file", "导出文件(export 种类)", Text));
@@ -821,6 +865,69 @@ fn attempts(cx: &Context, with_comments: bool) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// One row per ballot, in the order the scoring and its bootstrap read them (units in the
+/// round's unit order, ballots in import order), and one row per direct score.
+fn onsite(cx: &Context) -> Vec<Vec<String>> {
+    let data = cx.data;
+    let survey = data.survey();
+    let k = survey.dimensions.len();
+    let mut rows = Vec::new();
+    for (i, u) in data.units.iter().enumerate() {
+        let Some(stored) = data.onsite.get(&u.id) else {
+            continue;
+        };
+        let (unit, code, kind, sector) = cx.unit(u.id);
+        let head = |onsite_kind: &str| {
+            vec![
+                (i + 1).to_string(),
+                unit.to_string(),
+                code.clone(),
+                kind.to_string(),
+                sector.to_string(),
+                onsite_kind.to_string(),
+            ]
+        };
+        match stored {
+            StoredOnsite::Direct(x) => {
+                let mut row = head("direct");
+                row.extend(std::iter::repeat_n(String::new(), 2 + k + 2));
+                row.push(f(*x));
+                rows.push(row);
+            }
+            StoredOnsite::Ballots(ballots) => {
+                for (j, b) in ballots.iter().enumerate() {
+                    let mut row = head("ballots");
+                    row.push((j + 1).to_string());
+                    row.push(b.ballot.clone());
+                    let score = if b.overall {
+                        row.extend(std::iter::repeat_n(String::new(), k));
+                        let l = b.levels.first().copied().unwrap_or(0);
+                        row.push((l + 1).to_string());
+                        survey.level_score(l).unwrap_or(0.0)
+                    } else {
+                        // Same order of summation as the scoring (dimension order).
+                        let mut weighted = 0.0;
+                        for (d, &l) in b.levels.iter().enumerate() {
+                            weighted += survey.weight(d) * survey.level_score(l).unwrap_or(0.0);
+                            row.push((l + 1).to_string());
+                        }
+                        row.extend(std::iter::repeat_n(
+                            String::new(),
+                            k.saturating_sub(b.levels.len()),
+                        ));
+                        row.push(String::new());
+                        weighted
+                    };
+                    row.push(f(score));
+                    row.push(String::new());
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    rows
+}
+
 fn codebook(survey: &Survey, with_comments: bool) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     for kind in [
@@ -829,6 +936,7 @@ fn codebook(survey: &Survey, with_comments: bool) -> Vec<Vec<String>> {
         ExportKind::Scores,
         ExportKind::Dispositions,
         ExportKind::Attempts,
+        ExportKind::Onsite,
     ] {
         for v in variables(kind, survey, with_comments) {
             let values: Vec<String> = v.values.iter().map(|(c, l)| format!("{c}={l}")).collect();
@@ -860,6 +968,7 @@ pub fn build_table(
         ExportKind::Scores => scores(&cx),
         ExportKind::Dispositions => dispositions(&cx),
         ExportKind::Attempts => attempts(&cx, with_comments),
+        ExportKind::Onsite => onsite(&cx),
         ExportKind::Codebook | ExportKind::Spss => codebook(survey, with_comments),
     };
     Ok(ExportTable {

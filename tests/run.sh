@@ -17,6 +17,8 @@ fonts="$(fc-list 2>/dev/null || true)"
 if ! grep -qi "wenquanyi\|wqy" <<<"$fonts"; then
     need+=(fonts-wqy-microhei)
 fi
+# tests/plan_reference.rs runs tests/reference/plan_reference.py (standard library only).
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "tests/run.sh: installing ${need[*]} for the browser tests" >&2

@@ -245,10 +245,21 @@ enum CallsCmd {
         #[arg(long)]
         appointment: Option<String>,
     },
-    /// List the plans of a round with their seeds and digests.
+    /// List the plans of a round with their seeds, algorithms, digests and inputs (JSON).
     Plans {
         #[arg(long)]
         round: String,
+        /// Write each plan's inputs to DIR/plan-ID-inputs.json (the format is in docs/plan.md).
+        #[arg(long, value_name = "DIR")]
+        inputs: Option<PathBuf>,
+    },
+    /// Re-derive every stored plan from its stored inputs and seed and compare it with what is
+    /// stored (digest and current assignments); exit status 1 on any difference.
+    Verify {
+        #[arg(long)]
+        round: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -846,11 +857,94 @@ fn calls(store: &SqliteStore, cmd: CallsCmd) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&rec)?);
             Ok(ExitCode::SUCCESS)
         }
-        CallsCmd::Plans { round } => {
+        CallsCmd::Plans { round, inputs } => {
             let round = store.round(&round)?;
-            println!("{}", serde_json::to_string_pretty(&store.plans(&round)?)?);
+            if let Some(dir) = &inputs {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let mut listed = Vec::new();
+            for plan in store.plans(&round)? {
+                let stored = store.plan_inputs(&round, plan.id)?;
+                // Where the inputs are: the file written now, or how to get it.
+                let inputs_at = match (&stored, &inputs) {
+                    (None, _) => serde_json::Value::Null,
+                    (Some(text), Some(dir)) => {
+                        let path = dir.join(format!("plan-{}-inputs.json", plan.id));
+                        std::fs::write(&path, text)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        path.display().to_string().into()
+                    }
+                    (Some(_), None) => format!(
+                        "sheping calls plans --round {} --inputs DIR",
+                        shell_word(&round.key)
+                    )
+                    .into(),
+                };
+                let mut value = serde_json::to_value(&plan)?;
+                value["inputs"] = inputs_at;
+                listed.push(value);
+            }
+            println!("{}", serde_json::to_string_pretty(&listed)?);
+            if let Some(dir) = inputs {
+                eprintln!(
+                    "已写出各计划的输入到 {}(格式见 docs/plan.md;代表的单位编号与代表编号也在 `calls export` 的 unit_id、member_id 列)",
+                    dir.display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
+        CallsCmd::Verify { round, json } => {
+            let round = store.round(&round)?;
+            let checks = engine::verify_plans(store, &round)?;
+            let bad = checks.iter().filter(|c| !c.ok()).count();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&checks)?);
+            } else {
+                for c in &checks {
+                    println!(
+                        "计划 #{}({},种子 {},算法 {},摘要 {}):{}",
+                        c.plan_id,
+                        c.kind,
+                        c.seed,
+                        c.algorithm,
+                        c.stored_digest,
+                        if c.ok() {
+                            format!(
+                                "一致(重算 {} 名代表;当前仍属本计划的 {} 条分配逐条相同)",
+                                c.members, c.current
+                            )
+                        } else {
+                            "不一致".to_string()
+                        }
+                    );
+                    for p in &c.problems {
+                        println!("  - {p}");
+                    }
+                }
+            }
+            if checks.is_empty() {
+                eprintln!("轮次 {} 还没有拨打计划", round.key);
+            }
+            if bad > 0 {
+                eprintln!("{bad} 个计划与重算结果不一致或无法复核");
+                Ok(ExitCode::from(1))
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}
+
+/// A round key as one shell word (keys are letters, digits, Chinese, `-`, `_`, `.`: safe as is).
+fn shell_word(text: &str) -> String {
+    if text
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
     }
 }
 

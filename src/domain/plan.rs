@@ -7,6 +7,11 @@
 //!
 //! # The algorithm `sheping-plan-v1` ([`PLAN_ALGORITHM`])
 //!
+//! `docs/plan.md` is the full specification, down to every tie-break of step 6 and the bytes of
+//! the digest: an implementation from it alone (`tests/reference/plan_reference.py`) reproduces
+//! plans byte for byte. Each plan's inputs are stored as [`PlanInputs`] (the published inputs
+//! file) and [`derive`] re-derives the plan from them. In short:
+//!
 //! 1. **Canonical inputs.** Operators are sorted (byte order of the login) and deduplicated;
 //!    members are sorted by `(unit_id, member_id)`; a `member_id` given twice is an error.
 //!    Exclusions and loads naming operators outside the list are ignored. Nothing depends on the
@@ -20,7 +25,8 @@
 //!    original (Bernstein) ChaCha with 8 rounds, key words read little-endian, a 64-bit block
 //!    counter from 0 in state words 12–13 and zeros in words 14–15; `next_u64` joins two
 //!    consecutive 32-bit output words, the first as the low half. (A Python re-implementation of
-//!    this description reproduces the golden plan of the tests.)
+//!    this description reproduces the golden plan of the tests.) Steps 5 and 7 draw from this
+//!    one stream, in that order; step 6 draws nothing.
 //! 3. **Bounded integers** `below(n)`, uniform on `0..n`: draw `x = next_u64()`, form the 128-bit
 //!    product `m = x * n`; accept when the low 64 bits of `m` are `>= 2^64 mod n` and return the
 //!    high 64 bits, otherwise draw again (Lemire's unbiased multiply-and-reject).
@@ -34,7 +40,8 @@
 //!    `(count in this unit, total, rank)`, where both counts include the `existing` loads and
 //!    the members given so far. Ranks are unique, so there are no ties.
 //! 6. **Repair** (no randomness): while some operator's total exceeds another's by two or more
-//!    and a chain of moves can fix it, move members along the chain (see "guarantees").
+//!    and a chain of moves can fix it, move members along the chain (see "guarantees"; the
+//!    search order, which chain and which member moves are specified in `docs/plan.md`).
 //!    With no exclusions, existing totals within one and no existing per-unit loads in the
 //!    plan's units, step 5 already leaves totals within one, and nothing moves.
 //! 7. **Call order**: for each operator in canonical order, its new members in
@@ -161,6 +168,8 @@ pub enum PlanError {
     DuplicateMember { member_id: i64 },
     #[error("operator {operator}: call numbers would exceed {}", u32::MAX)]
     SeqOverflow { operator: String },
+    #[error("plan algorithm `{algorithm}` is unknown to this build (it knows {PLAN_ALGORITHM})")]
+    UnknownAlgorithm { algorithm: String },
 }
 
 /// Assigns every member to one operator and orders each operator's calls; the result is sorted
@@ -218,6 +227,141 @@ pub fn plan_digest(assignments: &[Assignment]) -> String {
         hash.write(format!("\t{}\t{}\t{}\n", a.seq, a.unit_id, a.member_id).as_bytes());
     }
     format!("fnv1a64:{:016x}", hash.0)
+}
+
+/// Which operation made a plan; it picks the purpose tag of the random stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanKind {
+    Generate,
+    Reassign,
+}
+
+impl PlanKind {
+    pub fn key(self) -> &'static str {
+        match self {
+            PlanKind::Generate => "generate",
+            PlanKind::Reassign => "reassign",
+        }
+    }
+}
+
+/// A plan's inputs as stored and published (`docs/plan.md`, "The inputs file"): canonical, so
+/// equal inputs give equal JSON, and complete, so [`derive`] re-derives the plan from them alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanInputs {
+    pub algorithm: String,
+    pub kind: PlanKind,
+    pub seed: u64,
+    /// Logins, sorted by bytes, without duplicates.
+    pub operators: Vec<String>,
+    /// Sorted by `(unit_id, member_id)`.
+    pub members: Vec<PlanMember>,
+    /// `(login, unit_id)` of listed operators, sorted.
+    pub exclusions: Vec<(String, i64)>,
+    pub existing: PublishedLoads,
+}
+
+/// [`Loads`] of the listed operators, in the inputs file's shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedLoads {
+    /// login -> pending calls over all units (only non-zero entries).
+    pub total: BTreeMap<String, u32>,
+    /// `(unit_id, login, count)`, sorted, counts non-zero.
+    pub per_unit: Vec<(i64, String, u32)>,
+    /// login -> largest `seq` in use (only non-zero entries).
+    pub max_seq: BTreeMap<String, u32>,
+}
+
+impl PlanInputs {
+    /// The canonical published form of what [`generate_plan`] (or [`reassign`], by `kind`) was
+    /// given. Entries the algorithm ignores (other operators, zero counts) are left out.
+    pub fn new(kind: PlanKind, input: &PlanInput) -> PlanInputs {
+        let mut operators = input.operators.clone();
+        operators.sort();
+        operators.dedup();
+        let listed = |op: &String| operators.binary_search(op).is_ok();
+        let mut members = input.members.clone();
+        members.sort_by_key(|m| (m.unit_id, m.member_id));
+        let exclusions = input
+            .exclusions
+            .iter()
+            .filter(|(op, _)| listed(op))
+            .cloned()
+            .collect();
+        let nonzero = |m: &BTreeMap<String, u32>| -> BTreeMap<String, u32> {
+            m.iter()
+                .filter(|(op, c)| **c > 0 && listed(op))
+                .map(|(op, c)| (op.clone(), *c))
+                .collect()
+        };
+        let existing = PublishedLoads {
+            total: nonzero(&input.existing.total),
+            per_unit: input
+                .existing
+                .per_unit
+                .iter()
+                .filter(|((_, op), c)| **c > 0 && listed(op))
+                .map(|((u, op), c)| (*u, op.clone(), *c))
+                .collect(),
+            max_seq: nonzero(&input.existing.max_seq),
+        };
+        PlanInputs {
+            algorithm: PLAN_ALGORITHM.to_string(),
+            kind,
+            seed: input.seed,
+            operators,
+            members,
+            exclusions,
+            existing,
+        }
+    }
+}
+
+/// A plan re-derived from its inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derived {
+    /// Sorted by `(operator, seq)`, as [`generate_plan`] returns it.
+    pub assignments: Vec<Assignment>,
+    /// Members moved by step 6 (the repair); 0 when the greedy step was already balanced.
+    pub repair_moves: usize,
+}
+
+/// Re-derives a stored plan from its published inputs, with the algorithm it names.
+pub fn derive(inputs: &PlanInputs) -> Result<Derived, PlanError> {
+    if inputs.algorithm != PLAN_ALGORITHM {
+        return Err(PlanError::UnknownAlgorithm {
+            algorithm: inputs.algorithm.clone(),
+        });
+    }
+    let tag = match inputs.kind {
+        PlanKind::Generate => GENERATE_TAG,
+        PlanKind::Reassign => REASSIGN_TAG,
+    };
+    let existing = Loads {
+        total: inputs.existing.total.clone(),
+        per_unit: inputs
+            .existing
+            .per_unit
+            .iter()
+            .map(|(u, op, c)| ((*u, op.clone()), *c))
+            .collect(),
+        max_seq: inputs.existing.max_seq.clone(),
+    };
+    let exclusions: BTreeSet<(String, i64)> = inputs.exclusions.iter().cloned().collect();
+    let (assignments, repair_moves) = build_plan_with(
+        &inputs.members,
+        &inputs.operators,
+        &exclusions,
+        &existing,
+        inputs.seed,
+        tag,
+        true,
+    )?;
+    Ok(Derived {
+        assignments,
+        repair_moves,
+    })
 }
 
 struct Fnv1a64(u64);
@@ -290,7 +434,7 @@ fn build_plan(
     seed: u64,
     tag: &[u8; 24],
 ) -> Result<Vec<Assignment>, PlanError> {
-    build_plan_with(members, operators, exclusions, existing, seed, tag, true)
+    build_plan_with(members, operators, exclusions, existing, seed, tag, true).map(|(plan, _)| plan)
 }
 
 // `repair` is only switched off by tests, to show the repair pass is needed.
@@ -302,7 +446,7 @@ fn build_plan_with(
     seed: u64,
     tag: &[u8; 24],
     repair: bool,
-) -> Result<Vec<Assignment>, PlanError> {
+) -> Result<(Vec<Assignment>, usize), PlanError> {
     // 1. Canonical inputs.
     let mut ops: Vec<&str> = operators.iter().map(String::as_str).collect();
     ops.sort_unstable();
@@ -418,8 +562,9 @@ fn build_plan_with(
     // 6. Repair, only when the totals are not already within one.
     let spread =
         total.iter().max().copied().unwrap_or(0) - total.iter().min().copied().unwrap_or(0);
+    let mut moves = 0;
     if repair && spread > 1 {
-        repair_totals(&units, &shuffled, &mut assigned, &mut total, k);
+        moves = repair_totals(&units, &shuffled, &mut assigned, &mut total, k);
     }
 
     // 7. Call orders. The lists hold the members themselves (in canonical order before the
@@ -447,7 +592,7 @@ fn build_plan_with(
             });
         }
     }
-    Ok(plan)
+    Ok((plan, moves))
 }
 
 /// A unit where some operators hold one "extra" new member above the water level, which the
@@ -487,13 +632,15 @@ impl RepairUnit {
 
 /// Step 6: moves new members between operators within units, never changing any unit's
 /// multiset of counts, until no chain of moves lowers a total that is two above another.
+/// Returns the number of members moved.
 fn repair_totals(
     units: &[UnitSpan],
     shuffled: &[usize],
     assigned: &mut [usize],
     total: &mut [u64],
     k: usize,
-) {
+) -> usize {
+    let mut moved = 0;
     let mut rus: Vec<RepairUnit> = Vec::new();
     for (ui, span) in units.iter().enumerate() {
         let mut held: BTreeMap<usize, (u64, u64)> = span
@@ -581,6 +728,7 @@ fn repair_totals(
                 while let Some((ri, b)) = parent[a] {
                     let span = &units[rus[ri].span];
                     move_one(&mut rus[ri], span, shuffled, assigned, a, b);
+                    moved += 1;
                     a = b;
                 }
                 total[a] += 1;
@@ -592,6 +740,7 @@ fn repair_totals(
             }
         }
     }
+    moved
 }
 
 /// Moves one new member of the unit from giver `a` (at level + 1) to `b` (at level): the unit's
@@ -1304,7 +1453,8 @@ mod tests {
             GENERATE_TAG,
             false,
         )
-        .unwrap();
+        .unwrap()
+        .0;
         assert_eq!(
             spread(totals(&greedy, &operators, &existing).into_values()),
             2
@@ -1347,6 +1497,7 @@ mod tests {
                     GENERATE_TAG,
                     repair,
                 )
+                .map(|(plan, _)| plan)
             };
             let (Ok(greedy), Ok(plan)) = (run(false), run(true)) else {
                 continue;
@@ -1609,6 +1760,71 @@ mod tests {
     }
 
     // ---- digest ----
+
+    /// What is stored and published re-derives exactly what was generated: the canonical form
+    /// drops only what the algorithm ignores (strangers' loads and exclusions, zero counts,
+    /// input order), survives JSON, and names the purpose tag through `kind`.
+    #[test]
+    fn published_inputs_rederive_the_plan_they_were_made_from() {
+        let mut repaired = 0;
+        for case in 0..300 {
+            let (members, operators, exclusions) = random_instance(case, 4, 4, 4, 3);
+            let units = members.iter().map(|m| m.unit_id).max().unwrap_or(0);
+            let mut existing = random_loads(case, &operators, units, 2);
+            let mut exclusions = exclusions;
+            // Entries the algorithm ignores: a stranger and zero counts.
+            existing.total.insert("stranger".into(), 9);
+            existing.per_unit.insert((1, "stranger".into()), 3);
+            existing.per_unit.insert((1, operators[0].clone()), 0);
+            exclusions.insert(("stranger".into(), 1));
+            let mut shuffled_ops = operators.clone();
+            shuffled_ops.reverse();
+            shuffled_ops.push(operators[0].clone());
+            let mut shuffled_members = members.clone();
+            shuffled_members.reverse();
+            let input = PlanInput {
+                members: shuffled_members,
+                operators: shuffled_ops,
+                exclusions,
+                seed: case * 7919,
+                existing,
+            };
+            for kind in [PlanKind::Generate, PlanKind::Reassign] {
+                let made = match kind {
+                    PlanKind::Generate => generate_plan(&input),
+                    PlanKind::Reassign => reassign(
+                        &input.members,
+                        &input.operators,
+                        &input.exclusions,
+                        &input.existing,
+                        input.seed,
+                    ),
+                };
+                let published = PlanInputs::new(kind, &input);
+                assert!(!published.operators.contains(&"stranger".to_string()));
+                assert!(published.existing.per_unit.iter().all(|e| e.2 > 0));
+                let json = serde_json::to_string(&published).unwrap();
+                let read: PlanInputs = serde_json::from_str(&json).unwrap();
+                assert_eq!(read, published);
+                let derived = derive(&read);
+                match (made, derived) {
+                    (Ok(plan), Ok(d)) => {
+                        assert_eq!(plan, d.assignments, "case {case} {kind:?}");
+                        repaired += usize::from(d.repair_moves > 0);
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a, b),
+                    (a, b) => panic!("case {case}: {a:?} vs {b:?}"),
+                }
+            }
+        }
+        assert!(repaired >= 5, "some cases exercise the repair: {repaired}");
+        let mut unknown = PlanInputs::new(PlanKind::Generate, &input(panel(1, 2), ops(&["a"]), 1));
+        unknown.algorithm = "sheping-plan-v9".into();
+        assert!(matches!(
+            derive(&unknown),
+            Err(PlanError::UnknownAlgorithm { .. })
+        ));
+    }
 
     #[test]
     fn digest_is_fnv1a_of_sorted_lines_and_ignores_order() {

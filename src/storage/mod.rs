@@ -249,6 +249,8 @@ pub struct NewPlan {
     pub algorithm: &'static str,
     pub operators: Vec<String>,
     pub digest: String,
+    /// The canonical inputs as JSON (`domain::plan::PlanInputs`).
+    pub inputs: String,
 }
 
 /// An attempt as stored.
@@ -444,6 +446,10 @@ pub trait CallStore: Send + Sync {
         actor: &str,
     ) -> Result<PlanRecord>;
     fn plans(&self, round: &RoundRecord) -> Result<Vec<PlanRecord>>;
+    /// A plan's stored inputs (JSON), `None` for plans made before inputs were stored.
+    fn plan_inputs(&self, round: &RoundRecord, plan_id: i64) -> Result<Option<String>>;
+    /// The current assignments that a plan made and no later plan replaced, by `(operator, seq)`.
+    fn plan_assignments(&self, round: &RoundRecord, plan_id: i64) -> Result<Vec<Assignment>>;
     /// Pending (unclaimed, open) assignments of one operator, and the loads of everyone else.
     fn pending_assignments(&self, round: &RoundRecord) -> Result<Vec<Assignment>>;
 

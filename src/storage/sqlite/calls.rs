@@ -461,6 +461,7 @@ impl CallStore for SqliteStore {
                 ],
             )?;
             let plan_id = tx.last_insert_rowid();
+            tx.execute("INSERT INTO plan_inputs (plan_id, inputs) VALUES (?1, ?2)", params![plan_id, plan.inputs])?;
             let mut ids: BTreeMap<&str, i64> = BTreeMap::new();
             for login in &plan.operators {
                 ids.insert(login, operator_id(tx, login)?);
@@ -522,6 +523,41 @@ impl CallStore for SqliteStore {
                     digest: r.get(6)?,
                     created_at_ms: r.get(7)?,
                     created_by: r.get(8)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn plan_inputs(&self, round: &RoundRecord, plan_id: i64) -> Result<Option<String>> {
+        self.read(|c| {
+            let inputs: Option<Option<String>> = c
+                .query_row(
+                    "SELECT i.inputs FROM plans p LEFT JOIN plan_inputs i ON i.plan_id = p.id
+                     WHERE p.id = ?1 AND p.round_id = ?2",
+                    params![plan_id, round.id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            inputs.ok_or_else(|| StorageError::NotFound(format!("plan #{plan_id}")))
+        })
+    }
+
+    fn plan_assignments(&self, round: &RoundRecord, plan_id: i64) -> Result<Vec<Assignment>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT s.member_id, m.unit_id, u.login, s.seq FROM assignments s
+                 JOIN members m ON m.id = s.member_id JOIN users u ON u.id = s.operator_id
+                 JOIN plans p ON p.id = s.plan_id
+                 WHERE s.plan_id = ?1 AND p.round_id = ?2
+                 ORDER BY u.login, s.seq, m.unit_id, s.member_id",
+            )?;
+            let rows = stmt.query_map(params![plan_id, round.id], |r| {
+                Ok(Assignment {
+                    member_id: r.get(0)?,
+                    unit_id: r.get(1)?,
+                    operator: r.get(2)?,
+                    seq: r.get(3)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
