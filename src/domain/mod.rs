@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod disposition;
+pub mod evidence;
 pub mod import;
 pub mod phone;
 pub mod plan;
