@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::domain::disposition::{AttemptFact, DispositionCounts, Outcome, ResponseRates};
+use crate::domain::evidence::{self, EvidenceCheck, EvidenceRecord, UnitEvidence};
 use crate::domain::progress::{self, MemberFacts, Progress};
 use crate::domain::roster::MemberCategory;
 use crate::domain::scoring::{
@@ -78,6 +79,9 @@ pub struct ResultsDocument {
     pub bootstrap_replicates: u32,
     pub bottom_k: u32,
     pub units: Vec<UnitResult>,
+    /// Per evidence kind given for at least 5 units with points: Spearman's rho and p between
+    /// the kind's count (rate where every such unit has a volume) and the social points.
+    pub evidence_check: Vec<EvidenceCheck>,
     pub overall: OverallResult,
     pub quality: QualityReport,
     /// Anything odd in the stored data that the figures had to work around.
@@ -164,6 +168,8 @@ pub struct UnitResult {
     pub onsite: Option<OnsiteScore>,
     pub social: SocialScore,
     pub flags: Vec<Flag>,
+    /// Corroborating records (佐证依据); every field `null` where not given.
+    pub evidence: UnitEvidence,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -295,6 +301,8 @@ pub struct RoundData {
     /// Representative category per member id (nothing else about members is kept).
     pub categories: BTreeMap<i64, MemberCategory>,
     pub onsite: BTreeMap<i64, StoredOnsite>,
+    /// Corroborating records per unit id.
+    pub evidence: BTreeMap<i64, Vec<EvidenceRecord>>,
     pub settings: ResultsSettings,
     pub progress: Progress,
     pub now: DateTime<Utc>,
@@ -317,6 +325,7 @@ impl RoundData {
             .map(|m| (m.id, m.category))
             .collect();
         let onsite = store.onsite(round.id)?;
+        let evidence = store.evidence(round.id)?;
         let progress = tally(round, &units, &field, now);
         Ok(RoundData {
             round: round.clone(),
@@ -324,6 +333,7 @@ impl RoundData {
             field,
             categories,
             onsite,
+            evidence,
             settings,
             progress,
             now,
@@ -524,11 +534,20 @@ fn document(
     warnings: Vec<String>,
 ) -> ResultsDocument {
     let survey = data.survey();
+    let unit_evidence: Vec<UnitEvidence> = data
+        .units
+        .iter()
+        .map(|u| UnitEvidence::of(data.evidence.get(&u.id).map_or(&[][..], Vec::as_slice)))
+        .collect();
+    let points: Vec<Option<f64>> = scored.units.iter().map(|s| s.social.points).collect();
+    let analysis = evidence::analyse(&points, &unit_evidence);
     let units = data
         .units
         .iter()
         .zip(scored.units)
-        .map(|(u, s)| {
+        .zip(unit_evidence)
+        .zip(analysis.mismatch)
+        .map(|(((u, s), ev), mismatch)| {
             let tally = data.progress.units.get(&u.id).cloned().unwrap_or_default();
             UnitResult {
                 unit: u.name.clone(),
@@ -541,7 +560,15 @@ fn document(
                 phone: s.phone,
                 onsite: s.onsite,
                 social: s.social,
-                flags: s.flags,
+                flags: {
+                    let mut flags = s.flags;
+                    // Information for the evaluation group; it never changes a score.
+                    if mismatch {
+                        flags.push(Flag::EvidenceMismatch);
+                    }
+                    flags
+                },
+                evidence: ev,
             }
         })
         .collect();
@@ -564,6 +591,7 @@ fn document(
         bootstrap_replicates: scored.bootstrap_replicates,
         bottom_k: scored.bottom_k,
         units,
+        evidence_check: analysis.checks,
         overall: OverallResult {
             panel: overall.panel,
             completes: q.completes,
@@ -596,6 +624,7 @@ pub fn flag_label(f: Flag) -> &'static str {
         Flag::FewCompletes => "完成数不足",
         Flag::OnsiteMissing => "缺现场评价",
         Flag::LowResponse => "应答率低于60%",
+        Flag::EvidenceMismatch => "佐证不符",
     }
 }
 
@@ -604,6 +633,7 @@ pub fn flag_key(f: Flag) -> &'static str {
         Flag::FewCompletes => "few_completes",
         Flag::OnsiteMissing => "onsite_missing",
         Flag::LowResponse => "low_response",
+        Flag::EvidenceMismatch => "evidence_mismatch",
     }
 }
 

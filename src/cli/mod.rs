@@ -88,6 +88,9 @@ enum Command {
     /// On-site evaluation data (现场评价).
     #[command(subcommand)]
     Onsite(results::OnsiteCmd),
+    /// Corroborating records (佐证依据): 12345 complaints, petitions, disciplinary cases.
+    #[command(subcommand)]
+    Evidence(results::EvidenceCmd),
     /// Statisticians' exports (anonymised): responses, distributions, scores, dispositions, attempts, codebook.
     Export(results::ExportArgs),
     /// Bearer tokens for the HTTP API.
@@ -533,6 +536,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Results(args) => results::results(&cli.db, args),
         Command::Onsite(cmd) => results::onsite(&cli.db, cmd),
+        Command::Evidence(cmd) => results::evidence(&cli.db, cmd),
         Command::Export(args) => results::export(&cli.db, args),
         Command::Token(cmd) => results::token(&cli.db, cmd),
         Command::Report(args) => {

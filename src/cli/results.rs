@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::{ImportArgs, cli_actor, finish_import, open};
 use crate::exports::{self, ExportFormat, ExportKind, ExportOptions};
-use crate::imports::{self, OnsiteImport};
+use crate::imports::{self, EvidenceImport, OnsiteImport};
 use crate::results::{self, ResultsOptions};
 use crate::storage::results::{ResultsStore, StoredOnsite};
 use crate::storage::{CallStore, Storage};
@@ -76,6 +76,25 @@ pub(super) enum OnsiteCmd {
     Show {
         #[arg(long)]
         round: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum EvidenceCmd {
+    /// Import corroborating records (参评单位, 类别, 数量, optional 业务量, 来源, 备注): all
+    /// or nothing.
+    Import {
+        #[arg(long)]
+        round: String,
+        file: PathBuf,
+        /// Replace all of the round's stored evidence with the file's.
+        #[arg(long)]
+        replace: bool,
+        /// Text encoding of the file (utf-8, utf-16, gbk, gb18030); detected when omitted.
+        #[arg(long)]
+        encoding: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -192,6 +211,50 @@ pub(super) fn onsite(db: &Path, cmd: OnsiteCmd) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+pub(super) fn evidence(db: &Path, cmd: EvidenceCmd) -> Result<ExitCode> {
+    let store = open(db)?;
+    let EvidenceCmd::Import {
+        round,
+        file,
+        replace,
+        encoding,
+        json,
+    } = cmd;
+    let round = store.round(&round)?;
+    let table = imports::read_file(&file, encoding.as_deref())
+        .with_context(|| format!("reading {}", file.display()))?;
+    let report = imports::evidence_import(
+        &store,
+        &round,
+        &table,
+        &EvidenceImport { replace },
+        &cli_actor(),
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for r in &report.rejected {
+            eprintln!("第 {} 行 [{}]: {}", r.line, r.field, r.error);
+        }
+        for w in &report.warnings {
+            eprintln!("提示: {w}");
+        }
+        if report.applied {
+            println!("已导入 {} 条佐证数据。", report.imported);
+        } else if !report.rejected.is_empty() {
+            println!(
+                "有 {} 行数据有误,未导入任何数据。请改正后重新导入。",
+                report.rejected.len()
+            );
+        }
+    }
+    Ok(if report.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 pub(super) fn export(db: &Path, args: ExportArgs) -> Result<ExitCode> {

@@ -358,7 +358,11 @@ mod tests {
                 for (name, gv) in [("spearman_rho", g.spearman_rho), ("p", g.p)] {
                     match (gv, w[name].as_f64()) {
                         (Some(a), Some(b)) => {
-                            assert!((a - b).abs() < 1e-12, "case {c} {:?} {name}: {a} vs {b}", g.kind)
+                            assert!(
+                                (a - b).abs() < 1e-12,
+                                "case {c} {:?} {name}: {a} vs {b}",
+                                g.kind
+                            )
                         }
                         (a, b) => assert_eq!(a, b, "case {c} {:?} {name}", g.kind),
                     }

@@ -158,6 +158,9 @@ pub enum Flag {
     FewCompletes,
     OnsiteMissing,
     LowResponse,
+    /// Social points and complaints both in the top third, or both in the bottom third
+    /// (set by the results from `domain::evidence`; never changes a score).
+    EvidenceMismatch,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

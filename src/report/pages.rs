@@ -76,6 +76,7 @@ fn flag_explained(f: Flag, min_completes: u32) -> String {
         Flag::FewCompletes => format!("完成访问少于 {min_completes} 份,得分的不确定性较大"),
         Flag::OnsiteMissing => "尚无现场评价数据,社会评价得分暂缺".into(),
         Flag::LowResponse => "应答率 RR1 低于 60%,未应答者的看法可能与受访者不同".into(),
+        Flag::EvidenceMismatch => "社会评价得分与12345投诉同处前三分之一或后三分之一(评价高而投诉多,或评价低而投诉少),请评估组结合佐证材料核实;不影响得分".into(),
     }
 }
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Result, RoundRecord, UserRecord};
+use crate::domain::evidence::EvidenceRecord;
 use crate::domain::user::Role;
 
 /// One on-site ballot as stored.
@@ -37,6 +38,15 @@ pub struct OnsiteBatch {
     pub scores: Vec<(i64, f64, usize)>,
     /// Units whose stored on-site data is deleted first (`--replace`).
     pub replace_units: Vec<i64>,
+}
+
+/// A validated evidence import, stored in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct EvidenceBatch {
+    /// (unit id, record, source line)
+    pub records: Vec<(i64, EvidenceRecord, usize)>,
+    /// Delete all of the round's stored evidence first (`--replace`).
+    pub replace: bool,
 }
 
 /// Drawn once per round and kept (see migration 004).
@@ -89,6 +99,15 @@ pub trait ResultsStore: Send + Sync {
     fn onsite(&self, round_id: i64) -> Result<BTreeMap<i64, StoredOnsite>>;
     /// Stores a validated on-site import all at once; returns the rows stored.
     fn store_onsite(&self, round: &RoundRecord, batch: &OnsiteBatch, actor: &str) -> Result<usize>;
+    /// Evidence records per unit id (units without any are absent), kinds in order.
+    fn evidence(&self, round_id: i64) -> Result<BTreeMap<i64, Vec<EvidenceRecord>>>;
+    /// Stores a validated evidence import all at once (audited); returns the records stored.
+    fn store_evidence(
+        &self,
+        round: &RoundRecord,
+        batch: &EvidenceBatch,
+        actor: &str,
+    ) -> Result<usize>;
     /// The round's stored settings, if drawn yet.
     fn results_settings(&self, round_id: i64) -> Result<Option<ResultsSettings>>;
     /// Stores `fresh` unless settings exist already; returns the stored ones. Allowed on a

@@ -269,8 +269,10 @@ pub fn document(spec: &Spec, i: Inputs, scored: RoundResults) -> Round {
                 onsite: s.onsite,
                 social: s.social,
                 flags: s.flags,
+                evidence: Default::default(),
             })
             .collect(),
+        evidence_check: Vec::new(),
         overall: OverallResult {
             panel: 45 * spec.units as u32,
             completes: q.completes,

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, append_audit, ensure_unlocked, map_full, now_ms};
+use crate::domain::evidence::{EvidenceKind, EvidenceRecord};
 use crate::domain::user::Role;
 use crate::storage::results::*;
 use crate::storage::*;
@@ -143,6 +144,108 @@ impl ResultsStore for SqliteStore {
                 },
             )?;
             Ok(batch.ballots.len() + batch.scores.len())
+        })
+    }
+
+    fn evidence(&self, round_id: i64) -> Result<BTreeMap<i64, Vec<EvidenceRecord>>> {
+        self.read(|c| {
+            let mut out: BTreeMap<i64, Vec<EvidenceRecord>> = BTreeMap::new();
+            let mut stmt = c.prepare_cached(
+                "SELECT e.unit_id, e.kind, e.count, e.volume, e.source, e.note FROM evidence e
+                 JOIN units u ON u.id = e.unit_id WHERE u.round_id = ?1 ORDER BY e.unit_id",
+            )?;
+            let rows = stmt.query_map([round_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })?;
+            for row in rows {
+                let (unit, kind, count, volume, source, note) = row?;
+                let kind = EvidenceKind::parse(&kind).ok_or_else(|| {
+                    StorageError::Conflict(format!(
+                        "stored evidence of unit {unit} has an unknown kind `{kind}`"
+                    ))
+                })?;
+                out.entry(unit).or_default().push(EvidenceRecord {
+                    kind,
+                    count: u64::try_from(count).unwrap_or(0),
+                    volume: volume.and_then(|v| u64::try_from(v).ok()),
+                    source,
+                    note,
+                });
+            }
+            for records in out.values_mut() {
+                records.sort_by_key(|r| r.kind);
+            }
+            Ok(out)
+        })
+    }
+
+    fn store_evidence(
+        &self,
+        round: &RoundRecord,
+        batch: &EvidenceBatch,
+        actor: &str,
+    ) -> Result<usize> {
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            let mut replaced = 0;
+            if batch.replace {
+                replaced = tx
+                    .prepare_cached(
+                        "DELETE FROM evidence WHERE unit_id IN (SELECT id FROM units WHERE round_id = ?1)",
+                    )?
+                    .execute([round.id])?;
+            }
+            let now = now_ms();
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO evidence (unit_id, kind, count, volume, source, note, source_line, created_at, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for (unit, r, line) in &batch.records {
+                let count = i64::try_from(r.count).unwrap_or(i64::MAX);
+                let volume = r.volume.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+                ins.execute(params![
+                    unit,
+                    r.kind.key(),
+                    count,
+                    volume,
+                    r.source,
+                    r.note,
+                    *line as i64,
+                    now,
+                    actor
+                ])
+                .map_err(|e| {
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
+                        StorageError::Conflict(format!(
+                            "第 {line} 行:该单位的{}已导入过(可能是同时进行的另一次导入);如需替换,请加 --replace",
+                            r.kind.label()
+                        ))
+                    } else {
+                        map_full(e)
+                    }
+                })?;
+            }
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "evidence.import",
+                    round_key: Some(&round.key),
+                    detail: serde_json::json!({
+                        "records": batch.records.len(),
+                        "replace": batch.replace,
+                        "replaced_records": replaced,
+                    }),
+                },
+            )?;
+            Ok(batch.records.len())
         })
     }
 
