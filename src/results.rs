@@ -619,6 +619,48 @@ fn document(
 // ---------------------------------------------------------------------------------------------
 // The text table (`sheping results` without --json)
 
+/// A count for display: the number, or "—" where not given.
+pub fn evidence_count(c: Option<u64>) -> String {
+    c.map_or_else(|| "—".to_string(), |c| c.to_string())
+}
+
+/// Where a unit's counts come from, one "类别:来源(备注)" per kind, joined by "；".
+pub fn evidence_sources(e: &UnitEvidence) -> String {
+    e.sources
+        .iter()
+        .map(|s| {
+            let note = if s.note.is_empty() {
+                String::new()
+            } else {
+                format!("({})", s.note)
+            };
+            format!("{}:{}{note}", s.kind.label(), s.source)
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// One line per check, e.g. "12345投诉(每千件业务量,30 个单位):Spearman ρ = 0.120,p = 0.527".
+pub fn evidence_check_text(c: &EvidenceCheck) -> String {
+    let basis = if c.basis == "rate" {
+        "每千件业务量"
+    } else {
+        "件数"
+    };
+    match (c.spearman_rho, c.p) {
+        (Some(rho), Some(p)) => format!(
+            "{}({basis},{} 个单位)与社会评价得分:Spearman ρ = {rho:.3},p = {p:.3}",
+            c.kind.label(),
+            c.n
+        ),
+        _ => format!(
+            "{}({basis},{} 个单位):数值全部相同,无法计算相关",
+            c.kind.label(),
+            c.n
+        ),
+    }
+}
+
 pub fn flag_label(f: Flag) -> &'static str {
     match f {
         Flag::FewCompletes => "完成数不足",

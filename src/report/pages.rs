@@ -599,11 +599,54 @@ pub struct FeedbackPage {
     pub level_labels: Vec<String>,
     pub dimensions: Vec<DimensionLine>,
     pub flags: Vec<String>,
+    /// Corroborating records (kind, count, source); empty when none were imported.
+    pub evidence: Vec<EvidenceLine>,
     pub figures: Vec<Figure>,
     pub with_comments: bool,
     pub comments: Vec<String>,
     pub notes: Vec<String>,
     pub index_href: Option<String>,
+}
+
+pub struct EvidenceLine {
+    pub kind: String,
+    pub count: String,
+    pub source: String,
+}
+
+/// The unit's counts per kind with where each comes from.
+fn evidence_lines(u: &UnitResult) -> Vec<EvidenceLine> {
+    use crate::domain::evidence::EvidenceKind;
+    let e = &u.evidence;
+    EvidenceKind::ALL
+        .iter()
+        .filter_map(|&k| {
+            let count = e.count(k)?;
+            let mut text = format!("{count} 件");
+            if k == EvidenceKind::Complaint
+                && let (Some(r), Some(v)) = (e.complaint_rate, e.volume)
+            {
+                text.push_str(&format!("(业务量 {v} 件,每千件 {r:.2} 件)"));
+            }
+            let source = e
+                .sources
+                .iter()
+                .find(|s| s.kind == k)
+                .map(|s| {
+                    if s.note.is_empty() {
+                        s.source.clone()
+                    } else {
+                        format!("{}({})", s.source, s.note)
+                    }
+                })
+                .unwrap_or_default();
+            Some(EvidenceLine {
+                kind: k.label().to_string(),
+                count: text,
+                source,
+            })
+        })
+        .collect()
 }
 
 pub fn feedback(
@@ -769,6 +812,7 @@ pub fn feedback(
             .iter()
             .map(|f| format!("{}:{}", flag_label(*f), flag_explained(*f, s.min_completes)))
             .collect(),
+        evidence: evidence_lines(u),
         figures,
         with_comments: data.with_comments,
         comments: data.comments.get(unit).cloned().unwrap_or_default(),

@@ -26,7 +26,10 @@ use crate::domain::round as round_text;
 use crate::domain::survey::Survey;
 use crate::domain::user::{self, Role};
 use crate::engine;
-use crate::imports::{ImportError, ImportReport, RosterImport, roster_import, units_import};
+use crate::imports::{
+    EvidenceImport, ImportError, ImportReport, RosterImport, evidence_import, roster_import,
+    units_import,
+};
 use crate::storage::{NewRound, NewUser, RoundRecord, StorageError};
 use crate::tabular::{ReadOptions, read_table_bytes};
 
@@ -47,6 +50,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/rounds/{key}/roster",
             post(upload_roster).layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
+        )
+        .route(
+            "/admin/rounds/{key}/evidence",
+            post(upload_evidence).layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
         )
         .route("/admin/rounds/{key}/plan", post(generate_plan))
         .route("/admin/rounds/{key}/reassign", post(reassign))
@@ -427,6 +434,15 @@ async fn upload_roster(
     upload(state, session, key, mp, "代表名单").await
 }
 
+async fn upload_evidence(
+    State(state): State<AppState>,
+    Allow(session): Allow<ADMIN>,
+    Path(key): Path<String>,
+    mp: Multipart,
+) -> Result<Response, WebError> {
+    upload(state, session, key, mp, "佐证数据").await
+}
+
 async fn upload(
     state: AppState,
     session: Session,
@@ -456,6 +472,8 @@ async fn upload(
                 let table = read_table_bytes(&bytes, &file_name, &ReadOptions::default())?;
                 if what == "单位" {
                     units_import(s, &round, &table, skip_invalid, &actor)
+                } else if what == "佐证数据" {
+                    evidence_import(s, &round, &table, &EvidenceImport { replace }, &actor)
                 } else {
                     roster_import(
                         s,

@@ -114,6 +114,16 @@ pub struct UnitRow {
     pub flags: String,
 }
 
+/// A unit's corroborating records on the results page.
+pub struct EvidenceRow {
+    pub unit: String,
+    pub complaint: String,
+    pub complaint_rate: String,
+    pub petition: String,
+    pub discipline: String,
+    pub sources: String,
+}
+
 pub struct ExportLink {
     pub key: &'static str,
     pub label: &'static str,
@@ -136,6 +146,8 @@ struct RoundResultsPage {
     completes: u32,
     rr1: String,
     units: Vec<UnitRow>,
+    evidence: Vec<EvidenceRow>,
+    evidence_checks: Vec<String>,
     warnings: Vec<String>,
     exports: Vec<ExportLink>,
     error: Option<String>,
@@ -195,6 +207,8 @@ async fn round_results(
         completes: 0,
         rr1: String::new(),
         units: Vec::new(),
+        evidence: Vec::new(),
+        evidence_checks: Vec::new(),
         warnings: Vec::new(),
         exports,
         error: None,
@@ -222,6 +236,26 @@ async fn round_results(
     page.completes = doc.overall.completes;
     page.rr1 = percent(doc.overall.rates.rr1);
     page.warnings = doc.warnings.clone();
+    page.evidence = units
+        .iter()
+        .filter(|u| !u.evidence.is_empty())
+        .map(|u| EvidenceRow {
+            unit: u.unit.clone(),
+            complaint: results::evidence_count(u.evidence.complaint),
+            complaint_rate: u
+                .evidence
+                .complaint_rate
+                .map_or_else(|| "—".into(), |r| format!("{r:.2}")),
+            petition: results::evidence_count(u.evidence.petition),
+            discipline: results::evidence_count(u.evidence.discipline),
+            sources: results::evidence_sources(&u.evidence),
+        })
+        .collect();
+    page.evidence_checks = doc
+        .evidence_check
+        .iter()
+        .map(results::evidence_check_text)
+        .collect();
     page.units = units
         .into_iter()
         .map(|u| UnitRow {
