@@ -361,9 +361,23 @@ pub fn variables(kind: ExportKind, survey: &Survey, with_comments: bool) -> Vec<
             }
             v.push(var(
                 "flags",
-                "提示(few_completes、onsite_missing、low_response,分号分隔)",
+                "提示(few_completes、onsite_missing、low_response、evidence_mismatch,分号分隔)",
                 Text,
             ));
+            for (name, label, t) in [
+                ("evidence_complaint", "佐证:12345投诉件数", Integer),
+                ("evidence_petition", "佐证:信访事项件数", Integer),
+                ("evidence_discipline", "佐证:违纪违法案件数", Integer),
+                ("evidence_volume", "佐证:本期业务量(件)", Integer),
+                (
+                    "evidence_complaint_rate",
+                    "佐证:每千件业务量的12345投诉",
+                    Number,
+                ),
+                ("evidence_sources", "佐证:来源(分号分隔)", Text),
+            ] {
+                v.push(var(name, label, t));
+            }
         }
         ExportKind::Dispositions => {
             v.extend(unit_vars());
@@ -799,6 +813,12 @@ fn scores(cx: &Context) -> Vec<Vec<String>> {
             row.push(of(s.p_bottom));
             let flags: Vec<&str> = u.flags.iter().map(|f| results::flag_key(*f)).collect();
             row.push(flags.join(";"));
+            let e = &u.evidence;
+            for c in [e.complaint, e.petition, e.discipline, e.volume] {
+                row.push(c.map(|v| v.to_string()).unwrap_or_default());
+            }
+            row.push(of(e.complaint_rate));
+            row.push(results::evidence_sources(e));
             row
         })
         .collect()

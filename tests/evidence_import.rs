@@ -83,6 +83,33 @@ fn a_good_file_is_stored_and_shown_per_unit_with_its_sources() {
     assert_eq!(unit(&doc, ROAD)["evidence"]["discipline"], 0);
     // Three units only: no kind reaches the five units a check needs.
     assert_eq!(doc["evidence_check"], serde_json::json!([]));
+    // The scores export carries the same, one column per field.
+    let out = sp.path("scores.csv");
+    sp.ok(&[
+        "export",
+        "scores",
+        "--round",
+        "2022",
+        "--out",
+        out.to_str().unwrap(),
+        "--replicates",
+        "0",
+    ]);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.trim_start_matches('\u{feff}').lines();
+    let headers: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| headers.iter().position(|h| *h == name).unwrap();
+    let edu_row: Vec<&str> = lines
+        .find(|l| l.starts_with(EDU))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!(edu_row[col("evidence_complaint")], "12");
+    assert_eq!(edu_row[col("evidence_petition")], "2");
+    assert_eq!(edu_row[col("evidence_discipline")], "");
+    assert_eq!(edu_row[col("evidence_volume")], "4000");
+    assert_eq!(edu_row[col("evidence_complaint_rate")], "3");
+    assert!(edu_row[col("evidence_sources")].contains("汉审函〔2022〕31号"));
 }
 
 #[test]
@@ -242,4 +269,29 @@ fn results_check_spearman_and_flag_units_in_the_same_third() {
             (10 + i) as f64 / 2.0
         );
     }
+    // The unit's feedback page shows its counts with their sources and explains the flag.
+    let (top, _) = pts.last().unwrap();
+    let out = sp.path("report");
+    sp.ok(&[
+        "report",
+        "--round",
+        "2022",
+        "--unit",
+        top,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let page = std::fs::read_dir(out.join("feedback"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "html"))
+        .unwrap();
+    let html = std::fs::read_to_string(page).unwrap();
+    assert!(html.contains("<h2>佐证依据</h2>"), "{html}");
+    assert!(
+        html.contains("39 件(业务量 2000 件,每千件 19.50 件)"),
+        "{html}"
+    );
+    assert!(html.contains("汉审函〔2022〕31号"));
+    assert!(html.contains("佐证不符:"), "the flag is explained");
 }

@@ -81,6 +81,24 @@ async fn the_admin_uploads_evidence_and_evaluators_read_it_with_its_sources() {
         page.body.contains("<td class=\"num\">5.00</td>"),
         "4 per 800 = 5 per 1,000"
     );
+    // The same through the API (session cookie).
+    let api = eval.get(&format!("/api/v1/rounds/{ROUND}/results")).await;
+    assert_eq!(api.status, 200, "{}", api.body);
+    let doc: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    let unit = |name: &str| {
+        doc["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["unit"] == name)
+            .unwrap()["evidence"]
+            .clone()
+    };
+    assert_eq!(unit(UNITS[0])["complaint"], 4);
+    assert_eq!(unit(UNITS[0])["complaint_rate"].as_f64(), Some(5.0));
+    assert_eq!(unit(UNITS[1])["petition"], 2);
+    assert_eq!(unit(UNITS[1])["sources"][0]["note"], "含重复信访1件");
+    assert_eq!(unit(UNITS[2])["complaint"], serde_json::Value::Null);
     // Evaluators may read but not upload.
     let (status, _) = upload(&eval, &eval.csrf().await, &good, true).await;
     assert_eq!(status, 403);

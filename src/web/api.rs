@@ -632,7 +632,17 @@ pub fn openapi_document() -> Value {
                 "phone": { "$ref": "#/components/schemas/Phone" },
                 "onsite": { "$ref": "#/components/schemas/Onsite" },
                 "social": { "$ref": "#/components/schemas/Social" },
-                "flags": { "type": "array", "items": { "type": "string", "enum": ["few_completes", "onsite_missing", "low_response"] } } } },
+                "flags": { "type": "array", "items": { "type": "string", "enum": ["few_completes", "onsite_missing", "low_response", "evidence_mismatch"] } },
+                "evidence": { "type": "object", "description": "Corroborating records (佐证依据); null where not given. docs/results.md.",
+                    "properties": {
+                        "complaint": nullable(json!({ "type": "integer" })),
+                        "petition": nullable(json!({ "type": "integer" })),
+                        "discipline": nullable(json!({ "type": "integer" })),
+                        "volume": nullable(json!({ "type": "integer" })),
+                        "complaint_rate": nullable(num()),
+                        "sources": { "type": "array", "items": { "type": "object", "properties": {
+                            "kind": { "type": "string", "enum": ["complaint", "petition", "discipline"] },
+                            "source": { "type": "string" }, "note": { "type": "string" } } } } } } } },
         "Results": { "type": "object",
             "required": ["round", "units", "quality", "bootstrap_seed", "ranked_by"],
             "properties": {
@@ -645,6 +655,11 @@ pub fn openapi_document() -> Value {
                 "bootstrap_seed_source": { "type": "string", "enum": ["stored", "override"] },
                 "bootstrap_replicates": { "type": "integer" }, "bottom_k": { "type": "integer" },
                 "units": { "type": "array", "items": { "$ref": "#/components/schemas/Unit" } },
+                "evidence_check": { "type": "array", "description": "Spearman's rho between each evidence kind and the social points (docs/scoring.md).",
+                    "items": { "type": "object", "properties": {
+                        "kind": { "type": "string", "enum": ["complaint", "petition", "discipline"] },
+                        "n": { "type": "integer" }, "basis": { "type": "string", "enum": ["rate", "count"] },
+                        "spearman_rho": nullable(num()), "p": nullable(num()) } } },
                 "overall": { "type": "object" },
                 "quality": { "type": "object", "properties": {
                     "completes": { "type": "integer" },
