@@ -238,6 +238,7 @@ pub fn ensure_demo(store: &dyn Store) -> Result<bool> {
     simulate_calls(store, &round, today, &mut rng)?;
     // The evaluation meetings' on-site scores, so the social-evaluation score is complete.
     crate::imports::demo_onsite(store, &round, ACTOR)?;
+    crate::imports::demo_evidence(store, &round, ACTOR)?;
     Ok(true)
 }
 

@@ -205,7 +205,7 @@ fn importing_again_needs_replace_which_replaces_the_whole_set() {
     assert_eq!(unit(&doc, HOUSING)["evidence"]["petition"], Value::Null);
 }
 
-/// The demo round's 30 units with points: complaints rising with the points give rho = 1 and
+/// The demo round's 30 units with points (its demo evidence replaced): complaints rising with the points give rho = 1 and
 /// flag exactly the units in the top and bottom thirds of both.
 #[test]
 fn results_check_spearman_and_flag_units_in_the_same_third() {
@@ -242,7 +242,8 @@ fn results_check_spearman_and_flag_units_in_the_same_third() {
     for (name, _) in pts.iter().take(3) {
         csv.push_str(&format!("{name},petition,1,2000,汉信函〔2022〕8号\n"));
     }
-    let (code, v) = import(&sp, "ev.csv", csv.as_bytes(), &[]);
+    // The demo has its own evidence: this file replaces it.
+    let (code, v) = import(&sp, "ev.csv", csv.as_bytes(), &["--replace"]);
     assert_eq!(code, 0, "{v}");
     let doc = results(&sp);
     let checks = doc["evidence_check"].as_array().unwrap();

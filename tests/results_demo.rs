@@ -40,3 +40,37 @@ fn the_demo_shows_results_for_its_30_units() {
     let text = results::render_table(&doc);
     assert_eq!(text.lines().filter(|l| l.starts_with("汉滨区")).count(), 30);
 }
+
+#[test]
+fn the_demo_has_evidence_beside_the_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("demo.db")).unwrap();
+    assert!(sheping::demo::ensure_demo(&store).unwrap());
+    let round = store.round(sheping::demo::DEMO_ROUND).unwrap();
+    assert_eq!(
+        sheping::imports::demo_evidence(&store, &round, "demo").unwrap(),
+        0,
+        "only once"
+    );
+    let doc = results::compute(
+        &store,
+        &round,
+        &ResultsOptions {
+            replicates: Some(0),
+            ..Default::default()
+        },
+        chrono::Utc::now(),
+        "demo",
+    )
+    .unwrap();
+    assert!(doc.units.iter().all(|u| {
+        u.evidence.complaint.is_some()
+            && u.evidence.complaint_rate.is_some()
+            && !u.evidence.sources.is_empty()
+    }));
+    let kinds: Vec<&str> = doc.evidence_check.iter().map(|c| c.kind.key()).collect();
+    assert_eq!(kinds, ["complaint", "petition", "discipline"]);
+    assert_eq!(doc.evidence_check[0].n, 30);
+    assert_eq!(doc.evidence_check[0].basis, "rate");
+    assert!(doc.evidence_check.iter().all(|c| c.p.is_some()));
+}

@@ -19,7 +19,7 @@ use crate::tabular::{self, ReadOptions, Table, TableError};
 mod attempts;
 pub use attempts::{attempts_import, parse_local_time};
 mod evidence;
-pub use evidence::{EvidenceImport, evidence_import};
+pub use evidence::{EvidenceImport, demo_evidence, evidence_import};
 mod onsite;
 pub use onsite::{OnsiteImport, demo_onsite, onsite_import};
 
