@@ -52,7 +52,7 @@ fn required(table: &Table, aliases: &[&str], field: &str) -> Result<usize, Impor
 fn parse_int(text: &str) -> Option<u64> {
     let t: String = text
         .chars()
-        .filter(|c| *c != ',' && *c != ',')
+        .filter(|c| *c != ',' && *c != '\u{ff0c}')
         .map(|c| match c {
             '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
             c => c,
