@@ -1,6 +1,7 @@
 //! The domain: plain Rust with no HTTP and no SQL. Storage, web and CLI are thin layers over it.
 
 pub mod audit;
+pub mod compare;
 pub mod disposition;
 pub mod evidence;
 pub mod import;
