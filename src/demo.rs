@@ -239,7 +239,168 @@ pub fn ensure_demo(store: &dyn Store) -> Result<bool> {
     // The evaluation meetings' on-site scores, so the social-evaluation score is complete.
     crate::imports::demo_onsite(store, &round, ACTOR)?;
     crate::imports::demo_evidence(store, &round, ACTOR)?;
+    let previous = previous_round(store, &round)?;
+    store.set_previous_round(&round, &previous, ACTOR)?;
     Ok(true)
+}
+
+/// The demo's previous round, 2021: the same units but one (which did not exist yet) and one
+/// since merged away, 15 representatives each, its interviews imported as a finished round's
+/// would be, its on-site data, and locked. Some units were rated clearly differently then, so
+/// the comparison has changes to show.
+pub const PREVIOUS_ROUND: &str = "2021";
+
+fn previous_round(store: &dyn Store, current: &RoundRecord) -> Result<RoundRecord> {
+    let round = store.create_round(
+        &NewRound {
+            key: PREVIOUS_ROUND.into(),
+            title: "2021年度履职评估(演示数据)".into(),
+            survey: (*current.survey).clone(),
+            survey_source: current.survey_source.clone(),
+            field: Some((
+                NaiveDate::from_ymd_opt(2021, 11, 1).context("date")?,
+                NaiveDate::from_ymd_opt(2021, 11, 30).context("date")?,
+            )),
+        },
+        ACTOR,
+    )?;
+    let n = DEMO_UNITS.len();
+    let mut units: Vec<NewUnit> = DEMO_UNITS[..n - 1]
+        .iter()
+        .enumerate()
+        .map(|(i, (name, kind, sector))| NewUnit {
+            name: name.to_string(),
+            kind: *kind,
+            sector: sector.to_string(),
+            code: Some(format!("DEMO{:02}", i + 1)),
+            line: i + 2,
+        })
+        .collect();
+    units.push(NewUnit {
+        name: "汉滨区城乡建设档案馆".into(),
+        kind: UnitKind::Institution,
+        sector: "住建".into(),
+        code: Some("DEMO91".into()),
+        line: n + 1,
+    });
+    store.add_units(&round, &units, ACTOR)?;
+    let mut rng = ChaCha8Rng::from_seed([21; 32]);
+    let per_unit = 15;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for (u, unit) in units.iter().enumerate() {
+        for k in 0..per_unit {
+            rows.push(vec![
+                unit.name.clone(),
+                format!(
+                    "{}{}",
+                    SURNAMES[rng.random_range(0..SURNAMES.len())],
+                    GIVEN[rng.random_range(0..GIVEN.len())]
+                ),
+                format!(
+                    "1{}{:02}{k:02}{:05}",
+                    3 + u % 7,
+                    u,
+                    rng.random_range(0..100_000u32)
+                ),
+                String::new(),
+                ORGS[rng.random_range(0..ORGS.len())].to_string(),
+                "演示数据(虚构)".to_string(),
+            ]);
+        }
+    }
+    let headers: Vec<String> = [
+        "参评单位",
+        "姓名",
+        "联系电话",
+        "代表类别",
+        "工作单位及职务",
+        "备注",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (columns, _) = roster::map_columns(&headers).map_err(anyhow::Error::msg)?;
+    let check = roster::check_roster(
+        rows.iter().enumerate().map(|(i, r)| (i + 2, r.as_slice())),
+        &columns,
+        &store.roster_units(round.id)?,
+        &RosterOptions {
+            area_code: Some("0915".into()),
+            replace: false,
+            panel_size: round.survey.panel_size as usize,
+        },
+    );
+    anyhow::ensure!(
+        check.rejected.is_empty(),
+        "demo 2021 roster invalid: {:?}",
+        check.rejected.first()
+    );
+    store.add_members(&round, &check.members, &[], ACTOR)?;
+    let operator = store
+        .users()?
+        .into_iter()
+        .find(|u| u.role == Role::Operator)
+        .context("demo operator")?;
+    let unit_index: std::collections::BTreeMap<i64, usize> = store
+        .units(round.id)?
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.id, i))
+        .collect();
+    let start = Utc
+        .with_ymd_and_hms(2021, 11, 8, 1, 0, 0)
+        .single()
+        .context("time")?;
+    let dims = round.survey.dimensions.len();
+    let mut attempts = Vec::new();
+    for (k, m) in store.members(round.id, None)?.iter().enumerate() {
+        let i = unit_index.get(&m.unit_id).copied().unwrap_or(0);
+        // As in 2022, later units rated lower; the last group far lower in 2021, the first
+        // four a little higher.
+        let mut quality = 0.85 - 0.25 * i as f64 / n as f64;
+        let mut fair = 0.95;
+        if i >= n - 5 {
+            (quality, fair) = (0.1, 0.75);
+        } else if i < 4 {
+            quality += 0.08;
+        }
+        let complete = rng.random::<f64>() < 0.7;
+        let answers = if complete {
+            (0..dims)
+                .map(|_| {
+                    let r: f64 = rng.random();
+                    Some(if r < quality * 0.7 {
+                        0
+                    } else if r < quality {
+                        1
+                    } else if r < fair {
+                        2
+                    } else {
+                        3
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        attempts.push(crate::storage::ImportedAttempt {
+            member_id: m.id,
+            operator_id: operator.id,
+            recorded_at: start + Duration::minutes(7 * k as i64),
+            outcome: if complete {
+                Outcome::Complete
+            } else {
+                Outcome::NoAnswer
+            },
+            answers,
+            comment: None,
+            appointment: None,
+        });
+    }
+    store.import_attempts(&round, &attempts, ACTOR, Utc::now())?;
+    crate::imports::demo_onsite(store, &round, ACTOR)?;
+    store.lock_round(&round, ACTOR)?;
+    Ok(store.round(PREVIOUS_ROUND)?)
 }
 
 /// Plays the past days of the field period through the real engine (claim, then record), so

@@ -5,6 +5,7 @@
 
 pub mod charts;
 pub mod cli;
+pub mod compare;
 pub mod demo;
 pub mod domain;
 pub mod engine;

@@ -91,6 +91,8 @@ enum Command {
     /// Corroborating records (佐证依据): 12345 complaints, petitions, disciplinary cases.
     #[command(subcommand)]
     Evidence(results::EvidenceCmd),
+    /// Compare a round's results with another round's (e.g. the previous year's).
+    Compare(results::CompareArgs),
     /// Statisticians' exports (anonymised): responses, distributions, scores, dispositions, attempts, codebook.
     Export(results::ExportArgs),
     /// Bearer tokens for the HTTP API.
@@ -125,6 +127,9 @@ enum RoundCmd {
         /// Last day of the field period (YYYY-MM-DD).
         #[arg(long)]
         to: Option<chrono::NaiveDate>,
+        /// The previous round (its key): compared with on the feedback pages (与上年度比较).
+        #[arg(long)]
+        previous: Option<String>,
     },
     List {
         #[arg(long)]
@@ -537,6 +542,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Results(args) => results::results(&cli.db, args),
         Command::Onsite(cmd) => results::onsite(&cli.db, cmd),
         Command::Evidence(cmd) => results::evidence(&cli.db, cmd),
+        Command::Compare(args) => results::compare(&cli.db, args),
         Command::Export(args) => results::export(&cli.db, args),
         Command::Token(cmd) => results::token(&cli.db, cmd),
         Command::Report(args) => {
@@ -556,6 +562,7 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
             survey,
             from,
             to,
+            previous,
         } => {
             // Checked before anything is read or stored; the message names the character.
             round_text::validate_round_key(&key)?;
@@ -572,6 +579,7 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
                 (None, None) => None,
                 _ => bail!("give both --from and --to for the field period"),
             };
+            let previous = previous.map(|p| store.round(&p)).transpose()?;
             let r = store.create_round(
                 &NewRound {
                     key,
@@ -586,6 +594,15 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
                 "已创建评估轮次 {}「{}」(问卷 {})",
                 r.key, r.title, r.survey_source
             );
+            if let Some(p) = previous {
+                crate::storage::results::ResultsStore::set_previous_round(
+                    store,
+                    &r,
+                    &p,
+                    &cli_actor(),
+                )?;
+                println!("上一轮:{}", p.key);
+            }
             Ok(ExitCode::SUCCESS)
         }
         RoundCmd::List { json } => {

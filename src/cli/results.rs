@@ -81,6 +81,31 @@ pub(super) enum OnsiteCmd {
     },
 }
 
+/// `sheping compare --round A --with B`.
+#[derive(Args)]
+pub(super) struct CompareArgs {
+    #[arg(long)]
+    round: String,
+    /// The round to compare with (e.g. the previous year's).
+    #[arg(long)]
+    with: String,
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) fn compare(db: &Path, args: CompareArgs) -> Result<ExitCode> {
+    let store = open(db)?;
+    let a = store.round(&args.round)?;
+    let b = store.round(&args.with)?;
+    let doc = crate::compare::compare_rounds(&store, &a, &b, chrono::Utc::now(), &cli_actor())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", crate::compare::render_table(&doc));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[derive(Subcommand)]
 pub(super) enum EvidenceCmd {
     /// Import corroborating records (参评单位, 类别, 数量, optional 业务量, 来源, 备注): all

@@ -108,6 +108,15 @@ pub trait ResultsStore: Send + Sync {
         batch: &EvidenceBatch,
         actor: &str,
     ) -> Result<usize>;
+    /// Links `round` to its predecessor (audited); replaces an earlier link.
+    fn set_previous_round(
+        &self,
+        round: &RoundRecord,
+        previous: &RoundRecord,
+        actor: &str,
+    ) -> Result<()>;
+    /// The key of the round's predecessor, if linked.
+    fn previous_round(&self, round_id: i64) -> Result<Option<String>>;
     /// The round's stored settings, if drawn yet.
     fn results_settings(&self, round_id: i64) -> Result<Option<ResultsSettings>>;
     /// Stores `fresh` unless settings exist already; returns the stored ones. Allowed on a

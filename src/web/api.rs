@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/rounds", get(rounds))
         .route("/api/v1/rounds/{key}/results", get(round_results))
+        .route("/api/v1/rounds/{key}/compare/{with}", get(compare_rounds))
         .route(
             "/api/v1/rounds/{key}/units/{unit}/results",
             get(unit_results),
@@ -335,6 +336,38 @@ async fn round_results(
     json_response(&doc)
 }
 
+async fn compare_rounds(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((key, with)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    caller
+        .require(
+            &state,
+            READ_RESULTS,
+            &format!("/api/v1/rounds/{key}/compare/{with}"),
+        )
+        .await?;
+    let _permit = COMPUTE
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let actor = caller.actor();
+    let doc = blocking(&state, move |s| {
+        let a = s.round(&key)?;
+        let b = s.round(&with)?;
+        Ok(crate::compare::compare_rounds(
+            s,
+            &a,
+            &b,
+            chrono::Utc::now(),
+            &actor,
+        )?)
+    })
+    .await?;
+    json_response(&doc)
+}
+
 /// One unit's object from the round's document, with the round-level fields it depends on.
 pub fn unit_document(doc: &results::ResultsDocument, unit: &str) -> Option<Value> {
     let u = doc
@@ -532,6 +565,18 @@ pub fn openapi_document() -> Value {
                 "responses": errors(json!({
                     "description": "Results of every unit, and the round's quality checks.",
                     "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Results" } } }
+                }))
+            }
+        },
+        "/api/v1/rounds/{key}/compare/{with}": {
+            "get": {
+                "summary": "Round `key` compared with round `with` per unit (the same JSON as `sheping compare --json`).",
+                "operationId": "compareRounds",
+                "parameters": [key_param, { "name": "with", "in": "path", "required": true, "schema": { "type": "string" }, "description": "The round compared with (e.g. the previous year's)." }],
+                "responses": errors(json!({
+                    "description": "Matched units with both rounds' figures, differences, Welch tests and Holm-adjusted p values; unmatched units; differences between the surveys (docs/results.md).",
+                    "content": { "application/json": { "schema": { "type": "object",
+                        "required": ["round", "with", "units", "unmatched_a", "unmatched_b"] } } }
                 }))
             }
         },

@@ -249,6 +249,49 @@ impl ResultsStore for SqliteStore {
         })
     }
 
+    fn set_previous_round(
+        &self,
+        round: &RoundRecord,
+        previous: &RoundRecord,
+        actor: &str,
+    ) -> Result<()> {
+        if round.id == previous.id {
+            return Err(StorageError::Conflict(format!(
+                "轮次 {} 不能以自身为上一轮",
+                round.key
+            )));
+        }
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO round_previous (round_id, previous_round_id) VALUES (?1, ?2)
+                 ON CONFLICT (round_id) DO UPDATE SET previous_round_id = excluded.previous_round_id",
+            )?
+            .execute([round.id, previous.id])?;
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "round.previous",
+                    round_key: Some(&round.key),
+                    detail: serde_json::json!({ "previous": previous.key }),
+                },
+            )?;
+            Ok(())
+        })
+    }
+
+    fn previous_round(&self, round_id: i64) -> Result<Option<String>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT r.key FROM round_previous p JOIN rounds r ON r.id = p.previous_round_id
+                 WHERE p.round_id = ?1",
+                [round_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
     fn results_settings(&self, round_id: i64) -> Result<Option<ResultsSettings>> {
         let row: Option<(String, String)> = self.read(|c| {
             Ok(c.query_row(
