@@ -25,8 +25,10 @@ async fn demo_starts_from_nothing_and_lists_30_units_of_45() {
     );
     let html = page.text().await.unwrap();
     assert!(html.contains("2022年度履职评估(演示数据)"));
+    // 30 units in 2022 and 30 in its previous round, 2021 (issue 21: the demo gains 2021).
+    assert!(html.contains("2021年度履职评估(演示数据)"));
     let units = html.matches("class=\"unit-name\"").count();
-    assert_eq!(units, 30, "30 units listed");
+    assert_eq!(units, 60, "30 units listed per round");
     let panels = html.matches("<td class=\"num panel\">45</td>").count();
     assert_eq!(panels, 30, "each with 45 representatives");
     for sector in ["教体", "住建", "交通运输"] {
@@ -40,12 +42,12 @@ async fn demo_starts_from_nothing_and_lists_30_units_of_45() {
     );
     drop(server);
 
-    // Starting the demo again keeps the data (no second round).
+    // Starting the demo again keeps the data (no further round beside 2022 and 2021).
     let _again = Server::start(&sp, &["demo"]);
-    assert_eq!(sp.count("SELECT COUNT(*) FROM rounds"), 1);
-    assert_eq!(sp.count("SELECT COUNT(*) FROM members"), 30 * 45);
+    assert_eq!(sp.count("SELECT COUNT(*) FROM rounds"), 2);
+    assert_eq!(sp.count("SELECT COUNT(*) FROM members m JOIN units u ON u.id = m.unit_id JOIN rounds r ON r.id = u.round_id WHERE r.key = '2022'"), 30 * 45);
     assert_eq!(
-        sp.count("SELECT COUNT(*) FROM members WHERE category != '服务对象'"),
+        sp.count("SELECT COUNT(*) FROM members m JOIN units u ON u.id = m.unit_id JOIN rounds r ON r.id = u.round_id WHERE r.key = '2022' AND m.category != '服务对象'"),
         30 * 9
     );
     // The demo has a generated plan and a realistic share of simulated calls, with members
@@ -53,7 +55,7 @@ async fn demo_starts_from_nothing_and_lists_30_units_of_45() {
     assert_eq!(sp.count("SELECT COUNT(*) FROM plans"), 1);
     assert_eq!(sp.count("SELECT COUNT(*) FROM assignments"), 30 * 45);
     let completes =
-        sp.count("SELECT COUNT(DISTINCT member_id) FROM attempts WHERE outcome = 'complete'");
+        sp.count("SELECT COUNT(DISTINCT a.member_id) FROM attempts a JOIN members m JOIN units u ON u.id = m.unit_id JOIN rounds r ON r.id = u.round_id WHERE r.key = '2022' AND m.id = a.member_id AND a.outcome = 'complete'");
     assert!(
         (30 * 30..30 * 42).contains(&completes),
         "completes: {completes}"
