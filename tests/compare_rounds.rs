@@ -154,3 +154,48 @@ fn round_create_links_the_previous_round_and_refuses_an_unknown_one() {
         1
     );
 }
+
+fn feedback_page(sp: &Sheping, unit: &str, dir: &str) -> String {
+    let out = sp.path(dir);
+    sp.ok(&[
+        "report",
+        "--round",
+        "2022",
+        "--unit",
+        unit,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let page = std::fs::read_dir(out.join("feedback"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "html"))
+        .unwrap();
+    std::fs::read_to_string(page).unwrap()
+}
+
+#[test]
+fn the_feedback_page_compares_with_the_linked_previous_round() {
+    let sp = demo();
+    let c = sp.json(&["compare", "--round", "2022", "--with", "2021", "--json"]);
+    let name = sheping::demo::DEMO_UNITS[26].0;
+    let u = by_name(&c, name);
+    let html = feedback_page(&sp, name, "one");
+    assert!(html.contains("与上年度比较"), "{html}");
+    assert!(html.contains("对比轮次 2021"));
+    let row = format!(
+        "<th>社会评价得分</th><td class=\"num\">{:.2}</td><td class=\"num\">{:.2}</td><td class=\"num\">{:+.2}</td>",
+        u["a"]["points"].as_f64().unwrap(),
+        u["b"]["points"].as_f64().unwrap(),
+        u["diff"]["points"].as_f64().unwrap()
+    );
+    assert!(html.contains(&row), "{row}\n{html}");
+    assert!(html.contains("在统计上显著"), "{html}");
+    // A unit that did not exist in 2021 says so.
+    let new_unit = sheping::demo::DEMO_UNITS[29].0;
+    let html = feedback_page(&sp, new_unit, "two");
+    assert!(
+        html.contains("轮次 2021 中没有与本单位对应的单位"),
+        "{html}"
+    );
+}

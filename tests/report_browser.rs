@@ -62,6 +62,7 @@ fn report_dir() -> &'static Path {
             with_comments: true,
             panel_size: 45,
             generated_at: "2022-12-01 09:00".into(),
+            previous: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("report");

@@ -98,6 +98,8 @@ pub struct ReportData {
     pub panel_size: u32,
     /// When the report was made, local time of the survey.
     pub generated_at: String,
+    /// The comparison with the round's linked previous round (`round create --previous`).
+    pub previous: Option<crate::compare::CompareDocument>,
 }
 
 impl ReportData {
@@ -132,6 +134,15 @@ impl ReportData {
             vec![Vec::new(); data.units.len()]
         };
         let generated_at = now.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+        let previous = match store.previous_round(round.id)? {
+            Some(key) => {
+                let b = store.round(&key)?;
+                Some(crate::compare::compare_rounds(
+                    store, round, &b, now, actor,
+                )?)
+            }
+            None => None,
+        };
         Ok((
             ReportData {
                 doc,
@@ -143,6 +154,7 @@ impl ReportData {
                 with_comments: opts.with_comments,
                 panel_size: round.survey.panel_size,
                 generated_at,
+                previous,
             },
             data,
         ))

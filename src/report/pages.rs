@@ -601,11 +601,91 @@ pub struct FeedbackPage {
     pub flags: Vec<String>,
     /// Corroborating records (kind, count, source); empty when none were imported.
     pub evidence: Vec<EvidenceLine>,
+    /// 与上年度比较: the previous round's key and the lines, when the round is linked to one.
+    pub previous: Option<PreviousSection>,
     pub figures: Vec<Figure>,
     pub with_comments: bool,
     pub comments: Vec<String>,
     pub notes: Vec<String>,
     pub index_href: Option<String>,
+}
+
+pub struct PreviousSection {
+    pub round: String,
+    pub lines: Vec<PreviousLine>,
+    pub note: String,
+}
+
+pub struct PreviousLine {
+    pub label: String,
+    pub now: String,
+    pub before: String,
+    pub diff: String,
+}
+
+/// The unit's figures beside the previous round's, or why there are none.
+fn previous_section(data: &ReportData, u: &UnitResult) -> Option<PreviousSection> {
+    let c = data.previous.as_ref()?;
+    let Some(m) = c.units.iter().find(|m| m.unit == u.unit) else {
+        return Some(PreviousSection {
+            round: c.with.clone(),
+            lines: Vec::new(),
+            note: format!(
+                "轮次 {} 中没有与本单位对应的单位(按单位代码或名称)。",
+                c.with
+            ),
+        });
+    };
+    let signed = |x: Option<f64>, digits: usize| x.map_or_else(dash, |v| format!("{v:+.digits$}"));
+    let rank = |r: Option<u32>| r.map_or_else(dash, |r| format!("第 {r} 名"));
+    let lines = vec![
+        PreviousLine {
+            label: "社会评价得分".into(),
+            now: n2(m.a.points),
+            before: n2(m.b.points),
+            diff: signed(m.diff.points, 2),
+        },
+        PreviousLine {
+            label: "排名".into(),
+            now: rank(m.a.rank),
+            before: rank(m.b.rank),
+            diff: m.diff.rank.map_or_else(dash, |d| format!("{d:+}")),
+        },
+        PreviousLine {
+            label: "电话调查受访者平均分".into(),
+            now: n1(m.a.mean),
+            before: n1(m.b.mean),
+            diff: signed(m.diff.mean, 1),
+        },
+        PreviousLine {
+            label: "满意率".into(),
+            now: pct(m.a.satisfaction_rate),
+            before: pct(m.b.satisfaction_rate),
+            diff: signed(m.diff.satisfaction_rate.map(|d| d * 100.0), 1) + " 个百分点",
+        },
+    ];
+    let mut note = match (m.welch, m.p_holm) {
+        (Some(w), Some(p)) if m.significant => format!(
+            "受访者平均分的变化在统计上显著(Welch t 检验 p = {:.3},经 Holm 多重比较校正 p = {p:.3})。",
+            w.p
+        ),
+        (Some(w), Some(p)) => format!(
+            "受访者平均分的变化在统计上不显著(Welch t 检验 p = {:.3},经 Holm 多重比较校正 p = {p:.3}),可能只是抽样波动。",
+            w.p
+        ),
+        _ => "受访者人数不足,无法检验变化是否显著。".to_string(),
+    };
+    if !c.survey_differences.is_empty() {
+        note.push_str(&format!(
+            "两轮问卷不同({}),各自按本轮公布的口径列出。",
+            c.survey_differences.join(";")
+        ));
+    }
+    Some(PreviousSection {
+        round: c.with.clone(),
+        lines,
+        note,
+    })
 }
 
 pub struct EvidenceLine {
@@ -813,6 +893,7 @@ pub fn feedback(
             .map(|f| format!("{}:{}", flag_label(*f), flag_explained(*f, s.min_completes)))
             .collect(),
         evidence: evidence_lines(u),
+        previous: previous_section(data, u),
         figures,
         with_comments: data.with_comments,
         comments: data.comments.get(unit).cloned().unwrap_or_default(),
