@@ -63,6 +63,7 @@ fn main() {
         with_comments: false,
         panel_size: 45,
         generated_at: "2022-12-01 09:00".into(),
+        previous: None,
     };
     let tmp = tempfile::tempdir().unwrap();
 
