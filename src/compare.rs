@@ -147,6 +147,53 @@ fn opt(x: Option<f64>, digits: usize) -> String {
     x.map_or_else(|| "—".into(), |v| format!("{v:.digits$}"))
 }
 
+/// The dumbbell chart of the units' social points in both rounds, ordered by this round's
+/// points (highest first); significant changes (Holm p < 0.05) marked.
+pub fn change_chart(doc: &CompareDocument, max_points: f64) -> crate::charts::change::ChangeChart {
+    use crate::charts::change::{ChangeChart, ChangeRow};
+    let mut rows: Vec<ChangeRow> = doc
+        .units
+        .iter()
+        .map(|u| ChangeRow {
+            label: u.unit.clone(),
+            now: u.a.points,
+            before: u.b.points,
+            significant: u.significant,
+        })
+        .collect();
+    rows.sort_by(|x, y| {
+        y.now
+            .unwrap_or(f64::NEG_INFINITY)
+            .total_cmp(&x.now.unwrap_or(f64::NEG_INFINITY))
+    });
+    let significant = doc.units.iter().filter(|u| u.significant).count();
+    let mut notes = vec![format!(
+        "* 受访者平均分的变化经 Welch t 检验与 Holm 多重比较校正后显著(p < 0.05),共 {significant} 个单位。"
+    )];
+    notes.extend(
+        doc.survey_differences
+            .iter()
+            .map(|d| format!("两轮问卷不同:{d}")),
+    );
+    if !doc.unmatched_a.is_empty() || !doc.unmatched_b.is_empty() {
+        notes.push(format!(
+            "未列出仅一轮有的单位:本轮 {} 个,对比轮 {} 个。",
+            doc.unmatched_a.len(),
+            doc.unmatched_b.len()
+        ));
+    }
+    ChangeChart {
+        title: format!("社会评价得分:轮次 {} 与 {} 比较", doc.round, doc.with),
+        subtitles: vec![format!("{} 个单位两轮均参评", doc.units.len())],
+        now_label: format!("轮次 {}", doc.round),
+        before_label: format!("轮次 {}", doc.with),
+        x_label: "社会评价得分(分)".into(),
+        max: max_points,
+        rows,
+        notes,
+    }
+}
+
 /// The text table of `sheping compare` without `--json`.
 pub fn render_table(doc: &CompareDocument) -> String {
     let mut s = format!("轮次 {} 与 {} 比较\n", doc.round, doc.with);

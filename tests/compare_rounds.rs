@@ -101,6 +101,44 @@ async fn the_demo_compares_2022_with_2021_by_cli_and_api() {
     assert!(text.contains("轮次 2022 与 2021 比较"), "{text}");
     assert!(text.contains("仅对比轮有:汉滨区城乡建设档案馆"), "{text}");
 
+    // The chart, SVG and PNG: every matched unit, the significant ones marked.
+    let significant = units.iter().filter(|u| u["significant"] == true).count();
+    assert!(significant >= 4);
+    let svg = sp.path("change.svg");
+    sp.ok(&[
+        "compare",
+        "--round",
+        "2022",
+        "--with",
+        "2021",
+        "--chart",
+        svg.to_str().unwrap(),
+    ]);
+    let svg = std::fs::read_to_string(svg).unwrap();
+    assert!(svg.contains("社会评价得分:轮次 2022 与 2021 比较"));
+    for u in units {
+        let name = u["unit"].as_str().unwrap();
+        assert!(svg.contains(name), "{name} in the chart");
+    }
+    assert!(svg.contains(&format!("共 {significant} 个单位")));
+    assert_eq!(
+        svg.lines().filter(|l| l.trim_end().ends_with(" *")).count(),
+        significant,
+        "one asterisk per significant unit"
+    );
+    let png = sp.path("change.png");
+    sp.ok(&[
+        "compare",
+        "--round",
+        "2022",
+        "--with",
+        "2021",
+        "--chart",
+        png.to_str().unwrap(),
+    ]);
+    let png = std::fs::read(png).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+
     // The same document from the API.
     let server = WebServer::start(&sp, &[]);
     let eval = Web::new(&server.url);

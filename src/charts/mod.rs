@@ -17,6 +17,7 @@
 //! ([`fonts`]); no chart needs the network or a system font.
 
 pub mod canvas;
+pub mod change;
 pub mod distribution;
 pub mod fonts;
 pub mod from_results;

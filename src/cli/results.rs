@@ -91,6 +91,9 @@ pub(super) struct CompareArgs {
     with: String,
     #[arg(long)]
     json: bool,
+    /// Also write the chart of both rounds' social points (.svg or .png).
+    #[arg(long)]
+    chart: Option<PathBuf>,
 }
 
 pub(super) fn compare(db: &Path, args: CompareArgs) -> Result<ExitCode> {
@@ -98,6 +101,16 @@ pub(super) fn compare(db: &Path, args: CompareArgs) -> Result<ExitCode> {
     let a = store.round(&args.round)?;
     let b = store.round(&args.with)?;
     let doc = crate::compare::compare_rounds(&store, &a, &b, chrono::Utc::now(), &cli_actor())?;
+    if let Some(path) = &args.chart {
+        let max = a.survey.scoring.phone_points + a.survey.scoring.onsite_points;
+        let chart = crate::compare::change_chart(&doc, max);
+        let bytes = match path.extension().and_then(|e| e.to_str()) {
+            Some("png") => crate::charts::png(&chart, crate::charts::PNG_SCALE)?,
+            Some("svg") => crate::charts::svg(&chart)?.into_bytes(),
+            _ => bail!("--chart 的文件名须以 .svg 或 .png 结尾:{}", path.display()),
+        };
+        std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
