@@ -151,6 +151,46 @@ async fn the_demo_compares_2022_with_2021_by_cli_and_api() {
     assert_eq!(api["unmatched_b"], c["unmatched_b"]);
     let missing = eval.get("/api/v1/rounds/2022/compare/1999").await;
     assert_eq!(missing.status, 404);
+
+    // The console: a link from the results page, the comparison page and its chart.
+    let results_page = eval.get("/rounds/2022/results").await;
+    assert!(
+        results_page
+            .body
+            .contains("<a href=\"/rounds/2022/compare/2021\">轮次 2021</a>"),
+        "{}",
+        results_page.body
+    );
+    let page = eval.get("/rounds/2022/compare/2021").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        page.body.matches("<tr").count(),
+        1 + 29,
+        "a row per matched unit"
+    );
+    assert_eq!(
+        page.body.matches("<tr class=\"significant\">").count(),
+        significant
+    );
+    assert!(page.body.contains("仅轮次 2021 有:汉滨区城乡建设档案馆"));
+    let chart = eval.get("/rounds/2022/compare/2021/chart.svg").await;
+    assert_eq!(chart.status, 200);
+    assert!(
+        chart.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("image/svg+xml")
+    );
+    assert!(chart.body.contains("社会评价得分:轮次 2022 与 2021 比较"));
+    // Operators do not see results.
+    let op = Web::new(&server.url);
+    op.sign_in("op1", "demo-op1-2022").await;
+    let refused = op.get("/rounds/2022/compare/2021").await;
+    assert!(
+        refused.status == 403 || refused.status == 303,
+        "{}",
+        refused.status
+    );
 }
 
 #[test]

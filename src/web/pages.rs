@@ -25,6 +25,119 @@ pub fn router() -> Router<AppState> {
         .route("/", get(home))
         .route("/results", get(results))
         .route("/rounds/{key}/results", get(round_results))
+        .route("/rounds/{key}/compare/{with}", get(compare_page))
+        .route("/rounds/{key}/compare/{with}/chart.svg", get(compare_chart))
+}
+
+pub struct CompareRow {
+    pub unit: String,
+    pub now: String,
+    pub before: String,
+    pub diff: String,
+    pub rank: String,
+    pub mean_diff: String,
+    pub p_holm: String,
+    pub significant: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "round_compare.html")]
+struct ComparePage {
+    f: Frame,
+    key: String,
+    with: String,
+    differences: Vec<String>,
+    rows: Vec<CompareRow>,
+    unmatched_a: String,
+    unmatched_b: String,
+}
+
+async fn compute_compare(
+    state: &AppState,
+    session: &Session,
+    key: String,
+    with: String,
+) -> Result<(crate::compare::CompareDocument, f64), WebError> {
+    let _permit = COMPUTE
+        .acquire()
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let actor = session.user.login.clone();
+    state
+        .blocking(move |s| {
+            let a = s.round(&key)?;
+            let b = s.round(&with)?;
+            let doc = crate::compare::compare_rounds(s, &a, &b, chrono::Utc::now(), &actor)
+                .map_err(|e| match e {
+                    ResultsError::Storage(e) => WebError::from(e),
+                    e => WebError::Internal(e.to_string()),
+                })?;
+            Ok((
+                doc,
+                a.survey.scoring.phone_points + a.survey.scoring.onsite_points,
+            ))
+        })
+        .await
+}
+
+/// Round `key` beside round `with`, per unit (statisticians, evaluators, admins).
+async fn compare_page(
+    State(state): State<AppState>,
+    Allow(session): Allow<RESULTS>,
+    Path((key, with)): Path<(String, String)>,
+) -> Result<ComparePage, WebError> {
+    let (doc, _) = compute_compare(&state, &session, key, with).await?;
+    let signed = |x: Option<f64>| x.map_or_else(|| "—".to_string(), |v| format!("{v:+.2}"));
+    let names = |v: &[crate::domain::compare::Unmatched]| {
+        v.iter()
+            .map(|u| u.unit.as_str())
+            .collect::<Vec<_>>()
+            .join("、")
+    };
+    Ok(ComparePage {
+        f: session.frame("results"),
+        rows: doc
+            .units
+            .iter()
+            .map(|u| CompareRow {
+                unit: u.unit.clone(),
+                now: points(u.a.points),
+                before: points(u.b.points),
+                diff: signed(u.diff.points),
+                rank: u.diff.rank.map_or_else(|| "—".into(), |r| format!("{r:+}")),
+                mean_diff: signed(u.diff.mean),
+                p_holm: u.p_holm.map_or_else(|| "—".into(), |p| format!("{p:.3}")),
+                significant: u.significant,
+            })
+            .collect(),
+        unmatched_a: names(&doc.unmatched_a),
+        unmatched_b: names(&doc.unmatched_b),
+        differences: doc.survey_differences,
+        key: doc.round,
+        with: doc.with,
+    })
+}
+
+async fn compare_chart(
+    State(state): State<AppState>,
+    Allow(session): Allow<RESULTS>,
+    Path((key, with)): Path<(String, String)>,
+) -> Result<axum::response::Response, WebError> {
+    use axum::response::IntoResponse;
+    let (doc, max) = compute_compare(&state, &session, key, with).await?;
+    let svg = crate::charts::svg(&crate::compare::change_chart(&doc, max))
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "image/svg+xml; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    )
+        .into_response())
 }
 
 pub struct RoundView {
@@ -148,6 +261,8 @@ struct RoundResultsPage {
     units: Vec<UnitRow>,
     evidence: Vec<EvidenceRow>,
     evidence_checks: Vec<String>,
+    /// Other rounds to compare with, the linked previous round first.
+    compare_with: Vec<String>,
     warnings: Vec<String>,
     exports: Vec<ExportLink>,
     error: Option<String>,
@@ -168,7 +283,7 @@ async fn round_results(
         .map_err(|e| WebError::Internal(e.to_string()))?;
     let actor = session.user.login.clone();
     let k = key.clone();
-    let (round, doc) = state
+    let (round, doc, compare_with) = state
         .blocking(move |s| {
             let round = s.round(&k)?;
             let doc = results::compute(
@@ -178,7 +293,15 @@ async fn round_results(
                 chrono::Utc::now(),
                 &actor,
             );
-            Ok((round, doc))
+            let previous = s.previous_round(round.id)?;
+            let mut others: Vec<String> = s
+                .rounds()?
+                .into_iter()
+                .map(|r| r.round.key)
+                .filter(|k| *k != round.key && Some(k) != previous.as_ref())
+                .collect();
+            others.splice(0..0, previous);
+            Ok((round, doc, others))
         })
         .await?;
     let exports = if matches!(session.user.role, Role::Admin | Role::Statistician) {
@@ -209,10 +332,12 @@ async fn round_results(
         units: Vec::new(),
         evidence: Vec::new(),
         evidence_checks: Vec::new(),
+        compare_with: Vec::new(),
         warnings: Vec::new(),
         exports,
         error: None,
     };
+    page.compare_with = compare_with;
     let doc = match doc {
         Ok(d) => d,
         Err(ResultsError::Storage(e)) => return Err(e.into()),
