@@ -1,6 +1,7 @@
 //! Corroborating records in real headless Chromium against the real server: the administrator
 //! uploads the file through the round page's form, sees a bad file refused with its line and a
 //! good one imported; an evaluator reads the counts with their sources on the results page.
+//! The demo's comparison of 2022 with 2021 is read from the results page's link.
 //! Screenshots go to `target/screenshots/`.
 
 mod common;
@@ -9,6 +10,9 @@ use std::time::Duration;
 
 use common::browser::{Browser, PASSWORD, ROUND, UNITS, WebServer, fixture, screenshot_dir};
 use thirtyfour::prelude::*;
+
+/// One browser at a time: two cores, and Chromium is heavy.
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn wait_for(d: &WebDriver, css: &str) -> WebElement {
     d.query(By::Css(css))
@@ -19,6 +23,10 @@ async fn wait_for(d: &WebDriver, css: &str) -> WebElement {
 }
 
 async fn sign_in(d: &WebDriver, url: &str, login: &str) {
+    sign_in_with(d, url, login, PASSWORD).await;
+}
+
+async fn sign_in_with(d: &WebDriver, url: &str, login: &str, password: &str) {
     d.goto(format!("{url}/login")).await.unwrap();
     wait_for(d, "input[name=login]")
         .await
@@ -28,7 +36,7 @@ async fn sign_in(d: &WebDriver, url: &str, login: &str) {
     d.find(By::Css("input[name=password]"))
         .await
         .unwrap()
-        .send_keys(PASSWORD)
+        .send_keys(password)
         .await
         .unwrap();
     d.find(By::Css("form button[type=submit]"))
@@ -63,6 +71,7 @@ async fn upload(d: &WebDriver, url: &str, file: &std::path::Path) -> String {
 async fn an_admin_uploads_evidence_and_an_evaluator_reads_it() {
     let sp = fixture();
     let server = WebServer::start(&sp, &[]);
+    let _one = BROWSER.lock().await;
     let b = Browser::start(true).await;
     let d = b.d();
     sign_in(d, &server.url, "admin").await;
@@ -113,5 +122,67 @@ async fn an_admin_uploads_evidence_and_an_evaluator_reads_it() {
         .await
         .unwrap();
     eval.quit().await;
+    b.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_evaluator_follows_the_link_to_the_comparison_with_the_previous_round() {
+    let sp = common::Sheping::new();
+    {
+        let store = sheping::storage::sqlite::SqliteStore::open(&sp.db).unwrap();
+        assert!(sheping::demo::ensure_demo(&store).unwrap());
+    }
+    let server = WebServer::start(&sp, &[]);
+    let _one = BROWSER.lock().await;
+    let b = Browser::start(true).await;
+    let d = b.d();
+    sign_in_with(d, &server.url, "eval", "demo-eval-2022").await;
+    d.goto(format!("{}/rounds/2022/results", server.url))
+        .await
+        .unwrap();
+    wait_for(d, "#compare-links a").await.click().await.unwrap();
+    let table = wait_for(d, "#compare").await;
+    assert!(
+        d.current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/rounds/2022/compare/2021")
+    );
+    let rows = table.find_all(By::Css("tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 29);
+    let marked = table
+        .find_all(By::Css("tbody tr.significant"))
+        .await
+        .unwrap()
+        .len();
+    assert!(marked >= 4, "the demo's clearly changed units are marked");
+    // The chart loaded as an image.
+    let img = d
+        .find(By::Css("img[src$='/compare/2021/chart.svg']"))
+        .await
+        .unwrap();
+    // Lazy: scrolled into view, then given a bounded time to load (not a timed assertion).
+    img.scroll_into_view().await.unwrap();
+    let mut width = 0i64;
+    for _ in 0..150 {
+        width = d
+            .execute(
+                "return arguments[0].complete ? arguments[0].naturalWidth : 0;",
+                vec![img.to_json().unwrap()],
+            )
+            .await
+            .unwrap()
+            .convert()
+            .unwrap();
+        if width > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(width > 0, "the chart rendered");
+    d.screenshot(&screenshot_dir().join("compare-2022-2021.png"))
+        .await
+        .unwrap();
     b.quit().await;
 }
