@@ -3,6 +3,10 @@
 -- claim or record on the member came in between, flagged `late` for the supervisor.
 ALTER TABLE attempts ADD COLUMN late INTEGER NOT NULL DEFAULT 0;
 
+-- Who holds a claim: the queue row's operator is the member's assignee, which a reassignment
+-- may change while a lapsed claim still names its holder. NULL on older rows: the assignee.
+ALTER TABLE queue ADD COLUMN claimed_by INTEGER REFERENCES users(id);
+
 -- Claims that ended without a record (lapsed and taken by another claim, released, or their
 -- queue row removed), so a late record still finds its member, operator and round. Written by
 -- triggers, so no code path can forget one; a claim that is recorded never lands here (the
@@ -20,7 +24,7 @@ WHEN OLD.claim_token IS NOT NULL AND OLD.claim_token IS NOT NEW.claim_token
      AND NOT EXISTS (SELECT 1 FROM attempts WHERE claim_token = OLD.claim_token)
 BEGIN
     INSERT OR IGNORE INTO ended_claims (token, member_id, operator_id, claimed_at)
-    VALUES (OLD.claim_token, OLD.member_id, OLD.operator_id, COALESCE(OLD.claimed_at, 0));
+    VALUES (OLD.claim_token, OLD.member_id, COALESCE(OLD.claimed_by, OLD.operator_id), COALESCE(OLD.claimed_at, 0));
 END;
 
 CREATE TRIGGER queue_claim_deleted AFTER DELETE ON queue
@@ -28,5 +32,5 @@ WHEN OLD.claim_token IS NOT NULL
      AND NOT EXISTS (SELECT 1 FROM attempts WHERE claim_token = OLD.claim_token)
 BEGIN
     INSERT OR IGNORE INTO ended_claims (token, member_id, operator_id, claimed_at)
-    VALUES (OLD.claim_token, OLD.member_id, OLD.operator_id, COALESCE(OLD.claimed_at, 0));
+    VALUES (OLD.claim_token, OLD.member_id, COALESCE(OLD.claimed_by, OLD.operator_id), COALESCE(OLD.claimed_at, 0));
 END;

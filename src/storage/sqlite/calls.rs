@@ -179,7 +179,7 @@ fn place_in_queue(
             )?
             .execute(params![member_id, round.id, operator_id, priority as i64, sort_key])?;
             if clear_claim {
-                c.prepare_cached("UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL WHERE member_id = ?1")?
+                c.prepare_cached("UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL, claimed_by = NULL WHERE member_id = ?1")?
                     .execute([member_id])?;
             }
         }
@@ -626,7 +626,7 @@ impl CallStore for SqliteStore {
     fn release(&self, token: &str, operator: &UserRecord) -> Result<bool> {
         self.write(|tx| {
             let n = tx.execute(
-                "UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL WHERE claim_token = ?1 AND operator_id = ?2",
+                "UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL, claimed_by = NULL WHERE claim_token = ?1 AND COALESCE(claimed_by, operator_id) = ?2",
                 params![token, operator.id],
             )?;
             Ok(n > 0)
@@ -647,7 +647,7 @@ impl CallStore for SqliteStore {
             // claim nobody took since is taken again, one another operator holds is not.
             let n = tx
                 .prepare_cached(
-                    "UPDATE queue SET claim_expires = ?1 WHERE claim_token = ?2 AND operator_id = ?3 AND round_id = ?4",
+                    "UPDATE queue SET claim_expires = ?1 WHERE claim_token = ?2 AND COALESCE(claimed_by, operator_id) = ?3 AND round_id = ?4",
                 )?
                 .execute(params![expires, token, operator.id, round.id])?;
             Ok((n > 0).then_some(expires))
@@ -1029,8 +1029,8 @@ fn claim_next_checked_in(
         return Ok(None);
     };
     let token = new_token(now_ms);
-    tx.prepare_cached("UPDATE queue SET claim_token = ?1, claimed_at = ?2, claim_expires = ?3 WHERE member_id = ?4")?
-        .execute(params![token, now_ms, now_ms + lease_ms, member_id])?;
+    tx.prepare_cached("UPDATE queue SET claim_token = ?1, claimed_at = ?2, claim_expires = ?3, claimed_by = ?5 WHERE member_id = ?4")?
+        .execute(params![token, now_ms, now_ms + lease_ms, member_id, operator.id])?;
     // Showing the full number on the call screen is a view of personal data: logged.
     append_audit(
         tx,
@@ -1105,7 +1105,7 @@ struct ClaimFound {
 fn find_claim(tx: &Connection, token: &str) -> Result<Option<ClaimFound>> {
     let live = tx
         .prepare_cached(
-            "SELECT member_id, operator_id, round_id, claimed_at FROM queue WHERE claim_token = ?1",
+            "SELECT member_id, COALESCE(claimed_by, operator_id), round_id, claimed_at FROM queue WHERE claim_token = ?1",
         )?
         .query_row([token], |r| {
             Ok(ClaimFound {
@@ -1156,7 +1156,7 @@ fn claimed_since(tx: &Connection, member_id: i64, token: &str, claimed_at: i64) 
 fn other_claim(tx: &Connection, member_id: i64, token: &str) -> Result<Option<(String, String)>> {
     Ok(tx
         .prepare_cached(
-            "SELECT q.claim_token, u.login FROM queue q JOIN users u ON u.id = q.operator_id
+            "SELECT q.claim_token, u.login FROM queue q JOIN users u ON u.id = COALESCE(q.claimed_by, q.operator_id)
              WHERE q.member_id = ?1 AND q.claim_token IS NOT NULL AND q.claim_token != ?2",
         )?
         .query_row(params![member_id, token], |r| Ok((r.get(0)?, r.get(1)?)))
