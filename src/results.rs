@@ -327,7 +327,11 @@ impl RoundData {
                 round.key,
                 field.bad_attempts.len(),
                 shown.join(";"),
-                if field.bad_attempts.len() > shown.len() { ";……" } else { "" },
+                if field.bad_attempts.len() > shown.len() {
+                    ";……"
+                } else {
+                    ""
+                },
             )));
         }
         let categories = store

@@ -658,7 +658,11 @@ async fn the_call_screen_renews_its_claim_and_warns_when_it_cannot() {
             .unwrap()
     };
     let (claimed_at, first_expiry) = lease(&sp);
-    assert_eq!(first_expiry - claimed_at, 6_000, "the lease from the environment");
+    assert_eq!(
+        first_expiry - claimed_at,
+        6_000,
+        "the lease from the environment"
+    );
     // The page renews by itself, past the original lease's end.
     let mut renewed = false;
     for _ in 0..150 {

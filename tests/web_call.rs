@@ -273,6 +273,22 @@ async fn a_lapsed_claim_nobody_took_is_still_recorded() {
     let token = op.claim().await;
     let member = member_of_claim(&sp, &token);
     lapse(&sp, &token);
+    // A mistake after the lapse (an answer missing) brings the form back with what was keyed.
+    let incomplete = op
+        .record(
+            &token,
+            &[
+                ("outcome", "complete"),
+                ("a0", "2"),
+                ("comment", "希望窗口延长服务时间"),
+            ],
+        )
+        .await;
+    assert_eq!(incomplete.status, 422, "{}", incomplete.body);
+    assert_eq!(incomplete.input("token").as_deref(), Some(token.as_str()));
+    assert!(incomplete.body.contains("name=\"a0\" value=\"2\" checked"));
+    assert!(incomplete.body.contains("希望窗口延长服务时间"));
+    lapse(&sp, &token);
     let mut fields = vec![("outcome", "complete"), ("comment", "希望窗口延长服务时间")];
     fields.extend_from_slice(&ALL_FIVE);
     let page = op.record(&token, &fields).await;
@@ -292,7 +308,9 @@ async fn a_lapsed_claim_nobody_took_is_still_recorded() {
     assert_eq!(answers, "[0,1,1,0,3]");
     // The member is done and the operator holds the next contact.
     assert_eq!(
-        sp.count(&format!("SELECT COUNT(*) FROM queue WHERE member_id = {member}")),
+        sp.count(&format!(
+            "SELECT COUNT(*) FROM queue WHERE member_id = {member}"
+        )),
         0
     );
     assert_eq!(
@@ -336,7 +354,11 @@ async fn a_late_record_after_another_claim_is_stored_and_flagged() {
     .unwrap();
     drop(c);
     let token2 = op2.claim().await;
-    assert_eq!(member_of_claim(&sp, &token2), member, "op2 holds the contact");
+    assert_eq!(
+        member_of_claim(&sp, &token2),
+        member,
+        "op2 holds the contact"
+    );
     // op1 presses Enter on the interview keyed meanwhile.
     let mut fields = vec![("outcome", "complete"), ("comment", "办事很快")];
     fields.extend_from_slice(&ALL_FIVE);
@@ -355,7 +377,9 @@ async fn a_late_record_after_another_claim_is_stored_and_flagged() {
     assert_eq!(comment, "办事很快");
     // The member is complete: op2's claim ended with it, and op2 cannot renew it.
     assert_eq!(
-        sp.count(&format!("SELECT COUNT(*) FROM queue WHERE member_id = {member}")),
+        sp.count(&format!(
+            "SELECT COUNT(*) FROM queue WHERE member_id = {member}"
+        )),
         0
     );
     let renew = op2.renew(&token2).await;
@@ -377,7 +401,11 @@ async fn a_late_record_after_another_claim_is_stored_and_flagged() {
     let stat = common::browser::Web::signed_in(&server.url, "stat").await;
     let progress = stat.get(&format!("/rounds/{ROUND}/progress")).await;
     assert_eq!(progress.status, 200);
-    assert!(progress.body.contains("id=\"late-records\""), "{}", progress.body);
+    assert!(
+        progress.body.contains("id=\"late-records\""),
+        "{}",
+        progress.body
+    );
     assert!(progress.body.contains(&format!("#{attempt}")));
     // op2 had talked to the member too and records a complete: kept, late, counted once.
     let page = op2.record(&token2, &fields).await;
@@ -435,7 +463,10 @@ async fn renewal_extends_the_lease_only_for_the_holder() {
     let answer: serde_json::Value = serde_json::from_str(&ok.body).unwrap();
     let new_expiry = answer["expires_at_ms"].as_i64().unwrap();
     assert_eq!(expires(&sp), new_expiry);
-    assert!(new_expiry >= before + 15 * 60_000, "{new_expiry} vs {before}");
+    assert!(
+        new_expiry >= before + 15 * 60_000,
+        "{new_expiry} vs {before}"
+    );
     // A lapsed claim nobody took is taken again.
     lapse(&sp, &token);
     let again = op1.renew(&token).await;
@@ -496,13 +527,21 @@ fn add_round(sp: &common::Sheping, key: &str, dims: usize) {
     let head = parts.next().unwrap().to_string();
     let rest: Vec<&str> = parts.collect();
     let (last, tail) = rest[rest.len() - 1].split_once("[scoring]").unwrap();
-    let mut blocks: Vec<String> = rest[..rest.len() - 1].iter().map(|b| b.to_string()).collect();
+    let mut blocks: Vec<String> = rest[..rest.len() - 1]
+        .iter()
+        .map(|b| b.to_string())
+        .collect();
     blocks.push(last.to_string());
     let mut text = head;
     for b in blocks.iter().take(dims) {
         text.push_str("[[dimensions]]");
         // Equal weights when omitted.
-        text.push_str(&b.lines().filter(|l| !l.starts_with("weight")).collect::<Vec<_>>().join("\n"));
+        text.push_str(
+            &b.lines()
+                .filter(|l| !l.starts_with("weight"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
         text.push('\n');
     }
     text.push_str("[scoring]");
@@ -546,13 +585,21 @@ async fn a_form_naming_another_round_than_its_claim_is_refused() {
         .await;
     assert_eq!(next.status, 303);
     let screen = op.web.get("/call?round=d3").await;
-    assert_eq!(screen.body.matches("class=\"q\"").count(), 3, "three questions");
+    assert_eq!(
+        screen.body.matches("class=\"q\"").count(),
+        3,
+        "three questions"
+    );
     let token = screen.input("token").expect("a contact in d3");
     let mut fields = vec![("outcome", "complete")];
     fields.extend_from_slice(&ALL_FIVE);
     let page = op.record(&token, &fields).await; // round = t
     assert_eq!(page.status, 409, "{}", page.body);
-    assert!(page.body.contains("d3"), "names the claim's round: {}", page.body);
+    assert!(
+        page.body.contains("d3"),
+        "names the claim's round: {}",
+        page.body
+    );
     assert_eq!(sp.count("SELECT COUNT(*) FROM attempts"), 0);
     // The same claim with its own round and three answers is recorded.
     let ok = op
@@ -594,7 +641,12 @@ async fn a_corrupted_attempt_is_named_by_check_and_results() {
     fields.extend_from_slice(&ALL_FIVE);
     assert_eq!(op.record(&token, &fields).await.status, 200);
     let stat = common::browser::Web::signed_in(&server.url, "stat").await;
-    assert_eq!(stat.get(&format!("/api/v1/rounds/{ROUND}/results")).await.status, 200);
+    assert_eq!(
+        stat.get(&format!("/api/v1/rounds/{ROUND}/results"))
+            .await
+            .status,
+        200
+    );
     // Seven answers, one of them beyond the four levels, and a code that is not the outcome's.
     let c = sp.sql();
     let (member, operator): (i64, i64) = c

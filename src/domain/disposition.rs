@@ -1361,6 +1361,38 @@ mod tests {
         (0..Outcome::all().len()).prop_map(|k| Outcome::all()[k])
     }
 
+    #[test]
+    fn stored_attempts_are_judged_against_their_survey() {
+        let ok: &[Option<usize>] = &[Some(0), Some(1), Some(2)];
+        assert_eq!(
+            stored_attempt_problem("complete", "1.1", Ok(ok), 3, 4),
+            None
+        );
+        assert_eq!(
+            stored_attempt_problem("no_answer", "3.13", Ok(&[]), 3, 4),
+            None
+        );
+        // Five answers in a three-question round (the form's round trusted over the claim).
+        let five = [Some(0); 5];
+        let p = stored_attempt_problem("complete", "1.1", Ok(&five), 3, 4).unwrap();
+        assert!(p.contains("5 个答案") && p.contains("3 个维度"), "{p}");
+        let p = stored_attempt_problem("complete", "1.1", Ok(&[Some(0), Some(9), Some(0)]), 3, 4)
+            .unwrap();
+        assert!(p.contains("第 2 个维度") && p.contains("4 个等级"), "{p}");
+        let p = stored_attempt_problem("complete", "2.11", Ok(ok), 3, 4).unwrap();
+        assert!(p.contains("AAPOR"), "{p}");
+        let p = stored_attempt_problem("maybe", "1.1", Ok(ok), 3, 4).unwrap();
+        assert!(p.contains("maybe"), "{p}");
+        let p = stored_attempt_problem("complete", "1.1", Err("expected value"), 3, 4).unwrap();
+        assert!(p.contains("expected value"), "{p}");
+        let p =
+            stored_attempt_problem("complete", "1.1", Ok(&[Some(0), None, Some(0)]), 3, 4).unwrap();
+        assert!(p.contains("2 个答案"), "{p}");
+        let p =
+            stored_attempt_problem("refused", "2.11", Ok(&[Some(0), None, None]), 3, 4).unwrap();
+        assert!(p.contains("不应有答案"), "{p}");
+    }
+
     proptest! {
         #[test]
         fn precedence_holds_for_any_history(

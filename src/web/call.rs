@@ -763,8 +763,14 @@ async fn record(
                 ..Default::default()
             };
             // The contact is still held: this display is part of the same call, not a new view.
+            // A lapsed claim nobody took is taken again, so the form comes back with what was
+            // keyed instead of an idle screen.
             if keep {
                 state.mark_fresh_claim(&session.id_hash, get("token"));
+                let (round, user, token) = (or.round.clone(), session.user.clone(), token);
+                state
+                    .blocking(move |s| Ok(s.renew_claim(&round, &token, &user, Utc::now())?))
+                    .await?;
             }
             Ok((status, render(&state, &session, or, opts).await?).into_response())
         }

@@ -64,7 +64,10 @@ pub(super) fn attempt_from_row(r: &rusqlite::Row) -> rusqlite::Result<AttemptRec
 }
 
 /// What is wrong with the attempt in `ATTEMPT_COLUMNS`' order, judged against the survey.
-fn stored_problem(r: &rusqlite::Row, survey: &crate::domain::survey::Survey) -> rusqlite::Result<Option<String>> {
+fn stored_problem(
+    r: &rusqlite::Row,
+    survey: &crate::domain::survey::Survey,
+) -> rusqlite::Result<Option<String>> {
     let outcome: String = r.get(7)?;
     let aapor: String = r.get(8)?;
     let answers: Option<String> = r.get(9)?;
@@ -1144,12 +1147,11 @@ fn claimed_since(tx: &Connection, member_id: i64, token: &str, claimed_at: i64) 
             "SELECT 1 FROM queue WHERE member_id = ?1 AND claim_token IS NOT NULL AND claim_token != ?2 AND claimed_at > ?3",
         )?
         .exists(params![member_id, token, claimed_at])?;
-    Ok(held
-        || tx
-            .prepare_cached(
-                "SELECT 1 FROM ended_claims WHERE member_id = ?1 AND claimed_at > ?3 AND token != ?2",
-            )?
-            .exists(params![member_id, token, claimed_at])?)
+    Ok(held || tx
+        .prepare_cached(
+            "SELECT 1 FROM ended_claims WHERE member_id = ?1 AND claimed_at > ?3 AND token != ?2",
+        )?
+        .exists(params![member_id, token, claimed_at])?)
 }
 
 /// The other operator's live claim on a member, if any: (token, login).
