@@ -647,10 +647,13 @@ impl CallStore for SqliteStore {
         self.write(|tx| {
             ensure_unlocked(tx, round.id)?;
             // Only the holder, and only while the token is still the member's claim: a lapsed
-            // claim nobody took since is taken again, one another operator holds is not.
+            // claim nobody took since is taken again, one another operator holds is not, nor
+            // one whose member was reassigned meanwhile (it would show on the new assignee's
+            // screen).
             let n = tx
                 .prepare_cached(
-                    "UPDATE queue SET claim_expires = ?1 WHERE claim_token = ?2 AND COALESCE(claimed_by, operator_id) = ?3 AND round_id = ?4",
+                    "UPDATE queue SET claim_expires = ?1
+                     WHERE claim_token = ?2 AND COALESCE(claimed_by, operator_id) = ?3 AND operator_id = ?3 AND round_id = ?4",
                 )?
                 .execute(params![expires, token, operator.id, round.id])?;
             Ok((n > 0).then_some(expires))
