@@ -337,6 +337,18 @@ pub struct OnCall {
     pub unit: String,
 }
 
+/// An attempt recorded after its claim lapsed while another claim or record on the member came
+/// in between: stored and counted by the best-of rule, listed for the supervisor to review.
+#[derive(Debug, Serialize)]
+pub struct LateRecord {
+    pub attempt_id: i64,
+    pub member_id: i64,
+    pub operator: String,
+    pub unit: String,
+    pub outcome: &'static str,
+    pub recorded_at_ms: i64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct ProgressReport {
     pub round: String,
@@ -345,6 +357,7 @@ pub struct ProgressReport {
     pub overall: Tally,
     pub operators: Vec<OperatorTally>,
     pub on_call: Vec<OnCall>,
+    pub late: Vec<LateRecord>,
 }
 
 /// Per member: its facts in time order and its current disposition.
@@ -444,6 +457,22 @@ pub fn progress(
         overall: p.overall,
         operators: p.operators,
         on_call,
+        late: data
+            .attempts
+            .iter()
+            .filter(|a| a.late)
+            .map(|a| LateRecord {
+                attempt_id: a.id,
+                member_id: a.member_id,
+                operator: a.operator.clone(),
+                unit: names
+                    .get(&a.unit_id)
+                    .map(|u| u.name.clone())
+                    .unwrap_or_default(),
+                outcome: a.outcome.label(),
+                recorded_at_ms: a.recorded_at_ms,
+            })
+            .collect(),
     })
 }
 

@@ -32,6 +32,10 @@ pub enum ResultsError {
     Scoring(#[from] ScoringError),
     #[error("{0}")]
     Data(String),
+    /// Stored attempts that do not fit the round's survey: named, never a computation that
+    /// breaks half way.
+    #[error("{0}")]
+    BadAttempts(String),
 }
 
 /// What may be chosen per computation; `None` takes the default (and the round's stored seed).
@@ -311,6 +315,25 @@ impl RoundData {
         let units = store.units(round.id)?;
         // One read of the attempts: dispositions and interviews come from the same snapshot.
         let field = store.field_data(round, now)?;
+        if !field.bad_attempts.is_empty() {
+            let shown: Vec<String> = field
+                .bad_attempts
+                .iter()
+                .take(5)
+                .map(|(id, problem)| format!("拨打记录 #{id}:{problem}"))
+                .collect();
+            return Err(ResultsError::BadAttempts(format!(
+                "轮次 {} 有 {} 条拨打记录与本轮问卷不符,无法计算结果:{}{}。请运行 `sheping check` 查看全部问题,由管理员更正这些记录后再试。",
+                round.key,
+                field.bad_attempts.len(),
+                shown.join(";"),
+                if field.bad_attempts.len() > shown.len() {
+                    ";……"
+                } else {
+                    ""
+                },
+            )));
+        }
         let categories = store
             .members(round.id, None)?
             .into_iter()

@@ -426,7 +426,8 @@ fn migrating_the_queue_to_calling_order_keeps_every_row_claim_and_tally() {
     assert!(before.0.len() > 100, "the demo leaves a queue to migrate");
     assert_eq!(before.0.iter().filter(|r| r.5.is_some()).count(), 2);
     // Put the queue back in its layout before migration 009 (keyed by member, as 002, 005
-    // and 006 made it), rows and all, and mark the schema as version 8.
+    // and 006 made it), rows and all, and mark the schema as version 8 (without what 011
+    // adds: the late flag and the ended claims).
     c.execute_batch(
         "PRAGMA foreign_keys = OFF;
          BEGIN;
@@ -442,6 +443,8 @@ fn migrating_the_queue_to_calling_order_keeps_every_row_claim_and_tally() {
          );
          INSERT INTO queue_v8 SELECT member_id, round_id, operator_id, priority, sort_key, claim_token, claimed_at, claim_expires FROM queue;
          DROP TABLE queue;
+         DROP TABLE ended_claims;
+         ALTER TABLE attempts DROP COLUMN late;
          ALTER TABLE queue_v8 RENAME TO queue;
          CREATE INDEX queue_next ON queue(operator_id, round_id, priority, sort_key);
          CREATE INDEX queue_claims ON queue(operator_id, round_id, claim_expires) WHERE claim_token IS NOT NULL;

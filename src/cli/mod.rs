@@ -512,6 +512,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 for p in &report.problems {
                     println!("问题: {p}");
                 }
+                for l in &report.late_records {
+                    println!("迟交记录(领取超时后提交,请核查): {l}");
+                }
                 match &report.audit_break {
                     None => println!("审计日志: {} 条,哈希链完整", report.audit_entries),
                     Some(b) => println!("审计日志被篡改: {b}"),

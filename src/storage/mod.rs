@@ -270,6 +270,8 @@ pub struct AttemptRecord {
     pub comment: Option<String>,
     pub appointment_at_ms: Option<i64>,
     pub source: String,
+    /// Recorded after its claim lapsed and another claim or record came in between.
+    pub late: bool,
 }
 
 impl AttemptRecord {
@@ -362,6 +364,9 @@ pub struct Recorded {
     pub outcome: Outcome,
     /// True when this token had been recorded before: nothing new was stored.
     pub duplicate: bool,
+    /// Recorded after the claim lapsed and another claim or record on the member came in
+    /// between: stored, flagged for the supervisor.
+    pub late: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -370,8 +375,15 @@ pub enum RecordError {
     UnknownClaim,
     #[error("该联系人已由其他话务员领取,您的记录未保存")]
     NotYours,
-    #[error("领取已超时(超过 {minutes} 分钟),记录未保存;该联系人已退回队列,请重新领取")]
-    Expired { minutes: u32 },
+    /// The form names another round than the claim's: the claim token alone decides round,
+    /// member and survey, so nothing is stored.
+    #[error(
+        "该联系人属于评估轮次 {claim_round},而表单提交的轮次是 {form_round};记录未保存,请刷新拨打页面后重新提交"
+    )]
+    RoundMismatch {
+        claim_round: String,
+        form_round: String,
+    },
     #[error(transparent)]
     Invalid(#[from] crate::domain::disposition::AttemptError),
     #[error(transparent)]
@@ -407,6 +419,9 @@ pub struct FieldData {
     pub reopened: std::collections::BTreeMap<i64, i64>,
     /// members on a call now, with the operator holding them
     pub claimed: std::collections::BTreeMap<i64, String>,
+    /// Attempts that do not fit the round's survey (answer count, level range, outcome or
+    /// AAPOR code), as (attempt id, what is wrong); results refuse to compute over them.
+    pub bad_attempts: Vec<(i64, String)>,
 }
 
 /// An imported attempt, validated.
@@ -480,6 +495,15 @@ pub trait CallStore: Send + Sync {
     /// screen asks after every call); `None` when there is no such attempt.
     fn recorded_line(&self, attempt_id: i64) -> Result<Option<RecordedLine>>;
     fn release(&self, token: &str, operator: &UserRecord) -> Result<bool>;
+    /// Extends the holder's claim by a lease from `now` (also a lapsed claim nobody has taken
+    /// since); the new expiry, or `None` when the operator does not hold the token in `round`.
+    fn renew_claim(
+        &self,
+        round: &RoundRecord,
+        token: &str,
+        operator: &UserRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>>;
     fn record(
         &self,
         round: &RoundRecord,

@@ -54,6 +54,8 @@ pub enum ApiError {
     NotFound(String),
     BadRequest(String),
     Unavailable(String),
+    /// The stored data cannot answer as asked (e.g. attempts that do not fit the survey).
+    Conflict(String),
     Internal(String),
 }
 
@@ -65,6 +67,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "API request failed");
                 (
@@ -105,6 +108,7 @@ impl From<ResultsError> for ApiError {
     fn from(e: ResultsError) -> Self {
         match e {
             ResultsError::Storage(s) => s.into(),
+            ResultsError::BadAttempts(m) => ApiError::Conflict(m),
             ResultsError::Scoring(crate::domain::scoring::ScoringError::BadOptions(m)) => {
                 ApiError::BadRequest(m)
             }

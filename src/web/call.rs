@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/call/next", post(next))
         .route("/call/record", post(record))
         .route("/call/release", post(release))
+        .route("/call/renew", post(renew))
         .route("/call/list", get(my_list))
 }
 
@@ -150,6 +151,8 @@ pub struct ContactView {
     pub claimed_at_ms: i64,
     pub rendered_at_ms: i64,
     pub expires: String,
+    /// The lease's end (ms), for the page's renewal and its warning before a lapse.
+    pub expires_at_ms: i64,
     pub appt_value: String,
     pub appt_min: String,
 }
@@ -308,6 +311,7 @@ fn contact_view(
         // read a moment ago in the record's write.
         rendered_at_ms: Utc::now().timestamp_millis().max(now_ms),
         expires: local_time(claim.expires_at_ms, tz, "%H:%M"),
+        expires_at_ms: claim.expires_at_ms,
         appt_value: submitted
             .map(|s| s.appointment.clone())
             .filter(|s| !s.is_empty())
@@ -732,6 +736,10 @@ async fn record(
             // The next screen as this write's commit left it: no redirect, no second read.
             let opts = PageOptions {
                 done: Some(call.recorded.attempt_id),
+                notice: call.recorded.late.then(|| {
+                    "该记录提交时领取已超时,且其间其他话务员领取或记录过该联系人:记录已保存,并标记为“迟交记录”供统计人员核查。"
+                        .to_string()
+                }),
                 ..Default::default()
             };
             Ok(page(&state, &session, or, opts, call.screen, now)
@@ -755,8 +763,14 @@ async fn record(
                 ..Default::default()
             };
             // The contact is still held: this display is part of the same call, not a new view.
+            // A lapsed claim nobody took is taken again, so the form comes back with what was
+            // keyed instead of an idle screen.
             if keep {
                 state.mark_fresh_claim(&session.id_hash, get("token"));
+                let (round, user, token) = (or.round.clone(), session.user.clone(), token);
+                state
+                    .blocking(move |s| Ok(s.renew_claim(&round, &token, &user, Utc::now())?))
+                    .await?;
             }
             Ok((status, render(&state, &session, or, opts).await?).into_response())
         }
@@ -809,6 +823,58 @@ async fn release(
         encode_component(&form.round)
     ))
     .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RenewForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    round: String,
+    #[serde(default)]
+    token: String,
+}
+
+/// Keeps the open call screen's claim alive: `call.js` asks every third of the lease, so a
+/// long conversation never lapses while the page is open. Only the holder renews; the answer
+/// says when the claim now lapses, or (409) why it cannot be renewed.
+async fn renew(
+    State(state): State<AppState>,
+    Allow(session): Allow<OPERATOR>,
+    Form(form): Form<RenewForm>,
+) -> Result<Response, WebError> {
+    session.check_csrf(&form.csrf)?;
+    let refused = |message: &str| {
+        (
+            StatusCode::CONFLICT,
+            axum::Json(serde_json::json!({ "renewed": false, "error": message })),
+        )
+            .into_response()
+    };
+    let Some(or) = operator_round(&state, &session.user, Some(form.round)).await? else {
+        return Ok(refused("您在该轮次中没有拨打任务"));
+    };
+    let now = Utc::now();
+    let (round, user, token) = (or.round.clone(), session.user.clone(), form.token);
+    let renewed = state
+        .blocking(move |s| Ok(s.renew_claim(&round, &token, &user, now)?))
+        .await;
+    match renewed {
+        Ok(Some(expires)) => Ok(axum::Json(serde_json::json!({
+            "renewed": true,
+            "expires_at_ms": expires,
+            "now_ms": now.timestamp_millis(),
+            "expires": local_time(expires, or.round.survey.timezone(), "%H:%M:%S"),
+        }))
+        .into_response()),
+        Ok(None) => Ok(refused(
+            "该联系人已不在您的名下(领取超时后已由其他话务员领取,或已释放)。您仍可提交本次访问:记录会保存,并标记为迟交记录。",
+        )),
+        Err(WebError::Storage(StorageError::Locked(_))) => {
+            Ok(refused("本轮评估已锁定,不能再拨打或记录。"))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ async fn round_chart(
                 chrono::Utc::now(),
                 &actor,
             )
-            .map_err(|e| WebError::Internal(e.to_string()))?;
+            .map_err(report_error)?;
             let drawn = report::round_chart(&data, which, false)
                 .map_err(|e| WebError::Internal(e.to_string()))?;
             Ok(drawn.svg)
@@ -74,7 +74,7 @@ async fn report_zip(
                 &actor,
                 chrono::Utc::now(),
             )
-            .map_err(|e| WebError::Internal(e.to_string()))?;
+            .map_err(report_error)?;
             Ok((round.key, bytes))
         })
         .await?;
@@ -92,4 +92,14 @@ async fn report_zip(
         bytes,
     )
         .into_response())
+}
+
+/// Bad stored attempts are named to the user (409), never a bare 500.
+fn report_error(e: report::ReportError) -> WebError {
+    match e {
+        report::ReportError::Results(crate::results::ResultsError::BadAttempts(m)) => {
+            WebError::Conflict(m)
+        }
+        e => WebError::Internal(e.to_string()),
+    }
 }

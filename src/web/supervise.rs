@@ -68,6 +68,8 @@ pub struct ProgressView {
     pub units: Vec<TallyRow>,
     pub operators: Vec<OperatorRow>,
     pub on_call: Vec<(String, String)>,
+    /// Late records: (attempt id, operator, unit, outcome, local time).
+    pub late: Vec<(i64, String, String, &'static str, String)>,
 }
 
 pub struct RoundLink {
@@ -116,6 +118,20 @@ async fn progress_view(state: &AppState, key: String) -> Result<(ProgressView, S
                 sector,
                 t,
             };
+            let tz = round.survey.timezone();
+            let late = report
+                .late
+                .iter()
+                .map(|l| {
+                    (
+                        l.attempt_id,
+                        l.operator.clone(),
+                        l.unit.clone(),
+                        l.outcome,
+                        local_time(l.recorded_at_ms, tz, "%m-%d %H:%M:%S"),
+                    )
+                })
+                .collect();
             let units = report
                 .units
                 .into_iter()
@@ -161,6 +177,7 @@ async fn progress_view(state: &AppState, key: String) -> Result<(ProgressView, S
                     units,
                     operators,
                     on_call,
+                    late,
                 },
                 round.title,
             ))

@@ -10,7 +10,8 @@
 //   /                           write in the comment box (Esc leaves it, Ctrl+Enter submits)
 //   Esc                         release the contact back to the queue
 // A complete interview is therefore five digits and Enter. Each answer's time since the claim
-// is kept in the hidden ms fields, so statisticians get per-question timing.
+// is kept in the hidden ms fields, so statisticians get per-question timing. The claim is
+// renewed while the page is open (POST /call/renew), with a warning before a lapse.
 (function () {
   'use strict';
 
@@ -284,6 +285,76 @@
     form.classList.add('sending');
     say('正在保存…', 'ready');
   });
+
+  // The claim's lease. While the page is open it is renewed every third of the lease, so a
+  // long conversation never lapses; if renewal fails (network, server) the operator is warned
+  // a minute before the lapse (half the lease when it is shorter). A record sent after a lapse
+  // is still stored by the server; this only keeps it from happening unannounced.
+  var warning = document.getElementById('lease-warning');
+  var leaseText = document.getElementById('lease-expires');
+  var expires = Number(form.getAttribute('data-expires')) || 0;
+  var lease = Math.max(1000, expires - claimed);
+  var every = Math.max(1000, Math.min(lease / 3, 5 * 60 * 1000));
+  var warnBefore = Math.min(60 * 1000, lease / 2);
+  var lastTry = performance.now();
+  var inFlight = false;
+  var lost = null;
+  var failure = '';
+  function serverNow() {
+    return rendered + performance.now();
+  }
+  function warn(text) {
+    if (!warning) return;
+    warning.textContent = text;
+    warning.hidden = !text;
+  }
+  function renew() {
+    if (inFlight || form.dataset.sent || lost || !window.fetch) return;
+    inFlight = true;
+    lastTry = performance.now();
+    var body = new URLSearchParams();
+    body.set('csrf', form.querySelector('input[name=csrf]').value);
+    body.set('round', form.querySelector('input[name=round]').value);
+    body.set('token', form.querySelector('input[name=token]').value);
+    fetch('/call/renew', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Accept': 'application/json' },
+      body: body
+    }).then(function (r) {
+      return r.json().then(function (j) { return { status: r.status, body: j }; },
+        function () { return { status: r.status, body: {} }; });
+    }).then(function (r) {
+      inFlight = false;
+      if (r.status === 200 && r.body.renewed) {
+        expires = r.body.expires_at_ms;
+        failure = '';
+        if (leaseText && r.body.expires) leaseText.textContent = r.body.expires;
+        form.setAttribute('data-expires', String(expires));
+        warn('');
+      } else if (r.status === 409) {
+        lost = r.body.error || '该联系人已不在您的名下。';
+        warn(lost);
+      } else {
+        failure = '服务器返回 ' + r.status;
+      }
+    }, function () {
+      inFlight = false;
+      failure = '网络不通';
+    });
+  }
+  function watchLease() {
+    if (form.dataset.sent || !expires) return;
+    if (!lost && performance.now() - lastTry >= (failure ? Math.min(every, 5000) : every)) renew();
+    if (lost) return;
+    var left = expires - serverNow();
+    if (left <= 0) {
+      warn('领取已超时,续期失败(' + (failure || '无法连接服务器') + ')。请照常提交:若其间无人领取该联系人,记录照常保存;否则保存并标记为迟交记录。');
+    } else if (left <= warnBefore && failure) {
+      warn('领取将在 ' + Math.ceil(left / 1000) + ' 秒后超时,自动续期失败(' + failure + ')。请尽快提交本次访问。');
+    }
+  }
+  setInterval(watchLease, 1000);
 
   cur = firstOpen(0);
   if (cur >= n) cur = n;

@@ -14,7 +14,7 @@ use crate::storage::{AttemptRecord, AuditEvent, Result, RoundRecord, StorageErro
 
 /// The columns of `calls::ATTEMPT_COLUMNS`, in its order, then the round's id.
 const ATTEMPT_SELECT: &str = "SELECT a.id, a.member_id, m.unit_id, us.login, a.attempt_no, a.claimed_at, a.recorded_at,
-        a.outcome, a.aapor_code, a.answers, a.answer_ms, a.comment, a.appointment_at, a.source, un.round_id
+        a.outcome, a.aapor_code, a.answers, a.answer_ms, a.comment, a.appointment_at, a.source, a.late, un.round_id
      FROM attempts a JOIN members m ON m.id = a.member_id JOIN units un ON un.id = m.unit_id
      JOIN users us ON us.id = a.operator_id";
 
@@ -25,7 +25,7 @@ fn json_vec<T: serde::de::DeserializeOwned>(s: Option<String>) -> Vec<T> {
 
 /// An attempt in `ATTEMPT_SELECT`'s columns (the engine's, then the round's id).
 fn attempt_row(r: &rusqlite::Row) -> rusqlite::Result<(AttemptRecord, i64)> {
-    Ok((attempt_from_row(r)?, r.get(14)?))
+    Ok((attempt_from_row(r)?, r.get(15)?))
 }
 
 fn load_attempt(c: &Connection, attempt_id: i64) -> Result<(AttemptRecord, i64)> {
