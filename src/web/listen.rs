@@ -6,10 +6,12 @@
 //! - Each connection must send a whole request head within the header timeout, or hyper
 //!   closes it.
 //! - Each connection holds a permit of a semaphore of `max_connections` (bounded by the
-//!   process's open-files limit). When none is free, the oldest connection with no request
-//!   running (half a request head, or idle between keep-alive requests) is closed to make room:
+//!   process's open-files limit). When a new connection finds none free, the oldest connection
+//!   with no request running (half a request head, or idle between keep-alive requests) is
+//!   closed to make room:
 //!   a flood of idle sockets then costs its own sockets, not the service. Only when every
-//!   connection is running a request does a new one wait in the kernel's backlog.
+//!   connection is running a request does the new one wait (and the ones behind it stay in
+//!   the kernel's backlog).
 //! - On shutdown the loop stops accepting, every connection finishes the request it is
 //!   running (idle ones close at once), and the loop returns when all have ended or after
 //!   [`DRAIN_LIMIT`].
@@ -184,8 +186,20 @@ pub async fn serve_connections(
     let mut next_id: u64 = 0;
     tokio::pin!(shutdown);
     loop {
-        // A free slot first: at the cap, make one by closing the oldest idle connection, or
-        // wait for a request to end (its connection then counts as idle).
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: the listener stays good; wait for files to free.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return drain(graceful).await,
+        };
+        // A slot for it: at the cap, make one by closing the oldest idle connection, or wait
+        // for a request to end (its connection then counts as idle).
         let permit = loop {
             if let Ok(p) = Arc::clone(&permits).try_acquire_owned() {
                 break p;
@@ -199,19 +213,6 @@ pub async fn serve_connections(
                 _ = tokio::time::sleep(Duration::from_millis(if evicted { 50 } else { 200 })) => {}
                 _ = &mut shutdown => return drain(graceful).await,
             }
-        };
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: the listener stays good; wait for files to free.
-                    tracing::warn!(error = %e, "accept failed");
-                    drop(permit);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => return drain(graceful).await,
         };
         let _ = stream.set_nodelay(true);
         next_id += 1;
