@@ -87,6 +87,7 @@ fn raise_open_files_limit() -> Option<u64> {
             }
         }
     }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every unix
     Some(lim.rlim_cur as u64)
 }
 
