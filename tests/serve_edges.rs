@@ -140,6 +140,30 @@ fn the_header_timeout_closes_a_half_sent_request() {
     healthz(addr).expect("/healthz after the timeout");
 }
 
+/// A request whose body never finishes arriving is answered 408 after the request timeout
+/// (1 s here, through the environment) instead of holding its connection forever.
+#[test]
+fn a_request_whose_body_stalls_is_answered_408() {
+    let sp = Sheping::new();
+    sp.ok(&["round", "list"]);
+    let mut cmd = sp.command();
+    cmd.args(["serve", "--addr", "127.0.0.1:0"])
+        .env("SHEPING_REQUEST_TIMEOUT_SECS", "1");
+    let server = spawn_server(cmd);
+    let addr = addr(&server);
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nlogin=a"
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head)
+        .expect("no answer 20 s after a 1 s request timeout");
+    assert_eq!(&head, b"HTTP/1.1 408");
+}
+
 /// At the cap (SHEPING_MAX_CONNECTIONS), a new connection is served by closing the oldest one
 /// that runs no request, rather than waiting behind idle sockets.
 #[test]
