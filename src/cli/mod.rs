@@ -626,7 +626,34 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
         RoundCmd::PurgeContacts { key } => {
             let round = store.round(&key)?;
             let n = store.purge_contacts(&round, &cli_actor())?;
-            println!("已清除轮次 {key} 中 {n} 名代表的姓名和联系方式;统计结果与导出不受影响。");
+            println!(
+                "已清除轮次 {key} 中 {n} 名代表的姓名和联系方式(数据库文件已重写,预写日志已清空);统计结果与导出不受影响。"
+            );
+            // Backups taken since the round was created still hold its names and numbers.
+            let backups = store.backups_since(round.created_at_ms)?;
+            if backups.is_empty() {
+                println!("审计日志中没有清除前制作的备份。");
+            } else {
+                println!(
+                    "以下 {} 份备份制作于清除之前,仍含有这些姓名和号码,请按规定销毁(包括其复制件):",
+                    backups.len()
+                );
+                for b in &backups {
+                    let at = chrono::DateTime::from_timestamp_millis(b.at_ms)
+                        .map(|t| {
+                            t.with_timezone(&chrono::Local)
+                                .format("%Y-%m-%d %H:%M")
+                                .to_string()
+                        })
+                        .unwrap_or_default();
+                    let state = if Path::new(&b.out).exists() {
+                        "文件仍在"
+                    } else {
+                        "原位置已无此文件,可能已移走"
+                    };
+                    println!("  {at}\t{}\t({state})", b.out);
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         RoundCmd::Reopen {
@@ -1077,12 +1104,13 @@ fn roster_show(
 }
 
 fn serve(db: PathBuf, args: ServeArgs, demo: bool) -> Result<ExitCode> {
-    let store = open(&db)?;
+    let store = std::sync::Arc::new(open(&db)?);
     if demo {
-        crate::demo::ensure_demo(&store)?;
+        crate::demo::ensure_demo(store.as_ref())?;
     }
+    let served = std::sync::Arc::clone(&store);
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async move {
+    let outcome = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
             .with_context(|| format!("binding {}", args.addr))?;
@@ -1091,13 +1119,19 @@ fn serve(db: PathBuf, args: ServeArgs, demo: bool) -> Result<ExitCode> {
         if demo {
             crate::demo::print_logins();
         }
-        crate::web::serve(
-            listener,
-            std::sync::Arc::new(store),
-            crate::web::shutdown_signal(),
-        )
-        .await?;
+        crate::web::serve(listener, served, crate::web::shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
-    })?;
+    });
+    // The requests in flight have finished; background work still on the blocking pool gets
+    // a moment, then the WAL goes into the database file so the `.db` alone holds everything.
+    rt.shutdown_timeout(std::time::Duration::from_secs(10));
+    match store.checkpoint(std::time::Duration::from_secs(10)) {
+        Ok(c) if c.complete => tracing::info!("stopped; the database file holds every write"),
+        Ok(_) => tracing::warn!(
+            "stopped, but another process is reading the database: its WAL was not emptied"
+        ),
+        Err(e) => tracing::error!(error = %e, "checkpoint at shutdown failed"),
+    }
+    outcome?;
     Ok(ExitCode::SUCCESS)
 }

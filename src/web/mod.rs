@@ -17,6 +17,7 @@ mod call;
 mod charts;
 pub mod config;
 mod error;
+pub mod listen;
 mod pages;
 mod screen_reader;
 mod security;
@@ -24,13 +25,15 @@ mod supervise;
 mod views;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use config::WebConfig;
@@ -161,27 +164,33 @@ async fn not_found() -> WebError {
     WebError::NotFound("没有这个页面。请从工作台的菜单进入。".into())
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight. Settings come from
-/// the environment ([`WebConfig::from_env`]).
+/// Serves until `shutdown` resolves, then stops accepting and finishes the requests in flight
+/// (see [`listen`]). Settings come from the environment ([`WebConfig::from_env`]).
 pub async fn serve<S: ConsoleStore + 'static>(
     listener: TcpListener,
     store: Arc<S>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let config = WebConfig::from_env().map_err(std::io::Error::other)?;
+    let limits = listen::Limits {
+        header_timeout: Duration::from_secs(config.header_timeout_secs.into()),
+        max_connections: listen::effective_cap(config.max_connections),
+    };
+    let request_timeout = Duration::from_secs(config.request_timeout_secs.into());
     let state = AppState::new(store, config)?;
-    spawn_purger(state.clone());
-    let app = router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let purger = spawn_purger(state.clone());
+    let app = router(state).layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        request_timeout,
+    ));
+    let served = listen::serve_connections(listener, app, limits, shutdown).await;
+    // The purger holds the store; stopping it lets the caller close the store cleanly.
+    purger.abort();
+    served
 }
 
 /// Deletes ended sessions and old failed sign-ins every ten minutes.
-fn spawn_purger(state: AppState) {
+fn spawn_purger(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
@@ -195,7 +204,7 @@ fn spawn_purger(state: AppState) {
                 tracing::warn!(error = %e, "purging sessions failed");
             }
         }
-    });
+    })
 }
 
 pub async fn shutdown_signal() {

@@ -104,7 +104,79 @@ const INVARIANTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// A backup recorded in the audit log (`sheping backup`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupRecord {
+    pub at_ms: i64,
+    pub out: String,
+}
+
+/// How a checkpoint went: `complete` when every page of the WAL is in the database file and
+/// the WAL is empty (the `.db` alone then holds everything).
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoint {
+    pub complete: bool,
+}
+
 impl SqliteStore {
+    /// Copies every committed page from the WAL into the database file and empties the WAL
+    /// (`wal_checkpoint(TRUNCATE)`), waiting at most `wait` for readers of other processes.
+    /// Idle reader connections of this store are closed first.
+    pub fn checkpoint(&self, wait: std::time::Duration) -> Result<Checkpoint> {
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.writer.outside_tx(|c| {
+            c.busy_timeout(wait)?;
+            let out = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            });
+            c.busy_timeout(std::time::Duration::from_secs(10))?;
+            let (busy, log, done) = out?;
+            // Not in WAL mode (log = -1): nothing to copy.
+            Ok(Checkpoint {
+                complete: busy == 0 && (log == -1 || log == done),
+            })
+        })
+    }
+
+    /// Rewrites the database file without free pages or freed cells (`VACUUM`) and empties
+    /// the WAL, so deleted content is in neither file. False when another process kept the
+    /// WAL from being emptied.
+    pub(crate) fn scrub(&self) -> Result<bool> {
+        let first = self.checkpoint(std::time::Duration::from_secs(10))?;
+        self.writer.outside_tx(|c| Ok(c.execute_batch("VACUUM")?))?;
+        let last = self.checkpoint(std::time::Duration::from_secs(10))?;
+        Ok(first.complete && last.complete)
+    }
+
+    /// Backups recorded in the audit log at or after `since_ms`, oldest first.
+    pub fn backups_since(&self, since_ms: i64) -> Result<Vec<BackupRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT at, detail FROM audit_log WHERE action = 'backup' AND at >= ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([since_ms], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (at_ms, detail) = row?;
+                let path = serde_json::from_str::<serde_json::Value>(&detail)
+                    .ok()
+                    .and_then(|v| v.get("out").and_then(|o| o.as_str()).map(str::to_string))
+                    .unwrap_or(detail);
+                out.push(BackupRecord { at_ms, out: path });
+            }
+            Ok(out)
+        })
+    }
+
     /// Copies the database to `out` with SQLite's online backup while the service keeps
     /// writing; the copy is a consistent snapshot.
     pub fn backup_to(&self, out: &Path) -> Result<()> {

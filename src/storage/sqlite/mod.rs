@@ -16,7 +16,7 @@ mod read_cache;
 mod results;
 mod sessions;
 mod writer;
-pub use maintenance::CheckReport;
+pub use maintenance::{BackupRecord, CheckReport, Checkpoint};
 
 use super::*;
 use crate::domain::audit::{self, AuditEntry, ChainBreak};
@@ -457,6 +457,46 @@ pub(crate) fn ensure_unlocked(tx: &Connection, round_id: i64) -> Result<()> {
 }
 
 /// Appends an audit entry inside the caller's transaction, extending the hash chain.
+/// Closing the store leaves a self-contained `.db`: without this the WAL outlived every
+/// command (the read-only reader connections, closed after the writer, cannot checkpoint), and
+/// copying the `.db` alone lost the latest writes.
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Short: another process reading (a running server) must not hold up a command's exit;
+        // that process checkpoints when it stops.
+        match self.checkpoint(std::time::Duration::from_secs(1)) {
+            Ok(c) if c.complete => {}
+            Ok(_) => tracing::debug!("the WAL is still in use by another process; left for it"),
+            Err(e) => tracing::warn!(error = %e, "checkpoint on close failed"),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// The purge's rows: names, numbers and free text of a locked round's members.
+    fn purge_rows(&self, round: &RoundRecord, actor: &str) -> Result<usize> {
+        self.write(|tx| {
+            let locked: Option<i64> = tx.query_row("SELECT locked_at FROM rounds WHERE id = ?1", [round.id], |r| r.get(0))?;
+            if locked.is_none() {
+                return Err(StorageError::Conflict(format!(
+                    "轮次 {} 尚未锁定:先锁定轮次(结果定稿)再清除联系方式",
+                    round.key
+                )));
+            }
+            let n = tx.execute(
+                "UPDATE members SET name = NULL, phone = NULL, phone_alt = NULL, organization = NULL, note = NULL
+                 WHERE unit_id IN (SELECT id FROM units WHERE round_id = ?1) AND (name IS NOT NULL OR phone IS NOT NULL OR phone_alt IS NOT NULL OR organization IS NOT NULL OR note IS NOT NULL)",
+                [round.id],
+            )?;
+            append_audit(
+                tx,
+                &AuditEvent { actor, action: "round.purge_contacts", round_key: Some(&round.key), detail: serde_json::json!({ "members": n }) },
+            )?;
+            Ok(n)
+        })
+    }
+}
+
 pub(crate) fn append_audit(tx: &Connection, event: &AuditEvent) -> Result<()> {
     // The chain's head and the next entry's number in one read (every call appends one).
     let (prev, id): (Option<String>, i64) = tx
@@ -641,26 +681,27 @@ impl Storage for SqliteStore {
         })
     }
 
+    /// Deletes for real (个人信息保护法): the freed cells are zeroed (`secure_delete`), then the
+    /// file is rewritten without free pages and the WAL emptied ([`SqliteStore::scrub`]), so no
+    /// purged name or number is left in the database file or its WAL.
     fn purge_contacts(&self, round: &RoundRecord, actor: &str) -> Result<usize> {
-        self.write(|tx| {
-            let locked: Option<i64> = tx.query_row("SELECT locked_at FROM rounds WHERE id = ?1", [round.id], |r| r.get(0))?;
-            if locked.is_none() {
-                return Err(StorageError::Conflict(format!(
-                    "轮次 {} 尚未锁定:先锁定轮次(结果定稿)再清除联系方式",
-                    round.key
-                )));
-            }
-            let n = tx.execute(
-                "UPDATE members SET name = NULL, phone = NULL, phone_alt = NULL, organization = NULL, note = NULL
-                 WHERE unit_id IN (SELECT id FROM units WHERE round_id = ?1) AND (name IS NOT NULL OR phone IS NOT NULL)",
-                [round.id],
-            )?;
-            append_audit(
-                tx,
-                &AuditEvent { actor, action: "round.purge_contacts", round_key: Some(&round.key), detail: serde_json::json!({ "members": n }) },
-            )?;
-            Ok(n)
-        })
+        // Only for the purge: zeroing every deletion would cost the operators' hot path.
+        self.writer
+            .outside_tx(|c| Ok(c.pragma_update(None, "secure_delete", "ON")?))?;
+        let purged = self.purge_rows(round, actor);
+        let off = self
+            .writer
+            .outside_tx(|c| Ok(c.pragma_update(None, "secure_delete", "OFF")?));
+        let n = purged?;
+        off?;
+        if !self.scrub()? {
+            return Err(StorageError::Conflict(format!(
+                "已清除轮次 {} 中 {n} 名代表的姓名和联系方式,但另一个进程(如正在运行的 sheping serve)仍在读取数据库,\
+                 预写日志(-wal)未能清空,其中可能仍有旧数据:停止服务后再运行一次 `sheping round purge-contacts {}`",
+                round.key, round.key
+            )));
+        }
+        Ok(n)
     }
 
     fn units(&self, round_id: i64) -> Result<Vec<UnitRecord>> {
