@@ -1115,11 +1115,13 @@ fn serve(db: PathBuf, args: ServeArgs, demo: bool) -> Result<ExitCode> {
             .await
             .with_context(|| format!("binding {}", args.addr))?;
         let addr = listener.local_addr()?;
+        // Installed before the address is announced, so a SIGTERM from then on stops gracefully.
+        let stop = crate::web::shutdown_signal();
         println!("sheping 已启动: http://{addr}/  (数据库 {})", db.display());
         if demo {
             crate::demo::print_logins();
         }
-        crate::web::serve(listener, served, crate::web::shutdown_signal()).await?;
+        crate::web::serve(listener, served, stop).await?;
         Ok::<_, anyhow::Error>(())
     });
     // The requests in flight have finished; background work still on the blocking pool gets
