@@ -25,7 +25,7 @@ use crate::domain::survey::Survey;
 use crate::domain::unit::{NewUnit, UnitKind};
 
 /// The schema's migrations in order; an applied migration is never edited, only followed.
-const MIGRATION_SQL: [&str; 9] = [
+const MIGRATION_SQL: [&str; 10] = [
     include_str!("../migrations/001_foundation.sql"),
     include_str!("../migrations/002_engine.sql"),
     include_str!("../migrations/003_web.sql"),
@@ -35,6 +35,7 @@ const MIGRATION_SQL: [&str; 9] = [
     include_str!("../migrations/007_drop_duplicate_index.sql"),
     include_str!("../migrations/008_drop_operator_attempts_index.sql"),
     include_str!("../migrations/009_queue_by_operator.sql"),
+    include_str!("../migrations/010_signin_refusals.sql"),
 ];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> =
