@@ -55,6 +55,17 @@ pub enum UserError {
     WeakPassword,
     #[error("姓名不能为空")]
     MissingName,
+    #[error(transparent)]
+    NameChar(#[from] super::text::TextError),
+}
+
+/// A user's name: not blank, and no character refused in any text (`domain::text`).
+pub fn validate_name(name: &str) -> Result<(), UserError> {
+    if name.trim().is_empty() {
+        return Err(UserError::MissingName);
+    }
+    super::text::check("姓名", name, super::text::Lines::Multi)?;
+    Ok(())
 }
 
 pub fn validate_login(login: &str) -> Result<(), UserError> {

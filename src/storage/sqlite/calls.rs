@@ -1100,6 +1100,7 @@ fn record_in(
         Some(round.field_period().ends_at(tz)),
         &current,
     )?;
+    crate::domain::disposition::validate_comment(input.comment.as_deref())?;
     let attempt_no = facts.len() as u32 + 1;
     let answers = (!input.answers.is_empty())
         .then(|| serde_json::to_string(&input.answers).unwrap_or_default());
