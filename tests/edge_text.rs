@@ -79,8 +79,8 @@ fn every_importer_refuses_control_characters_naming_line_and_field() {
     );
     names_line_and_field(&err, 2, "name", "姓名的第 2 个字符是控制字符 U+001B");
     names_line_and_field(&err, 3, "organization", "控制字符 U+0085");
-    names_line_and_field(&err, 4, "note", "文字方向控制符 U+202E");
-    names_line_and_field(&err, 5, "unit", "文字方向控制符 U+2066");
+    names_line_and_field(&err, 4, "note", "不可见字符 U+202E");
+    names_line_and_field(&err, 5, "unit", "不可见字符 U+2066");
     assert!(
         !err.contains("第 6 行"),
         "tab and line breaks stay allowed:\n{err}"
@@ -245,8 +245,7 @@ async fn web_forms_refuse_control_characters() {
         )
         .await;
     assert!(
-        page.body
-            .contains("原因的第 4 个字符是文字方向控制符 U+202E"),
+        page.body.contains("原因的第 4 个字符是不可见字符 U+202E"),
         "{}",
         page.body
     );

@@ -97,9 +97,9 @@ pub fn describe_char(c: char) -> String {
         '/' => "斜杠“/”".into(),
         '\\' => "反斜杠“\\”".into(),
         c if c.is_control() => format!("控制字符 U+{:04X}", u32::from(c)),
-        c if is_bidi_control(c) => format!("文字方向控制符 U+{:04X}", u32::from(c)),
         c if c.is_whitespace() => format!("空白字符 U+{:04X}", u32::from(c)),
-        // Format characters (zero-width spaces, direction marks) and other invisibles.
+        // Format characters (zero-width spaces, direction marks and overrides) and other
+        // invisibles.
         c if is_invisible(c) => format!("不可见字符 U+{:04X}", u32::from(c)),
         c => format!("“{c}”"),
     }
@@ -169,7 +169,7 @@ mod tests {
             check("单位名称", "a\u{202E}b", Lines::Multi)
                 .unwrap_err()
                 .to_string()
-                .contains("文字方向控制符 U+202E")
+                .contains("不可见字符 U+202E")
         );
     }
 

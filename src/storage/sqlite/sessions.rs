@@ -74,38 +74,50 @@ fn lockout(
     Ok(Lockout::Open)
 }
 
+/// A counted lock window (a row of `signin_refusals`).
+struct Refusals {
+    ip: String,
+    scope: String,
+    subject: String,
+    until_ms: i64,
+    actor: String,
+    first_at: i64,
+    last_at: i64,
+    count: i64,
+}
+
 /// Writes one `auth.signin_locked` entry, with its count, for each counted lock window that
 /// has ended by `now_ms`, and marks it written (see migration 010 for why at the end).
 fn log_ended_refusals(tx: &Connection, now_ms: i64) -> Result<usize> {
-    let ended: Vec<(String, String, String, i64, String, i64, i64, i64)> = tx
+    let ended: Vec<Refusals> = tx
         .prepare_cached(
             "SELECT ip, scope, subject, until_ms, actor, first_at, last_at, count
              FROM signin_refusals WHERE logged IS NULL AND until_ms <= ?1
              ORDER BY until_ms, ip, scope, subject",
         )?
         .query_map([now_ms], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
+            Ok(Refusals {
+                ip: r.get(0)?,
+                scope: r.get(1)?,
+                subject: r.get(2)?,
+                until_ms: r.get(3)?,
+                actor: r.get(4)?,
+                first_at: r.get(5)?,
+                last_at: r.get(6)?,
+                count: r.get(7)?,
+            })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    for (ip, scope, subject, until_ms, actor, first_at, last_at, count) in &ended {
+    for w in &ended {
         append_audit(
             tx,
             &AuditEvent {
-                actor,
+                actor: &w.actor,
                 action: "auth.signin_locked",
                 round_key: None,
                 detail: serde_json::json!({
-                    "ip": ip, "scope": scope, "subject": subject, "until_ms": until_ms,
-                    "first_at_ms": first_at, "last_at_ms": last_at, "count": count,
+                    "ip": w.ip, "scope": w.scope, "subject": w.subject, "until_ms": w.until_ms,
+                    "first_at_ms": w.first_at, "last_at_ms": w.last_at, "count": w.count,
                 }),
             },
         )?;
@@ -113,7 +125,7 @@ fn log_ended_refusals(tx: &Connection, now_ms: i64) -> Result<usize> {
             "UPDATE signin_refusals SET logged = ?1
              WHERE ip = ?2 AND scope = ?3 AND subject = ?4 AND until_ms = ?5",
         )?
-        .execute(params![now_ms, ip, scope, subject, until_ms])?;
+        .execute(params![now_ms, w.ip, w.scope, w.subject, w.until_ms])?;
     }
     Ok(ended.len())
 }
