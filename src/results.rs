@@ -89,6 +89,54 @@ pub struct ResultsDocument {
 }
 
 /// The scale the numbers are on, from the round's stored survey definition.
+impl ResultsDocument {
+    /// The document for a reader who may not know who the operators are
+    /// (`Role::sees_operator_identity`): every operator login becomes its stable anonymous
+    /// code (`user::operator_codes`, in login order over the operators in the document).
+    pub fn hide_operators(&mut self) {
+        let q = &mut self.quality;
+        let codes = crate::domain::user::operator_codes(
+            q.operator_effect
+                .operators
+                .iter()
+                .map(|o| o.operator.as_str())
+                .chain(
+                    q.operator_effect
+                        .flagged_operators
+                        .iter()
+                        .map(String::as_str),
+                )
+                .chain(q.suspicious.iter().map(|x| x.operator.as_str())),
+        );
+        let code = |login: &mut String| {
+            if let Some(c) = codes.get(login.as_str()) {
+                *login = c.clone();
+            }
+        };
+        q.operator_effect
+            .operators
+            .iter_mut()
+            .for_each(|o| code(&mut o.operator));
+        q.operator_effect
+            .flagged_operators
+            .iter_mut()
+            .for_each(code);
+        q.suspicious.iter_mut().for_each(|x| code(&mut x.operator));
+        // Codes sort like the logins did; keep the lists in code order.
+        q.operator_effect
+            .operators
+            .sort_by(|a, b| code_order(&a.operator).cmp(&code_order(&b.operator)));
+        q.operator_effect
+            .flagged_operators
+            .sort_by(|a, b| code_order(a).cmp(&code_order(b)));
+    }
+}
+
+/// `话务员B` before `话务员AA`: shorter codes first, then alphabetical.
+fn code_order(code: &str) -> (usize, &str) {
+    (code.len(), code)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SurveySummary {
     pub title: String,

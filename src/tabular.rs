@@ -1447,7 +1447,8 @@ fn normalize_name(s: &str) -> String {
 /// CSV for Excel/WPS: UTF-8 with BOM unless `bom` is false (without it Excel reads UTF-8 as
 /// GBK and Chinese turns to mojibake), CRLF line ends, quoting as needed.
 ///
-/// Data cells (not headers) are guarded against formula injection: a cell starting with `=`,
+/// Every cell, the header row included (a rejects file repeats the uploaded file's headers),
+/// is guarded against formula injection: a cell starting with `=`,
 /// `@`, tab or CR, or with `+`/`-` not followed by a plain number or phone-like digits, gets a
 /// leading `'`, so a name like `=HYPERLINK(...)` typed into a roster cannot run in the
 /// spreadsheet of whoever opens the export. Values like `-1.5` and `+86 139 1234 5678` are kept.
@@ -1465,7 +1466,7 @@ pub fn write_csv<W: Write>(
         .quote_style(csv::QuoteStyle::Necessary)
         .flexible(true)
         .from_writer(out);
-    w.write_record(headers)?;
+    w.write_record(headers.iter().map(|h| defuse_formula(h).into_owned()))?;
     for row in rows {
         let cells: Vec<_> = row.iter().map(|c| defuse_formula(c)).collect();
         w.write_record(cells.iter().map(|c| c.as_bytes()))?;

@@ -470,6 +470,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }) => {
             let store = open(&cli.db)?;
             let round = store.round(&round)?;
+            crate::domain::text::check_reason(&reason)?;
             let parsed = crate::domain::phone::parse_phone(&phone, area_code.as_deref())?;
             store.fix_phone(
                 &round,
@@ -665,6 +666,7 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
             if reason.trim().is_empty() {
                 bail!("--reason must say why the member is reopened");
             }
+            crate::domain::text::check_reason(&reason)?;
             store.reopen(&round, member, &reason, &cli_actor(), chrono::Utc::now())?;
             println!("已重新开放代表 {member}(原因:{reason})。");
             Ok(ExitCode::SUCCESS)
@@ -691,9 +693,7 @@ fn user(store: &SqliteStore, cmd: UserCmd) -> Result<ExitCode> {
         } => {
             user::validate_login(&login)?;
             let role = Role::parse(&role).ok_or_else(|| user::UserError::BadRole(role.clone()))?;
-            if name.trim().is_empty() {
-                return Err(user::UserError::MissingName.into());
-            }
+            user::validate_name(&name)?;
             let (password, generated) = match password_env {
                 Some(var) => (
                     std::env::var(&var)

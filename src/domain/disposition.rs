@@ -614,6 +614,17 @@ pub enum AttemptError {
     },
     #[error("只有「预约回访」可以填写回访时间,「{label}」不需要")]
     AppointmentNotExpected { label: &'static str },
+    #[error(transparent)]
+    CommentChar(#[from] super::text::TextError),
+}
+
+/// Checks the respondent's comment (意见建议) of an attempt: the one text rule of
+/// `domain::text` (line breaks and tabs allowed, as always).
+pub fn validate_comment(comment: Option<&str>) -> Result<(), AttemptError> {
+    if let Some(c) = comment {
+        super::text::check("意见建议", c, super::text::Lines::Multi)?;
+    }
+    Ok(())
 }
 
 /// Checks an attempt before it is recorded; the web form, the CLI and the attempts import all

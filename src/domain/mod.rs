@@ -13,5 +13,6 @@ pub mod schedule;
 pub mod scoring;
 pub mod stats;
 pub mod survey;
+pub mod text;
 pub mod unit;
 pub mod user;

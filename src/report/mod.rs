@@ -324,10 +324,14 @@ pub fn unit_stem(index: usize, units: usize, name: &str) -> String {
     let width = units.to_string().len().max(3);
     let safe: String = name
         .chars()
-        .map(|c| match c {
-            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
-            c if c.is_control() || c.is_whitespace() => '_',
-            c => c,
+        // Bidi overrides (U+202E would show `gpj.exe` for `exe.jpg`) and other invisibles go
+        // too: `domain::text::is_file_name_char`.
+        .map(|c| {
+            if crate::domain::text::is_file_name_char(c) {
+                c
+            } else {
+                '_'
+            }
         })
         .take(40)
         .collect();
@@ -783,6 +787,10 @@ mod tests {
     fn unit_stems_are_numbered_and_safe() {
         assert_eq!(unit_stem(0, 30, "汉滨区教育体育局"), "001-汉滨区教育体育局");
         assert_eq!(unit_stem(41, 1000, "a/b:c d"), "0042-a_b_c_d");
+        assert_eq!(
+            unit_stem(1, 5, "汉滨\u{202E}exe.jpg\u{0}\u{FFFE}"),
+            "002-汉滨_exe.jpg__"
+        );
         let long = "很".repeat(60);
         assert_eq!(unit_stem(0, 5, &long).chars().count(), 4 + 40);
     }

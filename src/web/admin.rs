@@ -24,6 +24,7 @@ use crate::domain::disposition::{MemberHistory, Outcome, disposition};
 use crate::domain::phone::{self, mask_canonical};
 use crate::domain::round as round_text;
 use crate::domain::survey::Survey;
+use crate::domain::text;
 use crate::domain::user::{self, Role};
 use crate::engine;
 use crate::imports::{ImportError, ImportReport, RosterImport, roster_import, units_import};
@@ -1025,9 +1026,13 @@ async fn fix_phone(
     let area = Some(form.area_code.trim()).filter(|a| !a.is_empty());
     let parsed = phone::parse_phone(&form.phone, area);
     let reason = form.reason.trim().to_string();
+    let reason_problem = text::check_reason(&reason).err();
     let result = match parsed {
         Err(e) => Err(WebError::BadRequest(format!("新号码无效:{e}"))),
         Ok(_) if reason.is_empty() => Err(WebError::BadRequest("请填写更正原因".into())),
+        Ok(_) if reason_problem.is_some() => Err(WebError::BadRequest(
+            reason_problem.map(|e| e.to_string()).unwrap_or_default(),
+        )),
         Ok(p) => {
             let (k, actor) = (key.clone(), session.user.login.clone());
             state
@@ -1072,6 +1077,8 @@ async fn reopen(
     let reason = form.reason.trim().to_string();
     let result = if reason.is_empty() {
         Err(WebError::BadRequest("请填写重新开放的原因".into()))
+    } else if let Err(e) = text::check_reason(&reason) {
+        Err(WebError::BadRequest(e.to_string()))
     } else {
         let (k, actor) = (key.clone(), session.user.login.clone());
         state
@@ -1144,6 +1151,7 @@ async fn edit_answers(
             },
         });
     }
+    text::check_reason(&reason).map_err(|e| WebError::BadRequest(e.to_string()))?;
     let actor = session.user.login.clone();
     let result = state
         .console_blocking(move |s| {
@@ -1244,10 +1252,7 @@ async fn add_user(
     let problem = user::validate_login(&login)
         .err()
         .map(|e| e.to_string())
-        .or_else(|| {
-            name.is_empty()
-                .then(|| user::UserError::MissingName.to_string())
-        })
+        .or_else(|| user::validate_name(&name).err().map(|e| e.to_string()))
         .or_else(|| {
             Role::parse(&form.role)
                 .is_none()

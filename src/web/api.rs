@@ -335,8 +335,19 @@ async fn round_results(
             &format!("/api/v1/rounds/{key}/results"),
         )
         .await?;
-    let doc = compute(&state, &caller, key, &q).await?;
+    let doc = caller.visible(compute(&state, &caller, key, &q).await?);
     json_response(&doc)
+}
+
+impl Caller {
+    /// The results as this caller may see them: operators as anonymous codes unless the
+    /// role may know who they are (`Role::sees_operator_identity`).
+    fn visible(&self, mut doc: results::ResultsDocument) -> results::ResultsDocument {
+        if !self.user.role.sees_operator_identity() {
+            doc.hide_operators();
+        }
+        doc
+    }
 }
 
 /// One unit's object from the round's document, with the round-level fields it depends on.
@@ -376,7 +387,7 @@ async fn unit_results(
             &format!("/api/v1/rounds/{key}/units/{unit}/results"),
         )
         .await?;
-    let doc = compute(&state, &caller, key.clone(), &q).await?;
+    let doc = caller.visible(compute(&state, &caller, key.clone(), &q).await?);
     let value = unit_document(&doc, &unit).ok_or_else(|| {
         ApiError::NotFound(format!("轮次 {key} 中没有名称或代码为“{unit}”的单位"))
     })?;

@@ -9,7 +9,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::auth::{Allow, RESULTS, SUPERVISORS, role_bit};
+use super::auth::{Allow, RESULTS, SUPERVISORS};
 use super::{AppState, WebError};
 use crate::report::{self, ReportOptions, RoundChart};
 
@@ -28,7 +28,7 @@ async fn round_chart(
         .strip_suffix(".svg")
         .and_then(RoundChart::parse)
         .ok_or_else(|| WebError::NotFound(format!("没有图表“{file}”")))?;
-    if which == RoundChart::Operators && role_bit(session.user.role) & SUPERVISORS == 0 {
+    if which == RoundChart::Operators && !session.user.role.sees_operator_identity() {
         return Err(WebError::Forbidden);
     }
     let actor = session.user.login.clone();

@@ -8,16 +8,18 @@
 //! | `SHEPING_SIGNIN_MAX_IP_FAILURES` | 20 | failed sign-ins from one address that lock it (a call centre shares one address) |
 //! | `SHEPING_SIGNIN_WINDOW_SECS` | 900 | failures count while younger than this |
 //! | `SHEPING_SIGNIN_LOCK_SECS` | 900 | how long a lock lasts |
-//! | `SHEPING_COOKIE_SECURE` | off | `1`: always mark cookies Secure (they are anyway when the request came over TLS per `X-Forwarded-Proto: https`) |
-//! | `SHEPING_TRUST_PROXY` | off | `1`: the client address is the last entry of `X-Forwarded-For` (set only behind a reverse proxy that writes it) |
+//! | `SHEPING_COOKIE_SECURE` | off | `1`: always mark cookies Secure (they are anyway when a trusted proxy says the request came over TLS, `X-Forwarded-Proto: https`) |
+//! | `SHEPING_TRUST_PROXY` | off | `1`: the `X-Forwarded-*` headers count: the client address is the last entry of `X-Forwarded-For`, the host is `X-Forwarded-Host`, TLS is `X-Forwarded-Proto` (set only behind a reverse proxy that writes them) |
 //! | `SHEPING_SCREEN_READS` | cores | threads reading the call screens |
 //! | `SHEPING_HEADER_TIMEOUT_SECS` | 10 | a connection that has not sent a whole request head in this long is closed |
 //! | `SHEPING_REQUEST_TIMEOUT_SECS` | 300 | a request (reading its body, running it) that takes longer is answered 408 |
 //! | `SHEPING_MAX_CONNECTIONS` | 1024 | open connections at most (fewer when the process may open fewer files); at the cap, the oldest connection with no request running is closed for a new one |
 //!
-//! Behind a reverse proxy, keep the `Host` header (or send `X-Forwarded-Host`): state-changing
-//! requests whose `Origin` names another host are refused, and send `X-Forwarded-Proto: https`
-//! when the proxy terminates TLS, so that cookies are marked Secure.
+//! Without `SHEPING_TRUST_PROXY` every `X-Forwarded-*` header is ignored (any client can send
+//! them). Behind a reverse proxy, keep the `Host` header (or, with `SHEPING_TRUST_PROXY`, send
+//! `X-Forwarded-Host`): state-changing requests whose `Origin` names another host are refused;
+//! and send `X-Forwarded-Proto: https` when the proxy terminates TLS, so that cookies are marked
+//! Secure and HSTS is sent.
 
 use crate::storage::sessions::{SessionLimits, ThrottlePolicy};
 

@@ -146,7 +146,10 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(api::router())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(security::same_origin))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::same_origin,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::headers,

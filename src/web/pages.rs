@@ -200,6 +200,11 @@ async fn round_results(
         error: None,
     };
     let doc = match doc {
+        // Nothing on this page names an operator today; the one rule holds should it ever.
+        Ok(mut d) if !session.user.role.sees_operator_identity() => {
+            d.hide_operators();
+            d
+        }
         Ok(d) => d,
         Err(ResultsError::Storage(e)) => return Err(e.into()),
         Err(e) => {

@@ -1305,6 +1305,7 @@ fn record_in(
             &current,
         )?;
     }
+    crate::domain::disposition::validate_comment(input.comment.as_deref())?;
     let other = if claim.live {
         None
     } else {

@@ -25,7 +25,7 @@ use crate::domain::survey::Survey;
 use crate::domain::unit::{NewUnit, UnitKind};
 
 /// The schema's migrations in order; an applied migration is never edited, only followed.
-const MIGRATION_SQL: [&str; 11] = [
+const MIGRATION_SQL: [&str; 12] = [
     include_str!("../migrations/001_foundation.sql"),
     include_str!("../migrations/002_engine.sql"),
     include_str!("../migrations/003_web.sql"),
@@ -37,6 +37,7 @@ const MIGRATION_SQL: [&str; 11] = [
     include_str!("../migrations/009_queue_by_operator.sql"),
     include_str!("../migrations/010_plan_inputs.sql"),
     include_str!("../migrations/011_late_records.sql"),
+    include_str!("../migrations/012_signin_refusals.sql"),
 ];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> =
