@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# The export tests open every .sps in GNU PSPP, as statisticians do.
+command -v pspp >/dev/null || need+=(pspp)
 if ! fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy"; then
     need+=(fonts-wqy-microhei)
 fi
