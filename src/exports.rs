@@ -1685,4 +1685,125 @@ mod tests {
             assert_eq!(before, names.len(), "{k:?}");
         }
     }
+
+    /// SPSS reserved words cannot name a variable; a name that is a command's first word
+    /// (`comment`, `count`, `rank`, …) is read as that command at the start of a line of
+    /// syntax. The responses file's variables are declared one per line in the `.sps`.
+    #[test]
+    fn variable_names_are_not_spss_keywords_or_commands() {
+        const RESERVED: &[&str] = &[
+            "ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR", "TO", "WITH",
+        ];
+        const COMMANDS: &[&str] = &[
+            "ADD",
+            "AGGREGATE",
+            "APPLY",
+            "AUTORECODE",
+            "BEGIN",
+            "BREAK",
+            "CACHE",
+            "CD",
+            "CLEAR",
+            "CLOSE",
+            "COMMENT",
+            "COMPUTE",
+            "CORRELATIONS",
+            "COUNT",
+            "CROSSTABS",
+            "DATA",
+            "DATAFILE",
+            "DATASET",
+            "DEFINE",
+            "DELETE",
+            "DESCRIPTIVES",
+            "DISPLAY",
+            "DO",
+            "DOCUMENT",
+            "DROP",
+            "ECHO",
+            "ELSE",
+            "END",
+            "ERASE",
+            "EXAMINE",
+            "EXECUTE",
+            "EXIT",
+            "EXPORT",
+            "FACTOR",
+            "FILE",
+            "FILTER",
+            "FINISH",
+            "FLIP",
+            "FORMATS",
+            "FREQUENCIES",
+            "GET",
+            "GLM",
+            "GRAPH",
+            "HOST",
+            "IF",
+            "IMPORT",
+            "INCLUDE",
+            "INPUT",
+            "INSERT",
+            "KEEP",
+            "LEAVE",
+            "LIST",
+            "LOGISTIC",
+            "LOOP",
+            "MATCH",
+            "MATRIX",
+            "MEANS",
+            "MISSING",
+            "MODIFY",
+            "MRSETS",
+            "N",
+            "NEW",
+            "NUMERIC",
+            "ONEWAY",
+            "OUTPUT",
+            "PERMISSIONS",
+            "PRESERVE",
+            "PRINT",
+            "QUICK",
+            "RANK",
+            "RECODE",
+            "RECORD",
+            "REGRESSION",
+            "RELIABILITY",
+            "RENAME",
+            "REPEATING",
+            "REREAD",
+            "RESTORE",
+            "ROC",
+            "SAMPLE",
+            "SAVE",
+            "SELECT",
+            "SET",
+            "SHOW",
+            "SORT",
+            "SPLIT",
+            "STRING",
+            "SUBTITLE",
+            "SYSFILE",
+            "TEMPORARY",
+            "TITLE",
+            "UPDATE",
+            "VALUE",
+            "VARIABLE",
+            "VECTOR",
+            "WEIGHT",
+            "WRITE",
+            "XEXPORT",
+            "XSAVE",
+        ];
+        let survey = Survey::from_toml_str(include_str!("../surveys/default.toml")).unwrap();
+        for k in ExportKind::all() {
+            for v in variables(*k, &survey, true) {
+                let upper = v.name.to_ascii_uppercase();
+                assert!(!RESERVED.contains(&upper.as_str()), "{k:?}: {}", v.name);
+                if *k == ExportKind::Responses {
+                    assert!(!COMMANDS.contains(&upper.as_str()), "{}", v.name);
+                }
+            }
+        }
+    }
 }
