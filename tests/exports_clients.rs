@@ -566,6 +566,7 @@ async fn every_api_error_is_json_and_bottom_k_is_checked() {
     for path in [
         "/api/v1/nothing",
         "/api",
+        "/api/",
         "/api/v2/rounds",
         "/api/v1/rounds/x/y/z",
     ] {
@@ -591,6 +592,17 @@ async fn every_api_error_is_json_and_bottom_k_is_checked() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], "method_not_allowed");
     }
+    // A cross-site request is refused in the API's shape too.
+    let (s, v) = api
+        .error(
+            api.client
+                .post(url("/api/v1/rounds"))
+                .header("origin", "http://evil.example")
+                .bearer_auth(&api.eval),
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["error"]["code"], "forbidden");
     let (s, v) = api
         .error(
             // Its own connection: the server closes it rather than read the body.

@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/rounds/{key}/exports/{kind}", get(export))
         // Unknown paths under /api answer in the API's JSON, not the console's HTML page.
         .route("/api", any(no_such_path))
+        .route("/api/", any(no_such_path))
         .route("/api/{*rest}", any(no_such_path))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn(no_request_body))
