@@ -830,3 +830,32 @@ async fn operators_export_matches_progress_results_and_the_stored_attempts() {
     );
     drop(stmt);
 }
+
+/// The CLI checks an explicit `--bottom-k` by the same rule as the API.
+#[test]
+fn cli_results_refuse_a_bottom_k_outside_the_ranked_units() {
+    let sp = Sheping::new();
+    build(&sp.db);
+    let doc = sp.json(&["results", "--round", ROUND, "--json"]);
+    let ranked = doc["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| !u["social"]["rank"].is_null())
+        .count();
+    for k in ["0", &ranked.to_string(), "31", "1000000"] {
+        let out = sp.run(&["results", "--round", ROUND, "--bottom-k", k]);
+        assert!(!out.status.success(), "--bottom-k {k} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("bottom_k"), "{err}");
+    }
+    let ok = sp.json(&[
+        "results",
+        "--round",
+        ROUND,
+        "--json",
+        "--bottom-k",
+        &(ranked - 1).to_string(),
+    ]);
+    assert_eq!(ok["bottom_k"], ranked - 1);
+}

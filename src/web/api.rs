@@ -161,6 +161,7 @@ impl From<ResultsError> for ApiError {
             ResultsError::Scoring(crate::domain::scoring::ScoringError::BadOptions(m)) => {
                 ApiError::BadRequest(m)
             }
+            ResultsError::BottomK(e) => ApiError::BadRequest(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -449,16 +450,15 @@ async fn compute(
         bottom_k: q.bottom_k,
         ..ResultsOptions::default()
     };
-    let bottom_k = q.bottom_k;
     blocking(state, move |s| {
         let round = s.round(&key)?;
-        let doc = results::compute(s, &round, &opts, chrono::Utc::now(), &actor)?;
-        if let Some(k) = bottom_k {
-            let ranked = doc.units.iter().filter(|u| u.social.rank.is_some()).count();
-            crate::domain::scoring::check_bottom_k(k, ranked)
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        }
-        Ok(doc)
+        Ok(results::compute(
+            s,
+            &round,
+            &opts,
+            chrono::Utc::now(),
+            &actor,
+        )?)
     })
     .await
 }
