@@ -859,3 +859,58 @@ fn cli_results_refuse_a_bottom_k_outside_the_ranked_units() {
     ]);
     assert_eq!(ok["bottom_k"], ranked - 1);
 }
+
+/// In Chromium, the results page shows the syntax as an SPSS download, the tables as CSV and
+/// Excel (the operators' table among them).
+#[tokio::test(flavor = "multi_thread")]
+async fn console_shows_the_spss_link_as_spss_in_chromium() {
+    use thirtyfour::prelude::*;
+    let api = start();
+    let b = common::browser::Browser::start(true).await;
+    let d = b.d();
+    d.goto(format!("{}/login", api.server.url)).await.unwrap();
+    d.find(By::Css("input[name=login]"))
+        .await
+        .unwrap()
+        .send_keys("stat")
+        .await
+        .unwrap();
+    d.find(By::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    d.find(By::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    d.query(By::Css("header nav .who")).first().await.unwrap();
+    d.goto(format!("{}/rounds/{ROUND}/results", api.server.url))
+        .await
+        .unwrap();
+    let spss = d
+        .query(By::Css("a[href$='/exports/spss']"))
+        .first()
+        .await
+        .unwrap();
+    let text = spss.text().await.unwrap();
+    assert!(text.contains("SPSS 语法"), "{text}");
+    assert!(text.contains(&format!("{ROUND}-responses.csv")), "{text}");
+    let item = spss
+        .find(By::XPath("./ancestor::li"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!item.contains("CSV ·") && !item.contains("Excel"), "{item}");
+    let ops = d
+        .find(By::Css("a[href$='/exports/operators?format=xlsx']"))
+        .await
+        .unwrap();
+    assert_eq!(ops.text().await.unwrap(), "Excel");
+    b.quit().await;
+}
