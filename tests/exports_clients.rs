@@ -914,3 +914,30 @@ async fn console_shows_the_spss_link_as_spss_in_chromium() {
     assert_eq!(ops.text().await.unwrap(), "Excel");
     b.quit().await;
 }
+
+/// `sheping report --with-comments` writes a syntax that declares the comments column of the
+/// responses CSV beside it; plain, neither has it. Both run clean in PSPP.
+#[test]
+fn cli_report_spss_runs_in_pspp_with_and_without_comments() {
+    let sp = Sheping::new();
+    build(&sp.db);
+    for (folder, with_comments) in [("plain", false), ("with-comments", true)] {
+        let out = sp.path(folder);
+        let mut args = vec![
+            "report",
+            "--round",
+            ROUND,
+            "--out",
+            out.to_str().unwrap(),
+            "--no-png",
+        ];
+        if with_comments {
+            args.push("--with-comments");
+        }
+        sp.ok(&args);
+        let csv = out.join("csv");
+        let sps = std::fs::read_to_string(csv.join(format!("{ROUND}-responses.sps"))).unwrap();
+        assert_eq!(sps.contains("--with-comments"), with_comments, "{sps}");
+        check_sps_in_pspp(&csv, &sps, with_comments);
+    }
+}
