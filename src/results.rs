@@ -36,6 +36,8 @@ pub enum ResultsError {
     /// breaks half way.
     #[error("{0}")]
     BadAttempts(String),
+    #[error(transparent)]
+    BottomK(#[from] scoring::BottomKError),
 }
 
 /// What may be chosen per computation; `None` takes the default (and the round's stored seed).
@@ -578,13 +580,14 @@ pub fn compute_from(
     let (units, interviews, warnings) = scoring_inputs(data)?;
     let scoring_opts = opts.scoring(data.settings.bootstrap_seed);
     let scored = scoring::score_round(data.survey(), &units, &interviews, &scoring_opts)?;
-    Ok(document(
-        data,
-        scored,
-        &scoring_opts,
-        opts.seed.is_some(),
-        warnings,
-    ))
+    let doc = document(data, scored, &scoring_opts, opts.seed.is_some(), warnings);
+    // A k chosen by the caller must leave some unit outside the bottom k; the default (3)
+    // stays allowed for rounds of few units.
+    if let Some(k) = opts.bottom_k {
+        let ranked = doc.units.iter().filter(|u| u.social.rank.is_some()).count();
+        scoring::check_bottom_k(k, ranked)?;
+    }
+    Ok(doc)
 }
 
 fn document(

@@ -1485,6 +1485,19 @@ pub fn write_xlsx(
     headers: &[&str],
     rows: impl IntoIterator<Item = Vec<String>>,
 ) -> Result<(), TableError> {
+    write_xlsx_typed(path, sheet, headers, &[], rows)
+}
+
+/// [`write_xlsx`], with the columns whose `text[c]` is true written as text cells even when
+/// a cell looks like a number (codes such as `1.1` and `3.90` must not become numbers in
+/// some rows and text in others).
+pub fn write_xlsx_typed(
+    path: &Path,
+    sheet: &str,
+    headers: &[&str],
+    text: &[bool],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> Result<(), TableError> {
     use rust_xlsxwriter::{Format as XFormat, Workbook};
     let file = path.display().to_string();
     let werr = |e: rust_xlsxwriter::XlsxError| TableError::Write {
@@ -1511,12 +1524,17 @@ pub fn write_xlsx(
                 detail: "行数超过 Excel 上限 1,048,576 行,请改为导出 CSV 或分成多个文件"
                     .to_string(),
             })?;
-        for (c, cell) in row.iter().enumerate() {
-            let c = xlsx_col(c, &file)?;
+        for (i, cell) in row.iter().enumerate() {
+            let c = xlsx_col(i, &file)?;
             if cell.is_empty() {
                 continue;
             }
-            match plain_number(cell) {
+            let number = if text.get(i).copied().unwrap_or(false) {
+                None
+            } else {
+                plain_number(cell)
+            };
+            match number {
                 Some(v) if v.fract() == 0.0 => {
                     ws.write_number_with_format(r, c, v, &integer)
                         .map_err(werr)?;

@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# The export tests open every .sps in GNU PSPP, as statisticians do.
+command -v pspp >/dev/null || need+=(pspp)
 # `fc-list | grep -q` fails under pipefail when grep stops early and fc-list gets SIGPIPE, which
 # reinstalled the font on every run: read fc-list's whole output first.
 fonts="$(fc-list 2>/dev/null || true)"

@@ -88,7 +88,7 @@ enum Command {
     /// On-site evaluation data (现场评价).
     #[command(subcommand)]
     Onsite(results::OnsiteCmd),
-    /// Statisticians' exports (anonymised): responses, distributions, scores, dispositions, attempts, codebook.
+    /// Statisticians' exports (anonymised): responses, distributions, scores, dispositions, attempts, operators, codebook, spss.
     Export(results::ExportArgs),
     /// Bearer tokens for the HTTP API.
     #[command(subcommand)]

@@ -79,6 +79,14 @@ pub async fn same_origin(State(state): State<AppState>, req: Request, next: Next
         };
         if cross_site || origin_mismatch {
             tracing::warn!(path = %req.uri().path(), "cross-site request refused");
+            let path = req.uri().path();
+            if path == "/api" || path.starts_with("/api/") {
+                // The API answers in its own JSON error shape, never the console's HTML page.
+                return super::api::ApiError::Forbidden(
+                    "跨站请求被拒绝:请求来自其他网站(Origin 与本站不符)".into(),
+                )
+                .into_response();
+            }
             return WebError::Csrf.into_response();
         }
     }
