@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+command -v pdfinfo >/dev/null || need+=(poppler-utils)
 # `fc-list | grep -q` fails under pipefail when grep stops early and fc-list gets SIGPIPE, which
 # reinstalled the font on every run: read fc-list's whole output first.
 fonts="$(fc-list 2>/dev/null || true)"
