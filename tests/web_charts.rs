@@ -172,7 +172,7 @@ for (const t of svg.querySelectorAll('text')) {
     && b.x + b.width <= vb.x + vb.width + 0.5 && b.y + b.height <= vb.y + vb.height + 0.5
     && c.left >= r.left - 0.5 && c.top >= r.top - 0.5
     && c.right <= r.right + 0.5 && c.bottom <= r.bottom + 0.5;
-  out.push([t.textContent, inside, [b.x, b.y, b.width, b.height], [vb.width, vb.height]]);
+  out.push([t.textContent.trim(), inside, [b.x, b.y, b.width, b.height], [vb.width, vb.height]]);
 }
 return out;
 "#;
