@@ -509,7 +509,10 @@ async fn times_are_the_rounds_clock_with_its_offset() {
         let t = DateTime::parse_from_rfc3339(at).unwrap();
         assert_eq!(t.offset().local_minus_utc(), 8 * 3600, "{at}");
         let t = t.with_timezone(&Utc);
-        assert!(before <= t && t <= after, "{at} is not the time of the request");
+        assert!(
+            before <= t && t <= after,
+            "{at} is not the time of the request"
+        );
         let text = v.to_string();
         let times = iso_times(&text);
         assert!(!times.is_empty());
@@ -530,7 +533,10 @@ async fn times_are_the_rounds_clock_with_its_offset() {
         .trim();
     let local = NaiveDateTime::parse_from_str(shown, "%Y-%m-%d %H:%M:%S")
         .unwrap_or_else(|e| panic!("{shown}: {e}"));
-    let t = local.and_local_timezone(shanghai).unwrap().with_timezone(&Utc);
+    let t = local
+        .and_local_timezone(shanghai)
+        .unwrap()
+        .with_timezone(&Utc);
     assert!(before <= t && t <= after, "{shown} is not Beijing time now");
     assert!(
         iso_times(&page.body).is_empty(),

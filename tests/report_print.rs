@@ -190,18 +190,36 @@ fn every_feedback_page_prints_on_one_a4_page() {
             sizes.len()
         );
         let (w, h) = sizes[0];
-        assert!(is_a4(w, h), "{}: {w} × {h} pt is not portrait A4", page.display());
+        assert!(
+            is_a4(w, h),
+            "{}: {w} × {h} pt is not portrait A4",
+            page.display()
+        );
         let text = pdf_text(&pdf);
         // Headings may wrap after a long unit name: compare without the line breaks.
         let squeezed: String = text.split_whitespace().collect();
         // The page as promised: title, scores, dimensions, charts and notes, all on it.
-        for part in ["社会评价反馈意见", "一、得分与排名", "二、各维度评价", "三、与全部参评单位对比", "由 sheping(社评)生成"] {
+        for part in [
+            "社会评价反馈意见",
+            "一、得分与排名",
+            "二、各维度评价",
+            "三、与全部参评单位对比",
+            "由 sheping(社评)生成",
+        ] {
             let part: String = part.split_whitespace().collect();
-            assert!(squeezed.contains(&part), "{}: {part} missing", page.display());
+            assert!(
+                squeezed.contains(&part),
+                "{}: {part} missing",
+                page.display()
+            );
         }
         // Nothing left of the download links hidden in print.
         for leftover in ["图件下载", "SVG", "PNG", "返回总报告"] {
-            assert!(!text.contains(leftover), "{}: prints {leftover:?}", page.display());
+            assert!(
+                !text.contains(leftover),
+                "{}: prints {leftover:?}",
+                page.display()
+            );
         }
         if squeezed.contains("完成数不足") && squeezed.contains("尚无现场评价") {
             seen_worst |= squeezed.contains(LONGEST);
@@ -220,7 +238,10 @@ fn results_table_prints_on_landscape_a4_whole() {
     let pdf = report_dir().join("index.pdf");
     print(&index, &pdf);
     let sizes = page_sizes(&pdf);
-    assert!(sizes.iter().all(|&(w, h)| is_a4(w, h) || is_a4(h, w)), "{sizes:?}");
+    assert!(
+        sizes.iter().all(|&(w, h)| is_a4(w, h) || is_a4(h, w)),
+        "{sizes:?}"
+    );
     assert!(
         sizes.iter().any(|&(w, h)| is_a4(h, w)),
         "the results table has a landscape page: {sizes:?}"
@@ -257,7 +278,11 @@ fn results_table_prints_on_landscape_a4_whole() {
     for part in html.split("<td class=\"name\"><a href=\"").skip(1) {
         let name = part.split('>').nth(1).unwrap().split('<').next().unwrap();
         let head: String = name.chars().take(9).collect();
-        let want = if name.chars().count() <= 16 { name } else { head.as_str() };
+        let want = if name.chars().count() <= 16 {
+            name
+        } else {
+            head.as_str()
+        };
         assert!(
             table.iter().any(|l| l.contains(want)),
             "{want} is not whole in the printed table:\n{}",
@@ -277,5 +302,9 @@ fn results_table_prints_on_landscape_a4_whole() {
     assert_eq!(single, 0, "{}", table.join("\n"));
     // The long sector name wraps at most into lines of five characters or more.
     let head: String = LONG_SECTOR.chars().take(5).collect();
-    assert!(table.iter().any(|l| l.contains(&head)), "{}", table.join("\n"));
+    assert!(
+        table.iter().any(|l| l.contains(&head)),
+        "{}",
+        table.join("\n")
+    );
 }

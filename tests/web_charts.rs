@@ -137,8 +137,12 @@ return Promise.all(imgs.map(i => i.decode().catch(() => null))).then(() => imgs.
         d.goto(format!("{}/rounds/2022/results", server.url))
             .await
             .unwrap();
-        let laid: Vec<(String, f64, f64, f64)> =
-            d.execute(LAID_OUT, vec![]).await.unwrap().convert().unwrap();
+        let laid: Vec<(String, f64, f64, f64)> = d
+            .execute(LAID_OUT, vec![])
+            .await
+            .unwrap()
+            .convert()
+            .unwrap();
         assert_eq!(laid.len(), 4, "{laid:?}");
         let mut these = Vec::new();
         for (src, w, boxw, natural) in &laid {
@@ -153,7 +157,10 @@ return Promise.all(imgs.map(i => i.decode().catch(() => null))).then(() => imgs.
         widths.push(these);
     }
     for (narrow, wide) in widths[0].iter().zip(&widths[1]) {
-        assert!(wide > &(narrow + 200.0), "charts follow the window: {widths:?}");
+        assert!(
+            wide > &(narrow + 200.0),
+            "charts follow the window: {widths:?}"
+        );
     }
     assert!(
         widths[1].iter().all(|w| *w > 700.0),
@@ -194,7 +201,9 @@ return out;
                 texts.iter().map(|t| &t.0).collect::<Vec<_>>()
             );
             assert!(
-                !texts.iter().any(|(t, ..)| t.starts_with("上年度考核") && t.ends_with('…')),
+                !texts
+                    .iter()
+                    .any(|(t, ..)| t.starts_with("上年度考核") && t.ends_with('…')),
                 "no sector name cut"
             );
         }

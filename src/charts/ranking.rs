@@ -61,7 +61,7 @@ const NAME_MAX: f64 = 170.0;
 const GROUP_MAX: f64 = 160.0;
 /// The bars get at least this much; a chart whose columns leave less grows wider (it scales
 /// to its box through the viewBox, so a wider chart is never cut).
-const MIN_PLOT: f64 = 260.0;
+const MIN_PLOT: f64 = 200.0;
 const PART_GREY: plotters::style::RGBColor = plotters::style::RGBColor(110, 110, 110);
 
 fn onsite_fill(c: plotters::style::RGBColor) -> Fill {
