@@ -36,6 +36,8 @@ fn report_dir() -> &'static Path {
         let mut i = inputs(&spec);
         i.units[WORST].name = LONGEST.to_string();
         i.units[WORST].onsite = OnsiteData::None;
+        // One interview too short to trust: listed with its time among the suspicious ones.
+        i.interviews[0].duration_secs = Some(20.0);
         let scored = score_round(&i.survey, &i.units, &i.interviews, &i.options).unwrap();
         let mut r = charts_support::document(&spec, i, scored);
         for u in r.doc.units.iter_mut().skip(20) {
@@ -235,6 +237,16 @@ fn every_feedback_page_prints_on_one_a4_page() {
 fn results_table_prints_on_landscape_a4_whole() {
     let index = report_dir().join("index.html");
     let html = std::fs::read_to_string(&index).unwrap();
+    // Times read like every other time of the report: local, no "T", no offset.
+    assert!(
+        html.contains("可疑访问(1 份)"),
+        "the short interview is listed"
+    );
+    assert!(!html.contains("T10:00:00"), "a raw ISO time in the report");
+    assert!(
+        html.contains(" 10:00:00</td>"),
+        "the interview's local time"
+    );
     let pdf = report_dir().join("index.pdf");
     print(&index, &pdf);
     let sizes = page_sizes(&pdf);
