@@ -624,7 +624,12 @@ fn document(
     ResultsDocument {
         round: data.round.key.clone(),
         title: data.round.title.clone(),
-        computed_at: data.now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        // The round's clock, with its offset (2026-12-07T06:06:01+08:00), like every other
+        // time the document and the pages show.
+        computed_at: data
+            .now
+            .with_timezone(&survey.timezone())
+            .to_rfc3339_opts(SecondsFormat::Secs, false),
         field_closed: data.round.field_closed(data.now),
         locked: data.round.is_locked(),
         survey: SurveySummary::of(survey),

@@ -215,7 +215,12 @@ async fn round_results(
     let mut units: Vec<_> = doc.units.iter().collect();
     units.sort_by_key(|u| (u.social.rank.is_none(), u.social.rank));
     page.field_closed = doc.field_closed;
-    page.computed_at = doc.computed_at.clone();
+    // The document carries the round's local time with its offset; the page shows it the way
+    // every other page shows times (local, no offset).
+    page.computed_at = chrono::DateTime::parse_from_rfc3339(&doc.computed_at).map_or_else(
+        |_| doc.computed_at.clone(),
+        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+    );
     page.basis = match doc.ranked_by {
         RankBasis::Social => "按社会评价得分(电话调查 + 现场评价)排名",
         RankBasis::Phone => "尚无现场评价数据,按电话调查得分排名",
