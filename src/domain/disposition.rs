@@ -645,15 +645,7 @@ pub fn validate_attempt(
     field_end: Option<DateTime<Utc>>,
     current: &Disposition,
 ) -> Result<(), AttemptError> {
-    if current.category == Category::I {
-        return Err(AttemptError::AlreadyComplete);
-    }
-    if current.is_final() {
-        return Err(AttemptError::AlreadyFinal {
-            label: current.label(),
-            code: current.code,
-        });
-    }
+    check_still_open(current)?;
     validate_record(
         outcome,
         answers,
@@ -663,6 +655,21 @@ pub fn validate_attempt(
         now,
         field_end,
     )
+}
+
+/// The member's side of [`validate_attempt`]: a member already complete or final takes no
+/// further attempt (a late record excepted: see [`validate_record`]).
+pub fn check_still_open(current: &Disposition) -> Result<(), AttemptError> {
+    if current.category == Category::I {
+        return Err(AttemptError::AlreadyComplete);
+    }
+    if current.is_final() {
+        return Err(AttemptError::AlreadyFinal {
+            label: current.label(),
+            code: current.code,
+        });
+    }
+    Ok(())
 }
 
 /// The checks of [`validate_attempt`] on the attempt itself, without the member's state: a

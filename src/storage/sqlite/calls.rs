@@ -12,7 +12,7 @@ use super::{
     now_ms,
 };
 use crate::domain::disposition::{
-    AttemptFact, MemberHistory, Outcome, disposition, validate_attempt,
+    AttemptFact, MemberHistory, Outcome, check_still_open, disposition, validate_record,
 };
 use crate::domain::plan::{Assignment, PlanMember};
 use crate::domain::queue::{Priority, QueueSlot, queue_slot};
@@ -1273,38 +1273,28 @@ fn record_in(
         .any(|f| f.at.timestamp_millis() >= claim.claimed_at)
         || (!claim.live && claimed_since(tx, member_id, token, claim.claimed_at)?);
     let tz = round.survey.timezone();
-    if late {
-        // The member may have become final meanwhile; the interview happened all the same.
-        crate::domain::disposition::validate_record(
-            outcome,
-            &input.answers,
-            round.survey.dimensions.len(),
-            round.survey.levels.len(),
-            input.appointment,
-            now,
-            Some(round.field_period().ends_at(tz)),
-        )?;
-    } else {
+    if !late {
+        // A late record is stored even when the member became final meanwhile: the interview
+        // happened all the same. Otherwise the member must still be open.
         let history = MemberHistory {
             attempts: &facts,
             reopened_at: reopened,
         };
-        let current = disposition(
+        check_still_open(&disposition(
             &history,
             round.survey.calling.max_attempts,
             round.field_closed(now),
-        );
-        validate_attempt(
-            outcome,
-            &input.answers,
-            round.survey.dimensions.len(),
-            round.survey.levels.len(),
-            input.appointment,
-            now,
-            Some(round.field_period().ends_at(tz)),
-            &current,
-        )?;
+        ))?;
     }
+    validate_record(
+        outcome,
+        &input.answers,
+        round.survey.dimensions.len(),
+        round.survey.levels.len(),
+        input.appointment,
+        now,
+        Some(round.field_period().ends_at(tz)),
+    )?;
     crate::domain::disposition::validate_comment(input.comment.as_deref())?;
     let other = if claim.live {
         None
