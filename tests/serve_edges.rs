@@ -424,6 +424,26 @@ fn purged_names_and_numbers_are_gone_from_the_files() {
         "--phone",
         "13800138000",
     ]);
+    // An operator's comment (a paper form here) that names the respondent and a number:
+    // masked for good too.
+    let form = sp.write(
+        "forms.csv",
+        format!(
+            "unit,phone,operator,outcome,at,职能职责履行,办事效率,服务质量,作风形象,社会反响,comment\n\
+             汉滨区教育体育局,{},op1,完成,2022-11-02 10:00,1,1,1,1,1,{}说请改打 {} 或 13912345678\n",
+            phone(0),
+            name(0),
+            phone(0)
+        )
+        .as_bytes(),
+    );
+    sp.ok(&[
+        "attempts",
+        "import",
+        "--round",
+        "2022",
+        form.to_str().unwrap(),
+    ]);
     let backup = sp.path("before-purge.db");
     sp.ok(&["backup", "--out", backup.to_str().unwrap()]);
     sp.ok(&["round", "lock", "2022"]);
@@ -440,6 +460,7 @@ fn purged_names_and_numbers_are_gone_from_the_files() {
         needles.push(format!("某社区居委会第{i}组"));
     }
     needles.push("13800138000".into());
+    needles.push("13912345678".into());
     let mut files = vec![sp.db.clone()];
     for suffix in ["-wal", "-journal"] {
         let p = sp.db.with_file_name(format!(
@@ -469,6 +490,16 @@ fn purged_names_and_numbers_are_gone_from_the_files() {
         &std::fs::read(&backup).unwrap(),
         phone(0).as_bytes()
     ));
+    // The comment survives, masked.
+    let kept: String = sp
+        .sql()
+        .query_row(
+            "SELECT comment FROM attempts WHERE comment IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, "[姓名]说请改打 [号码] 或 [号码]");
     // Results survive: members stay, anonymous; the database is sound.
     assert_eq!(sp.count("SELECT COUNT(*) FROM members"), n as i64);
     sp.ok(&["check"]);

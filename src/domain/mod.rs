@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod disposition;
 pub mod import;
+pub mod personal;
 pub mod phone;
 pub mod plan;
 pub mod progress;

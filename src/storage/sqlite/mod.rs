@@ -484,6 +484,27 @@ impl SqliteStore {
                     round.key
                 )));
             }
+            // Comments the operators typed may name the respondent or a number: masked for
+            // good, as exports and feedback pages already show them.
+            let comments: Vec<(i64, String, Vec<String>)> = tx
+                .prepare(
+                    "SELECT a.id, a.comment, m.name, m.phone, m.phone_alt FROM attempts a
+                     JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id
+                     WHERE u.round_id = ?1 AND a.comment IS NOT NULL",
+                )?
+                .query_map([round.id], |r| {
+                    let personal = [r.get::<_, Option<String>>(2)?, r.get(3)?, r.get(4)?];
+                    Ok((r.get(0)?, r.get(1)?, personal.into_iter().flatten().collect()))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut mask = tx.prepare("UPDATE attempts SET comment = ?2 WHERE id = ?1")?;
+            for (id, comment, personal) in &comments {
+                let refs: Vec<&str> = personal.iter().map(String::as_str).collect();
+                let masked = crate::domain::personal::scrub_comment(comment, &refs);
+                if masked != *comment {
+                    mask.execute(params![id, masked])?;
+                }
+            }
             let n = tx.execute(
                 "UPDATE members SET name = NULL, phone = NULL, phone_alt = NULL, organization = NULL, note = NULL
                  WHERE unit_id IN (SELECT id FROM units WHERE round_id = ?1) AND (name IS NOT NULL OR phone IS NOT NULL OR phone_alt IS NOT NULL OR organization IS NOT NULL OR note IS NOT NULL)",
