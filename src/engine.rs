@@ -193,6 +193,69 @@ pub fn reassign(
     })
 }
 
+/// Plans the members no operator has (added by a roster upload after the plan) over
+/// `operators`, keeping every existing assignment: the same draw as a reassignment
+/// (`docs/plan.md`), with the operators' pending calls as their existing loads.
+pub fn plan_unassigned(
+    store: &dyn Store,
+    round: &RoundRecord,
+    operators: Vec<String>,
+    seed: u64,
+    actor: &str,
+) -> Result<PlanOutcome, EngineError> {
+    let state = store.plan_state(round)?;
+    if state.unassigned.is_empty() {
+        return Err(EngineError::Invalid(
+            "每名代表都已分配话务员,没有需要安排的代表".into(),
+        ));
+    }
+    let pending: Vec<_> = store
+        .pending_assignments(round)?
+        .into_iter()
+        .filter(|a| operators.contains(&a.operator))
+        .collect();
+    let mut existing = Loads::from_assignments(&pending);
+    for row in store.call_list(round, None)? {
+        if operators.contains(&row.operator) {
+            let max = existing.max_seq.entry(row.operator).or_default();
+            *max = (*max).max(row.seq);
+        }
+    }
+    let input = PlanInput {
+        members: state.unassigned,
+        operators,
+        exclusions: state.exclusions,
+        seed,
+        existing,
+    };
+    let assignments = plan::reassign(
+        &input.members,
+        &input.operators,
+        &input.exclusions,
+        &input.existing,
+        seed,
+    )?;
+    let inputs = PlanInputs::new(PlanKind::Reassign, &input);
+    let record = store.apply_plan(
+        round,
+        &NewPlan {
+            kind: "reassign",
+            seed,
+            algorithm: plan::PLAN_ALGORITHM,
+            operators: inputs.operators.clone(),
+            digest: plan::plan_digest(&assignments),
+            inputs: inputs_json(&inputs)?,
+        },
+        &assignments,
+        actor,
+    )?;
+    Ok(PlanOutcome {
+        plan: record,
+        planned: assignments.len(),
+        called: 0,
+    })
+}
+
 fn inputs_json(inputs: &PlanInputs) -> Result<String, EngineError> {
     serde_json::to_string(inputs)
         .map_err(|e| EngineError::Invalid(format!("计划输入无法写成 JSON:{e}")))

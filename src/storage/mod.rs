@@ -225,6 +225,8 @@ pub struct PlanState {
     pub kept: Vec<Assignment>,
     /// Members with at least one attempt.
     pub called: usize,
+    /// Members never called that no operator has (added by a roster upload after the plan).
+    pub unassigned: Vec<crate::domain::plan::PlanMember>,
     /// (operator login, unit id)
     pub exclusions: std::collections::BTreeSet<(String, i64)>,
 }

@@ -51,6 +51,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/rounds/{key}/plan", post(generate_plan))
         .route("/admin/rounds/{key}/reassign", post(reassign))
+        .route("/admin/rounds/{key}/plan-unassigned", post(plan_unassigned))
         .route("/admin/rounds/{key}/lock", post(lock_round))
         .route("/admin/rounds/{key}/members", get(members_page))
         .route("/admin/rounds/{key}/members/{id}", get(member_page))
@@ -271,6 +272,8 @@ pub struct RoundPage {
     pub locked_at: String,
     pub units: usize,
     pub members: usize,
+    /// Members never called that no operator has (a roster upload after the plan).
+    pub unassigned: usize,
     pub plans: Vec<PlanRow>,
     pub operators: Vec<OperatorChoice>,
     pub message: Option<String>,
@@ -317,7 +320,7 @@ async fn round_view(
     key: String,
     extra: RoundPageExtra,
 ) -> Result<RoundPage, WebError> {
-    let (summary, plans, users) = state
+    let (summary, plans, unassigned, users) = state
         .blocking(move |s| {
             let summary = s
                 .rounds()?
@@ -325,7 +328,8 @@ async fn round_view(
                 .find(|r| r.round.key == key)
                 .ok_or_else(|| StorageError::NotFound(format!("没有评估轮次 `{key}`")))?;
             let plans = s.plans(&summary.round)?;
-            Ok((summary, plans, s.users()?))
+            let unassigned = s.plan_state(&summary.round)?.unassigned.len();
+            Ok((summary, plans, unassigned, s.users()?))
         })
         .await?;
     let r = &summary.round;
@@ -344,6 +348,7 @@ async fn round_view(
             .unwrap_or_default(),
         units: summary.units,
         members: summary.members,
+        unassigned,
         plans: plans
             .into_iter()
             .rev()
@@ -389,6 +394,9 @@ fn done_message(q: &DoneQuery) -> Option<String> {
     Some(match q.done.as_str() {
         "plan" => format!("已生成拨打计划:{n} 名代表分配给话务员。"),
         "reassign" => format!("已转派 {n} 名代表。"),
+        "unassigned" => {
+            format!("已为 {n} 名未分配的代表安排话务员;原有的分配和拨打顺序都未改变。")
+        }
         "lock" => "本轮评估已锁定。此后任何拨打记录、导入和更正都会被拒绝。".to_string(),
         "phone" => "号码已更正,该代表已重新开放拨打。".to_string(),
         "reopen" => "该代表已重新开放拨打。".to_string(),
@@ -542,6 +550,34 @@ async fn generate_plan(
         })
         .await?;
     Ok(Redirect::to(&format!("{}?done=plan&n={}", round_url(&key), out.planned)).into_response())
+}
+
+/// Plans the members no operator has (added by a roster upload after the plan) over every
+/// active operator, keeping each existing assignment.
+async fn plan_unassigned(
+    State(state): State<AppState>,
+    Allow(session): Allow<ADMIN>,
+    Path(key): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, WebError> {
+    let get = |n: &str| fields.iter().find(|(k, _)| k == n).map_or("", |(_, v)| v);
+    session.check_csrf(get("csrf"))?;
+    let seed = parse_seed(get("seed"))?;
+    let actor = session.user.login.clone();
+    let k = key.clone();
+    let out = state
+        .blocking(move |s| {
+            let round = s.round(&k)?;
+            let ops = engine::plan_operators(s, None).map_err(engine_error)?;
+            engine::plan_unassigned(s, &round, ops, seed, &actor).map_err(engine_error)
+        })
+        .await?;
+    Ok(Redirect::to(&format!(
+        "{}?done=unassigned&n={}",
+        round_url(&key),
+        out.planned
+    ))
+    .into_response())
 }
 
 async fn reassign(

@@ -441,6 +441,9 @@ impl CallStore for SqliteStore {
                 if called {
                     state.called += 1;
                 }
+                if !called && login.is_none() {
+                    state.unassigned.push(PlanMember { member_id, unit_id });
+                }
                 if !called && !claimed {
                     state.never_called.push(PlanMember { member_id, unit_id });
                 } else if queued && let (Some(operator), Some(seq)) = (login, seq) {
