@@ -441,3 +441,36 @@ fn report_files_stay_xml_and_their_names_safe() {
             .contains("汉滨区_exe.jpg")
     }));
 }
+
+/// Names stored before the rule refused control characters still never reach the admin's
+/// terminal as control sequences: `roster show` prints them escaped.
+#[test]
+fn roster_show_never_sends_a_stored_control_character_to_the_terminal() {
+    let sp = Sheping::new();
+    common::round_with_units(&sp);
+    let roster = sp.write(
+        "roster.csv",
+        "参评单位,姓名,联系电话\n汉滨区教育体育局,王静,13912345678\n".as_bytes(),
+    );
+    sp.ok(&[
+        "roster",
+        "import",
+        "--round",
+        "2022",
+        roster.to_str().unwrap(),
+    ]);
+    // As an older version (or another program) could have stored it.
+    sp.sql()
+        .execute(
+            "UPDATE members SET name = '王' || char(27) || '[2J静' || char(8238)",
+            [],
+        )
+        .unwrap();
+    let out = sp.ok(&["roster", "show", "--round", "2022"]);
+    assert!(!out.contains('\u{1b}'), "ESC reached the terminal: {out:?}");
+    assert!(
+        !out.contains('\u{202E}'),
+        "U+202E reached the terminal: {out:?}"
+    );
+    assert!(out.contains("王\\u{001B}[2J静\\u{202E}"), "{out}");
+}

@@ -1090,10 +1090,13 @@ fn roster_show(
         println!("{}", serde_json::to_string_pretty(&members)?);
     } else {
         for m in &members {
+            // Names stored before control characters were refused must not reach the
+            // terminal's control sequences.
+            use crate::domain::text::for_terminal;
             println!(
                 "{}\t{}\t{}\t{}",
-                m.unit,
-                m.name.as_deref().unwrap_or("(已清除)"),
+                for_terminal(&m.unit),
+                for_terminal(m.name.as_deref().unwrap_or("(已清除)")),
                 m.phone.as_deref().unwrap_or("-"),
                 m.category.label()
             );

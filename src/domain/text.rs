@@ -105,6 +105,24 @@ pub fn describe_char(c: char) -> String {
     }
 }
 
+/// `text` safe to print on a terminal: each refused character (an ESC would reach the
+/// terminal's control sequences, U+202E reorder the line) shown as `\u{…}` instead. For data
+/// stored before the rule refused such characters.
+pub fn for_terminal(text: &str) -> Cow<'_, str> {
+    if first_refused(text, Lines::Single).is_none() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_refused(c, Lines::Single) {
+            out.push_str(&format!("\\u{{{:04X}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Zero-width and direction-formatting characters: invisible on screen.
 pub fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
@@ -138,6 +156,15 @@ pub fn is_file_name_char(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_text_shows_controls_as_escapes() {
+        assert_eq!(for_terminal("王静"), "王静");
+        assert_eq!(
+            for_terminal("王\u{1b}[31m静\u{202E}"),
+            "王\\u{001B}[31m静\\u{202E}"
+        );
+    }
 
     #[test]
     fn refuses_controls_and_bidi_keeping_the_field_line_rule() {
