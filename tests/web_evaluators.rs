@@ -154,7 +154,8 @@ fn operator_identity_in(text: &str) -> Option<&'static str> {
     ["op0", "op1", "话务员0", "话务员1"].into_iter().find(|o| {
         text.match_indices(o).any(|(i, _)| {
             !o.is_ascii()
-                || (!word(text[..i].chars().next_back()) && !word(text[i + o.len()..].chars().next()))
+                || (!word(text[..i].chars().next_back())
+                    && !word(text[i + o.len()..].chars().next()))
         })
     })
 }
@@ -171,10 +172,22 @@ async fn evaluators_download_scores_and_distributions_like_statisticians() {
             let by_token = s.with_token(&path, &s.eval_token).await;
             let by_session = with_session(&eval, &path).await;
             let stat = s.with_token(&path, &s.stat_token).await;
-            for (who, g) in [("token", &by_token), ("session", &by_session), ("stat", &stat)] {
+            for (who, g) in [
+                ("token", &by_token),
+                ("session", &by_session),
+                ("stat", &stat),
+            ] {
                 assert_eq!(g.status, 200, "{path} by {who}");
-                let want = if format == "csv" { "text/csv" } else { "application/vnd.openxml" };
-                assert!(g.content_type.starts_with(want), "{path} by {who}: {}", g.content_type);
+                let want = if format == "csv" {
+                    "text/csv"
+                } else {
+                    "application/vnd.openxml"
+                };
+                assert!(
+                    g.content_type.starts_with(want),
+                    "{path} by {who}: {}",
+                    g.content_type
+                );
             }
             if format == "csv" {
                 // The same computation from the same stored data: the same file, byte for byte.
@@ -265,7 +278,11 @@ async fn evaluators_download_scores_and_distributions_like_statisticians() {
             let v: serde_json::Value = serde_json::from_slice(&g.bytes).unwrap();
             assert_eq!(v["error"]["code"], "forbidden", "{path}");
         }
-        assert_eq!(s.with_token(&path, &s.stat_token).await.status, 200, "{path}");
+        assert_eq!(
+            s.with_token(&path, &s.stat_token).await.status,
+            200,
+            "{path}"
+        );
     }
     // Operators download nothing, and learn nothing about the kinds.
     for kind in ["scores", "names"] {
@@ -281,7 +298,10 @@ async fn evaluators_download_scores_and_distributions_like_statisticians() {
         .await;
     assert_eq!(unknown.status, 404);
     let msg = String::from_utf8(unknown.bytes).unwrap();
-    assert!(msg.contains("scores") && !msg.contains("responses"), "{msg}");
+    assert!(
+        msg.contains("scores") && !msg.contains("responses"),
+        "{msg}"
+    );
 
     // Downloads and refusals are in the audit log under the evaluator's name.
     assert_eq!(
@@ -364,7 +384,13 @@ async fn a_unit_page_shows_the_subscores_and_the_units_charts() {
     assert_eq!(page.status, 200, "{}", page.body);
     let body = &page.body;
     assert!(body.contains(UNITS[0]));
-    for label in ["职能职责履行", "办事效率", "服务质量", "作风形象", "社会反响"] {
+    for label in [
+        "职能职责履行",
+        "办事效率",
+        "服务质量",
+        "作风形象",
+        "社会反响",
+    ] {
         assert!(body.contains(label), "{label}");
     }
     // Duties: 100, 80, 100 → mean 93.33, its t interval, all three satisfied (Wilson interval).
@@ -412,19 +438,32 @@ async fn a_unit_page_shows_the_subscores_and_the_units_charts() {
         assert!(srcs.contains(&want.as_str()), "{want} in {srcs:?}");
         let svg = eval.get(&want).await;
         assert_eq!(svg.status, 200, "{want}");
-        assert!(svg.headers["content-type"].to_str().unwrap().starts_with("image/svg+xml"));
+        assert!(
+            svg.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("image/svg+xml")
+        );
         assert!(svg.body.contains("<svg"), "{want}");
         assert_eq!(operator_identity_in(&svg.body), None, "{want}");
     }
     assert_eq!(operator_identity_in(body), None);
     // By unit code too; unknown units and charts are 404.
-    assert_eq!(eval.get(&format!("/rounds/{ROUND}/units/U0")).await.status, 200);
+    assert_eq!(
+        eval.get(&format!("/rounds/{ROUND}/units/U0")).await.status,
+        200
+    );
     assert_eq!(
         eval.get(&format!("/rounds/{ROUND}/units/{}", enc("没有的局")))
             .await
             .status,
         404
     );
-    assert_eq!(eval.get(&format!("{path}/charts/operators.svg")).await.status, 404);
+    assert_eq!(
+        eval.get(&format!("{path}/charts/operators.svg"))
+            .await
+            .status,
+        404
+    );
     // (Operators and anonymous callers: tests/web_roles.rs, every route for every role.)
 }

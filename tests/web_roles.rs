@@ -60,10 +60,7 @@ impl Allowed {
 /// (path, who may, status when allowed)
 fn get_routes(member: i64) -> Vec<(String, Allowed, u16)> {
     let r = ROUND;
-    let unit: String = UNITS[0]
-        .bytes()
-        .map(|b| format!("%{b:02X}"))
-        .collect();
+    let unit: String = UNITS[0].bytes().map(|b| format!("%{b:02X}")).collect();
     vec![
         ("/".into(), Allowed::Public, 200),
         ("/healthz".into(), Allowed::Public, 200),
@@ -97,7 +94,11 @@ fn get_routes(member: i64) -> Vec<(String, Allowed, u16)> {
             Allowed::Results,
             200,
         ),
-        (format!("/rounds/{r}/charts/operators.svg"), Allowed::Supervisors, 200),
+        (
+            format!("/rounds/{r}/charts/operators.svg"),
+            Allowed::Supervisors,
+            200,
+        ),
         (format!("/rounds/{r}/report.zip"), Allowed::Supervisors, 200),
         ("/admin".into(), Allowed::Admin, 200),
         ("/admin/users".into(), Allowed::Admin, 200),

@@ -70,7 +70,11 @@ async fn unit_chart(
     let which = file
         .strip_suffix(".svg")
         .and_then(UnitChart::parse)
-        .ok_or_else(|| WebError::NotFound(format!("没有图表“{file}”:可选 profile.svg、distribution.svg、position.svg")))?;
+        .ok_or_else(|| {
+            WebError::NotFound(format!(
+                "没有图表“{file}”:可选 profile.svg、distribution.svg、position.svg"
+            ))
+        })?;
     let actor = session.user.login.clone();
     let svg = state
         .blocking(move |s| {

@@ -419,10 +419,7 @@ async fn unit_results(
         phone_points: format!("{}", doc.survey.phone_points),
         onsite_points: format!("{}", doc.survey.onsite_points),
         max_points: format!("{}", doc.survey.max_points),
-        rank: u
-            .social
-            .rank
-            .map_or_else(|| "—".into(), |r| r.to_string()),
+        rank: u.social.rank.map_or_else(|| "—".into(), |r| r.to_string()),
         rank_ci: u
             .social
             .rank_ci95
