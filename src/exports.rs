@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::disposition::{Category, Outcome};
 use crate::domain::progress::{self, MemberFacts, Tally};
 use crate::domain::survey::Survey;
+use crate::domain::user::Role;
 use crate::engine::{self, EngineError, Store};
 use crate::results::{self, ResultsDocument, ResultsError, ResultsOptions, RoundData};
 use crate::storage::results::StoredOnsite;
@@ -94,6 +95,33 @@ impl ExportKind {
             ExportKind::Codebook => "变量说明(codebook)",
             ExportKind::Spss => "SPSS 读取语法",
         }
+    }
+
+    /// The roles that may download this export: the one rule for the console, the API and the
+    /// links on the results page. Evaluators get the unit-level tables (scores,
+    /// distributions): nothing in them is respondent-level or names an operator. Everything
+    /// else (interviews, call records, operators, on-site ballots, the codebook and syntax
+    /// for the responses) stays with the statisticians and administrators.
+    pub fn roles(self) -> &'static [Role] {
+        match self {
+            ExportKind::Scores | ExportKind::Distributions => {
+                &[Role::Admin, Role::Statistician, Role::Evaluator]
+            }
+            _ => &[Role::Admin, Role::Statistician],
+        }
+    }
+
+    pub fn downloadable_by(self, role: Role) -> bool {
+        self.roles().contains(&role)
+    }
+
+    /// The exports `role` may download, in the usual order.
+    pub fn for_role(role: Role) -> Vec<ExportKind> {
+        ExportKind::all()
+            .iter()
+            .copied()
+            .filter(|k| k.downloadable_by(role))
+            .collect()
     }
 
     pub fn parse(text: &str) -> Option<ExportKind> {
@@ -348,6 +376,16 @@ pub fn variables(kind: ExportKind, survey: &Survey, with_comments: bool) -> Vec<
                 v.push(var(
                     format!("{}_mean", d.key),
                     format!("{}:平均分", d.label),
+                    Number,
+                ));
+                v.push(var(
+                    format!("{}_mean_ci95_low", d.key),
+                    format!("{}:平均分 95% 置信区间下限", d.label),
+                    Number,
+                ));
+                v.push(var(
+                    format!("{}_mean_ci95_high", d.key),
+                    format!("{}:平均分 95% 置信区间上限", d.label),
                     Number,
                 ));
                 v.push(var(
@@ -792,6 +830,8 @@ fn scores(cx: &Context) -> Vec<Vec<String>> {
             ];
             for d in &p.dimensions {
                 row.push(of(d.mean));
+                row.push(lo(d.ci95));
+                row.push(hi(d.ci95));
                 row.push(of(d.satisfaction_rate));
                 row.push(lo(d.satisfaction_rate_ci95));
                 row.push(hi(d.satisfaction_rate_ci95));
@@ -1644,6 +1684,13 @@ mod tests {
         }
         assert_eq!(ExportKind::parse("SPS"), Some(ExportKind::Spss));
         assert_eq!(ExportKind::parse("names"), None);
+        assert_eq!(
+            ExportKind::for_role(Role::Evaluator),
+            vec![ExportKind::Distributions, ExportKind::Scores]
+        );
+        assert_eq!(ExportKind::for_role(Role::Statistician), ExportKind::all());
+        assert_eq!(ExportKind::for_role(Role::Admin), ExportKind::all());
+        assert!(ExportKind::for_role(Role::Operator).is_empty());
         assert_eq!(
             ExportFormat::from_path(Path::new("a/b.XLSX")),
             ExportFormat::Xlsx

@@ -239,6 +239,8 @@ async fn evaluators_never_see_who_the_operators_are() {
         "/rounds/2022/charts/operators.svg",
         "/rounds/2022/report.zip",
         "/api/v1/rounds/2022/exports/responses",
+        "/api/v1/rounds/2022/exports/scores",
+        "/api/v1/rounds/2022/exports/distributions",
         "/progress",
         "/audit",
     ]
@@ -246,6 +248,12 @@ async fn evaluators_never_see_who_the_operators_are() {
     .map(|p| p.to_string())
     .collect();
     paths.push(unit_path);
+    // The evaluators' unit page and its charts (issue 18).
+    let page = format!("/rounds/2022/units/{unit}");
+    for chart in ["profile", "distribution", "position"] {
+        paths.push(format!("{page}/charts/{chart}.svg"));
+    }
+    paths.push(page);
     let mut docs = Vec::new();
     for path in &paths {
         for page in [eval.get(path).await, eval.get_with(path, &with_token).await] {

@@ -178,6 +178,8 @@ pub struct DimensionScore {
     pub key: String,
     pub label: String,
     pub mean: Option<f64>,
+    /// t interval of the mean of the dimension's level scores (like the phone mean's).
+    pub ci95: Option<[f64; 2]>,
     pub satisfaction_rate: Option<f64>,
     pub satisfaction_rate_ci95: Option<[f64; 2]>,
     /// Answers per level key (every level present, zeros included).
@@ -592,6 +594,7 @@ fn phone_score(survey: &Survey, scale: &Scale, ivs: &[&Interview], r: &[f64]) ->
                 key: dim.key.clone(),
                 label: dim.label.clone(),
                 mean: stats::mean(&col),
+                ci95: stats::t_interval(&col, 0.95),
                 satisfaction_rate: (n > 0).then(|| sat as f64 / n as f64),
                 satisfaction_rate_ci95: stats::wilson(sat, n as u64, Z95),
                 counts,

@@ -1,9 +1,10 @@
 //! The evaluators' HTTP API (`/api/v1/...`): the results JSON (the same document as
-//! `sheping results --json`), the statisticians' exports, and an OpenAPI description.
+//! `sheping results --json`), the exports, and an OpenAPI description.
 //!
 //! Authentication: `Authorization: Bearer <token>` with a token from
 //! `sheping token create --login LOGIN` (only its SHA-256 is stored), or the console's session
-//! cookie. Results: admin, statistician, evaluator. Exports: admin, statistician. Every answer
+//! cookie. Results: admin, statistician, evaluator. Exports: as `ExportKind::roles` says
+//! (evaluators: `scores` and `distributions`; admin and statistician: all). Every answer
 //! under `/api` that is not a success is JSON: `{"error": {"code": "...", "message": "..."}}`
 //! with 400 (query parameters), 401 (no or unknown token), 403 (role), 404 (round, unit or
 //! path), 405 (method), 413 (a request body: the API reads none).
@@ -89,7 +90,6 @@ async fn method_not_allowed(req: Request) -> Response {
 static COMPUTE: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(2));
 
 const READ_RESULTS: &[Role] = &[Role::Admin, Role::Statistician, Role::Evaluator];
-const READ_EXPORTS: &[Role] = &[Role::Admin, Role::Statistician];
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -549,17 +549,18 @@ async fn export(
     ApiPath((key, kind)): ApiPath<(String, String)>,
     q: ApiQuery,
 ) -> Result<Response, ApiError> {
-    caller
-        .require(
-            &state,
-            READ_EXPORTS,
-            &format!("/api/v1/rounds/{key}/exports/{kind}"),
-        )
-        .await?;
+    let path = format!("/api/v1/rounds/{key}/exports/{kind}");
+    // Who may download anything at all first (an operator learns nothing about the kinds),
+    // then the kind's own rule (`ExportKind::roles`).
+    caller.require(&state, READ_RESULTS, &path).await?;
     let kind_parsed = ExportKind::parse(&kind).ok_or_else(|| {
-        let kinds: Vec<&str> = ExportKind::all().iter().map(|k| k.key()).collect();
+        let kinds: Vec<&str> = ExportKind::for_role(caller.user.role)
+            .iter()
+            .map(|k| k.key())
+            .collect();
         ApiError::NotFound(format!("没有导出种类“{kind}”:可选 {}", kinds.join("、")))
     })?;
+    caller.require(&state, kind_parsed.roles(), &path).await?;
     let format = match q.get("format", EXPORT_PARAMS)? {
         None => ExportFormat::Csv,
         Some(f) => ExportFormat::parse(f).ok_or_else(|| {
@@ -716,7 +717,7 @@ pub fn openapi_document() -> Value {
         },
         "/api/v1/rounds/{key}/exports/{kind}": {
             "get": {
-                "summary": "A statistician's export (anonymised; logged in the audit log). Admins and statisticians only.",
+                "summary": "An export (anonymised; logged in the audit log). Evaluators: scores and distributions; admins and statisticians: every kind (403 otherwise).",
                 "operationId": "export",
                 "parameters": [
                     key_param,
@@ -769,7 +770,7 @@ pub fn openapi_document() -> Value {
             "cronbach_alpha": nullable(num()), "points": nullable(num()),
             "dimensions": { "type": "array", "items": { "type": "object", "properties": {
                 "key": { "type": "string" }, "label": { "type": "string" },
-                "mean": nullable(num()), "satisfaction_rate": nullable(num()),
+                "mean": nullable(num()), "ci95": interval(), "satisfaction_rate": nullable(num()),
                 "satisfaction_rate_ci95": interval(),
                 "counts": { "type": "object", "additionalProperties": { "type": "integer" } } } } } } },
         "Onsite": nullable(json!({ "type": "object", "properties": {

@@ -2,7 +2,7 @@
 //!
 //! | module | routes | who |
 //! |---|---|---|
-//! | `pages` | `/` (public list of rounds and units), `/results` | public; results: admin, statistician, evaluator |
+//! | `pages` | `/` (public list of rounds and units), `/results`, `/rounds/{key}/results`, `/rounds/{key}/units/{unit}` | public; results: admin, statistician, evaluator |
 //! | `auth` | `/login`, `/logout`, `/console`, `/account/password` | everyone |
 //! | `call` | `/call`, `/call/next`, `/call/record`, `/call/release`, `/call/list` | operators |
 //! | `supervise` | `/progress`, `/rounds/{key}/progress[/live]`, `/audit` | admin; statisticians read-only |
