@@ -155,6 +155,7 @@ pub struct ContactView {
     pub expires_at_ms: i64,
     pub appt_value: String,
     pub appt_min: String,
+    pub appt_error: Option<String>,
 }
 
 pub struct DoneView {
@@ -221,6 +222,8 @@ struct Submitted {
     ms: Vec<Option<i64>>,
     comment: String,
     appointment: String,
+    /// Why the typed appointment time was not understood (shown beside the field).
+    appt_error: Option<String>,
 }
 
 fn datetime_local(ms: i64, tz: Tz) -> String {
@@ -317,6 +320,7 @@ fn contact_view(
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| datetime_local(default_appt, tz)),
         appt_min: datetime_local(now_ms, tz),
+        appt_error: submitted.and_then(|s| s.appt_error.clone()),
         name,
     }
 }
@@ -515,6 +519,9 @@ pub struct CallQuery {
     done: Option<i64>,
     #[serde(default)]
     released: Option<String>,
+    /// Set by the no-script redirect after a record stored late (the notice survives the 303).
+    #[serde(default)]
+    late: Option<String>,
 }
 
 async fn call_page(
@@ -547,15 +554,20 @@ async fn call_page(
     };
     let opts = PageOptions {
         done: q.done,
-        notice: q
-            .released
-            .map(|_| "联系人已释放,回到队列中。准备好后点击“下一个”。".to_string()),
+        notice: if q.late.is_some() {
+            Some(LATE_NOTICE.to_string())
+        } else {
+            q.released
+                .map(|_| "联系人已释放,回到队列中。准备好后点击“下一个”。".to_string())
+        },
         ..Default::default()
     };
     Ok(page(&state, &session, or, opts, data, now)
         .await?
         .into_response())
 }
+
+const LATE_NOTICE: &str = "该记录提交时领取已超时,且其间其他话务员领取或记录过该联系人:记录已保存,并标记为“迟交记录”供统计人员核查。";
 
 fn call_url(round: &str, done: Option<i64>) -> String {
     let mut url = format!("/call?round={}", encode_component(round));
@@ -671,10 +683,17 @@ fn parse_submission(
         .filter(|o| o.key() == outcome_key)
         .ok_or_else(|| WebError::BadRequest("未知的拨打结果".into()))?;
     let tz = survey.timezone();
+    // A time the server cannot read comes back beside the field with everything keyed so far;
+    // the caller stores nothing then.
     let appointment = if outcome == Outcome::Appointment && !submitted.appointment.is_empty() {
-        Some(parse_local(&submitted.appointment, tz).ok_or_else(|| {
-            WebError::BadRequest("预约时间格式不正确,请用日期时间选择器选择".into())
-        })?)
+        let parsed = parse_local(&submitted.appointment, tz);
+        if parsed.is_none() {
+            submitted.appt_error = Some(format!(
+                "预约时间“{}”无法识别:应为 年-月-日 时:分,年份为四位数字(如 2026-12-08 15:30)。请重新选择预约时间,再按 Enter 记录。",
+                submitted.appointment
+            ));
+        }
+        parsed
     } else {
         None
     };
@@ -717,6 +736,14 @@ async fn record(
         None => None,
         Some(or) => {
             let (submitted, input) = parse_submission(&fields, &or.round.survey)?;
+            if submitted.appt_error.is_some() {
+                let opts = PageOptions {
+                    error: Some("未保存:预约时间有误,说明见预约时间一栏。".into()),
+                    submitted: Some(submitted),
+                    ..Default::default()
+                };
+                return held_form_again(&state, &session, or, &token, opts).await;
+            }
             let since = local_midnight_ms(or.round.survey.timezone(), now);
             let result = state
                 .store
@@ -733,13 +760,22 @@ async fn record(
             if let Some(c) = &call.claimed {
                 state.mark_fresh_claim(&session.id_hash, &c.token);
             }
+            // Without the script (the form still carries `nojs`), post-redirect-get: Back and
+            // reload then read the screen instead of offering to send the form again.
+            if !get("nojs").is_empty() {
+                let mut url = call_url(&or.round.key, Some(call.recorded.attempt_id));
+                if call.recorded.late {
+                    url.push_str("&late=1");
+                }
+                return Ok(Redirect::to(&url).into_response());
+            }
             // The next screen as this write's commit left it: no redirect, no second read.
             let opts = PageOptions {
                 done: Some(call.recorded.attempt_id),
-                notice: call.recorded.late.then(|| {
-                    "该记录提交时领取已超时,且其间其他话务员领取或记录过该联系人:记录已保存,并标记为“迟交记录”供统计人员核查。"
-                        .to_string()
-                }),
+                notice: call
+                    .recorded
+                    .late
+                    .then(|| LATE_NOTICE.to_string()),
                 ..Default::default()
             };
             Ok(page(&state, &session, or, opts, call.screen, now)
@@ -762,19 +798,35 @@ async fn record(
                 submitted: keep.then_some(submitted),
                 ..Default::default()
             };
-            // The contact is still held: this display is part of the same call, not a new view.
-            // A lapsed claim nobody took is taken again, so the form comes back with what was
-            // keyed instead of an idle screen.
             if keep {
-                state.mark_fresh_claim(&session.id_hash, get("token"));
-                let (round, user, token) = (or.round.clone(), session.user.clone(), token);
-                state
-                    .blocking(move |s| Ok(s.renew_claim(&round, &token, &user, Utc::now())?))
-                    .await?;
+                return held_form_again(&state, &session, or, &token, opts).await;
             }
             Ok((status, render(&state, &session, or, opts).await?).into_response())
         }
     }
+}
+
+/// The held contact's form again (422) with what was keyed and why it was refused.
+async fn held_form_again(
+    state: &AppState,
+    session: &Session,
+    or: OperatorRound,
+    token: &str,
+    opts: PageOptions,
+) -> Result<Response, WebError> {
+    // The contact is still held: this display is part of the same call, not a new view.
+    // A lapsed claim nobody took is taken again, so the form comes back with what was keyed
+    // instead of an idle screen.
+    state.mark_fresh_claim(&session.id_hash, token);
+    let (round, user, token) = (or.round.clone(), session.user.clone(), token.to_string());
+    state
+        .blocking(move |s| Ok(s.renew_claim(&round, &token, &user, Utc::now())?))
+        .await?;
+    Ok((
+        StatusCode::UNPROCESSABLE_ENTITY,
+        render(state, session, or, opts).await?,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
