@@ -387,7 +387,7 @@ async fn at_double_zoom_the_current_question_stays_in_view() {
             (a[0], a[1], a[2])
         };
         assert!(
-            top >= 0.0 && bottom <= height,
+            top >= -1.0 && bottom <= height + 1.0,
             "after {k} the current question is at {top}–{bottom} of {height}"
         );
     }
@@ -508,5 +508,75 @@ async fn a_mistyped_appointment_time_brings_the_screen_back() {
     let comment = js(d, "return document.getElementById('comment').value").await;
     assert_eq!(comment.as_str(), Some("下午再打"));
     assert_eq!(sp.count("SELECT COUNT(*) FROM attempts"), 0);
+    b.quit().await;
+}
+
+fn appointment_of(sp: &common::Sheping, token: &str) -> String {
+    let at: i64 = sp
+        .sql()
+        .query_row(
+            "SELECT appointment_at FROM attempts WHERE claim_token = ?1 AND outcome = 'appointment'",
+            [token],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("no appointment for {token}: {e}"));
+    chrono::DateTime::from_timestamp_millis(at)
+        .unwrap()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn appointments_take_a_few_keys_and_the_confirmation_shows_their_time() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let _one = BROWSER.lock().await;
+    let b = Browser::start(true).await;
+    let d = b.d();
+    let first = claim(d, &server.url, true).await;
+    let now = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .naive_local();
+    // H ↓ ↓ Enter: tomorrow at 09:00.
+    press(d, "h").await;
+    press(d, Key::Down).await;
+    press(d, Key::Down).await;
+    shot(d, "call-appointment-presets.png").await;
+    press(d, Key::Enter).await;
+    let said = wait_for(d, "#confirmation")
+        .await
+        .prop("textContent")
+        .await
+        .unwrap()
+        .unwrap();
+    let tomorrow = now.date() + chrono::Duration::days(1);
+    assert_eq!(
+        appointment_of(&sp, &first),
+        format!("{tomorrow} 09:00")
+    );
+    let shown = tomorrow.format("预约 %m月%d日 09:00").to_string();
+    assert!(said.contains(&shown), "{shown} in {said}");
+    // H, a typed day and time, Enter.
+    let mut second = token(d).await;
+    for _ in 0..100 {
+        if second != first {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        second = token(d).await;
+    }
+    assert_ne!(second, first);
+    let day = now.date() + chrono::Duration::days(2);
+    press(d, "h").await;
+    press(d, day.format("%m-%d 16:45").to_string()).await;
+    press(d, Key::Enter).await;
+    for _ in 0..100 {
+        if sp.count("SELECT COUNT(*) FROM attempts") == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(appointment_of(&sp, &second), format!("{day} 16:45"));
     b.quit().await;
 }

@@ -21,7 +21,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
@@ -29,6 +29,7 @@ use super::auth::{Allow, OPERATOR, Session};
 use super::error::encode_component;
 use super::views::{Frame, local_midnight_ms, local_time, short_time};
 use super::{AppState, ConsoleStore, WebError};
+use crate::domain::appointment::{self, AppointmentError};
 use crate::domain::disposition::Outcome;
 use crate::domain::phone::Phone;
 use crate::domain::survey::Survey;
@@ -154,11 +155,14 @@ pub struct ContactView {
     /// The lease's end (ms), for the page's renewal and its warning before a lapse.
     pub expires_at_ms: i64,
     pub appt_value: String,
-    pub appt_min: String,
+    /// One-key appointment times: (label, value for the field).
+    pub appt_presets: Vec<(String, String)>,
     pub appt_error: Option<String>,
 }
 
 pub struct DoneView {
+    /// The agreed call-back time, shown instead of the save time for an appointment.
+    pub appointment: Option<String>,
     pub outcome: &'static str,
     pub complete: bool,
     pub unit: String,
@@ -226,9 +230,8 @@ struct Submitted {
     appt_error: Option<String>,
 }
 
-fn datetime_local(ms: i64, tz: Tz) -> String {
-    local_time(ms, tz, "%Y-%m-%dT%H:%M")
-}
+/// The appointment field's text: what operators type, and what the server reads back.
+const APPT_FORMAT: &str = "%Y-%m-%d %H:%M";
 
 fn contact_view(
     claim: &Claim,
@@ -272,8 +275,8 @@ fn contact_view(
             }
         })
         .collect();
-    // The picker's default: an hour from now, on the minute.
-    let default_appt = (now_ms / 60_000 + 61) * 60_000;
+    // The field's default is the first preset: an hour from now, on the minute.
+    let presets = appointment::presets(now.with_timezone(&tz).naive_local());
     ContactView {
         token: claim.token.clone(),
         unit: m.unit.clone(),
@@ -318,8 +321,16 @@ fn contact_view(
         appt_value: submitted
             .map(|s| s.appointment.clone())
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| datetime_local(default_appt, tz)),
-        appt_min: datetime_local(now_ms, tz),
+            .unwrap_or_else(|| {
+                presets
+                    .first()
+                    .map(|p| p.at.format(APPT_FORMAT).to_string())
+                    .unwrap_or_default()
+            }),
+        appt_presets: presets
+            .iter()
+            .map(|p| (p.label.clone(), p.at.format(APPT_FORMAT).to_string()))
+            .collect(),
         appt_error: submitted.and_then(|s| s.appt_error.clone()),
         name,
     }
@@ -445,6 +456,9 @@ async fn page(
     let done = done
         .filter(|a| a.round_id == round.id && a.operator_id == user.id)
         .map(|a| DoneView {
+            appointment: a
+                .appointment_at_ms
+                .map(|t| local_time(t, tz, "%m月%d日 %H:%M")),
             outcome: a.outcome.label(),
             complete: a.outcome == Outcome::Complete,
             unit: a.unit_name,
@@ -628,21 +642,27 @@ async fn next(
     }
 }
 
-/// Parses "2022-11-03T15:00" (seconds optional) as local time of the round.
-fn parse_local(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
-    let t = text.trim();
-    let naive = NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M")
-        .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S"))
-        .ok()?;
-    tz.from_local_datetime(&naive)
+/// Reads a typed appointment time ("2022-11-03 15:00", "11-03 15:00", "15:00", the picker's
+/// "2022-11-03T15:00") as local time of the round.
+fn parse_local(text: &str, tz: Tz, now: DateTime<Utc>) -> Result<DateTime<Utc>, AppointmentError> {
+    let naive = appointment::parse_appointment(text, now.with_timezone(&tz).naive_local())?;
+    // A time skipped by a clock change reads as the first valid time after it.
+    let local = tz
+        .from_local_datetime(&naive)
         .earliest()
-        .map(|t| t.with_timezone(&Utc))
+        .or_else(|| {
+            tz.from_local_datetime(&(naive + chrono::Duration::hours(1)))
+                .earliest()
+        })
+        .ok_or_else(|| AppointmentError::NoSuchTime(text.trim().to_string()))?;
+    Ok(local.with_timezone(&Utc))
 }
 
 /// The call form's fields as the operator's submission (kept to show again) and the attempt.
 fn parse_submission(
     fields: &[(String, String)],
     survey: &Survey,
+    now: DateTime<Utc>,
 ) -> Result<(Submitted, AttemptInput), WebError> {
     let get = |name: &str| {
         fields
@@ -686,14 +706,13 @@ fn parse_submission(
     // A time the server cannot read comes back beside the field with everything keyed so far;
     // the caller stores nothing then.
     let appointment = if outcome == Outcome::Appointment && !submitted.appointment.is_empty() {
-        let parsed = parse_local(&submitted.appointment, tz);
-        if parsed.is_none() {
-            submitted.appt_error = Some(format!(
-                "预约时间“{}”无法识别:应为 年-月-日 时:分,年份为四位数字(如 2026-12-08 15:30)。请重新选择预约时间,再按 Enter 记录。",
-                submitted.appointment
-            ));
+        match parse_local(&submitted.appointment, tz, now) {
+            Ok(at) => Some(at),
+            Err(e) => {
+                submitted.appt_error = Some(e.to_string());
+                None
+            }
         }
-        parsed
     } else {
         None
     };
@@ -735,7 +754,7 @@ async fn record(
     let step = match operator_round(&state, &session.user, Some(requested)).await? {
         None => None,
         Some(or) => {
-            let (submitted, input) = parse_submission(&fields, &or.round.survey)?;
+            let (submitted, input) = parse_submission(&fields, &or.round.survey, now)?;
             if submitted.appt_error.is_some() {
                 let opts = PageOptions {
                     error: Some("未保存:预约时间有误,说明见预约时间一栏。".into()),
@@ -1030,8 +1049,9 @@ mod tests {
 
     #[test]
     fn appointment_times_are_local_to_the_round() {
-        let t = parse_local("2022-11-03T15:00", chrono_tz::Asia::Shanghai).unwrap();
+        let now = Utc::now();
+        let t = parse_local("2022-11-03T15:00", chrono_tz::Asia::Shanghai, now).unwrap();
         assert_eq!(t.to_rfc3339(), "2022-11-03T07:00:00+00:00");
-        assert!(parse_local("tomorrow", chrono_tz::Asia::Shanghai).is_none());
+        assert!(parse_local("tomorrow", chrono_tz::Asia::Shanghai, now).is_err());
     }
 }

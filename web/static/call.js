@@ -6,7 +6,10 @@
 //   Enter                       submit the complete interview when every question is answered,
 //                               or confirm the outcome chosen with its letter
 //   letters (shown on buttons)  choose a non-complete outcome; Enter confirms, Esc cancels
-//   H                           appointment: the date-time picker takes the focus; Enter records
+//   H                           appointment: the time field takes the focus (type 15:30 or
+//                               12-08 15:30, or ↑/↓ for in an hour, 14:30, tomorrow 09:00);
+//                               Enter records
+//   a click on an outcome       arms it like its letter; a second click (or Enter) records
 //   /                           write in the comment box (Esc leaves it, Ctrl+Enter submits)
 //   Esc                         release the contact back to the queue
 // A complete interview is therefore five digits and Enter. Each answer's time since the claim
@@ -182,10 +185,35 @@
     }
   }
 
-  // Keys typed inside the appointment picker: Enter records, Esc cancels.
+  // The appointment field: H puts the focus there with its text selected, so typing 15:30
+  // (today, or tomorrow once passed) or 12-08 15:30 replaces it; ↑/↓ step through the presets
+  // (in an hour, 14:30, tomorrow 09:00); Enter records, Esc cancels.
+  var presets = Array.prototype.slice.call(form.querySelectorAll('button.preset'));
+  var preset = 0; // the field's default is the first preset
+  function choosePreset(i) {
+    if (!presets.length) return;
+    preset = (i + presets.length) % presets.length;
+    appt.value = presets[preset].getAttribute('data-value');
+    presets.forEach(function (p, k) { p.classList.toggle('chosen', k === preset); });
+    var b = form.querySelector('button[value=appointment]');
+    if (b && armed !== b) arm(b);
+    appt.focus();
+    appt.select();
+  }
+  presets.forEach(function (p, k) {
+    p.addEventListener('click', function (e) {
+      e.preventDefault();
+      choosePreset(k);
+    });
+  });
   if (appt) {
+    appt.addEventListener('focus', function () { appt.select(); });
     appt.addEventListener('keydown', function (e) {
-      if (e.key === 'Enter') {
+      if (e.isComposing) return;
+      if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        e.preventDefault();
+        choosePreset(preset + (e.key === 'ArrowDown' ? 1 : -1));
+      } else if (e.key === 'Enter') {
         e.preventDefault();
         var b = armed || form.querySelector('button[value=appointment]');
         send(b);
