@@ -132,7 +132,10 @@ async fn back_after_a_submit_shows_the_live_screen() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(shown, second, "Back shows the live screen, not the saved contact");
+    assert_eq!(
+        shown, second,
+        "Back shows the live screen, not the saved contact"
+    );
     let sent = js(
         d,
         "return document.getElementById('callform').dataset.sent || ''",
@@ -160,10 +163,7 @@ async fn without_javascript_a_record_redirects_and_hints_hide() {
     assert!(!kbd.is_displayed().await.unwrap(), "Enter hint without JS");
     let notice = d.find(By::Id("nojs-notice")).await.unwrap();
     let q1 = d.find(By::Css("li.q")).await.unwrap();
-    let (ny, qy) = (
-        notice.rect().await.unwrap().y,
-        q1.rect().await.unwrap().y,
-    );
+    let (ny, qy) = (notice.rect().await.unwrap().y, q1.rect().await.unwrap().y);
     assert!(ny < qy, "the notice ({ny}) is above the questions ({qy})");
     shot(d, "call-nojs-top.png").await;
     d.find(By::Css("button[value=busy]"))
@@ -247,7 +247,10 @@ async fn a_keyed_answer_dismisses_the_error_banner() {
     let error = wait_for(d, "#error").await;
     assert!(error.is_displayed().await.unwrap());
     press(d, "1").await;
-    assert!(!error.is_displayed().await.unwrap(), "banner after an answer");
+    assert!(
+        !error.is_displayed().await.unwrap(),
+        "banner after an answer"
+    );
     b.quit().await;
 }
 
@@ -263,7 +266,13 @@ async fn a_click_on_an_outcome_asks_the_same_confirmation_as_its_key() {
     refused.click().await.unwrap();
     let armed = wait_for(d, "button.outcome.armed").await;
     assert!(armed.text().await.unwrap().contains("拒访"));
-    let status = d.find(By::Id("status")).await.unwrap().text().await.unwrap();
+    let status = d
+        .find(By::Id("status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(status.contains("确认"), "{status}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
@@ -492,7 +501,10 @@ async fn a_mistyped_appointment_time_brings_the_screen_back() {
     press(d, Key::Enter).await;
     let error = wait_for(d, "#appointment-error").await;
     let said = error.text().await.unwrap();
-    assert!(said.contains("202603-12-08T03:00") && said.contains("四位"), "{said}");
+    assert!(
+        said.contains("202603-12-08T03:00") && said.contains("四位"),
+        "{said}"
+    );
     shot(d, "call-appointment-error.png").await;
     // The same contact, the comment kept, nothing stored.
     assert_eq!(token(d).await, first);
@@ -551,10 +563,7 @@ async fn appointments_take_a_few_keys_and_the_confirmation_shows_their_time() {
         .unwrap()
         .unwrap();
     let tomorrow = now.date() + chrono::Duration::days(1);
-    assert_eq!(
-        appointment_of(&sp, &first),
-        format!("{tomorrow} 09:00")
-    );
+    assert_eq!(appointment_of(&sp, &first), format!("{tomorrow} 09:00"));
     let shown = tomorrow.format("预约 %m月%d日 09:00").to_string();
     assert!(said.contains(&shown), "{shown} in {said}");
     // H, a typed day and time, Enter.

@@ -708,7 +708,10 @@ async fn without_the_script_a_record_redirects_to_the_screen() {
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
     let to = done.location.expect("a redirect");
-    assert!(to.starts_with(&format!("/call?round={ROUND}&done=")), "{to}");
+    assert!(
+        to.starts_with(&format!("/call?round={ROUND}&done=")),
+        "{to}"
+    );
     assert_eq!(sp.count("SELECT COUNT(*) FROM attempts"), 1);
     let page = op.web.get(&to).await;
     assert!(page.body.contains("id=\"confirmation\""), "{}", page.body);

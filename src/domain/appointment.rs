@@ -65,8 +65,7 @@ pub fn parse_appointment(
         }
         [m, d] => {
             let (m, d) = (number(m)?, number(d)?);
-            let this_year =
-                NaiveDate::from_ymd_opt(now.year(), m, d).map(|day| day.and_time(time));
+            let this_year = NaiveDate::from_ymd_opt(now.year(), m, d).map(|day| day.and_time(time));
             match this_year {
                 // A day already past this year means next year's (keyed in December for January).
                 Some(at) if at.date() >= now.date() => Ok(at),
@@ -111,8 +110,8 @@ pub fn presets(now: NaiveDateTime) -> Vec<Preset> {
     } else {
         ("明天 14:30", today_afternoon + Duration::days(1))
     };
-    let tomorrow_morning =
-        (now.date() + Duration::days(1)).and_time(NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default());
+    let tomorrow_morning = (now.date() + Duration::days(1))
+        .and_time(NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default());
     vec![
         Preset {
             label: "1 小时后".into(),
@@ -148,7 +147,11 @@ mod tests {
         assert_eq!(p("01-05 9:00"), Ok(at("2027-01-05 09:00")), "next year's");
         assert_eq!(p("15:30"), Ok(at("2026-12-07 15:30")), "later today");
         assert_eq!(p("09:30"), Ok(at("2026-12-08 09:30")), "passed: tomorrow");
-        assert_eq!(p(" 15：30 "), Ok(at("2026-12-07 15:30")), "full-width colon");
+        assert_eq!(
+            p(" 15：30 "),
+            Ok(at("2026-12-07 15:30")),
+            "full-width colon"
+        );
     }
 
     #[test]
@@ -156,22 +159,40 @@ mod tests {
         let now = at("2026-12-07 10:00");
         let p = |s| parse_appointment(s, now);
         // Chrome's picker takes a six-digit year.
-        assert!(matches!(p("202603-12-08T03:00"), Err(AppointmentError::Year(_))));
-        assert!(matches!(p("2026-02-30 10:00"), Err(AppointmentError::NoSuchTime(_))));
+        assert!(matches!(
+            p("202603-12-08T03:00"),
+            Err(AppointmentError::Year(_))
+        ));
+        assert!(matches!(
+            p("2026-02-30 10:00"),
+            Err(AppointmentError::NoSuchTime(_))
+        ));
         assert!(matches!(p("25:00"), Err(AppointmentError::NoSuchTime(_))));
-        assert!(matches!(p("明天上午"), Err(AppointmentError::Unreadable(_))));
+        assert!(matches!(
+            p("明天上午"),
+            Err(AppointmentError::Unreadable(_))
+        ));
         assert!(matches!(p(""), Err(AppointmentError::Unreadable(_))));
         let e = p("202603-12-08T03:00").unwrap_err().to_string();
-        assert!(e.contains("202603-12-08T03:00") && e.contains("四位"), "{e}");
+        assert!(
+            e.contains("202603-12-08T03:00") && e.contains("四位"),
+            "{e}"
+        );
     }
 
     #[test]
     fn presets_follow_the_clock() {
         let p = presets(at("2026-12-07 10:00") + Duration::seconds(42));
         assert_eq!(p[0].at, at("2026-12-07 11:01"));
-        assert_eq!((p[1].label.as_str(), p[1].at), ("今天 14:30", at("2026-12-07 14:30")));
+        assert_eq!(
+            (p[1].label.as_str(), p[1].at),
+            ("今天 14:30", at("2026-12-07 14:30"))
+        );
         assert_eq!(p[2].at, at("2026-12-08 09:00"));
         let late = presets(at("2026-12-07 16:00"));
-        assert_eq!((late[1].label.as_str(), late[1].at), ("明天 14:30", at("2026-12-08 14:30")));
+        assert_eq!(
+            (late[1].label.as_str(), late[1].at),
+            ("明天 14:30", at("2026-12-08 14:30"))
+        );
     }
 }

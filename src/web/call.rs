@@ -791,10 +791,7 @@ async fn record(
             // The next screen as this write's commit left it: no redirect, no second read.
             let opts = PageOptions {
                 done: Some(call.recorded.attempt_id),
-                notice: call
-                    .recorded
-                    .late
-                    .then(|| LATE_NOTICE.to_string()),
+                notice: call.recorded.late.then(|| LATE_NOTICE.to_string()),
                 ..Default::default()
             };
             Ok(page(&state, &session, or, opts, call.screen, now)
