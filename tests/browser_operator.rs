@@ -326,7 +326,7 @@ async fn an_appointment_comes_back_when_due() {
     let local = chrono::DateTime::from_timestamp_millis(at)
         .unwrap()
         .with_timezone(&chrono_tz::Asia::Shanghai)
-        .format("%Y-%m-%dT%H:%M")
+        .format("%Y-%m-%d %H:%M")
         .to_string();
     assert_eq!(local, chosen, "stored as picked, in the round's time zone");
     let priority: i64 = sp

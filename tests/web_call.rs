@@ -685,3 +685,66 @@ async fn a_corrupted_attempt_is_named_by_check_and_results() {
     assert!(page.status < 500, "{}", page.status);
     assert!(page.body.contains(&named), "{}", page.body);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_script_a_record_redirects_to_the_screen() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let op = Op::new(&server.url, "op1").await;
+    let token = op.claim().await;
+    let screen = op.web.get(&format!("/call?round={ROUND}")).await;
+    // The plain form carries the marker that call.js removes.
+    assert!(screen.body.contains("name=\"nojs\" value=\"1\""));
+    assert_eq!(
+        screen
+            .headers
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store"),
+        "the call screen is never served from the cache"
+    );
+    let done = op
+        .record(&token, &[("outcome", "busy"), ("nojs", "1")])
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let to = done.location.expect("a redirect");
+    assert!(
+        to.starts_with(&format!("/call?round={ROUND}&done=")),
+        "{to}"
+    );
+    assert_eq!(sp.count("SELECT COUNT(*) FROM attempts"), 1);
+    let page = op.web.get(&to).await;
+    assert!(page.body.contains("id=\"confirmation\""), "{}", page.body);
+    assert_eq!(
+        page.headers
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mistyped_appointment_keeps_the_screen_with_the_error_by_the_field() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let op = Op::new(&server.url, "op1").await;
+    let token = op.claim().await;
+    let page = op
+        .record(
+            &token,
+            &[
+                ("outcome", "appointment"),
+                ("appointment", "202603-12-08T03:00"),
+                ("a0", "2"),
+                ("comment", "下午再打"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(page.body.contains("id=\"appointment-error\""));
+    assert!(page.body.contains("202603-12-08T03:00"));
+    assert_eq!(page.input("token").as_deref(), Some(token.as_str()));
+    assert!(page.body.contains("name=\"a0\" value=\"2\" checked"));
+    assert!(page.body.contains(">下午再打</textarea>"));
+    assert_eq!(sp.count("SELECT COUNT(*) FROM attempts"), 0);
+}

@@ -1,5 +1,6 @@
 //! The domain: plain Rust with no HTTP and no SQL. Storage, web and CLI are thin layers over it.
 
+pub mod appointment;
 pub mod audit;
 pub mod disposition;
 pub mod import;

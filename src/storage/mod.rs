@@ -324,6 +324,8 @@ pub struct RecordedLine {
     pub attempt_no: u32,
     pub outcome: Outcome,
     pub recorded_at_ms: i64,
+    /// The agreed call-back time of an appointment, for the confirmation line.
+    pub appointment_at_ms: Option<i64>,
 }
 
 /// What the operator's call screen shows, read in one snapshot.

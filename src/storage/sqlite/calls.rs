@@ -274,7 +274,8 @@ fn held_claims_in(
 
 fn recorded_line_in(c: &Connection, attempt_id: i64) -> Result<Option<RecordedLine>> {
     Ok(c.prepare_cached(
-        "SELECT a.operator_id, un.round_id, un.name, a.attempt_no, a.outcome, a.recorded_at
+        "SELECT a.operator_id, un.round_id, un.name, a.attempt_no, a.outcome, a.recorded_at,
+                a.appointment_at
          FROM attempts a JOIN members m ON m.id = a.member_id JOIN units un ON un.id = m.unit_id
          WHERE a.id = ?1",
     )?
@@ -286,6 +287,7 @@ fn recorded_line_in(c: &Connection, attempt_id: i64) -> Result<Option<RecordedLi
             attempt_no: r.get(3)?,
             outcome: Outcome::parse(&r.get::<_, String>(4)?).unwrap_or(Outcome::NoAnswer),
             recorded_at_ms: r.get(5)?,
+            appointment_at_ms: r.get(6)?,
         })
     })
     .optional()?)
