@@ -265,6 +265,12 @@ impl Outcome {
         matches!(self, Outcome::Complete | Outcome::Partial)
     }
 
+    /// The outcome whose stable key is exactly `key` (what the database stores); unlike
+    /// `parse`, no label, code or spelling variant is accepted.
+    pub fn from_key(key: &str) -> Option<Outcome> {
+        Outcome::all().iter().copied().find(|o| o.key() == key)
+    }
+
     /// Reads an outcome as people write it in spreadsheets: the key (case, spaces and dashes
     /// tolerated), the Chinese label, either half of an "a/b" label, the label without its
     /// bracketed note, or an AAPOR code that names exactly one outcome ("2.21" and "3.90" name

@@ -204,7 +204,7 @@ impl AdminStore for SqliteStore {
                     member_id: r.get(0)?,
                     seq: r.get(1)?,
                     unit: r.get(2)?,
-                    category: MemberCategory::from_label(&r.get::<_, String>(3)?),
+                    category: super::strict(r, 3, "members", "category", r.get(0)?, MemberCategory::from_stored_label)?,
                     priority: priority as u8,
                     due_ms: (priority < 2).then_some(sort_key),
                     attempts: r.get(6)?,
