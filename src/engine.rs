@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::disposition::{AttemptFact, MemberHistory, disposition};
+use crate::domain::disposition::{AttemptFact, Disposition, MemberHistory};
 use crate::domain::plan::{self, Loads, PlanInput, PlanInputs, PlanKind, PlanMember};
 use crate::domain::progress::{self, MemberFacts, OperatorTally, Tally};
 use crate::domain::user::Role;
@@ -369,6 +369,21 @@ pub struct MemberStatus {
     pub in_progress: bool,
 }
 
+impl MemberStatus {
+    /// The member's history as the disposition rules read it.
+    pub fn history(&self) -> MemberHistory<'_> {
+        MemberHistory {
+            attempts: &self.facts,
+            reopened_at: self.reopened_at,
+        }
+    }
+
+    /// The member's disposition: the one place a status becomes a disposition.
+    pub fn disposition(&self, max_attempts: u32, field_closed: bool) -> Disposition {
+        self.history().disposition(max_attempts, field_closed)
+    }
+}
+
 /// Every member's history, from the stored attempts (results never keep a second copy).
 pub fn member_statuses(
     store: &dyn Store,
@@ -493,14 +508,7 @@ pub fn call_list_rows(
             let status = match statuses.get(&r.member_id) {
                 Some(m) if m.in_progress => "通话中".to_string(),
                 Some(m) => {
-                    let d = disposition(
-                        &MemberHistory {
-                            attempts: &m.facts,
-                            reopened_at: m.reopened_at,
-                        },
-                        round.survey.calling.max_attempts,
-                        closed,
-                    );
+                    let d = m.disposition(round.survey.calling.max_attempts, closed);
                     d.label().to_string()
                 }
                 None => String::new(),

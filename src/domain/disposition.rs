@@ -349,6 +349,11 @@ impl MemberHistory<'_> {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
+    /// This history's disposition (see [`disposition`]).
+    pub fn disposition(&self, max_attempts: u32, field_closed: bool) -> Disposition {
+        disposition(self, max_attempts, field_closed)
+    }
+
     /// The last attempt since the latest reopening, the one the next call is scheduled from.
     pub fn last_since_reopen(&self) -> Option<&AttemptFact> {
         self.attempts.last().filter(|a| self.is_current(a))
