@@ -390,7 +390,9 @@ pub fn member_statuses(
     round: &RoundRecord,
     now: DateTime<Utc>,
 ) -> Result<BTreeMap<i64, MemberStatus>, EngineError> {
-    Ok(statuses_of(&store.field_data(round, now)?))
+    let data = store.field_data(round, now)?;
+    data.ensure_readable()?;
+    Ok(statuses_of(&data))
 }
 
 /// Every member's history from field data already read.
@@ -426,6 +428,7 @@ pub fn progress(
 ) -> Result<ProgressReport, EngineError> {
     let units: Vec<UnitRecord> = store.units(round.id)?;
     let data = store.field_data(round, now)?;
+    data.ensure_readable()?;
     let statuses = statuses_of(&data);
     let closed = round.field_closed(now);
     let unit_ids: Vec<i64> = units.iter().map(|u| u.id).collect();

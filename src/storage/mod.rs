@@ -456,6 +456,20 @@ pub struct FieldData {
     /// Attempts that do not fit the round's survey (answer count, level range, outcome or
     /// AAPOR code), as (attempt id, what is wrong); results refuse to compute over them.
     pub bad_attempts: Vec<(i64, String)>,
+    /// Attempts that cannot be read at all (an unknown outcome): named in `bad_attempts` too,
+    /// and left out of `attempts`.
+    pub unreadable: Vec<BadStoredValue>,
+}
+
+impl FieldData {
+    /// Refuses data with an unreadable attempt: dispositions and progress computed without
+    /// it would be silently wrong (results and `check` name it through `bad_attempts`).
+    pub fn ensure_readable(&self) -> Result<()> {
+        match self.unreadable.first() {
+            Some(bad) => Err(StorageError::BadStoredValue(bad.clone())),
+            None => Ok(()),
+        }
+    }
 }
 
 /// An imported attempt, validated.

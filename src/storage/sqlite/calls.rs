@@ -888,8 +888,8 @@ impl CallStore for SqliteStore {
             let rows = stmt.query_map([round.id], |r| {
                 let problem = stored_problem(r, &round.survey)?;
                 let attempt = match &problem {
-                    None => Some(attempt_from_row(r)?),
-                    Some(_) => attempt_from_row(r).ok(),
+                    None => Ok(attempt_from_row(r)?),
+                    Some(_) => attempt_from_row(r).map_err(StorageError::from),
                 };
                 Ok((r.get::<_, i64>(0)?, attempt, problem))
             })?;
@@ -898,7 +898,11 @@ impl CallStore for SqliteStore {
                 if let Some(p) = problem {
                     data.bad_attempts.push((id, p));
                 }
-                data.attempts.extend(attempt);
+                match attempt {
+                    Ok(a) => data.attempts.push(a),
+                    Err(StorageError::BadStoredValue(bad)) => data.unreadable.push(bad),
+                    Err(e) => return Err(e),
+                }
             }
             let mut stmt = c.prepare_cached(
                 "SELECT r.member_id, MAX(r.at) FROM reopenings r JOIN members m ON m.id = r.member_id JOIN units u ON u.id = m.unit_id
