@@ -788,7 +788,7 @@ async fn an_unknown_stored_outcome_is_named_on_every_page() {
     }
     // The results refuse and name the attempt; never a 500.
     let stat = Web::signed_in(&server.url, "stat").await;
-    let page = stat.get("/results").await;
+    let page = stat.get(&format!("/rounds/{ROUND}/results")).await;
     assert_ne!(page.status, 500, "{}", page.body);
     assert!(page.body.contains(&format!("#{attempt}")), "{}", page.body);
 }
