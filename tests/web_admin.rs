@@ -786,6 +786,11 @@ async fn an_unknown_stored_outcome_is_named_on_every_page() {
         );
         assert!(!page.body.contains("无人接听"), "{path}");
     }
+    // The operator's list shows each member's last outcome: named too, not "no answer".
+    let op = Web::signed_in(&server.url, "op1").await;
+    let page = op.get("/call/list").await;
+    assert_eq!(page.status, 409, "{}", page.body);
+    assert!(page.body.contains(&named), "{}", page.body);
     // The results refuse and name the attempt; never a 500.
     let stat = Web::signed_in(&server.url, "stat").await;
     let page = stat.get(&format!("/rounds/{ROUND}/results")).await;

@@ -119,18 +119,27 @@ pub(crate) fn strict<T>(
     decode: impl FnOnce(&str) -> Option<T>,
 ) -> rusqlite::Result<T> {
     let value: String = r.get(idx)?;
-    decode(&value).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            idx,
-            rusqlite::types::Type::Text,
-            Box::new(BadStoredValue {
-                table,
-                row_id,
-                column,
-                value,
-            }),
-        )
-    })
+    decode(&value).ok_or_else(|| bad_value(idx, table, column, row_id, value))
+}
+
+/// A `BadStoredValue` as a row mapper's error (see `From<rusqlite::Error> for StorageError`).
+pub(crate) fn bad_value(
+    idx: usize,
+    table: &'static str,
+    column: &'static str,
+    row_id: i64,
+    value: String,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        idx,
+        rusqlite::types::Type::Text,
+        Box::new(BadStoredValue {
+            table,
+            row_id,
+            column,
+            value,
+        }),
+    )
 }
 
 impl SqliteStore {
@@ -782,13 +791,15 @@ impl Storage for SqliteStore {
                 units.insert(id, RosterUnit { id, name, phones: BTreeSet::new(), two_deputies_one_member: 0, in_use: false });
             }
             let mut stmt = c.prepare_cached(
-                "SELECT m.unit_id, m.phone, m.category FROM members m JOIN units u ON u.id = m.unit_id WHERE u.round_id = ?1 AND m.phone IS NOT NULL",
+                "SELECT m.unit_id, m.phone, m.category, m.id FROM members m JOIN units u ON u.id = m.unit_id WHERE u.round_id = ?1 AND m.phone IS NOT NULL",
             )?;
-            for r in stmt.query_map([round_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))? {
+            for r in stmt.query_map([round_id], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, strict(r, 2, "members", "category", r.get(3)?, MemberCategory::from_stored_label)?))
+            })? {
                 let (unit, phone, category) = r?;
                 if let Some(u) = units.get_mut(&unit) {
                     u.phones.insert(phone);
-                    u.two_deputies_one_member += usize::from(MemberCategory::from_label(&category).is_two_deputies_one_member());
+                    u.two_deputies_one_member += usize::from(category.is_two_deputies_one_member());
                 }
             }
             for id in units_in_use(c, round_id)? {
