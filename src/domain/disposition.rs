@@ -890,6 +890,17 @@ mod tests {
     }
 
     #[test]
+    fn from_key_reads_stored_keys_only() {
+        for o in Outcome::all() {
+            assert_eq!(Outcome::from_key(o.key()), Some(*o));
+            assert_eq!(Outcome::from_key(o.label()), None, "{}", o.label());
+        }
+        for text in ["No Answer", "no-answer", " no_answer", "1.1", "maybe", ""] {
+            assert_eq!(Outcome::from_key(text), None, "{text}");
+        }
+    }
+
+    #[test]
     fn parse_reads_keys_labels_halves_and_unambiguous_codes() {
         for &o in Outcome::all() {
             assert_eq!(Outcome::parse(o.key()), Some(o));
