@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::disposition::{AttemptFact, MemberHistory, disposition};
+use crate::domain::disposition::{AttemptFact, Disposition, MemberHistory};
 use crate::domain::plan::{self, Loads, PlanInput, PlanInputs, PlanKind, PlanMember};
 use crate::domain::progress::{self, MemberFacts, OperatorTally, Tally};
 use crate::domain::user::Role;
@@ -432,13 +432,30 @@ pub struct MemberStatus {
     pub in_progress: bool,
 }
 
+impl MemberStatus {
+    /// The member's history as the disposition rules read it.
+    pub fn history(&self) -> MemberHistory<'_> {
+        MemberHistory {
+            attempts: &self.facts,
+            reopened_at: self.reopened_at,
+        }
+    }
+
+    /// The member's disposition: the one place a status becomes a disposition.
+    pub fn disposition(&self, max_attempts: u32, field_closed: bool) -> Disposition {
+        self.history().disposition(max_attempts, field_closed)
+    }
+}
+
 /// Every member's history, from the stored attempts (results never keep a second copy).
 pub fn member_statuses(
     store: &dyn Store,
     round: &RoundRecord,
     now: DateTime<Utc>,
 ) -> Result<BTreeMap<i64, MemberStatus>, EngineError> {
-    Ok(statuses_of(&store.field_data(round, now)?))
+    let data = store.field_data(round, now)?;
+    data.ensure_readable()?;
+    Ok(statuses_of(&data))
 }
 
 /// Every member's history from field data already read.
@@ -474,6 +491,7 @@ pub fn progress(
 ) -> Result<ProgressReport, EngineError> {
     let units: Vec<UnitRecord> = store.units(round.id)?;
     let data = store.field_data(round, now)?;
+    data.ensure_readable()?;
     let statuses = statuses_of(&data);
     let closed = round.field_closed(now);
     let unit_ids: Vec<i64> = units.iter().map(|u| u.id).collect();
@@ -556,14 +574,7 @@ pub fn call_list_rows(
             let status = match statuses.get(&r.member_id) {
                 Some(m) if m.in_progress => "通话中".to_string(),
                 Some(m) => {
-                    let d = disposition(
-                        &MemberHistory {
-                            attempts: &m.facts,
-                            reopened_at: m.reopened_at,
-                        },
-                        round.survey.calling.max_attempts,
-                        closed,
-                    );
+                    let d = m.disposition(round.survey.calling.max_attempts, closed);
                     d.label().to_string()
                 }
                 None => String::new(),

@@ -16,6 +16,7 @@ use crate::imports::{self, ImportReport, RosterImport};
 use crate::storage::sqlite::SqliteStore;
 use crate::storage::{AttemptInput, CallStore, NewRound, NewUser, Storage};
 
+mod report;
 mod results;
 
 #[derive(Parser)]
@@ -94,7 +95,7 @@ enum Command {
     #[command(subcommand)]
     Token(results::TokenCmd),
     /// Reports: the round report (index.html), feedback pages per unit, charts and exports.
-    Report(crate::report::ReportArgs),
+    Report(report::ReportArgs),
     /// Serve the web console.
     Serve(ServeArgs),
     /// Create the demo round when the database is empty, then serve it.
@@ -540,7 +541,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => results::export(&cli.db, args),
         Command::Token(cmd) => results::token(&cli.db, cmd),
         Command::Report(args) => {
-            crate::report::cli_main(&open(&cli.db)?, args, &cli_actor())?;
+            report::report(&open(&cli.db)?, args, &cli_actor())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve(cli.db, args, false),

@@ -265,6 +265,12 @@ impl Outcome {
         matches!(self, Outcome::Complete | Outcome::Partial)
     }
 
+    /// The outcome whose stable key is exactly `key` (what the database stores); unlike
+    /// `parse`, no label, code or spelling variant is accepted.
+    pub fn from_key(key: &str) -> Option<Outcome> {
+        Outcome::all().iter().copied().find(|o| o.key() == key)
+    }
+
     /// Reads an outcome as people write it in spreadsheets: the key (case, spaces and dashes
     /// tolerated), the Chinese label, either half of an "a/b" label, the label without its
     /// bracketed note, or an AAPOR code that names exactly one outcome ("2.21" and "3.90" name
@@ -341,6 +347,11 @@ impl MemberHistory<'_> {
     pub fn attempts_since_reopen(&self) -> u32 {
         let n = self.attempts.iter().filter(|a| self.is_current(a)).count();
         u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// This history's disposition (see [`disposition`]).
+    pub fn disposition(&self, max_attempts: u32, field_closed: bool) -> Disposition {
+        disposition(self, max_attempts, field_closed)
     }
 
     /// The last attempt since the latest reopening, the one the next call is scheduled from.
@@ -882,6 +893,17 @@ mod tests {
             );
             assert_eq!(closed.state, Final);
             assert_eq!(closed.category, o.category());
+        }
+    }
+
+    #[test]
+    fn from_key_reads_stored_keys_only() {
+        for o in Outcome::all() {
+            assert_eq!(Outcome::from_key(o.key()), Some(*o));
+            assert_eq!(Outcome::from_key(o.label()), None, "{}", o.label());
+        }
+        for text in ["No Answer", "no-answer", " no_answer", "1.1", "maybe", ""] {
+            assert_eq!(Outcome::from_key(text), None, "{text}");
         }
     }
 

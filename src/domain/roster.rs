@@ -43,6 +43,19 @@ impl MemberCategory {
         }
     }
 
+    /// The category whose label is exactly `label` (what the database stores); unlike
+    /// `parse`, an unknown text is not taken for a service recipient.
+    pub fn from_stored_label(label: &str) -> Option<MemberCategory> {
+        [
+            MemberCategory::PartyDeputy,
+            MemberCategory::NpcDeputy,
+            MemberCategory::CppccMember,
+            MemberCategory::ServiceRecipient,
+        ]
+        .into_iter()
+        .find(|c| c.label() == label)
+    }
+
     pub fn from_label(label: &str) -> MemberCategory {
         Self::parse(label)
     }

@@ -22,6 +22,13 @@ impl UnitKind {
         }
     }
 
+    /// The kind whose label is exactly `label` (what the database stores); no synonyms.
+    pub fn from_stored_label(label: &str) -> Option<UnitKind> {
+        [UnitKind::Organ, UnitKind::Institution]
+            .into_iter()
+            .find(|k| k.label() == label)
+    }
+
     pub fn parse(text: &str) -> Option<UnitKind> {
         match clean_cell(text) {
             "党政机关" | "机关" | "行政机关" | "organ" => Some(UnitKind::Organ),

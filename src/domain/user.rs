@@ -34,6 +34,18 @@ impl Role {
         }
     }
 
+    /// The role whose key is exactly `key` (what the database stores); no label or spaces.
+    pub fn from_key(key: &str) -> Option<Role> {
+        [
+            Role::Admin,
+            Role::Operator,
+            Role::Statistician,
+            Role::Evaluator,
+        ]
+        .into_iter()
+        .find(|r| r.key() == key)
+    }
+
     pub fn parse(s: &str) -> Option<Role> {
         match s.trim() {
             "admin" | "管理员" => Some(Role::Admin),

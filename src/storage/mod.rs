@@ -29,13 +29,47 @@ pub enum StorageError {
     )]
     Full,
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(rusqlite::Error),
+    /// A stored enumerated value no reader knows: written before migration 013's triggers,
+    /// or by hand. Named, never read as some default.
+    #[error(transparent)]
+    BadStoredValue(#[from] BadStoredValue),
     #[error("database migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
     #[error("stored survey definition of round `{round}` is invalid: {error}")]
     CorruptSurvey { round: String, error: String },
     #[error("cannot open the database at {path}: {error}")]
     Open { path: String, error: String },
+}
+
+/// Which stored value could not be read: table, row id, column and the value itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "数据库表 {table} 第 {row_id} 行的 {column} 列存有无法识别的值 `{value}`,该行无法读取。请运行 `sheping check` 查看,由管理员更正这一行后再试"
+)]
+pub struct BadStoredValue {
+    pub table: &'static str,
+    pub row_id: i64,
+    pub column: &'static str,
+    pub value: String,
+}
+
+/// Row mappers run inside rusqlite, so a strict decoder's error travels as a conversion
+/// failure; here it becomes the named error again.
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::FromSqlConversionFailure(i, t, inner) => {
+                match inner.downcast::<BadStoredValue>() {
+                    Ok(bad) => StorageError::BadStoredValue(*bad),
+                    Err(inner) => StorageError::Database(
+                        rusqlite::Error::FromSqlConversionFailure(i, t, inner),
+                    ),
+                }
+            }
+            e => StorageError::Database(e),
+        }
+    }
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -396,7 +430,7 @@ pub enum RecordError {
 
 impl From<rusqlite::Error> for RecordError {
     fn from(e: rusqlite::Error) -> Self {
-        RecordError::Storage(StorageError::Database(e))
+        RecordError::Storage(StorageError::from(e))
     }
 }
 
@@ -426,6 +460,20 @@ pub struct FieldData {
     /// Attempts that do not fit the round's survey (answer count, level range, outcome or
     /// AAPOR code), as (attempt id, what is wrong); results refuse to compute over them.
     pub bad_attempts: Vec<(i64, String)>,
+    /// Attempts that cannot be read at all (an unknown outcome): named in `bad_attempts` too,
+    /// and left out of `attempts`.
+    pub unreadable: Vec<BadStoredValue>,
+}
+
+impl FieldData {
+    /// Refuses data with an unreadable attempt: dispositions and progress computed without
+    /// it would be silently wrong (results and `check` name it through `bad_attempts`).
+    pub fn ensure_readable(&self) -> Result<()> {
+        match self.unreadable.first() {
+            Some(bad) => Err(StorageError::BadStoredValue(bad.clone())),
+            None => Ok(()),
+        }
+    }
 }
 
 /// An imported attempt, validated.

@@ -20,7 +20,7 @@ use super::error::encode_component;
 use super::supervise::engine_error;
 use super::views::{Frame, local_time};
 use super::{AppState, WebError};
-use crate::domain::disposition::{MemberHistory, Outcome, disposition};
+use crate::domain::disposition::Outcome;
 use crate::domain::phone::{self, mask_canonical};
 use crate::domain::round as round_text;
 use crate::domain::survey::Survey;
@@ -742,14 +742,7 @@ async fn members_page(
             let (status, is_final, attempts) = match st {
                 Some(st) if st.in_progress => ("通话中".to_string(), false, st.facts.len()),
                 Some(st) => {
-                    let d = disposition(
-                        &MemberHistory {
-                            attempts: &st.facts,
-                            reopened_at: st.reopened_at,
-                        },
-                        round.survey.calling.max_attempts,
-                        closed,
-                    );
+                    let d = st.disposition(round.survey.calling.max_attempts, closed);
                     (
                         format!("{}({})", d.label(), d.code),
                         d.is_final(),
@@ -889,14 +882,7 @@ async fn member_view(
     let closed = round.field_closed(Utc::now());
     let (status_text, is_final, complete, operator) = match &status {
         Some(st) => {
-            let d = disposition(
-                &MemberHistory {
-                    attempts: &st.facts,
-                    reopened_at: st.reopened_at,
-                },
-                survey.calling.max_attempts,
-                closed,
-            );
+            let d = st.disposition(survey.calling.max_attempts, closed);
             (
                 format!(
                     "{}(AAPOR {}){}",
@@ -1125,14 +1111,7 @@ async fn reopen(
                 let st = statuses
                     .get(&id)
                     .ok_or_else(|| StorageError::NotFound(format!("轮次 {k} 中没有代表 {id}")))?;
-                let d = disposition(
-                    &MemberHistory {
-                        attempts: &st.facts,
-                        reopened_at: st.reopened_at,
-                    },
-                    round.survey.calling.max_attempts,
-                    round.field_closed(now),
-                );
+                let d = st.disposition(round.survey.calling.max_attempts, round.field_closed(now));
                 if d.outcome == Some(Outcome::Complete) {
                     return Err(WebError::Conflict("该代表已完成访问,不能重新开放".into()));
                 }

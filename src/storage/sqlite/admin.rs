@@ -200,15 +200,30 @@ impl AdminStore for SqliteStore {
                 let priority: i64 = r.get(4)?;
                 let sort_key: i64 = r.get(5)?;
                 let last: Option<String> = r.get(7)?;
+                let last_outcome = match last {
+                    None => None,
+                    Some(key) => match Outcome::from_key(&key) {
+                        Some(o) => Some(o),
+                        // Only on bad data: which attempt it is (the list's query stays lean).
+                        None => {
+                            let attempt: i64 = c.query_row(
+                                "SELECT id FROM attempts WHERE member_id = ?1 ORDER BY recorded_at DESC, attempt_no DESC LIMIT 1",
+                                [r.get::<_, i64>(0)?],
+                                |r| r.get(0),
+                            )?;
+                            return Err(super::bad_value(7, "attempts", "outcome", attempt, key));
+                        }
+                    },
+                };
                 Ok(QueueRow {
                     member_id: r.get(0)?,
                     seq: r.get(1)?,
                     unit: r.get(2)?,
-                    category: MemberCategory::from_label(&r.get::<_, String>(3)?),
+                    category: super::strict(r, 3, "members", "category", r.get(0)?, MemberCategory::from_stored_label)?,
                     priority: priority as u8,
                     due_ms: (priority < 2).then_some(sort_key),
                     attempts: r.get(6)?,
-                    last_outcome: last.as_deref().and_then(Outcome::parse),
+                    last_outcome,
                     on_call: r.get(8)?,
                 })
             })?;

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     SqliteStore, append_audit, conflict_on_unique, ensure_unlocked, map_full, member_from_row,
-    now_ms,
+    now_ms, strict,
 };
 use crate::domain::disposition::{
     AttemptFact, MemberHistory, Outcome, check_still_open, disposition, validate_record,
@@ -26,7 +26,14 @@ fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<UserRecord> {
         id: r.get("id")?,
         login: r.get("login")?,
         name: r.get("name")?,
-        role: Role::parse(&r.get::<_, String>("role")?).unwrap_or(Role::Evaluator),
+        role: strict(
+            r,
+            r.as_ref().column_index("role")?,
+            "users",
+            "role",
+            r.get("id")?,
+            Role::from_key,
+        )?,
         active: r.get("active")?,
         password_hash: r.get("password_hash")?,
     })
@@ -39,7 +46,6 @@ const ATTEMPT_COLUMNS: &str = "a.id, a.member_id, m.unit_id, u.login, a.attempt_
 pub(super) fn attempt_from_row(r: &rusqlite::Row) -> rusqlite::Result<AttemptRecord> {
     let answers: Option<String> = r.get(9)?;
     let answer_ms: Option<String> = r.get(10)?;
-    let outcome: String = r.get(7)?;
     Ok(AttemptRecord {
         id: r.get(0)?,
         member_id: r.get(1)?,
@@ -48,7 +54,7 @@ pub(super) fn attempt_from_row(r: &rusqlite::Row) -> rusqlite::Result<AttemptRec
         attempt_no: r.get(4)?,
         claimed_at_ms: r.get(5)?,
         recorded_at_ms: r.get(6)?,
-        outcome: Outcome::parse(&outcome).unwrap_or(Outcome::NoAnswer),
+        outcome: strict(r, 7, "attempts", "outcome", r.get(0)?, Outcome::from_key)?,
         aapor_code: r.get(8)?,
         answers: answers
             .and_then(|s| serde_json::from_str(&s).ok())
@@ -114,7 +120,7 @@ fn member_record(
     .query_row([member_id], |r| {
         Ok((
             member_from_row(r)?,
-            UnitKind::parse(&r.get::<_, String>(9)?).unwrap_or(UnitKind::Institution),
+            strict(r, 9, "units", "kind", r.get(1)?, UnitKind::from_stored_label)?,
             r.get(10)?,
         ))
     })
@@ -139,11 +145,11 @@ pub(super) fn refresh_queue(
 /// A member's attempt history as the schedule needs it (no joins: the write path's read).
 fn member_facts(c: &Connection, member_id: i64) -> rusqlite::Result<Vec<AttemptFact>> {
     let mut stmt = c.prepare_cached(
-        "SELECT outcome, recorded_at, appointment_at FROM attempts WHERE member_id = ?1 ORDER BY recorded_at, attempt_no",
+        "SELECT outcome, recorded_at, appointment_at, id FROM attempts WHERE member_id = ?1 ORDER BY recorded_at, attempt_no",
     )?;
     stmt.query_map([member_id], |r| {
         Ok(AttemptFact {
-            outcome: Outcome::parse(&r.get::<_, String>(0)?).unwrap_or(Outcome::NoAnswer),
+            outcome: strict(r, 0, "attempts", "outcome", r.get(3)?, Outcome::from_key)?,
             at: ms_to_utc(r.get(1)?),
             appointment: r.get::<_, Option<i64>>(2)?.map(ms_to_utc),
         })
@@ -285,7 +291,7 @@ fn recorded_line_in(c: &Connection, attempt_id: i64) -> Result<Option<RecordedLi
             round_id: r.get(1)?,
             unit_name: r.get(2)?,
             attempt_no: r.get(3)?,
-            outcome: Outcome::parse(&r.get::<_, String>(4)?).unwrap_or(Outcome::NoAnswer),
+            outcome: strict(r, 4, "attempts", "outcome", attempt_id, Outcome::from_key)?,
             recorded_at_ms: r.get(5)?,
             appointment_at_ms: r.get(6)?,
         })
@@ -881,15 +887,27 @@ impl CallStore for SqliteStore {
                  JOIN users u ON u.id = a.operator_id WHERE un.round_id = ?1 ORDER BY a.member_id, a.recorded_at, a.attempt_no"
             );
             let mut stmt = c.prepare_cached(&sql)?;
+            // A row with a problem is named in `bad_attempts` (results refuse, `check` lists
+            // it); it is kept among the attempts only when it can be read at all (an unknown
+            // outcome cannot), so bad data never fails the whole read.
             let rows = stmt.query_map([round.id], |r| {
-                Ok((attempt_from_row(r)?, stored_problem(r, &round.survey)?))
+                let problem = stored_problem(r, &round.survey)?;
+                let attempt = match &problem {
+                    None => Ok(attempt_from_row(r)?),
+                    Some(_) => attempt_from_row(r).map_err(StorageError::from),
+                };
+                Ok((r.get::<_, i64>(0)?, attempt, problem))
             })?;
             for row in rows {
-                let (attempt, problem) = row?;
+                let (id, attempt, problem) = row?;
                 if let Some(p) = problem {
-                    data.bad_attempts.push((attempt.id, p));
+                    data.bad_attempts.push((id, p));
                 }
-                data.attempts.push(attempt);
+                match attempt {
+                    Ok(a) => data.attempts.push(a),
+                    Err(StorageError::BadStoredValue(bad)) => data.unreadable.push(bad),
+                    Err(e) => return Err(e),
+                }
             }
             let mut stmt = c.prepare_cached(
                 "SELECT r.member_id, MAX(r.at) FROM reopenings r JOIN members m ON m.id = r.member_id JOIN units u ON u.id = m.unit_id
@@ -926,7 +944,7 @@ impl CallStore for SqliteStore {
                     unit: r.get(4)?,
                     name: r.get(5)?,
                     phone: r.get(6)?,
-                    category: MemberCategory::from_label(&r.get::<_, String>(7)?),
+                    category: strict(r, 7, "members", "category", r.get(2)?, MemberCategory::from_stored_label)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -1246,7 +1264,14 @@ fn record_in(
             attempt_id,
             member_id,
             attempt_no,
-            outcome: Outcome::parse(&outcome).unwrap_or(Outcome::NoAnswer),
+            outcome: Outcome::from_key(&outcome).ok_or_else(|| {
+                StorageError::BadStoredValue(BadStoredValue {
+                    table: "attempts",
+                    row_id: attempt_id,
+                    column: "outcome",
+                    value: outcome.clone(),
+                })
+            })?,
             duplicate: true,
             late,
         });

@@ -220,6 +220,26 @@ impl SqliteStore {
                     r.problems.push(format!("{what}: {n}"));
                 }
             }
+            // Categories stored before migration 013's triggers: each row named, as the
+            // readers would refuse it (outcomes are named below, against the survey).
+            let mut stmt = c.prepare(
+                "SELECT id, category FROM members
+                 WHERE category NOT IN ('党代表', '人大代表', '政协委员', '服务对象') ORDER BY id",
+            )?;
+            for row in stmt.query_map([], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })? {
+                let (id, value) = row?;
+                r.problems.push(
+                    crate::storage::BadStoredValue {
+                        table: "members",
+                        row_id: id,
+                        column: "category",
+                        value,
+                    }
+                    .to_string(),
+                );
+            }
             Ok(r)
         })?;
         // Every stored attempt against its round's survey, and the late records to review.

@@ -25,7 +25,7 @@ use crate::domain::survey::Survey;
 use crate::domain::unit::{NewUnit, UnitKind};
 
 /// The schema's migrations in order; an applied migration is never edited, only followed.
-const MIGRATION_SQL: [&str; 12] = [
+const MIGRATION_SQL: [&str; 13] = [
     include_str!("../migrations/001_foundation.sql"),
     include_str!("../migrations/002_engine.sql"),
     include_str!("../migrations/003_web.sql"),
@@ -38,6 +38,7 @@ const MIGRATION_SQL: [&str; 12] = [
     include_str!("../migrations/010_plan_inputs.sql"),
     include_str!("../migrations/011_late_records.sql"),
     include_str!("../migrations/012_signin_refusals.sql"),
+    include_str!("../migrations/013_stored_value_checks.sql"),
 ];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> =
@@ -103,8 +104,42 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 pub(crate) fn map_full(e: rusqlite::Error) -> StorageError {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DiskFull) => StorageError::Full,
-        _ => StorageError::Database(e),
+        _ => StorageError::from(e),
     }
+}
+
+/// Reads the enumerated text in column `idx` with `decode`, which accepts only what the
+/// writers store; anything else is a `BadStoredValue` naming table, row, column and value.
+pub(crate) fn strict<T>(
+    r: &rusqlite::Row,
+    idx: usize,
+    table: &'static str,
+    column: &'static str,
+    row_id: i64,
+    decode: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let value: String = r.get(idx)?;
+    decode(&value).ok_or_else(|| bad_value(idx, table, column, row_id, value))
+}
+
+/// A `BadStoredValue` as a row mapper's error (see `From<rusqlite::Error> for StorageError`).
+pub(crate) fn bad_value(
+    idx: usize,
+    table: &'static str,
+    column: &'static str,
+    row_id: i64,
+    value: String,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        idx,
+        rusqlite::types::Type::Text,
+        Box::new(BadStoredValue {
+            table,
+            row_id,
+            column,
+            value,
+        }),
+    )
 }
 
 impl SqliteStore {
@@ -330,7 +365,14 @@ pub(crate) fn member_from_row(r: &rusqlite::Row) -> rusqlite::Result<MemberRecor
         name: r.get(3)?,
         phone: r.get(4)?,
         phone_alt: r.get(5)?,
-        category: MemberCategory::from_label(&r.get::<_, String>(6)?),
+        category: strict(
+            r,
+            6,
+            "members",
+            "category",
+            r.get(0)?,
+            MemberCategory::from_stored_label,
+        )?,
         organization: r.get(7)?,
         note: r.get(8)?,
     })
@@ -548,10 +590,6 @@ pub(crate) fn append_audit(tx: &Connection, event: &AuditEvent) -> Result<()> {
     Ok(())
 }
 
-fn unit_kind(label: &str) -> UnitKind {
-    UnitKind::parse(label).unwrap_or(UnitKind::Institution)
-}
-
 impl Storage for SqliteStore {
     fn snapshot(&self, f: &mut dyn FnMut()) {
         let key = self.snapshot_key();
@@ -739,7 +777,7 @@ impl Storage for SqliteStore {
                 Ok(UnitRecord {
                     id: r.get(0)?,
                     name: r.get(1)?,
-                    kind: unit_kind(&r.get::<_, String>(2)?),
+                    kind: strict(r, 2, "units", "kind", r.get(0)?, UnitKind::from_stored_label)?,
                     sector: r.get(3)?,
                     code: r.get(4)?,
                     panel: r.get::<_, i64>(5)? as usize,
@@ -774,13 +812,15 @@ impl Storage for SqliteStore {
                 units.insert(id, RosterUnit { id, name, phones: BTreeSet::new(), two_deputies_one_member: 0, in_use: false });
             }
             let mut stmt = c.prepare_cached(
-                "SELECT m.unit_id, m.phone, m.category FROM members m JOIN units u ON u.id = m.unit_id WHERE u.round_id = ?1 AND m.phone IS NOT NULL",
+                "SELECT m.unit_id, m.phone, m.category, m.id FROM members m JOIN units u ON u.id = m.unit_id WHERE u.round_id = ?1 AND m.phone IS NOT NULL",
             )?;
-            for r in stmt.query_map([round_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))? {
+            for r in stmt.query_map([round_id], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, strict(r, 2, "members", "category", r.get(3)?, MemberCategory::from_stored_label)?))
+            })? {
                 let (unit, phone, category) = r?;
                 if let Some(u) = units.get_mut(&unit) {
                     u.phones.insert(phone);
-                    u.two_deputies_one_member += usize::from(MemberCategory::from_label(&category).is_two_deputies_one_member());
+                    u.two_deputies_one_member += usize::from(category.is_two_deputies_one_member());
                 }
             }
             for id in units_in_use(c, round_id)? {

@@ -23,7 +23,7 @@ fn session_row(c: &Connection, id_hash: &str) -> rusqlite::Result<Option<Session
                 id: r.get(4)?,
                 login: r.get(5)?,
                 name: r.get(6)?,
-                role: Role::parse(&r.get::<_, String>(7)?).unwrap_or(Role::Evaluator),
+                role: super::strict(r, 7, "users", "role", r.get(4)?, Role::from_key)?,
                 active: r.get(8)?,
                 password_hash: r.get(9)?,
             },
