@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::disposition::{AttemptFact, MemberHistory, disposition};
+use crate::domain::disposition::{AttemptFact, Disposition, MemberHistory};
 use crate::domain::plan::{self, Loads, PlanInput, PlanInputs, PlanKind, PlanMember};
 use crate::domain::progress::{self, MemberFacts, OperatorTally, Tally};
 use crate::domain::user::Role;
@@ -193,6 +193,69 @@ pub fn reassign(
     })
 }
 
+/// Plans the members no operator has (added by a roster upload after the plan) over
+/// `operators`, keeping every existing assignment: the same draw as a reassignment
+/// (`docs/plan.md`), with the operators' pending calls as their existing loads.
+pub fn plan_unassigned(
+    store: &dyn Store,
+    round: &RoundRecord,
+    operators: Vec<String>,
+    seed: u64,
+    actor: &str,
+) -> Result<PlanOutcome, EngineError> {
+    let state = store.plan_state(round)?;
+    if state.unassigned.is_empty() {
+        return Err(EngineError::Invalid(
+            "每名代表都已分配话务员,没有需要安排的代表".into(),
+        ));
+    }
+    let pending: Vec<_> = store
+        .pending_assignments(round)?
+        .into_iter()
+        .filter(|a| operators.contains(&a.operator))
+        .collect();
+    let mut existing = Loads::from_assignments(&pending);
+    for row in store.call_list(round, None)? {
+        if operators.contains(&row.operator) {
+            let max = existing.max_seq.entry(row.operator).or_default();
+            *max = (*max).max(row.seq);
+        }
+    }
+    let input = PlanInput {
+        members: state.unassigned,
+        operators,
+        exclusions: state.exclusions,
+        seed,
+        existing,
+    };
+    let assignments = plan::reassign(
+        &input.members,
+        &input.operators,
+        &input.exclusions,
+        &input.existing,
+        seed,
+    )?;
+    let inputs = PlanInputs::new(PlanKind::Reassign, &input);
+    let record = store.apply_plan(
+        round,
+        &NewPlan {
+            kind: "reassign",
+            seed,
+            algorithm: plan::PLAN_ALGORITHM,
+            operators: inputs.operators.clone(),
+            digest: plan::plan_digest(&assignments),
+            inputs: inputs_json(&inputs)?,
+        },
+        &assignments,
+        actor,
+    )?;
+    Ok(PlanOutcome {
+        plan: record,
+        planned: assignments.len(),
+        called: 0,
+    })
+}
+
 fn inputs_json(inputs: &PlanInputs) -> Result<String, EngineError> {
     serde_json::to_string(inputs)
         .map_err(|e| EngineError::Invalid(format!("计划输入无法写成 JSON:{e}")))
@@ -337,6 +400,18 @@ pub struct OnCall {
     pub unit: String,
 }
 
+/// An attempt recorded after its claim lapsed while another claim or record on the member came
+/// in between: stored and counted by the best-of rule, listed for the supervisor to review.
+#[derive(Debug, Serialize)]
+pub struct LateRecord {
+    pub attempt_id: i64,
+    pub member_id: i64,
+    pub operator: String,
+    pub unit: String,
+    pub outcome: &'static str,
+    pub recorded_at_ms: i64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct ProgressReport {
     pub round: String,
@@ -345,6 +420,7 @@ pub struct ProgressReport {
     pub overall: Tally,
     pub operators: Vec<OperatorTally>,
     pub on_call: Vec<OnCall>,
+    pub late: Vec<LateRecord>,
 }
 
 /// Per member: its facts in time order and its current disposition.
@@ -356,13 +432,30 @@ pub struct MemberStatus {
     pub in_progress: bool,
 }
 
+impl MemberStatus {
+    /// The member's history as the disposition rules read it.
+    pub fn history(&self) -> MemberHistory<'_> {
+        MemberHistory {
+            attempts: &self.facts,
+            reopened_at: self.reopened_at,
+        }
+    }
+
+    /// The member's disposition: the one place a status becomes a disposition.
+    pub fn disposition(&self, max_attempts: u32, field_closed: bool) -> Disposition {
+        self.history().disposition(max_attempts, field_closed)
+    }
+}
+
 /// Every member's history, from the stored attempts (results never keep a second copy).
 pub fn member_statuses(
     store: &dyn Store,
     round: &RoundRecord,
     now: DateTime<Utc>,
 ) -> Result<BTreeMap<i64, MemberStatus>, EngineError> {
-    Ok(statuses_of(&store.field_data(round, now)?))
+    let data = store.field_data(round, now)?;
+    data.ensure_readable()?;
+    Ok(statuses_of(&data))
 }
 
 /// Every member's history from field data already read.
@@ -398,6 +491,7 @@ pub fn progress(
 ) -> Result<ProgressReport, EngineError> {
     let units: Vec<UnitRecord> = store.units(round.id)?;
     let data = store.field_data(round, now)?;
+    data.ensure_readable()?;
     let statuses = statuses_of(&data);
     let closed = round.field_closed(now);
     let unit_ids: Vec<i64> = units.iter().map(|u| u.id).collect();
@@ -444,6 +538,22 @@ pub fn progress(
         overall: p.overall,
         operators: p.operators,
         on_call,
+        late: data
+            .attempts
+            .iter()
+            .filter(|a| a.late)
+            .map(|a| LateRecord {
+                attempt_id: a.id,
+                member_id: a.member_id,
+                operator: a.operator.clone(),
+                unit: names
+                    .get(&a.unit_id)
+                    .map(|u| u.name.clone())
+                    .unwrap_or_default(),
+                outcome: a.outcome.label(),
+                recorded_at_ms: a.recorded_at_ms,
+            })
+            .collect(),
     })
 }
 
@@ -464,14 +574,7 @@ pub fn call_list_rows(
             let status = match statuses.get(&r.member_id) {
                 Some(m) if m.in_progress => "通话中".to_string(),
                 Some(m) => {
-                    let d = disposition(
-                        &MemberHistory {
-                            attempts: &m.facts,
-                            reopened_at: m.reopened_at,
-                        },
-                        round.survey.calling.max_attempts,
-                        closed,
-                    );
+                    let d = m.disposition(round.survey.calling.max_attempts, closed);
                     d.label().to_string()
                 }
                 None => String::new(),

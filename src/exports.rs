@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::domain::disposition::{Category, Outcome};
+use crate::domain::progress::{self, MemberFacts, Tally};
 use crate::domain::survey::Survey;
-use crate::engine::Store;
+use crate::domain::user::Role;
+use crate::engine::{self, EngineError, Store};
 use crate::results::{self, ResultsDocument, ResultsError, ResultsOptions, RoundData};
 use crate::storage::results::StoredOnsite;
 use crate::storage::{AttemptRecord, AuditEvent, RoundRecord, StorageError};
@@ -27,6 +29,8 @@ pub enum ExportError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Table(#[from] TableError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
     #[error("无法写出文件 {path}:{error}")]
     Io { path: String, error: String },
     #[error("{0}")]
@@ -42,6 +46,8 @@ pub enum ExportKind {
     Attempts,
     /// The on-site data in the order the scoring reads it (ballots, direct scores).
     Onsite,
+    /// Per operator: field figures (as on /progress) and the interviewer-effect checks.
+    Operators,
     Codebook,
     /// SPSS syntax reading the responses CSV (also written beside a codebook).
     Spss,
@@ -57,6 +63,7 @@ impl ExportKind {
             Dispositions,
             Attempts,
             Onsite,
+            Operators,
             Codebook,
             Spss,
         ]
@@ -70,6 +77,7 @@ impl ExportKind {
             ExportKind::Dispositions => "dispositions",
             ExportKind::Attempts => "attempts",
             ExportKind::Onsite => "onsite",
+            ExportKind::Operators => "operators",
             ExportKind::Codebook => "codebook",
             ExportKind::Spss => "spss",
         }
@@ -83,9 +91,37 @@ impl ExportKind {
             ExportKind::Dispositions => "各单位拨打结果与应答率",
             ExportKind::Attempts => "全部拨打记录(过程数据)",
             ExportKind::Onsite => "现场评价数据(选票与直接得分)",
+            ExportKind::Operators => "各话务员进度与话务员效应检验",
             ExportKind::Codebook => "变量说明(codebook)",
             ExportKind::Spss => "SPSS 读取语法",
         }
+    }
+
+    /// The roles that may download this export: the one rule for the console, the API and the
+    /// links on the results page. Evaluators get the unit-level tables (scores,
+    /// distributions): nothing in them is respondent-level or names an operator. Everything
+    /// else (interviews, call records, operators, on-site ballots, the codebook and syntax
+    /// for the responses) stays with the statisticians and administrators.
+    pub fn roles(self) -> &'static [Role] {
+        match self {
+            ExportKind::Scores | ExportKind::Distributions => {
+                &[Role::Admin, Role::Statistician, Role::Evaluator]
+            }
+            _ => &[Role::Admin, Role::Statistician],
+        }
+    }
+
+    pub fn downloadable_by(self, role: Role) -> bool {
+        self.roles().contains(&role)
+    }
+
+    /// The exports `role` may download, in the usual order.
+    pub fn for_role(role: Role) -> Vec<ExportKind> {
+        ExportKind::all()
+            .iter()
+            .copied()
+            .filter(|k| k.downloadable_by(role))
+            .collect()
     }
 
     pub fn parse(text: &str) -> Option<ExportKind> {
@@ -161,6 +197,8 @@ pub enum VarType {
     Text,
     Integer,
     Number,
+    /// Local date and time as `YYYY-MM-DD HH:MM:SS`.
+    DateTime,
 }
 
 impl VarType {
@@ -169,6 +207,7 @@ impl VarType {
             VarType::Text => "string",
             VarType::Integer => "integer",
             VarType::Number => "number",
+            VarType::DateTime => "datetime",
         }
     }
 }
@@ -207,6 +246,34 @@ fn outcome_values(outcomes: &[Outcome]) -> Vec<(String, String)> {
         .collect()
 }
 
+fn yes_no() -> Vec<(String, String)> {
+    vec![("1".into(), "是".into()), ("0".into(), "否".into())]
+}
+
+/// The operators' free-text comments. Not named `comment`: at the start of a line SPSS and
+/// PSPP read that as the COMMENT command, even inside GET DATA's variable list.
+fn remark_var() -> Var {
+    var(
+        "remark",
+        "话务员记录的意见建议(姓名、号码已遮蔽)",
+        VarType::Text,
+    )
+}
+
+/// Members per AAPOR category, as `n_I` … `n_NE` (`NE` alone is an SPSS reserved word).
+fn category_vars(whose: &str) -> Vec<Var> {
+    Category::all()
+        .iter()
+        .map(|c| {
+            var(
+                format!("n_{c:?}"),
+                format!("{whose}中 AAPOR {c:?}:{}(人数)", c.label()),
+                VarType::Integer,
+            )
+        })
+        .collect()
+}
+
 fn unit_vars() -> Vec<Var> {
     use VarType::*;
     vec![
@@ -232,7 +299,7 @@ pub fn variables(kind: ExportKind, survey: &Survey, with_comments: bool) -> Vec<
             v.push(var("category", "代表类别", Text));
             v.push(var("operator", "话务员(登录名)", Text));
             v.push(var("attempt_no", "该代表的第几次拨打", Integer));
-            v.push(var("interview_at", "访问时间(本地时间)", Text));
+            v.push(var("interview_at", "访问时间(本地时间)", DateTime));
             v.push(var(
                 "duration_secs",
                 "访问时长(秒,从领取到提交;导入的记录为空)",
@@ -270,11 +337,7 @@ pub fn variables(kind: ExportKind, survey: &Survey, with_comments: bool) -> Vec<
                 Number,
             ));
             if with_comments {
-                v.push(var(
-                    "comment",
-                    "话务员记录的意见建议(姓名、号码已遮蔽)",
-                    Text,
-                ));
+                v.push(remark_var());
             }
         }
         ExportKind::Distributions => {
@@ -313,6 +376,16 @@ pub fn variables(kind: ExportKind, survey: &Survey, with_comments: bool) -> Vec<
                 v.push(var(
                     format!("{}_mean", d.key),
                     format!("{}:平均分", d.label),
+                    Number,
+                ));
+                v.push(var(
+                    format!("{}_mean_ci95_low", d.key),
+                    format!("{}:平均分 95% 置信区间下限", d.label),
+                    Number,
+                ));
+                v.push(var(
+                    format!("{}_mean_ci95_high", d.key),
+                    format!("{}:平均分 95% 置信区间上限", d.label),
                     Number,
                 ));
                 v.push(var(
@@ -382,13 +455,7 @@ pub fn variables(kind: ExportKind, survey: &Survey, with_comments: bool) -> Vec<
         ExportKind::Dispositions => {
             v.extend(unit_vars());
             v.push(var("panel", "代表人数", Integer));
-            for c in Category::all() {
-                v.push(var(
-                    format!("{c:?}"),
-                    format!("AAPOR {c:?}:{}(人数)", c.label()),
-                    Integer,
-                ));
-            }
+            v.extend(category_vars("代表"));
             for (name, label) in [
                 ("rr1", "应答率 RR1"),
                 ("rr2", "应答率 RR2"),
@@ -405,8 +472,12 @@ pub fn variables(kind: ExportKind, survey: &Survey, with_comments: bool) -> Vec<
             v.push(var("unit_code", "单位代码", Text));
             v.push(var("operator", "话务员(登录名)", Text));
             v.push(var("attempt_no", "该代表的第几次拨打", Integer));
-            v.push(var("claimed_at", "领取时间(本地时间;导入的记录为空)", Text));
-            v.push(var("recorded_at", "记录时间(本地时间)", Text));
+            v.push(var(
+                "claimed_at",
+                "领取时间(本地时间;导入的记录为空)",
+                DateTime,
+            ));
+            v.push(var("recorded_at", "记录时间(本地时间)", DateTime));
             v.push(var(
                 "duration_secs",
                 "时长(秒,从领取到提交;导入的记录为空)",
@@ -419,14 +490,10 @@ pub fn variables(kind: ExportKind, survey: &Survey, with_comments: bool) -> Vec<
             v.push(var("aapor_code", "AAPOR 结果代码", Text));
             v.push(var("aapor_category", "AAPOR 类别(I/P/R/NC/O/UH/UO)", Text));
             v.push(var("answers", "已回答的维度数", Integer));
-            v.push(var("appointment_at", "预约回访时间(本地时间)", Text));
+            v.push(var("appointment_at", "预约回访时间(本地时间)", DateTime));
             v.push(var("source", "来源(web/cli/import)", Text));
             if with_comments {
-                v.push(var(
-                    "comment",
-                    "话务员记录的意见建议(姓名、号码已遮蔽)",
-                    Text,
-                ));
+                v.push(remark_var());
             }
         }
         ExportKind::Onsite => {
@@ -466,6 +533,62 @@ pub fn variables(kind: ExportKind, survey: &Survey, with_comments: bool) -> Vec<
                 Number,
             ));
             v.push(var("direct_score", "直接给出的现场评价得分", Number));
+        }
+        ExportKind::Operators => {
+            v.push(var("operator", "话务员(登录名)", Text));
+            v.push(var("panel", "名下代表人数(当前分配给该话务员)", Integer));
+            v.push(var("completes", "名下代表中已完成访问的人数", Integer));
+            v.push(var("partials", "名下代表中部分完成的人数", Integer));
+            v.push(var("pending", "名下代表中待拨的人数(含未拨打)", Integer));
+            v.push(var("in_progress", "名下代表中正在通话的人数", Integer));
+            v.push(var("final", "名下代表中已结束的人数", Integer));
+            v.extend(category_vars("名下代表"));
+            v.push(var("rr1", "名下代表的应答率 RR1", Number));
+            v.push(var("attempts", "该话务员的拨打次数", Integer));
+            v.push(var(
+                "complete_attempts",
+                "该话务员拨打中结果为完成的次数",
+                Integer,
+            ));
+            v.push(var(
+                "completion_rate",
+                "每次拨打完成率(完成次数 ÷ 拨打次数)",
+                Number,
+            ));
+            v.push(var(
+                "scored_interviews",
+                "该话务员访问的、计入得分的完成访问数",
+                Integer,
+            ));
+            v.push(var(
+                "mean_centred",
+                "受访者得分减去所在单位平均分后的平均值",
+                Number,
+            ));
+            v.push(var(
+                "welch_t",
+                "Welch t 检验(与其他话务员比较)的 t 值",
+                Number,
+            ));
+            v.push(var("welch_df", "Welch t 检验的自由度", Number));
+            v.push(var("p", "Welch t 检验的 p 值", Number));
+            v.push(var("p_holm", "Holm 校正后的 p 值", Number));
+            let mut flagged = var("flagged", "话务员效应提示(1=是,0=否)", Integer);
+            flagged.values = yes_no();
+            v.push(flagged);
+            v.push(var(
+                "straight_lines",
+                "五个维度答案完全相同的完成访问数",
+                Integer,
+            ));
+            v.push(var(
+                "straight_line_p",
+                "直线作答的二项检验 p 值(P(X ≥ 观察数))",
+                Number,
+            ));
+            let mut sl = var("straight_line_flagged", "直线作答提示(1=是,0=否)", Integer);
+            sl.values = yes_no();
+            v.push(sl);
         }
         ExportKind::Codebook | ExportKind::Spss => {
             v.push(var("file", "导出文件(export 种类)", Text));
@@ -516,69 +639,7 @@ fn hi(x: Option<[f64; 2]>) -> String {
     of(x.map(|v| v[1]))
 }
 
-/// Masks what could identify a person in a free-text comment: the member's own name, and
-/// any run of 7 or more digits (with spaces, dashes or brackets between them) as a phone
-/// number would be written.
-pub fn scrub_comment(text: &str, personal: &[&str]) -> String {
-    let mut s = text.to_string();
-    // Numbers first (a name is never made of digits), then names.
-    let (phones, names): (Vec<&str>, Vec<&str>) = personal.iter().partition(|p| is_number(p));
-    for p in phones {
-        s = s.replace(p, "[号码]");
-    }
-    for n in names {
-        if n.chars().count() >= 2 {
-            s = s.replace(n, "[姓名]");
-        }
-    }
-    let chars: Vec<char> = s.chars().collect();
-    let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
-    let is_joiner = |c: char| matches!(c, ' ' | '-' | '(' | ')' | '（' | '）' | '+' | '\u{3000}');
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if is_digit(chars[i]) {
-            let mut j = i;
-            let mut digits = 0;
-            let mut last_digit = i;
-            while j < chars.len() && (is_digit(chars[j]) || is_joiner(chars[j])) {
-                if is_digit(chars[j]) {
-                    digits += 1;
-                    last_digit = j;
-                }
-                j += 1;
-            }
-            let run: String = chars[i..=last_digit].iter().collect();
-            if digits >= 7 && !looks_like_date(&run) {
-                out.push_str("[号码]");
-                i = last_digit + 1;
-                continue;
-            }
-            out.extend(&chars[i..=last_digit]);
-            i = last_digit + 1;
-            continue;
-        }
-        out.push(chars[i]);
-        i += 1;
-    }
-    out
-}
-
-/// A phone number as stored (digits with `-`, `+`, spaces), not a name.
-fn is_number(s: &str) -> bool {
-    s.chars().filter(char::is_ascii_digit).count() >= 5
-        && s.chars().all(|c| c.is_ascii_digit() || "-+ ()".contains(c))
-}
-
-/// `2022-11-02`, `2022/11/2`, `2022 11 02`: a date, not a phone number.
-fn looks_like_date(run: &str) -> bool {
-    let groups: Vec<usize> = run
-        .split(|c: char| !(c.is_ascii_digit() || ('０'..='９').contains(&c)))
-        .filter(|g| !g.is_empty())
-        .map(|g| g.chars().count())
-        .collect();
-    matches!(groups.as_slice(), [4, m, d] if *m <= 2 && *d <= 2)
-}
+pub use crate::domain::personal::scrub_comment;
 
 /// Loaded data plus what only exports need.
 struct Context<'a> {
@@ -783,6 +844,8 @@ fn scores(cx: &Context) -> Vec<Vec<String>> {
             ];
             for d in &p.dimensions {
                 row.push(of(d.mean));
+                row.push(lo(d.ci95));
+                row.push(hi(d.ci95));
                 row.push(of(d.satisfaction_rate));
                 row.push(lo(d.satisfaction_rate_ci95));
                 row.push(hi(d.satisfaction_rate_ci95));
@@ -948,6 +1011,114 @@ fn onsite(cx: &Context) -> Vec<Vec<String>> {
     rows
 }
 
+/// Per operator, the members assigned to them tallied as a panel (state, category, RR1), by
+/// the same domain code as the units' tallies (the operators' table of `/progress`).
+pub fn operator_panel_tallies(
+    store: &dyn Store,
+    round: &RoundRecord,
+    now: DateTime<Utc>,
+) -> Result<BTreeMap<String, Tally>, EngineError> {
+    let statuses = engine::member_statuses(store, round, now)?;
+    let mut logins: Vec<&str> = statuses
+        .values()
+        .filter_map(|m| m.operator.as_deref())
+        .collect();
+    logins.sort_unstable();
+    logins.dedup();
+    let index = |op: &str| {
+        logins
+            .iter()
+            .position(|l| *l == op)
+            .map_or(-1, |i| i as i64)
+    };
+    let ids: Vec<i64> = (0..logins.len() as i64).collect();
+    let p = progress::progress(
+        &ids,
+        statuses
+            .values()
+            .filter(|m| m.operator.is_some())
+            .map(|m| MemberFacts {
+                unit_id: index(m.operator.as_deref().unwrap_or("")),
+                operator: m.operator.as_deref(),
+                attempts: &m.facts,
+                reopened_at: m.reopened_at,
+                in_progress: m.in_progress,
+            }),
+        std::iter::empty(),
+        round.survey.calling.max_attempts,
+        round.field_closed(now),
+    );
+    Ok(logins
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            (
+                l.to_string(),
+                p.units.get(&(i as i64)).cloned().unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// One row per operator who has members assigned, made attempts or conducted interviews: the
+/// figures of `/progress` (`sheping progress --json`) and of the results' operator checks.
+fn operators(
+    store: &dyn Store,
+    cx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Vec<Vec<String>>, ExportError> {
+    let round = &cx.data.round;
+    let report = engine::progress(store, round, now)?;
+    let panels = operator_panel_tallies(store, round, now)?;
+    let checks = &cx.doc.quality.operator_effect.operators;
+    let mut logins: Vec<&str> = panels
+        .keys()
+        .map(String::as_str)
+        .chain(report.operators.iter().map(|o| o.operator.as_str()))
+        .chain(checks.iter().map(|c| c.operator.as_str()))
+        .collect();
+    logins.sort_unstable();
+    logins.dedup();
+    let bit = |b: bool| u8::from(b).to_string();
+    Ok(logins
+        .into_iter()
+        .map(|login| {
+            let t = panels.get(login).cloned().unwrap_or_default();
+            let o = report.operators.iter().find(|o| o.operator == login);
+            let c = checks.iter().find(|c| c.operator == login);
+            let mut row = vec![
+                login.to_string(),
+                t.panel.to_string(),
+                t.completes.to_string(),
+                t.partials.to_string(),
+                t.pending.to_string(),
+                t.in_progress.to_string(),
+                t.final_.to_string(),
+            ];
+            row.extend(
+                Category::all()
+                    .iter()
+                    .map(|k| t.dispositions.get(*k).to_string()),
+            );
+            row.push(of(t.rates.rr1));
+            row.push(o.map_or(0, |o| o.attempts).to_string());
+            row.push(o.map_or(0, |o| o.completes).to_string());
+            row.push(of(o.and_then(|o| o.completion_rate)));
+            row.push(c.map_or(0, |c| c.completes).to_string());
+            row.push(of(c.and_then(|c| c.mean_centred)));
+            row.push(of(c.and_then(|c| c.welch_t)));
+            row.push(of(c.and_then(|c| c.welch_df)));
+            row.push(of(c.and_then(|c| c.p)));
+            row.push(of(c.and_then(|c| c.p_holm)));
+            row.push(bit(c.is_some_and(|c| c.flagged)));
+            row.push(c.map_or(0, |c| c.straight_lines).to_string());
+            row.push(of(c.and_then(|c| c.straight_line_p)));
+            row.push(bit(c.is_some_and(|c| c.straight_line_flagged)));
+            row
+        })
+        .collect())
+}
+
 fn codebook(survey: &Survey, with_comments: bool) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     for kind in [
@@ -957,6 +1128,7 @@ fn codebook(survey: &Survey, with_comments: bool) -> Vec<Vec<String>> {
         ExportKind::Dispositions,
         ExportKind::Attempts,
         ExportKind::Onsite,
+        ExportKind::Operators,
     ] {
         for v in variables(kind, survey, with_comments) {
             let values: Vec<String> = v.values.iter().map(|(c, l)| format!("{c}={l}")).collect();
@@ -989,6 +1161,7 @@ pub fn build_table(
         ExportKind::Dispositions => dispositions(&cx),
         ExportKind::Attempts => attempts(&cx, with_comments),
         ExportKind::Onsite => onsite(&cx),
+        ExportKind::Operators => operators(store, &cx, data.now)?,
         ExportKind::Codebook | ExportKind::Spss => codebook(survey, with_comments),
     };
     Ok(ExportTable {
@@ -1094,11 +1267,31 @@ pub fn spss_syntax(round: &RoundRecord, responses: &ExportTable, responses_file:
             round.title
         ),
     );
+    // The columns the syntax declares must be the file's: with the comments column exactly
+    // when the file was written with comments.
+    let with_comments = responses.vars.iter().any(|v| v.name == "remark");
+    let flag = if with_comments {
+        " --with-comments"
+    } else {
+        ""
+    };
     spss_comment(
         &mut s,
         &format!(
-            "Write it with: sheping export responses --round {} --out {}",
+            "Write it with: sheping export responses --round {}{flag} --out {}",
             round.key, responses_file
+        ),
+    );
+    spss_comment(
+        &mut s,
+        &format!(
+            "or download it from the console (results page) or the API: /api/v1/rounds/{}/exports/responses{}",
+            round.key,
+            if with_comments {
+                "?with_comments=true"
+            } else {
+                ""
+            }
         ),
     );
     spss_comment(
@@ -1128,11 +1321,23 @@ pub fn spss_syntax(round: &RoundRecord, responses: &ExportTable, responses_file:
             }
             VarType::Integer => "F8.0".to_string(),
             VarType::Number => "F18.6".to_string(),
+            // Reads `2022-11-03 10:15:07`; shown as DATETIME below.
+            VarType::DateTime => "YMDHMS19".to_string(),
         };
         let _ = writeln!(s, "    {} {format}", v.name);
     }
     let _ = writeln!(s, ".");
     let _ = writeln!(s);
+    let times: Vec<&str> = responses
+        .vars
+        .iter()
+        .filter(|v| v.kind == VarType::DateTime)
+        .map(|v| v.name.as_str())
+        .collect();
+    if !times.is_empty() {
+        let _ = writeln!(s, "FORMATS {} (DATETIME20).", times.join(" "));
+        let _ = writeln!(s);
+    }
     let _ = writeln!(s, "VARIABLE LABELS");
     let n = responses.vars.len();
     for (i, v) in responses.vars.iter().enumerate() {
@@ -1175,7 +1380,16 @@ pub fn spss_syntax(round: &RoundRecord, responses: &ExportTable, responses_file:
             .collect()
     };
     let ordinal = by_level(&|v| v.name.ends_with("_level"));
-    let scale = by_level(&|v| v.kind == VarType::Number || v.name == "attempt_no");
+    // Coded integers (`scored`: 1/0) are categories, not amounts.
+    let nominal = by_level(&|v| {
+        v.kind == VarType::Integer && !v.values.is_empty() && !v.name.ends_with("_level")
+    });
+    let scale = by_level(&|v| {
+        matches!(v.kind, VarType::Number | VarType::DateTime) || v.name == "attempt_no"
+    });
+    if !nominal.is_empty() {
+        let _ = writeln!(s, "VARIABLE LEVEL {} (NOMINAL).", nominal.join(" "));
+    }
     if !ordinal.is_empty() {
         let _ = writeln!(s, "VARIABLE LEVEL {} (ORDINAL).", ordinal.join(" "));
     }
@@ -1212,12 +1426,20 @@ pub fn write_table(
             )
             .map_err(io)
         }
-        ExportFormat::Xlsx => Ok(tabular::write_xlsx(
-            path,
-            table.kind.key(),
-            &headers,
-            table.rows.iter().cloned(),
-        )?),
+        ExportFormat::Xlsx => {
+            let text: Vec<bool> = table
+                .vars
+                .iter()
+                .map(|v| matches!(v.kind, VarType::Text | VarType::DateTime))
+                .collect();
+            Ok(tabular::write_xlsx_typed(
+                path,
+                table.kind.key(),
+                &headers,
+                &text,
+                table.rows.iter().cloned(),
+            )?)
+        }
     }
 }
 
@@ -1370,6 +1592,11 @@ pub fn file_name_part(name: &str) -> String {
     }
 }
 
+/// A download's file name without extension: `2022-responses`.
+pub fn download_stem(round_key: &str, kind: ExportKind) -> String {
+    format!("{}-{}", file_name_part(round_key), kind.key())
+}
+
 /// One export in memory (for an HTTP download): bytes, content type and a file name.
 pub struct ExportBytes {
     pub bytes: Vec<u8>,
@@ -1390,7 +1617,7 @@ pub fn export_bytes(
     let data = RoundData::load(store, round, now, actor)?;
     let doc = results::compute_from(&data, &doc_options(kind, &opts.results))?;
     let table = build_table(store, &data, &doc, kind, opts.with_comments)?;
-    let stem = format!("{}-{}", file_name_part(&round.key), kind.key());
+    let stem = download_stem(&round.key, kind);
     let (bytes, content_type, file_name, format) = if kind == ExportKind::Spss {
         let responses = build_table(
             store,
@@ -1399,8 +1626,10 @@ pub fn export_bytes(
             ExportKind::Responses,
             opts.with_comments,
         )?;
+        // The syntax reads the responses CSV under the name it is downloaded with.
+        let responses_file = format!("{}.csv", download_stem(&round.key, ExportKind::Responses));
         (
-            spss_syntax(round, &responses, &opts.responses_file).into_bytes(),
+            spss_syntax(round, &responses, &responses_file).into_bytes(),
             "text/plain; charset=utf-8",
             format!("{stem}.sps"),
             "sps",
@@ -1469,26 +1698,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn comments_lose_names_and_numbers() {
-        let c = scrub_comment(
-            "张伟说请回电 139 1234 5678 或 0915-3212345,找张伟本人;办了3次",
-            &["张伟", "13912345678"],
-        );
-        assert_eq!(c, "[姓名]说请回电 [号码] 或 [号码],找[姓名]本人;办了3次");
-        assert_eq!(
-            scrub_comment("全角１３９１２３４５６７８", &[]),
-            "全角[号码]"
-        );
-        assert_eq!(scrub_comment("2022-11-02 办结", &[]), "2022-11-02 办结");
-    }
-
-    #[test]
     fn kinds_and_formats_parse() {
         for k in ExportKind::all() {
             assert_eq!(ExportKind::parse(k.key()), Some(*k));
         }
         assert_eq!(ExportKind::parse("SPS"), Some(ExportKind::Spss));
         assert_eq!(ExportKind::parse("names"), None);
+        assert_eq!(
+            ExportKind::for_role(Role::Evaluator),
+            vec![ExportKind::Distributions, ExportKind::Scores]
+        );
+        assert_eq!(ExportKind::for_role(Role::Statistician), ExportKind::all());
+        assert_eq!(ExportKind::for_role(Role::Admin), ExportKind::all());
+        assert!(ExportKind::for_role(Role::Operator).is_empty());
         assert_eq!(
             ExportFormat::from_path(Path::new("a/b.XLSX")),
             ExportFormat::Xlsx
@@ -1561,6 +1783,127 @@ mod tests {
             let before = names.len();
             names.dedup();
             assert_eq!(before, names.len(), "{k:?}");
+        }
+    }
+
+    /// SPSS reserved words cannot name a variable; a name that is a command's first word
+    /// (`comment`, `count`, `rank`, …) is read as that command at the start of a line of
+    /// syntax. The responses file's variables are declared one per line in the `.sps`.
+    #[test]
+    fn variable_names_are_not_spss_keywords_or_commands() {
+        const RESERVED: &[&str] = &[
+            "ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR", "TO", "WITH",
+        ];
+        const COMMANDS: &[&str] = &[
+            "ADD",
+            "AGGREGATE",
+            "APPLY",
+            "AUTORECODE",
+            "BEGIN",
+            "BREAK",
+            "CACHE",
+            "CD",
+            "CLEAR",
+            "CLOSE",
+            "COMMENT",
+            "COMPUTE",
+            "CORRELATIONS",
+            "COUNT",
+            "CROSSTABS",
+            "DATA",
+            "DATAFILE",
+            "DATASET",
+            "DEFINE",
+            "DELETE",
+            "DESCRIPTIVES",
+            "DISPLAY",
+            "DO",
+            "DOCUMENT",
+            "DROP",
+            "ECHO",
+            "ELSE",
+            "END",
+            "ERASE",
+            "EXAMINE",
+            "EXECUTE",
+            "EXIT",
+            "EXPORT",
+            "FACTOR",
+            "FILE",
+            "FILTER",
+            "FINISH",
+            "FLIP",
+            "FORMATS",
+            "FREQUENCIES",
+            "GET",
+            "GLM",
+            "GRAPH",
+            "HOST",
+            "IF",
+            "IMPORT",
+            "INCLUDE",
+            "INPUT",
+            "INSERT",
+            "KEEP",
+            "LEAVE",
+            "LIST",
+            "LOGISTIC",
+            "LOOP",
+            "MATCH",
+            "MATRIX",
+            "MEANS",
+            "MISSING",
+            "MODIFY",
+            "MRSETS",
+            "N",
+            "NEW",
+            "NUMERIC",
+            "ONEWAY",
+            "OUTPUT",
+            "PERMISSIONS",
+            "PRESERVE",
+            "PRINT",
+            "QUICK",
+            "RANK",
+            "RECODE",
+            "RECORD",
+            "REGRESSION",
+            "RELIABILITY",
+            "RENAME",
+            "REPEATING",
+            "REREAD",
+            "RESTORE",
+            "ROC",
+            "SAMPLE",
+            "SAVE",
+            "SELECT",
+            "SET",
+            "SHOW",
+            "SORT",
+            "SPLIT",
+            "STRING",
+            "SUBTITLE",
+            "SYSFILE",
+            "TEMPORARY",
+            "TITLE",
+            "UPDATE",
+            "VALUE",
+            "VARIABLE",
+            "VECTOR",
+            "WEIGHT",
+            "WRITE",
+            "XEXPORT",
+            "XSAVE",
+        ];
+        let survey = Survey::from_toml_str(include_str!("../surveys/default.toml")).unwrap();
+        for k in ExportKind::all() {
+            for v in variables(*k, &survey, true) {
+                let upper = v.name.to_ascii_uppercase();
+                assert!(!RESERVED.contains(&upper.as_str()), "{k:?}: {}", v.name);
+                if *k == ExportKind::Responses {
+                    assert!(!COMMANDS.contains(&upper.as_str()), "{}", v.name);
+                }
+            }
         }
     }
 }

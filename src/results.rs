@@ -33,6 +33,12 @@ pub enum ResultsError {
     Scoring(#[from] ScoringError),
     #[error("{0}")]
     Data(String),
+    /// Stored attempts that do not fit the round's survey: named, never a computation that
+    /// breaks half way.
+    #[error("{0}")]
+    BadAttempts(String),
+    #[error(transparent)]
+    BottomK(#[from] scoring::BottomKError),
 }
 
 /// What may be chosen per computation; `None` takes the default (and the round's stored seed).
@@ -89,6 +95,54 @@ pub struct ResultsDocument {
 }
 
 /// The scale the numbers are on, from the round's stored survey definition.
+impl ResultsDocument {
+    /// The document for a reader who may not know who the operators are
+    /// (`Role::sees_operator_identity`): every operator login becomes its stable anonymous
+    /// code (`user::operator_codes`, in login order over the operators in the document).
+    pub fn hide_operators(&mut self) {
+        let q = &mut self.quality;
+        let codes = crate::domain::user::operator_codes(
+            q.operator_effect
+                .operators
+                .iter()
+                .map(|o| o.operator.as_str())
+                .chain(
+                    q.operator_effect
+                        .flagged_operators
+                        .iter()
+                        .map(String::as_str),
+                )
+                .chain(q.suspicious.iter().map(|x| x.operator.as_str())),
+        );
+        let code = |login: &mut String| {
+            if let Some(c) = codes.get(login.as_str()) {
+                *login = c.clone();
+            }
+        };
+        q.operator_effect
+            .operators
+            .iter_mut()
+            .for_each(|o| code(&mut o.operator));
+        q.operator_effect
+            .flagged_operators
+            .iter_mut()
+            .for_each(code);
+        q.suspicious.iter_mut().for_each(|x| code(&mut x.operator));
+        // Codes sort like the logins did; keep the lists in code order.
+        q.operator_effect
+            .operators
+            .sort_by(|a, b| code_order(&a.operator).cmp(&code_order(&b.operator)));
+        q.operator_effect
+            .flagged_operators
+            .sort_by(|a, b| code_order(a).cmp(&code_order(b)));
+    }
+}
+
+/// `话务员B` before `话务员AA`: shorter codes first, then alphabetical.
+fn code_order(code: &str) -> (usize, &str) {
+    (code.len(), code)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SurveySummary {
     pub title: String,
@@ -319,6 +373,25 @@ impl RoundData {
         let units = store.units(round.id)?;
         // One read of the attempts: dispositions and interviews come from the same snapshot.
         let field = store.field_data(round, now)?;
+        if !field.bad_attempts.is_empty() {
+            let shown: Vec<String> = field
+                .bad_attempts
+                .iter()
+                .take(5)
+                .map(|(id, problem)| format!("拨打记录 #{id}:{problem}"))
+                .collect();
+            return Err(ResultsError::BadAttempts(format!(
+                "轮次 {} 有 {} 条拨打记录与本轮问卷不符,无法计算结果:{}{}。请运行 `sheping check` 查看全部问题,由管理员更正这些记录后再试。",
+                round.key,
+                field.bad_attempts.len(),
+                shown.join(";"),
+                if field.bad_attempts.len() > shown.len() {
+                    ";……"
+                } else {
+                    ""
+                },
+            )));
+        }
         let categories = store
             .members(round.id, None)?
             .into_iter()
@@ -517,13 +590,14 @@ pub fn compute_from(
     let (units, interviews, warnings) = scoring_inputs(data)?;
     let scoring_opts = opts.scoring(data.settings.bootstrap_seed);
     let scored = scoring::score_round(data.survey(), &units, &interviews, &scoring_opts)?;
-    Ok(document(
-        data,
-        scored,
-        &scoring_opts,
-        opts.seed.is_some(),
-        warnings,
-    ))
+    let doc = document(data, scored, &scoring_opts, opts.seed.is_some(), warnings);
+    // A k chosen by the caller must leave some unit outside the bottom k; the default (3)
+    // stays allowed for rounds of few units.
+    if let Some(k) = opts.bottom_k {
+        let ranked = doc.units.iter().filter(|u| u.social.rank.is_some()).count();
+        scoring::check_bottom_k(k, ranked)?;
+    }
+    Ok(doc)
 }
 
 fn document(
@@ -577,7 +651,12 @@ fn document(
     ResultsDocument {
         round: data.round.key.clone(),
         title: data.round.title.clone(),
-        computed_at: data.now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        // The round's clock, with its offset (2026-12-07T06:06:01+08:00), like every other
+        // time the document and the pages show.
+        computed_at: data
+            .now
+            .with_timezone(&survey.timezone())
+            .to_rfc3339_opts(SecondsFormat::Secs, false),
         field_closed: data.round.field_closed(data.now),
         locked: data.round.is_locked(),
         survey: SurveySummary::of(survey),

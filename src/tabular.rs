@@ -1447,7 +1447,8 @@ fn normalize_name(s: &str) -> String {
 /// CSV for Excel/WPS: UTF-8 with BOM unless `bom` is false (without it Excel reads UTF-8 as
 /// GBK and Chinese turns to mojibake), CRLF line ends, quoting as needed.
 ///
-/// Data cells (not headers) are guarded against formula injection: a cell starting with `=`,
+/// Every cell, the header row included (a rejects file repeats the uploaded file's headers),
+/// is guarded against formula injection: a cell starting with `=`,
 /// `@`, tab or CR, or with `+`/`-` not followed by a plain number or phone-like digits, gets a
 /// leading `'`, so a name like `=HYPERLINK(...)` typed into a roster cannot run in the
 /// spreadsheet of whoever opens the export. Values like `-1.5` and `+86 139 1234 5678` are kept.
@@ -1465,7 +1466,7 @@ pub fn write_csv<W: Write>(
         .quote_style(csv::QuoteStyle::Necessary)
         .flexible(true)
         .from_writer(out);
-    w.write_record(headers)?;
+    w.write_record(headers.iter().map(|h| defuse_formula(h).into_owned()))?;
     for row in rows {
         let cells: Vec<_> = row.iter().map(|c| defuse_formula(c)).collect();
         w.write_record(cells.iter().map(|c| c.as_bytes()))?;
@@ -1482,6 +1483,19 @@ pub fn write_xlsx(
     path: &Path,
     sheet: &str,
     headers: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> Result<(), TableError> {
+    write_xlsx_typed(path, sheet, headers, &[], rows)
+}
+
+/// [`write_xlsx`], with the columns whose `text[c]` is true written as text cells even when
+/// a cell looks like a number (codes such as `1.1` and `3.90` must not become numbers in
+/// some rows and text in others).
+pub fn write_xlsx_typed(
+    path: &Path,
+    sheet: &str,
+    headers: &[&str],
+    text: &[bool],
     rows: impl IntoIterator<Item = Vec<String>>,
 ) -> Result<(), TableError> {
     use rust_xlsxwriter::{Format as XFormat, Workbook};
@@ -1510,12 +1524,17 @@ pub fn write_xlsx(
                 detail: "行数超过 Excel 上限 1,048,576 行,请改为导出 CSV 或分成多个文件"
                     .to_string(),
             })?;
-        for (c, cell) in row.iter().enumerate() {
-            let c = xlsx_col(c, &file)?;
+        for (i, cell) in row.iter().enumerate() {
+            let c = xlsx_col(i, &file)?;
             if cell.is_empty() {
                 continue;
             }
-            match plain_number(cell) {
+            let number = if text.get(i).copied().unwrap_or(false) {
+                None
+            } else {
+                plain_number(cell)
+            };
+            match number {
                 Some(v) if v.fract() == 0.0 => {
                     ws.write_number_with_format(r, c, v, &integer)
                         .map_err(werr)?;

@@ -115,14 +115,47 @@ async fn readers_get_the_same_document_as_the_cli() {
     let api = start();
     let path = format!("/api/v1/rounds/{ROUND}/results");
     let cli = without_time(api.sp.json(&["results", "--round", ROUND, "--json"]));
-    for t in [&api.eval, &api.stat, &api.admin] {
+    // Evaluators get operators as anonymous codes in login order (issue 17), the rest as is.
+    let mut anonymous = cli.clone();
+    {
+        let q = &mut anonymous["quality"];
+        let mut logins: Vec<String> = q["operator_effect"]["operators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["operator"].as_str().unwrap().to_string())
+            .collect();
+        logins.sort();
+        assert!(logins.len() >= 2, "{logins:?}");
+        let code = |v: &mut Value| {
+            let k = logins.iter().position(|l| v == l.as_str()).unwrap() as u8;
+            *v = Value::from(format!("话务员{}", (b'A' + k) as char));
+        };
+        for o in q["operator_effect"]["operators"].as_array_mut().unwrap() {
+            code(&mut o["operator"]);
+        }
+        for o in q["operator_effect"]["flagged_operators"]
+            .as_array_mut()
+            .unwrap()
+        {
+            code(o);
+        }
+        for x in q["suspicious"].as_array_mut().unwrap() {
+            code(&mut x["operator"]);
+        }
+    }
+    for (t, expected) in [
+        (&api.eval, &anonymous),
+        (&api.stat, &cli),
+        (&api.admin, &cli),
+    ] {
         let r = api.get(&path, Some(t)).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["cache-control"], "no-store");
         let v: Value = r.json().await.unwrap();
         assert_eq!(
-            without_time(v),
-            cli,
+            &without_time(v),
+            expected,
             "same stored seed, same attempts: same document"
         );
     }
@@ -453,4 +486,94 @@ async fn the_openapi_document_describes_the_endpoints() {
     let _ = api.sp.dir.path();
     let store = sheping::storage::sqlite::SqliteStore::open(&api.sp.db).unwrap();
     assert!(store.api_tokens().unwrap().len() == 4);
+}
+
+/// Every ISO 8601 date-time in `text` (`YYYY-MM-DDTHH:MM…` with what follows it: seconds,
+/// fraction, `Z` or an offset).
+fn iso_times(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let pattern = b"dddd-dd-ddTdd:dd";
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + pattern.len() <= b.len() {
+        let matches = pattern.iter().enumerate().all(|(k, p)| match p {
+            b'd' => b[i + k].is_ascii_digit(),
+            c => b[i + k] == *c,
+        });
+        if matches {
+            let end = (i..b.len())
+                .find(|&j| !(b[j].is_ascii_digit() || b":+-.TZ".contains(&b[j])))
+                .unwrap_or(b.len());
+            out.push(text[i..end].to_string());
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn times_are_the_rounds_clock_with_its_offset() {
+    use chrono::{DateTime, NaiveDateTime, Utc};
+    let api = start();
+    let before = Utc::now() - chrono::Duration::seconds(1);
+    let (s, doc) = api
+        .json(&format!("/api/v1/rounds/{ROUND}/results"), Some(&api.eval))
+        .await;
+    assert_eq!(s, 200);
+    let (s, unit) = api
+        .json(
+            &format!("/api/v1/rounds/{ROUND}/units/{}/results", enc(UNITS[0])),
+            Some(&api.eval),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let web = Web::signed_in(&api.server.url, "eval").await;
+    let page = web.get(&format!("/rounds/{ROUND}/results")).await;
+    assert_eq!(page.status, 200);
+    let after = Utc::now() + chrono::Duration::seconds(1);
+    let shanghai = chrono_tz::Asia::Shanghai;
+
+    // JSON: the same keys; every time RFC 3339 with the round's offset, none in bare UTC.
+    for v in [&doc, &unit] {
+        let at = v["computed_at"].as_str().unwrap();
+        assert!(at.ends_with("+08:00"), "{at}");
+        let t = DateTime::parse_from_rfc3339(at).unwrap();
+        assert_eq!(t.offset().local_minus_utc(), 8 * 3600, "{at}");
+        let t = t.with_timezone(&Utc);
+        assert!(
+            before <= t && t <= after,
+            "{at} is not the time of the request"
+        );
+        let text = v.to_string();
+        let times = iso_times(&text);
+        assert!(!times.is_empty());
+        for x in &times {
+            assert!(x.ends_with("+08:00"), "{x} in {text}");
+        }
+    }
+
+    // The page: the same instant in Beijing time, as every other page writes a time.
+    let shown = page
+        .body
+        .split("计算于 ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no 计算于 in {}", page.body))
+        .split('<')
+        .next()
+        .unwrap()
+        .trim();
+    let local = NaiveDateTime::parse_from_str(shown, "%Y-%m-%d %H:%M:%S")
+        .unwrap_or_else(|e| panic!("{shown}: {e}"));
+    let t = local
+        .and_local_timezone(shanghai)
+        .unwrap()
+        .with_timezone(&Utc);
+    assert!(before <= t && t <= after, "{shown} is not Beijing time now");
+    assert!(
+        iso_times(&page.body).is_empty(),
+        "no raw ISO times on the page: {:?}",
+        iso_times(&page.body)
+    );
 }

@@ -326,7 +326,7 @@ async fn an_appointment_comes_back_when_due() {
     let local = chrono::DateTime::from_timestamp_millis(at)
         .unwrap()
         .with_timezone(&chrono_tz::Asia::Shanghai)
-        .format("%Y-%m-%dT%H:%M")
+        .format("%Y-%m-%d %H:%M")
         .to_string();
     assert_eq!(local, chosen, "stored as picked, in the round's time zone");
     let priority: i64 = sp
@@ -629,5 +629,128 @@ async fn the_supervisor_view_refreshes_itself() {
         .unwrap();
     wait_for(d, "h1").await;
     shot(d, "results.png").await;
+    b.quit().await;
+}
+
+/// The open call screen keeps its claim alive on its own (a six-second lease here, through
+/// `SHEPING_LEASE_SECS`): the lease moves while the page is open, a conversation longer than
+/// the lease is recorded as usual, and when renewal becomes impossible (the server is gone)
+/// the operator is warned before the claim lapses.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_call_screen_renews_its_claim_and_warns_when_it_cannot() {
+    let sp = fixture();
+    let mut server = WebServer::start(&sp, &[("SHEPING_LEASE_SECS", "6")]);
+    let _one = BROWSER.lock().await;
+    let b = Browser::start(true).await;
+    let d = b.d();
+    sign_in(d, &server.url, "op1").await;
+    wait_for(d, "#next").await;
+    press(d, Key::Enter).await;
+    wait_for(d, "#callform").await;
+    let token = value(d, "input[name=token]").await;
+    let lease = |sp: &common::Sheping| -> (i64, i64) {
+        sp.sql()
+            .query_row(
+                "SELECT claimed_at, claim_expires FROM queue WHERE claim_token = ?1",
+                [&token],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    let (claimed_at, first_expiry) = lease(&sp);
+    assert_eq!(
+        first_expiry - claimed_at,
+        6_000,
+        "the lease from the environment"
+    );
+    // The page renews by itself, past the original lease's end.
+    let mut renewed = false;
+    for _ in 0..150 {
+        let (_, expiry) = lease(&sp);
+        if expiry > first_expiry + 6_000 {
+            renewed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(renewed, "the claim was renewed past its first lease");
+    assert!(
+        lease(&sp).1 > chrono::Utc::now().timestamp_millis(),
+        "still held after its first lease ran out"
+    );
+    assert!(
+        !d.find(By::Id("lease-warning"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "no warning while renewal works"
+    );
+    // The long interview is recorded as usual, not as a late record.
+    for k in ["1", "2", "2", "1", "3"] {
+        press(d, k).await;
+    }
+    press(d, Key::Enter).await;
+    let next = next_contact(d, &token).await;
+    let late: bool = sp
+        .sql()
+        .query_row(
+            "SELECT late FROM attempts WHERE claim_token = ?1",
+            [&token],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!late);
+    // The next contact is taken over behind the page's back (as when a lapsed claim goes to
+    // another operator): the next renewal is refused and the page says so at once.
+    let n = sp
+        .sql()
+        .execute(
+            "UPDATE queue SET claim_token = 'taken-over', claimed_at = claimed_at + 1,
+                 claimed_by = (SELECT id FROM users WHERE login = 'op2')
+             WHERE claim_token = ?1",
+            [&next],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    let warning = d
+        .query(By::Id("lease-warning"))
+        .wait(Duration::from_secs(30), Duration::from_millis(100))
+        .and_displayed()
+        .first()
+        .await
+        .expect("the lost-claim warning appears");
+    let said = warning.text().await.unwrap();
+    assert!(said.contains("不在您的名下"), "{said}");
+    // The interview is still sent, and stored as a late record.
+    for k in ["2", "2", "2", "2", "2"] {
+        press(d, k).await;
+    }
+    press(d, Key::Enter).await;
+    let third = next_contact(d, &next).await;
+    let late: bool = sp
+        .sql()
+        .query_row(
+            "SELECT late FROM attempts WHERE claim_token = ?1",
+            [&next],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(late, "stored, flagged late");
+    assert!(!third.is_empty());
+    // The server goes away: renewal fails, and the operator is warned before the lapse.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let warning = d
+        .query(By::Id("lease-warning"))
+        .wait(Duration::from_secs(30), Duration::from_millis(100))
+        .and_displayed()
+        .first()
+        .await
+        .expect("the lease warning appears");
+    let said = warning.text().await.unwrap();
+    assert!(said.contains("续期失败"), "{said}");
+    shot(d, "call-lease-warning.png").await;
     b.quit().await;
 }

@@ -146,7 +146,7 @@ fn responses_have_stable_columns_and_the_recorded_answers() {
         .map(|r| r["respondent_id"].clone())
         .collect();
     assert_eq!(ids.len(), 9, "one pseudonym per respondent");
-    assert!(!csv.headers.contains(&"comment".to_string()));
+    assert!(!csv.headers.iter().any(|h| h == "comment" || h == "remark"));
     // The category of each representative (the first of each unit is a deputy).
     assert!(
         csv.rows
@@ -238,14 +238,15 @@ fn summary_exports_agree_with_the_hand_figures() {
     let p = read_csv(&export(&sp, "dispositions", "disp.csv", &[]));
     assert_eq!(
         &p.headers[5..13],
-        ["I", "P", "R", "NC", "O", "UH", "UO", "NE"]
+        ["n_I", "n_P", "n_R", "n_NC", "n_O", "n_UH", "n_UO", "n_NE"],
+        "`NE` alone is an SPSS reserved word"
     );
     let a = &p.rows[0];
     assert_eq!(
         (
-            a["I"].as_str(),
-            a["R"].as_str(),
-            a["UH"].as_str(),
+            a["n_I"].as_str(),
+            a["n_R"].as_str(),
+            a["n_UH"].as_str(),
             a["panel"].as_str()
         ),
         ("3", "1", "1", "5")

@@ -426,7 +426,8 @@ fn migrating_the_queue_to_calling_order_keeps_every_row_claim_and_tally() {
     assert!(before.0.len() > 100, "the demo leaves a queue to migrate");
     assert_eq!(before.0.iter().filter(|r| r.5.is_some()).count(), 2);
     // Put the queue back in its layout before migration 009 (keyed by member, as 002, 005
-    // and 006 made it), rows and all, and mark the schema as version 8.
+    // and 006 made it), rows and all, and mark the schema as version 8 (without what 011
+    // adds: the late flag and the ended claims).
     c.execute_batch(
         "PRAGMA foreign_keys = OFF;
          BEGIN;
@@ -442,6 +443,8 @@ fn migrating_the_queue_to_calling_order_keeps_every_row_claim_and_tally() {
          );
          INSERT INTO queue_v8 SELECT member_id, round_id, operator_id, priority, sort_key, claim_token, claimed_at, claim_expires FROM queue;
          DROP TABLE queue;
+         DROP TABLE ended_claims;
+         ALTER TABLE attempts DROP COLUMN late;
          ALTER TABLE queue_v8 RENAME TO queue;
          CREATE INDEX queue_next ON queue(operator_id, round_id, priority, sort_key);
          CREATE INDEX queue_claims ON queue(operator_id, round_id, claim_expires) WHERE claim_token IS NOT NULL;
@@ -496,4 +499,102 @@ fn migrating_the_queue_to_calling_order_keeps_every_row_claim_and_tally() {
     c.execute("DELETE FROM queue WHERE member_id = ?1", [member])
         .unwrap();
     assert_eq!(tally(&c), n - 1);
+}
+
+/// Enumerated columns refuse unknown values on write (migration 013's triggers), and a row
+/// stored before the triggers is named on read — never read as "no answer" or a service
+/// recipient.
+#[test]
+fn unknown_stored_values_are_refused_on_write_and_named_on_read() {
+    let sp = Sheping::new();
+    demo_db(&sp);
+    let c = sp.sql();
+    let (attempt, member): (i64, i64) = c
+        .query_row(
+            "SELECT id, member_id FROM attempts WHERE outcome = 'no_answer' ORDER BY id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    // Refused by the triggers, naming the column.
+    let err = c
+        .execute(
+            "UPDATE attempts SET outcome = 'maybe' WHERE id = ?1",
+            [attempt],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("attempts.outcome"), "{err}");
+    let err = c
+        .execute(
+            "INSERT INTO attempts (member_id, operator_id, attempt_no, recorded_at, outcome, aapor_code, source)
+             SELECT member_id, operator_id, 99, recorded_at + 1, 'No Answer', aapor_code, source FROM attempts WHERE id = ?1",
+            [attempt],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("attempts.outcome"), "{err}");
+    let err = c
+        .execute(
+            "UPDATE members SET category = '群众' WHERE id = ?1",
+            [member],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("members.category"), "{err}");
+    assert_eq!(
+        c.query_row(
+            "SELECT outcome FROM attempts WHERE id = ?1",
+            [attempt],
+            |r| r.get::<_, String>(0)
+        )
+        .unwrap(),
+        "no_answer"
+    );
+
+    // Rows written before the triggers existed: drop them, write, and rewind the schema
+    // version so that opening the database runs migration 013 again (it must be repeatable).
+    c.execute_batch(&format!(
+        "DROP TRIGGER attempts_outcome_update;
+         DROP TRIGGER members_category_update;
+         UPDATE attempts SET outcome = 'maybe' WHERE id = {attempt};
+         UPDATE members SET category = '群众' WHERE id = {member};
+         PRAGMA user_version = 12;"
+    ))
+    .unwrap();
+    drop(c);
+
+    // `check` names both rows (and exits 1), and the triggers are back.
+    let out = sp.run(&["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("拨打记录 #{attempt}")) && text.contains("`maybe`"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("members 第 {member} 行的 category 列")) && text.contains("`群众`"),
+        "{text}"
+    );
+    assert_eq!(
+        sp.count(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'
+             AND name IN ('attempts_outcome_update', 'members_category_update')"
+        ),
+        2
+    );
+
+    // Rebuilding the queue reads every member's history: the bad outcome is a named error,
+    // where it used to be read as "no answer".
+    let out = sp.run(&["check", "--repair-round", "2022"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("attempts 第 {attempt} 行的 outcome 列")) && err.contains("`maybe`"),
+        "{err}"
+    );
+
+    // The results refuse with the row named; no panic.
+    let out = sp.run(&["results", "--round", "2022"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains(&format!("#{attempt}")), "{err}");
 }

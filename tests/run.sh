@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# The export tests open every .sps in GNU PSPP, as statisticians do.
+command -v pspp >/dev/null || need+=(pspp)
+# The print tests count an A4 PDF's pages with pdfinfo and read its text with pdftotext.
+command -v pdfinfo >/dev/null || need+=(poppler-utils)
 # `fc-list | grep -q` fails under pipefail when grep stops early and fc-list gets SIGPIPE, which
 # reinstalled the font on every run: read fc-list's whole output first.
 fonts="$(fc-list 2>/dev/null || true)"
@@ -21,7 +25,7 @@ fi
 command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-        echo "tests/run.sh: installing ${need[*]} for the browser tests" >&2
+        echo "tests/run.sh: installing ${need[*]} for the tests" >&2
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
         apt-get install -y -qq "${need[@]}" >/dev/null

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::browser::{ROUND, Web, WebServer, fixture, fixture_phones};
+use common::browser::{ROUND, UNITS, Web, WebServer, fixture, fixture_phones};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Who {
@@ -60,6 +60,7 @@ impl Allowed {
 /// (path, who may, status when allowed)
 fn get_routes(member: i64) -> Vec<(String, Allowed, u16)> {
     let r = ROUND;
+    let unit: String = UNITS[0].bytes().map(|b| format!("%{b:02X}")).collect();
     vec![
         ("/".into(), Allowed::Public, 200),
         ("/healthz".into(), Allowed::Public, 200),
@@ -86,6 +87,19 @@ fn get_routes(member: i64) -> Vec<(String, Allowed, u16)> {
         ),
         ("/results".into(), Allowed::Results, 200),
         (format!("/rounds/{r}/results"), Allowed::Results, 200),
+        // A unit's page and charts: every results reader (issue 18).
+        (format!("/rounds/{r}/units/{unit}"), Allowed::Results, 200),
+        (
+            format!("/rounds/{r}/units/{unit}/charts/profile.svg"),
+            Allowed::Results,
+            200,
+        ),
+        (
+            format!("/rounds/{r}/charts/operators.svg"),
+            Allowed::Supervisors,
+            200,
+        ),
+        (format!("/rounds/{r}/report.zip"), Allowed::Supervisors, 200),
         ("/admin".into(), Allowed::Admin, 200),
         ("/admin/users".into(), Allowed::Admin, 200),
         (format!("/admin/rounds/{r}"), Allowed::Admin, 200),

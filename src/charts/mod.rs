@@ -71,7 +71,13 @@ pub fn svg<C: Chart>(chart: &C) -> Result<String, ChartError> {
         let root = SVGBackend::with_string(&mut buf, (w, h)).into_drawing_area();
         draw_on(&root, chart, 1.0, true)?;
     }
-    Ok(with_title(buf, chart.title()))
+    // Labels come from stored names: whatever they hold, the document stays XML (plotters
+    // escapes markup, but a NUL or U+FFFE cannot be escaped at all, only left out).
+    let svg = with_title(buf, chart.title());
+    Ok(match crate::domain::text::xml_chars(&svg) {
+        std::borrow::Cow::Borrowed(_) => svg,
+        std::borrow::Cow::Owned(clean) => clean,
+    })
 }
 
 /// The chart as PNG bytes, `scale` device pixels per CSS pixel (see [`PNG_SCALE`]); the PNG

@@ -57,7 +57,11 @@ pub const LIKELY_BOTTOM: f64 = 0.5;
 pub const UNCERTAIN: (f64, f64) = (0.05, 0.95);
 
 const NAME_MAX: f64 = 170.0;
-const GROUP_MAX: f64 = 84.0;
+/// Room for a sector name of 13 characters ("上年度考核优秀单位所在系统") in full.
+const GROUP_MAX: f64 = 160.0;
+/// The bars get at least this much; a chart whose columns leave less grows wider (it scales
+/// to its box through the viewBox, so a wider chart is never cut).
+const MIN_PLOT: f64 = 200.0;
 const PART_GREY: plotters::style::RGBColor = plotters::style::RGBColor(110, 110, 110);
 
 fn onsite_fill(c: plotters::style::RGBColor) -> Fill {
@@ -84,6 +88,7 @@ fn row_height(n: usize) -> f64 {
 }
 
 struct Layout {
+    width: f64,
     legend_y: f64,
     head_y: f64,
     plot_top: f64,
@@ -137,14 +142,6 @@ impl RankingChart {
     }
 
     fn layout(&self) -> Layout {
-        let w = f64::from(WIDTH);
-        let legend_y = canvas::header_height(self.subtitles.len());
-        let (_, legend_h) = canvas::legend_layout(&self.legend(), w - 2.0 * MARGIN);
-        let head_y = legend_y + legend_h + 8.0;
-        let plot_top = head_y + SMALL.size + 8.0;
-        let row_h = row_height(self.units.len());
-        let plot_bottom = plot_top + self.units.len().max(1) as f64 * row_h + 4.0;
-        let height = plot_bottom + X_AXIS_HEIGHT + 4.0 + canvas::notes_height(self.notes.len());
         let n = self.units.len().max(1);
         let rank_w = LABEL.bold().width(&n.to_string()) + SMALL.width(&format!("({n}–{n})")) + 6.0;
         let rank_w = rank_w.max(SMALL.width("名次(区间)")) + 8.0;
@@ -164,7 +161,18 @@ impl RankingChart {
             + 6.0;
         let value_w = LABEL.width("00.00") + 8.0;
         let p_w = SMALL.width(&format!("后{}名概率", self.bottom_k)) + 4.0;
+        // The columns `draw` lays out left to right, with the bars between them.
+        let columns = MARGIN + rank_w + name_w + group_w + 4.0 + 8.0 + value_w + 6.0 + p_w + MARGIN;
+        let w = f64::from(WIDTH).max((columns + MIN_PLOT).ceil());
+        let legend_y = canvas::header_height(self.subtitles.len());
+        let (_, legend_h) = canvas::legend_layout(&self.legend(), w - 2.0 * MARGIN);
+        let head_y = legend_y + legend_h + 8.0;
+        let plot_top = head_y + SMALL.size + 8.0;
+        let row_h = row_height(self.units.len());
+        let plot_bottom = plot_top + self.units.len().max(1) as f64 * row_h + 4.0;
+        let height = plot_bottom + X_AXIS_HEIGHT + 4.0 + canvas::notes_height(self.notes.len());
         Layout {
+            width: w,
             legend_y,
             head_y,
             plot_top,
@@ -182,7 +190,8 @@ impl RankingChart {
 
 impl Chart for RankingChart {
     fn size(&self) -> (u32, u32) {
-        (WIDTH, self.layout().height.ceil() as u32)
+        let l = self.layout();
+        (l.width as u32, l.height.ceil() as u32)
     }
 
     fn title(&self) -> &str {
@@ -190,8 +199,8 @@ impl Chart for RankingChart {
     }
 
     fn draw<DB: DrawingBackend>(&self, c: &Canvas<'_, DB>) -> Result<(), ChartError> {
-        let w = f64::from(WIDTH);
         let l = self.layout();
+        let w = l.width;
         c.header(w, &self.title, &self.subtitles)?;
         c.legend(MARGIN, l.legend_y, w - 2.0 * MARGIN, &self.legend())?;
         let group_names = groups(&self.units);

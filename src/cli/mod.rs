@@ -16,6 +16,7 @@ use crate::imports::{self, ImportReport, RosterImport};
 use crate::storage::sqlite::SqliteStore;
 use crate::storage::{AttemptInput, CallStore, NewRound, NewUser, Storage};
 
+mod report;
 mod results;
 
 #[derive(Parser)]
@@ -93,13 +94,13 @@ enum Command {
     Evidence(results::EvidenceCmd),
     /// Compare a round's results with another round's (e.g. the previous year's).
     Compare(results::CompareArgs),
-    /// Statisticians' exports (anonymised): responses, distributions, scores, dispositions, attempts, codebook.
+    /// Statisticians' exports (anonymised): responses, distributions, scores, dispositions, attempts, operators, codebook, spss.
     Export(results::ExportArgs),
     /// Bearer tokens for the HTTP API.
     #[command(subcommand)]
     Token(results::TokenCmd),
     /// Reports: the round report (index.html), feedback pages per unit, charts and exports.
-    Report(crate::report::ReportArgs),
+    Report(report::ReportArgs),
     /// Serve the web console.
     Serve(ServeArgs),
     /// Create the demo round when the database is empty, then serve it.
@@ -478,6 +479,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }) => {
             let store = open(&cli.db)?;
             let round = store.round(&round)?;
+            crate::domain::text::check_reason(&reason)?;
             let parsed = crate::domain::phone::parse_phone(&phone, area_code.as_deref())?;
             store.fix_phone(
                 &round,
@@ -520,6 +522,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 for p in &report.problems {
                     println!("问题: {p}");
                 }
+                for l in &report.late_records {
+                    println!("迟交记录(领取超时后提交,请核查): {l}");
+                }
                 match &report.audit_break {
                     None => println!("审计日志: {} 条,哈希链完整", report.audit_entries),
                     Some(b) => println!("审计日志被篡改: {b}"),
@@ -546,7 +551,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => results::export(&cli.db, args),
         Command::Token(cmd) => results::token(&cli.db, cmd),
         Command::Report(args) => {
-            crate::report::cli_main(&open(&cli.db)?, args, &cli_actor())?;
+            report::report(&open(&cli.db)?, args, &cli_actor())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve(cli.db, args, false),
@@ -644,7 +649,34 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
         RoundCmd::PurgeContacts { key } => {
             let round = store.round(&key)?;
             let n = store.purge_contacts(&round, &cli_actor())?;
-            println!("已清除轮次 {key} 中 {n} 名代表的姓名和联系方式;统计结果与导出不受影响。");
+            println!(
+                "已清除轮次 {key} 中 {n} 名代表的姓名和联系方式(数据库文件已重写,预写日志已清空);统计结果与导出不受影响。"
+            );
+            // Backups taken since the round was created still hold its names and numbers.
+            let backups = store.backups_since(round.created_at_ms)?;
+            if backups.is_empty() {
+                println!("审计日志中没有清除前制作的备份。");
+            } else {
+                println!(
+                    "以下 {} 份备份制作于清除之前,仍含有这些姓名和号码,请按规定销毁(包括其复制件):",
+                    backups.len()
+                );
+                for b in &backups {
+                    let at = chrono::DateTime::from_timestamp_millis(b.at_ms)
+                        .map(|t| {
+                            t.with_timezone(&chrono::Local)
+                                .format("%Y-%m-%d %H:%M")
+                                .to_string()
+                        })
+                        .unwrap_or_default();
+                    let state = if Path::new(&b.out).exists() {
+                        "文件仍在"
+                    } else {
+                        "原位置已无此文件,可能已移走"
+                    };
+                    println!("  {at}\t{}\t({state})", b.out);
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         RoundCmd::Reopen {
@@ -656,6 +688,7 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
             if reason.trim().is_empty() {
                 bail!("--reason must say why the member is reopened");
             }
+            crate::domain::text::check_reason(&reason)?;
             store.reopen(&round, member, &reason, &cli_actor(), chrono::Utc::now())?;
             println!("已重新开放代表 {member}(原因:{reason})。");
             Ok(ExitCode::SUCCESS)
@@ -682,9 +715,7 @@ fn user(store: &SqliteStore, cmd: UserCmd) -> Result<ExitCode> {
         } => {
             user::validate_login(&login)?;
             let role = Role::parse(&role).ok_or_else(|| user::UserError::BadRole(role.clone()))?;
-            if name.trim().is_empty() {
-                return Err(user::UserError::MissingName.into());
-            }
+            user::validate_name(&name)?;
             let (password, generated) = match password_env {
                 Some(var) => (
                     std::env::var(&var)
@@ -1081,10 +1112,13 @@ fn roster_show(
         println!("{}", serde_json::to_string_pretty(&members)?);
     } else {
         for m in &members {
+            // Names stored before control characters were refused must not reach the
+            // terminal's control sequences.
+            use crate::domain::text::for_terminal;
             println!(
                 "{}\t{}\t{}\t{}",
-                m.unit,
-                m.name.as_deref().unwrap_or("(已清除)"),
+                for_terminal(&m.unit),
+                for_terminal(m.name.as_deref().unwrap_or("(已清除)")),
                 m.phone.as_deref().unwrap_or("-"),
                 m.category.label()
             );
@@ -1095,27 +1129,36 @@ fn roster_show(
 }
 
 fn serve(db: PathBuf, args: ServeArgs, demo: bool) -> Result<ExitCode> {
-    let store = open(&db)?;
+    let store = std::sync::Arc::new(open(&db)?);
     if demo {
-        crate::demo::ensure_demo(&store)?;
+        crate::demo::ensure_demo(store.as_ref())?;
     }
+    let served = std::sync::Arc::clone(&store);
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async move {
+    let outcome = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
             .with_context(|| format!("binding {}", args.addr))?;
         let addr = listener.local_addr()?;
+        // Installed before the address is announced, so a SIGTERM from then on stops gracefully.
+        let stop = crate::web::shutdown_signal();
         println!("sheping 已启动: http://{addr}/  (数据库 {})", db.display());
         if demo {
             crate::demo::print_logins();
         }
-        crate::web::serve(
-            listener,
-            std::sync::Arc::new(store),
-            crate::web::shutdown_signal(),
-        )
-        .await?;
+        crate::web::serve(listener, served, stop).await?;
         Ok::<_, anyhow::Error>(())
-    })?;
+    });
+    // The requests in flight have finished; background work still on the blocking pool gets
+    // a moment, then the WAL goes into the database file so the `.db` alone holds everything.
+    rt.shutdown_timeout(std::time::Duration::from_secs(10));
+    match store.checkpoint(std::time::Duration::from_secs(10)) {
+        Ok(c) if c.complete => tracing::info!("stopped; the database file holds every write"),
+        Ok(_) => tracing::warn!(
+            "stopped, but another process is reading the database: its WAL was not emptied"
+        ),
+        Err(e) => tracing::error!(error = %e, "checkpoint at shutdown failed"),
+    }
+    outcome?;
     Ok(ExitCode::SUCCESS)
 }

@@ -140,7 +140,7 @@ pub(super) enum EvidenceCmd {
 
 #[derive(Args)]
 pub(super) struct ExportArgs {
-    /// responses, distributions, scores, dispositions, attempts, codebook (also writes the
+    /// responses, distributions, scores, dispositions, attempts, operators, codebook (also writes the
     /// SPSS syntax beside it as .sps) or spss.
     kind: String,
     #[arg(long)]

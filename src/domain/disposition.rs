@@ -265,6 +265,12 @@ impl Outcome {
         matches!(self, Outcome::Complete | Outcome::Partial)
     }
 
+    /// The outcome whose stable key is exactly `key` (what the database stores); unlike
+    /// `parse`, no label, code or spelling variant is accepted.
+    pub fn from_key(key: &str) -> Option<Outcome> {
+        Outcome::all().iter().copied().find(|o| o.key() == key)
+    }
+
     /// Reads an outcome as people write it in spreadsheets: the key (case, spaces and dashes
     /// tolerated), the Chinese label, either half of an "a/b" label, the label without its
     /// bracketed note, or an AAPOR code that names exactly one outcome ("2.21" and "3.90" name
@@ -341,6 +347,11 @@ impl MemberHistory<'_> {
     pub fn attempts_since_reopen(&self) -> u32 {
         let n = self.attempts.iter().filter(|a| self.is_current(a)).count();
         u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// This history's disposition (see [`disposition`]).
+    pub fn disposition(&self, max_attempts: u32, field_closed: bool) -> Disposition {
+        disposition(self, max_attempts, field_closed)
     }
 
     /// The last attempt since the latest reopening, the one the next call is scheduled from.
@@ -614,6 +625,17 @@ pub enum AttemptError {
     },
     #[error("只有「预约回访」可以填写回访时间,「{label}」不需要")]
     AppointmentNotExpected { label: &'static str },
+    #[error(transparent)]
+    CommentChar(#[from] super::text::TextError),
+}
+
+/// Checks the respondent's comment (意见建议) of an attempt: the one text rule of
+/// `domain::text` (line breaks and tabs allowed, as always).
+pub fn validate_comment(comment: Option<&str>) -> Result<(), AttemptError> {
+    if let Some(c) = comment {
+        super::text::check("意见建议", c, super::text::Lines::Multi)?;
+    }
+    Ok(())
 }
 
 /// Checks an attempt before it is recorded; the web form, the CLI and the attempts import all
@@ -634,6 +656,21 @@ pub fn validate_attempt(
     field_end: Option<DateTime<Utc>>,
     current: &Disposition,
 ) -> Result<(), AttemptError> {
+    check_still_open(current)?;
+    validate_record(
+        outcome,
+        answers,
+        n_dimensions,
+        n_levels,
+        appointment,
+        now,
+        field_end,
+    )
+}
+
+/// The member's side of [`validate_attempt`]: a member already complete or final takes no
+/// further attempt (a late record excepted: see [`validate_record`]).
+pub fn check_still_open(current: &Disposition) -> Result<(), AttemptError> {
     if current.category == Category::I {
         return Err(AttemptError::AlreadyComplete);
     }
@@ -643,6 +680,21 @@ pub fn validate_attempt(
             code: current.code,
         });
     }
+    Ok(())
+}
+
+/// The checks of [`validate_attempt`] on the attempt itself, without the member's state: a
+/// late record (an interview that happened while the claim had lapsed) is stored even when the
+/// member became final meanwhile, but it must still be a well-formed attempt.
+pub fn validate_record(
+    outcome: Outcome,
+    answers: &[Option<usize>],
+    n_dimensions: usize,
+    n_levels: usize,
+    appointment: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    field_end: Option<DateTime<Utc>>,
+) -> Result<(), AttemptError> {
     if !answers.is_empty() && answers.len() != n_dimensions {
         return Err(AttemptError::WrongAnswerCount {
             expected: n_dimensions,
@@ -694,6 +746,60 @@ pub fn validate_attempt(
         },
         (o, Some(_)) => Err(AttemptError::AppointmentNotExpected { label: o.label() }),
         (_, None) => Ok(()),
+    }
+}
+
+/// What is wrong with a stored attempt, judged against its round's survey (`sheping check` and
+/// the results ask this of every attempt, so bad data is named instead of breaking a
+/// computation). `answers` is the stored JSON as parsed: `Err` carries the parse error.
+pub fn stored_attempt_problem(
+    outcome_key: &str,
+    aapor_code: &str,
+    answers: Result<&[Option<usize>], &str>,
+    n_dimensions: usize,
+    n_levels: usize,
+) -> Option<String> {
+    let Some(outcome) = Outcome::parse(outcome_key).filter(|o| o.key() == outcome_key) else {
+        return Some(format!("拨打结果 `{outcome_key}` 不是已知的结果代码"));
+    };
+    if aapor_code != outcome.aapor_code() {
+        return Some(format!(
+            "AAPOR 代码 `{aapor_code}` 与拨打结果「{}」不符(应为 {})",
+            outcome.label(),
+            outcome.aapor_code()
+        ));
+    }
+    let answers = match answers {
+        Ok(a) => a,
+        Err(e) => return Some(format!("答案不是有效的数据:{e}")),
+    };
+    if !answers.is_empty() && answers.len() != n_dimensions {
+        return Some(format!(
+            "有 {} 个答案,而本轮问卷有 {n_dimensions} 个维度",
+            answers.len()
+        ));
+    }
+    if let Some((d, l)) = answers
+        .iter()
+        .enumerate()
+        .find_map(|(d, l)| l.filter(|l| *l >= n_levels).map(|l| (d, l)))
+    {
+        return Some(format!(
+            "第 {} 个维度的答案为第 {} 级,而本轮问卷只有 {n_levels} 个等级",
+            d + 1,
+            l + 1
+        ));
+    }
+    let answered = answers.iter().filter(|l| l.is_some()).count();
+    match outcome {
+        Outcome::Complete if answered < n_dimensions => Some(format!(
+            "「完成」只有 {answered} 个答案,问卷有 {n_dimensions} 个维度"
+        )),
+        Outcome::Partial if answered == 0 => Some("「部分完成」没有任何答案".to_string()),
+        o if !o.needs_answers() && answered > 0 => {
+            Some(format!("「{}」不应有答案,却存有 {answered} 个", o.label()))
+        }
+        _ => None,
     }
 }
 
@@ -787,6 +893,17 @@ mod tests {
             );
             assert_eq!(closed.state, Final);
             assert_eq!(closed.category, o.category());
+        }
+    }
+
+    #[test]
+    fn from_key_reads_stored_keys_only() {
+        for o in Outcome::all() {
+            assert_eq!(Outcome::from_key(o.key()), Some(*o));
+            assert_eq!(Outcome::from_key(o.label()), None, "{}", o.label());
+        }
+        for text in ["No Answer", "no-answer", " no_answer", "1.1", "maybe", ""] {
+            assert_eq!(Outcome::from_key(text), None, "{text}");
         }
     }
 
@@ -1282,6 +1399,38 @@ mod tests {
 
     fn outcome_strategy() -> impl Strategy<Value = Outcome> {
         (0..Outcome::all().len()).prop_map(|k| Outcome::all()[k])
+    }
+
+    #[test]
+    fn stored_attempts_are_judged_against_their_survey() {
+        let ok: &[Option<usize>] = &[Some(0), Some(1), Some(2)];
+        assert_eq!(
+            stored_attempt_problem("complete", "1.1", Ok(ok), 3, 4),
+            None
+        );
+        assert_eq!(
+            stored_attempt_problem("no_answer", "3.13", Ok(&[]), 3, 4),
+            None
+        );
+        // Five answers in a three-question round (the form's round trusted over the claim).
+        let five = [Some(0); 5];
+        let p = stored_attempt_problem("complete", "1.1", Ok(&five), 3, 4).unwrap();
+        assert!(p.contains("5 个答案") && p.contains("3 个维度"), "{p}");
+        let p = stored_attempt_problem("complete", "1.1", Ok(&[Some(0), Some(9), Some(0)]), 3, 4)
+            .unwrap();
+        assert!(p.contains("第 2 个维度") && p.contains("4 个等级"), "{p}");
+        let p = stored_attempt_problem("complete", "2.11", Ok(ok), 3, 4).unwrap();
+        assert!(p.contains("AAPOR"), "{p}");
+        let p = stored_attempt_problem("maybe", "1.1", Ok(ok), 3, 4).unwrap();
+        assert!(p.contains("maybe"), "{p}");
+        let p = stored_attempt_problem("complete", "1.1", Err("expected value"), 3, 4).unwrap();
+        assert!(p.contains("expected value"), "{p}");
+        let p =
+            stored_attempt_problem("complete", "1.1", Ok(&[Some(0), None, Some(0)]), 3, 4).unwrap();
+        assert!(p.contains("2 个答案"), "{p}");
+        let p =
+            stored_attempt_problem("refused", "2.11", Ok(&[Some(0), None, None]), 3, 4).unwrap();
+        assert!(p.contains("不应有答案"), "{p}");
     }
 
     proptest! {

@@ -27,6 +27,23 @@ impl Rejection {
     }
 }
 
+/// A column whose cells are checked by [`refuse_control`]: field key, its name for the user,
+/// and where it is in the file (if it is).
+pub type TextColumn<'a> = (&'a str, &'a str, Option<usize>);
+
+/// The first cell of `columns` holding a character no text may hold (`domain::text`: controls
+/// other than tab and line breaks, bidi overrides), as a rejection naming line and field.
+/// Every importer checks its cells with this before anything else, so such a character is
+/// neither stored nor echoed back in another message.
+pub fn refuse_control(line: usize, cells: &[String], columns: &[TextColumn]) -> Option<Rejection> {
+    columns.iter().find_map(|&(key, label, col)| {
+        let cell = cells.get(col?)?;
+        super::text::check(label, cell, super::text::Lines::Multi)
+            .err()
+            .map(|e| Rejection::new(line, key, e.to_string(), cells))
+    })
+}
+
 /// Header aliases for one logical column.
 pub struct Column {
     pub field: &'static str,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::import::{Column, Rejection, clean_cell, closest};
+use super::import::{Column, Rejection, clean_cell, closest, refuse_control};
 use super::phone::{Phone, PhoneError, pack_canonical, parse_phone_cell, unpack_canonical};
 
 /// A representative's category. Party-congress deputies, People's-Congress deputies and
@@ -41,6 +41,19 @@ impl MemberCategory {
         } else {
             MemberCategory::ServiceRecipient
         }
+    }
+
+    /// The category whose label is exactly `label` (what the database stores); unlike
+    /// `parse`, an unknown text is not taken for a service recipient.
+    pub fn from_stored_label(label: &str) -> Option<MemberCategory> {
+        [
+            MemberCategory::PartyDeputy,
+            MemberCategory::NpcDeputy,
+            MemberCategory::CppccMember,
+            MemberCategory::ServiceRecipient,
+        ]
+        .into_iter()
+        .find(|c| c.label() == label)
     }
 
     pub fn from_label(label: &str) -> MemberCategory {
@@ -277,6 +290,18 @@ impl<'u> RowChecker<'u> {
                 .unwrap_or("")
         };
         let reject = |field: &str, error: String| Rejection::new(line, field, error, cells);
+        let column = |i: usize| columns.get(i).copied().flatten();
+        let text_columns = [
+            ("unit", "参评单位", column(0)),
+            ("name", "姓名", column(1)),
+            ("phone", "联系电话", column(2)),
+            ("category", "代表类别", column(3)),
+            ("organization", "工作单位及职务", column(4)),
+            ("note", "备注", column(5)),
+        ];
+        if let Some(r) = refuse_control(line, cells, &text_columns) {
+            return Err(r);
+        }
         let unit_name = get(0);
         if unit_name.is_empty() {
             return Err(reject(

@@ -72,33 +72,13 @@ fn key_start_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || is_chinese(c)
 }
 
-/// A line break or any other character that would end a line or is invisible control.
+/// A line break or any other character that would end a line, or a character refused in
+/// every text (controls, bidi overrides: `domain::text`).
 fn is_line_or_control(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+    super::text::is_refused(c, super::text::Lines::Single) || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
-/// Names a refused character for a message, never echoing a control or invisible character
-/// itself (it would garble a terminal or vanish on a page).
-pub fn describe_char(c: char) -> String {
-    match c {
-        ' ' => "空格".into(),
-        '\u{3000}' => "全角空格".into(),
-        '\t' => "制表符(Tab)".into(),
-        '\n' => "换行符".into(),
-        '\r' => "回车符".into(),
-        '\u{2028}' | '\u{2029}' => format!("换行符 U+{:04X}", u32::from(c)),
-        '/' => "斜杠“/”".into(),
-        '\\' => "反斜杠“\\”".into(),
-        c if c.is_control() => format!("控制字符 U+{:04X}", u32::from(c)),
-        c if c.is_whitespace() => format!("空白字符 U+{:04X}", u32::from(c)),
-        // Format characters (zero-width spaces, direction marks) and other invisibles.
-        c if matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}') =>
-        {
-            format!("不可见字符 U+{:04X}", u32::from(c))
-        }
-        c => format!("“{c}”"),
-    }
-}
+pub use super::text::describe_char;
 
 /// Checks a round key as typed (nothing is trimmed: a key with a leading space is refused, not
 /// silently changed).

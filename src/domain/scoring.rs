@@ -181,6 +181,8 @@ pub struct DimensionScore {
     pub key: String,
     pub label: String,
     pub mean: Option<f64>,
+    /// t interval of the mean of the dimension's level scores (like the phone mean's).
+    pub ci95: Option<[f64; 2]>,
     pub satisfaction_rate: Option<f64>,
     pub satisfaction_rate_ci95: Option<[f64; 2]>,
     /// Answers per level key (every level present, zeros included).
@@ -255,6 +257,27 @@ pub struct OperatorCheck {
     /// `P(X ≥ straight_lines)`, X ~ Binomial(completes, round's straight-line share).
     pub straight_line_p: Option<f64>,
     pub straight_line_flagged: bool,
+}
+
+/// An explicitly chosen `bottom_k` that cannot give a meaningful `p_bottom`: with k ≥ the
+/// number of ranked units every unit is in the bottom k (p_bottom = 1 for all).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BottomKError {
+    #[error("bottom_k={k} 超出范围:本轮有 {ranked} 个单位参与排名,bottom_k 应为 1 到 {max} 之间的整数", max = ranked - 1)]
+    OutOfRange { k: u32, ranked: usize },
+    #[error("本轮只有 {ranked} 个单位参与排名,不能指定 bottom_k(至少需要 2 个单位)")]
+    TooFewRanked { ranked: usize },
+}
+
+/// `bottom_k` must lie in 1 … (ranked units − 1).
+pub fn check_bottom_k(k: u32, ranked: usize) -> Result<(), BottomKError> {
+    if ranked < 2 {
+        return Err(BottomKError::TooFewRanked { ranked });
+    }
+    if k == 0 || k as usize >= ranked {
+        return Err(BottomKError::OutOfRange { k, ranked });
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -574,6 +597,7 @@ fn phone_score(survey: &Survey, scale: &Scale, ivs: &[&Interview], r: &[f64]) ->
                 key: dim.key.clone(),
                 label: dim.label.clone(),
                 mean: stats::mean(&col),
+                ci95: stats::t_interval(&col, 0.95),
                 satisfaction_rate: (n > 0).then(|| sat as f64 / n as f64),
                 satisfaction_rate_ci95: stats::wilson(sat, n as u64, Z95),
                 counts,
@@ -931,6 +955,28 @@ fn median_gap(offsets: &[f64]) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn bottom_k_lies_between_one_and_ranked_minus_one() {
+        assert_eq!(check_bottom_k(1, 30), Ok(()));
+        assert_eq!(check_bottom_k(29, 30), Ok(()));
+        assert_eq!(
+            check_bottom_k(30, 30),
+            Err(BottomKError::OutOfRange { k: 30, ranked: 30 })
+        );
+        assert!(check_bottom_k(0, 30).is_err());
+        assert!(check_bottom_k(1_000_000, 30).is_err());
+        assert_eq!(
+            check_bottom_k(1, 1),
+            Err(BottomKError::TooFewRanked { ranked: 1 })
+        );
+        assert!(
+            check_bottom_k(31, 30)
+                .unwrap_err()
+                .to_string()
+                .contains("1 到 29")
+        );
+    }
     use super::*;
     use serde_json::Value;
 

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::import::{Column, Rejection, clean_cell};
+use super::import::{Column, Rejection, clean_cell, refuse_control};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UnitKind {
@@ -20,6 +20,13 @@ impl UnitKind {
             UnitKind::Organ => "党政机关",
             UnitKind::Institution => "事业单位",
         }
+    }
+
+    /// The kind whose label is exactly `label` (what the database stores); no synonyms.
+    pub fn from_stored_label(label: &str) -> Option<UnitKind> {
+        [UnitKind::Organ, UnitKind::Institution]
+            .into_iter()
+            .find(|k| k.label() == label)
     }
 
     pub fn parse(text: &str) -> Option<UnitKind> {
@@ -76,6 +83,16 @@ pub fn validate_units<'a>(
     let mut rejected = Vec::new();
     let mut seen = BTreeSet::new();
     for (line, cells) in rows {
+        let text_columns = [
+            ("name", "单位名称", columns[0]),
+            ("kind", "单位类型", columns[1]),
+            ("sector", "系统", columns[2]),
+            ("code", "单位代码", columns[3]),
+        ];
+        if let Some(r) = refuse_control(line, cells, &text_columns) {
+            rejected.push(r);
+            continue;
+        }
         let get = |i: usize| {
             columns[i]
                 .and_then(|c| cells.get(c))

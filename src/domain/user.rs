@@ -34,6 +34,18 @@ impl Role {
         }
     }
 
+    /// The role whose key is exactly `key` (what the database stores); no label or spaces.
+    pub fn from_key(key: &str) -> Option<Role> {
+        [
+            Role::Admin,
+            Role::Operator,
+            Role::Statistician,
+            Role::Evaluator,
+        ]
+        .into_iter()
+        .find(|r| r.key() == key)
+    }
+
     pub fn parse(s: &str) -> Option<Role> {
         match s.trim() {
             "admin" | "管理员" => Some(Role::Admin),
@@ -43,6 +55,43 @@ impl Role {
             _ => None,
         }
     }
+}
+
+impl Role {
+    /// Whether this role may know who the operators are (their logins, names, per-operator
+    /// figures under their own name): statisticians and admins. Evaluators judge units, not
+    /// the call centre's staff: to them operators are [`operator_codes`] everywhere.
+    pub fn sees_operator_identity(self) -> bool {
+        matches!(self, Role::Admin | Role::Statistician)
+    }
+}
+
+/// Stable anonymous codes for operators (话务员A, 话务员B, … 话务员Z, 话务员AA, …), given in the
+/// order of their logins, so that the same operator has the same code on every page and API
+/// answer made from the same data.
+pub fn operator_codes<'a>(
+    logins: impl IntoIterator<Item = &'a str>,
+) -> std::collections::BTreeMap<String, String> {
+    let sorted: std::collections::BTreeSet<&str> = logins.into_iter().collect();
+    sorted
+        .into_iter()
+        .enumerate()
+        .map(|(i, login)| (login.to_string(), format!("话务员{}", letters(i))))
+        .collect()
+}
+
+/// 0 → A, 25 → Z, 26 → AA, … (bijective base 26, like spreadsheet columns).
+fn letters(mut i: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'A' + (i % 26) as u8);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -55,6 +104,17 @@ pub enum UserError {
     WeakPassword,
     #[error("姓名不能为空")]
     MissingName,
+    #[error(transparent)]
+    NameChar(#[from] super::text::TextError),
+}
+
+/// A user's name: not blank, and no character refused in any text (`domain::text`).
+pub fn validate_name(name: &str) -> Result<(), UserError> {
+    if name.trim().is_empty() {
+        return Err(UserError::MissingName);
+    }
+    super::text::check("姓名", name, super::text::Lines::Multi)?;
+    Ok(())
 }
 
 pub fn validate_login(login: &str) -> Result<(), UserError> {
@@ -112,6 +172,21 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operator_codes_follow_login_order() {
+        let codes = operator_codes(["op2", "op10", "op1", "op2"]);
+        assert_eq!(codes["op1"], "话务员A");
+        assert_eq!(codes["op10"], "话务员B");
+        assert_eq!(codes["op2"], "话务员C");
+        assert_eq!(codes.len(), 3);
+        assert_eq!(letters(25), "Z");
+        assert_eq!(letters(26), "AA");
+        assert_eq!(letters(27), "AB");
+        assert_eq!(letters(26 + 26 * 26), "AAA");
+        assert!(!Role::Evaluator.sees_operator_identity());
+        assert!(Role::Statistician.sees_operator_identity());
+    }
 
     #[test]
     fn passwords_hash_and_verify() {

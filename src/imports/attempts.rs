@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{ImportError, ImportReport};
-use crate::domain::import::Rejection;
+use crate::domain::import::{Rejection, TextColumn, refuse_control};
 use crate::storage::RoundRecord;
 use crate::tabular::Table;
 
@@ -119,12 +119,28 @@ pub fn attempts_import(
         headers: table.headers.clone(),
         ..Default::default()
     };
+    let mut text_columns: Vec<TextColumn> = vec![
+        ("unit", "单位", Some(cols.unit)),
+        ("phone", "联系电话", Some(cols.phone)),
+        ("operator", "话务员", Some(cols.operator)),
+        ("outcome", "拨打结果", Some(cols.outcome)),
+        ("at", "拨打时间", Some(cols.at)),
+        ("comment", "意见建议", cols.comment),
+        ("appointment", "预约时间", cols.appointment),
+    ];
+    for (d, c) in cols.dimensions.iter().enumerate() {
+        text_columns.push((&survey.dimensions[d].key, &survey.dimensions[d].label, *c));
+    }
     // Parse every row first, then validate in time order per member (history matters).
     let mut parsed: Vec<(usize, ImportedAttempt, Vec<String>)> = Vec::new();
     for row in &table.rows {
         let get = |c: usize| clean_cell(row.get(c));
         let reject =
             |field: &str, error: String| Rejection::new(row.line, field, error, &row.cells);
+        if let Some(r) = refuse_control(row.line, &row.cells, &text_columns) {
+            report.rejected.push(r);
+            continue;
+        }
         let Some(&unit_id) = units.get(get(cols.unit)) else {
             let hint = closest(get(cols.unit), units.keys().map(String::as_str))
                 .map(|c| format!(",是否应为“{c}”?"))

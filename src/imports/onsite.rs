@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{ImportError, ImportReport};
-use crate::domain::import::{Rejection, clean_cell, closest};
+use crate::domain::import::{Rejection, TextColumn, clean_cell, closest, refuse_control};
 use crate::engine::Store;
 use crate::storage::RoundRecord;
 use crate::storage::results::{OnsiteBatch, StoredBallot, StoredOnsite};
@@ -201,6 +201,35 @@ pub fn onsite_import(
             }
         }
     };
+    // Every column the file's shape reads is checked for refused characters first.
+    let mut text_columns: Vec<TextColumn> = vec![("unit", "单位", Some(unit_col))];
+    match &shape {
+        Shape::Ballots {
+            ballot,
+            dimensions,
+            overall,
+        } => {
+            text_columns.push(("ballot", "选票编号", Some(*ballot)));
+            text_columns.push(("overall", "总体评价", *overall));
+            for (d, &c) in dimensions.iter().flatten().enumerate() {
+                text_columns.push((
+                    &survey.dimensions[d].key,
+                    &survey.dimensions[d].label,
+                    Some(c),
+                ));
+            }
+        }
+        Shape::Direct { score } => text_columns.push(("score", "得分", Some(*score))),
+    }
+    let refused = |row: &Row, report: &mut ImportReport| -> bool {
+        match refuse_control(row.line, &row.cells, &text_columns) {
+            Some(r) => {
+                report.rejected.push(r);
+                true
+            }
+            None => false,
+        }
+    };
     let has_stored = |unit: i64| !opts.replace && stored.contains_key(&unit);
     match shape {
         Shape::Ballots {
@@ -218,6 +247,9 @@ pub fn onsite_import(
             // (unit, ballot id) -> first line, within the file
             let mut seen: BTreeMap<(i64, String), usize> = BTreeMap::new();
             for row in &table.rows {
+                if refused(row, &mut report) {
+                    continue;
+                }
                 let Some(unit) = find_unit(row, &mut report) else {
                     continue;
                 };
@@ -346,6 +378,9 @@ pub fn onsite_import(
             let max = survey.max_score();
             let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
             for row in &table.rows {
+                if refused(row, &mut report) {
+                    continue;
+                }
                 let Some(unit) = find_unit(row, &mut report) else {
                     continue;
                 };

@@ -336,10 +336,14 @@ pub fn unit_stem(index: usize, units: usize, name: &str) -> String {
     let width = units.to_string().len().max(3);
     let safe: String = name
         .chars()
-        .map(|c| match c {
-            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
-            c if c.is_control() || c.is_whitespace() => '_',
-            c => c,
+        // Bidi overrides (U+202E would show `gpj.exe` for `exe.jpg`) and other invisibles go
+        // too: `domain::text::is_file_name_char`.
+        .map(|c| {
+            if crate::domain::text::is_file_name_char(c) {
+                c
+            } else {
+                '_'
+            }
         })
         .take(40)
         .collect();
@@ -711,80 +715,14 @@ pub fn feedback_path(data: &ReportData, unit: usize) -> String {
     )
 }
 
-/// `sheping report`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ReportArgs {
-    #[arg(long)]
-    pub round: String,
-    /// Only this unit's feedback page and charts (unit name or unit code).
-    #[arg(long)]
-    pub unit: Option<String>,
-    /// Output directory (default: reports/KEY/).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Include the respondents' comments (意见建议), names and numbers masked.
-    #[arg(long)]
-    pub with_comments: bool,
-    /// Also pack the directory as DIR.zip.
-    #[arg(long)]
-    pub zip: bool,
-    /// Leave out the PNG files (quicker; the HTML uses the SVG).
-    #[arg(long)]
-    pub no_png: bool,
-    /// Print what was written as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Runs `sheping report` on an open store.
-pub fn cli_main(store: &dyn Store, args: ReportArgs, actor: &str) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    let round = store
-        .round(&args.round)
-        .with_context(|| format!("轮次 {}", args.round))?;
-    let out = args.out.clone().unwrap_or_else(|| default_out(&round.key));
-    let opts = ReportOptions {
-        unit: args.unit.clone(),
-        with_comments: args.with_comments,
-        skip_png: args.no_png,
-        results: ResultsOptions::default(),
-    };
-    let summary = run(store, &round, &opts, &out, actor, Utc::now())?;
-    let zip_path = if args.zip {
-        let bytes = zip_dir(&out, &zip_folder(&round.key))?;
-        let mut name = out.as_os_str().to_owned();
-        name.push(".zip");
-        let path = PathBuf::from(name);
-        write_file(&path, &bytes)?;
-        Some(path)
-    } else {
-        None
-    };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "summary": summary,
-                "zip": zip_path,
-            }))?
-        );
-    } else {
-        match &summary.index {
-            Some(i) => println!("已写出报告:{}", i.display()),
-            None => println!("已写出单位反馈意见:{}", out.join("feedback").display()),
-        }
-        println!(
-            "  单位反馈意见 {} 页,图件 {} 幅,数据文件 {} 个,共 {} 个文件",
-            summary.feedback_pages,
-            summary.charts,
-            summary.exports.len(),
-            summary.files
-        );
-        if let Some(z) = zip_path {
-            println!("  压缩包:{}", z.display());
-        }
-    }
-    Ok(())
+/// Packs the written directory `out` as `out.zip` next to it; returns the zip's path.
+pub fn write_zip(out: &Path, round_key: &str) -> Result<PathBuf, ReportError> {
+    let bytes = zip_dir(out, &zip_folder(round_key))?;
+    let mut name = out.as_os_str().to_owned();
+    name.push(".zip");
+    let path = PathBuf::from(name);
+    write_file(&path, &bytes)?;
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -795,6 +733,10 @@ mod tests {
     fn unit_stems_are_numbered_and_safe() {
         assert_eq!(unit_stem(0, 30, "汉滨区教育体育局"), "001-汉滨区教育体育局");
         assert_eq!(unit_stem(41, 1000, "a/b:c d"), "0042-a_b_c_d");
+        assert_eq!(
+            unit_stem(1, 5, "汉滨\u{202E}exe.jpg\u{0}\u{FFFE}"),
+            "002-汉滨_exe.jpg__"
+        );
         let long = "很".repeat(60);
         assert_eq!(unit_stem(0, 5, &long).chars().count(), 4 + 40);
     }

@@ -486,7 +486,11 @@ pub fn index(
             id: x.id.clone(),
             unit: x.unit.clone(),
             operator: x.operator.clone(),
-            at: x.at.clone(),
+            // RFC 3339 in the round's zone: shown as every page shows a time.
+            at: chrono::DateTime::parse_from_rfc3339(&x.at).map_or_else(
+                |_| x.at.clone(),
+                |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+            ),
             reasons: x
                 .reasons
                 .iter()

@@ -29,13 +29,47 @@ pub enum StorageError {
     )]
     Full,
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(rusqlite::Error),
+    /// A stored enumerated value no reader knows: written before migration 013's triggers,
+    /// or by hand. Named, never read as some default.
+    #[error(transparent)]
+    BadStoredValue(#[from] BadStoredValue),
     #[error("database migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
     #[error("stored survey definition of round `{round}` is invalid: {error}")]
     CorruptSurvey { round: String, error: String },
     #[error("cannot open the database at {path}: {error}")]
     Open { path: String, error: String },
+}
+
+/// Which stored value could not be read: table, row id, column and the value itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "数据库表 {table} 第 {row_id} 行的 {column} 列存有无法识别的值 `{value}`,该行无法读取。请运行 `sheping check` 查看,由管理员更正这一行后再试"
+)]
+pub struct BadStoredValue {
+    pub table: &'static str,
+    pub row_id: i64,
+    pub column: &'static str,
+    pub value: String,
+}
+
+/// Row mappers run inside rusqlite, so a strict decoder's error travels as a conversion
+/// failure; here it becomes the named error again.
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::FromSqlConversionFailure(i, t, inner) => {
+                match inner.downcast::<BadStoredValue>() {
+                    Ok(bad) => StorageError::BadStoredValue(*bad),
+                    Err(inner) => StorageError::Database(
+                        rusqlite::Error::FromSqlConversionFailure(i, t, inner),
+                    ),
+                }
+            }
+            e => StorageError::Database(e),
+        }
+    }
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -225,6 +259,8 @@ pub struct PlanState {
     pub kept: Vec<Assignment>,
     /// Members with at least one attempt.
     pub called: usize,
+    /// Members never called that no operator has (added by a roster upload after the plan).
+    pub unassigned: Vec<crate::domain::plan::PlanMember>,
     /// (operator login, unit id)
     pub exclusions: std::collections::BTreeSet<(String, i64)>,
 }
@@ -270,6 +306,8 @@ pub struct AttemptRecord {
     pub comment: Option<String>,
     pub appointment_at_ms: Option<i64>,
     pub source: String,
+    /// Recorded after its claim lapsed and another claim or record came in between.
+    pub late: bool,
 }
 
 impl AttemptRecord {
@@ -320,6 +358,8 @@ pub struct RecordedLine {
     pub attempt_no: u32,
     pub outcome: Outcome,
     pub recorded_at_ms: i64,
+    /// The agreed call-back time of an appointment, for the confirmation line.
+    pub appointment_at_ms: Option<i64>,
 }
 
 /// What the operator's call screen shows, read in one snapshot.
@@ -362,6 +402,9 @@ pub struct Recorded {
     pub outcome: Outcome,
     /// True when this token had been recorded before: nothing new was stored.
     pub duplicate: bool,
+    /// Recorded after the claim lapsed and another claim or record on the member came in
+    /// between: stored, flagged for the supervisor.
+    pub late: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -370,8 +413,15 @@ pub enum RecordError {
     UnknownClaim,
     #[error("该联系人已由其他话务员领取,您的记录未保存")]
     NotYours,
-    #[error("领取已超时(超过 {minutes} 分钟),记录未保存;该联系人已退回队列,请重新领取")]
-    Expired { minutes: u32 },
+    /// The form names another round than the claim's: the claim token alone decides round,
+    /// member and survey, so nothing is stored.
+    #[error(
+        "该联系人属于评估轮次 {claim_round},而表单提交的轮次是 {form_round};记录未保存,请刷新拨打页面后重新提交"
+    )]
+    RoundMismatch {
+        claim_round: String,
+        form_round: String,
+    },
     #[error(transparent)]
     Invalid(#[from] crate::domain::disposition::AttemptError),
     #[error(transparent)]
@@ -380,7 +430,7 @@ pub enum RecordError {
 
 impl From<rusqlite::Error> for RecordError {
     fn from(e: rusqlite::Error) -> Self {
-        RecordError::Storage(StorageError::Database(e))
+        RecordError::Storage(StorageError::from(e))
     }
 }
 
@@ -407,6 +457,23 @@ pub struct FieldData {
     pub reopened: std::collections::BTreeMap<i64, i64>,
     /// members on a call now, with the operator holding them
     pub claimed: std::collections::BTreeMap<i64, String>,
+    /// Attempts that do not fit the round's survey (answer count, level range, outcome or
+    /// AAPOR code), as (attempt id, what is wrong); results refuse to compute over them.
+    pub bad_attempts: Vec<(i64, String)>,
+    /// Attempts that cannot be read at all (an unknown outcome): named in `bad_attempts` too,
+    /// and left out of `attempts`.
+    pub unreadable: Vec<BadStoredValue>,
+}
+
+impl FieldData {
+    /// Refuses data with an unreadable attempt: dispositions and progress computed without
+    /// it would be silently wrong (results and `check` name it through `bad_attempts`).
+    pub fn ensure_readable(&self) -> Result<()> {
+        match self.unreadable.first() {
+            Some(bad) => Err(StorageError::BadStoredValue(bad.clone())),
+            None => Ok(()),
+        }
+    }
 }
 
 /// An imported attempt, validated.
@@ -480,6 +547,15 @@ pub trait CallStore: Send + Sync {
     /// screen asks after every call); `None` when there is no such attempt.
     fn recorded_line(&self, attempt_id: i64) -> Result<Option<RecordedLine>>;
     fn release(&self, token: &str, operator: &UserRecord) -> Result<bool>;
+    /// Extends the holder's claim by a lease from `now` (also a lapsed claim nobody has taken
+    /// since); the new expiry, or `None` when the operator does not hold the token in `round`.
+    fn renew_claim(
+        &self,
+        round: &RoundRecord,
+        token: &str,
+        operator: &UserRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>>;
     fn record(
         &self,
         round: &RoundRecord,

@@ -198,6 +198,11 @@ pub trait SessionStore: Send + Sync {
         policy: &ThrottlePolicy,
     ) -> Result<Lockout>;
 
+    /// Counts a sign-in attempt refused because `lock` is on (no audit entry of its own: one
+    /// `auth.signin_locked` entry per address and lock window carries the count once the
+    /// window has ended; see [`SessionStore::purge_web_state`]).
+    fn signin_refused(&self, login: &str, ip: &str, lock: Lockout, now_ms: i64) -> Result<()>;
+
     /// Records a failed sign-in (`auth.signin_failed`) and, when it reaches a limit, the lock
     /// (`auth.lockout`); returns the state after it.
     fn signin_failed(
@@ -209,7 +214,9 @@ pub trait SessionStore: Send + Sync {
         policy: &ThrottlePolicy,
     ) -> Result<Lockout>;
 
-    /// Deletes sessions and failure records too old to matter; returns rows deleted.
+    /// Deletes sessions and failure records too old to matter, and writes the
+    /// `auth.signin_locked` entry of each lock window that has ended; returns rows deleted.
+    /// (Every sign-in, failed or not, writes those entries too.)
     fn purge_web_state(
         &self,
         now_ms: i64,

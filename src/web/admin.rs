@@ -20,10 +20,11 @@ use super::error::encode_component;
 use super::supervise::engine_error;
 use super::views::{Frame, local_time};
 use super::{AppState, WebError};
-use crate::domain::disposition::{MemberHistory, Outcome, disposition};
+use crate::domain::disposition::Outcome;
 use crate::domain::phone::{self, mask_canonical};
 use crate::domain::round as round_text;
 use crate::domain::survey::Survey;
+use crate::domain::text;
 use crate::domain::user::{self, Role};
 use crate::engine;
 use crate::imports::{
@@ -57,6 +58,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/rounds/{key}/plan", post(generate_plan))
         .route("/admin/rounds/{key}/reassign", post(reassign))
+        .route("/admin/rounds/{key}/plan-unassigned", post(plan_unassigned))
         .route("/admin/rounds/{key}/lock", post(lock_round))
         .route("/admin/rounds/{key}/members", get(members_page))
         .route("/admin/rounds/{key}/members/{id}", get(member_page))
@@ -277,6 +279,8 @@ pub struct RoundPage {
     pub locked_at: String,
     pub units: usize,
     pub members: usize,
+    /// Members never called that no operator has (a roster upload after the plan).
+    pub unassigned: usize,
     pub plans: Vec<PlanRow>,
     pub operators: Vec<OperatorChoice>,
     pub message: Option<String>,
@@ -323,7 +327,7 @@ async fn round_view(
     key: String,
     extra: RoundPageExtra,
 ) -> Result<RoundPage, WebError> {
-    let (summary, plans, users) = state
+    let (summary, plans, unassigned, users) = state
         .blocking(move |s| {
             let summary = s
                 .rounds()?
@@ -331,7 +335,8 @@ async fn round_view(
                 .find(|r| r.round.key == key)
                 .ok_or_else(|| StorageError::NotFound(format!("没有评估轮次 `{key}`")))?;
             let plans = s.plans(&summary.round)?;
-            Ok((summary, plans, s.users()?))
+            let unassigned = s.plan_state(&summary.round)?.unassigned.len();
+            Ok((summary, plans, unassigned, s.users()?))
         })
         .await?;
     let r = &summary.round;
@@ -350,6 +355,7 @@ async fn round_view(
             .unwrap_or_default(),
         units: summary.units,
         members: summary.members,
+        unassigned,
         plans: plans
             .into_iter()
             .rev()
@@ -395,6 +401,9 @@ fn done_message(q: &DoneQuery) -> Option<String> {
     Some(match q.done.as_str() {
         "plan" => format!("已生成拨打计划:{n} 名代表分配给话务员。"),
         "reassign" => format!("已转派 {n} 名代表。"),
+        "unassigned" => {
+            format!("已为 {n} 名未分配的代表安排话务员;原有的分配和拨打顺序都未改变。")
+        }
         "lock" => "本轮评估已锁定。此后任何拨打记录、导入和更正都会被拒绝。".to_string(),
         "phone" => "号码已更正,该代表已重新开放拨打。".to_string(),
         "reopen" => "该代表已重新开放拨打。".to_string(),
@@ -561,6 +570,34 @@ async fn generate_plan(
     Ok(Redirect::to(&format!("{}?done=plan&n={}", round_url(&key), out.planned)).into_response())
 }
 
+/// Plans the members no operator has (added by a roster upload after the plan) over every
+/// active operator, keeping each existing assignment.
+async fn plan_unassigned(
+    State(state): State<AppState>,
+    Allow(session): Allow<ADMIN>,
+    Path(key): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, WebError> {
+    let get = |n: &str| fields.iter().find(|(k, _)| k == n).map_or("", |(_, v)| v);
+    session.check_csrf(get("csrf"))?;
+    let seed = parse_seed(get("seed"))?;
+    let actor = session.user.login.clone();
+    let k = key.clone();
+    let out = state
+        .blocking(move |s| {
+            let round = s.round(&k)?;
+            let ops = engine::plan_operators(s, None).map_err(engine_error)?;
+            engine::plan_unassigned(s, &round, ops, seed, &actor).map_err(engine_error)
+        })
+        .await?;
+    Ok(Redirect::to(&format!(
+        "{}?done=unassigned&n={}",
+        round_url(&key),
+        out.planned
+    ))
+    .into_response())
+}
+
 async fn reassign(
     State(state): State<AppState>,
     Allow(session): Allow<ADMIN>,
@@ -723,14 +760,7 @@ async fn members_page(
             let (status, is_final, attempts) = match st {
                 Some(st) if st.in_progress => ("通话中".to_string(), false, st.facts.len()),
                 Some(st) => {
-                    let d = disposition(
-                        &MemberHistory {
-                            attempts: &st.facts,
-                            reopened_at: st.reopened_at,
-                        },
-                        round.survey.calling.max_attempts,
-                        closed,
-                    );
+                    let d = st.disposition(round.survey.calling.max_attempts, closed);
                     (
                         format!("{}({})", d.label(), d.code),
                         d.is_final(),
@@ -870,14 +900,7 @@ async fn member_view(
     let closed = round.field_closed(Utc::now());
     let (status_text, is_final, complete, operator) = match &status {
         Some(st) => {
-            let d = disposition(
-                &MemberHistory {
-                    attempts: &st.facts,
-                    reopened_at: st.reopened_at,
-                },
-                survey.calling.max_attempts,
-                closed,
-            );
+            let d = st.disposition(survey.calling.max_attempts, closed);
             (
                 format!(
                     "{}(AAPOR {}){}",
@@ -1043,9 +1066,13 @@ async fn fix_phone(
     let area = Some(form.area_code.trim()).filter(|a| !a.is_empty());
     let parsed = phone::parse_phone(&form.phone, area);
     let reason = form.reason.trim().to_string();
+    let reason_problem = text::check_reason(&reason).err();
     let result = match parsed {
         Err(e) => Err(WebError::BadRequest(format!("新号码无效:{e}"))),
         Ok(_) if reason.is_empty() => Err(WebError::BadRequest("请填写更正原因".into())),
+        Ok(_) if reason_problem.is_some() => Err(WebError::BadRequest(
+            reason_problem.map(|e| e.to_string()).unwrap_or_default(),
+        )),
         Ok(p) => {
             let (k, actor) = (key.clone(), session.user.login.clone());
             state
@@ -1090,6 +1117,8 @@ async fn reopen(
     let reason = form.reason.trim().to_string();
     let result = if reason.is_empty() {
         Err(WebError::BadRequest("请填写重新开放的原因".into()))
+    } else if let Err(e) = text::check_reason(&reason) {
+        Err(WebError::BadRequest(e.to_string()))
     } else {
         let (k, actor) = (key.clone(), session.user.login.clone());
         state
@@ -1100,14 +1129,7 @@ async fn reopen(
                 let st = statuses
                     .get(&id)
                     .ok_or_else(|| StorageError::NotFound(format!("轮次 {k} 中没有代表 {id}")))?;
-                let d = disposition(
-                    &MemberHistory {
-                        attempts: &st.facts,
-                        reopened_at: st.reopened_at,
-                    },
-                    round.survey.calling.max_attempts,
-                    round.field_closed(now),
-                );
+                let d = st.disposition(round.survey.calling.max_attempts, round.field_closed(now));
                 if d.outcome == Some(Outcome::Complete) {
                     return Err(WebError::Conflict("该代表已完成访问,不能重新开放".into()));
                 }
@@ -1162,6 +1184,7 @@ async fn edit_answers(
             },
         });
     }
+    text::check_reason(&reason).map_err(|e| WebError::BadRequest(e.to_string()))?;
     let actor = session.user.login.clone();
     let result = state
         .console_blocking(move |s| {
@@ -1262,10 +1285,7 @@ async fn add_user(
     let problem = user::validate_login(&login)
         .err()
         .map(|e| e.to_string())
-        .or_else(|| {
-            name.is_empty()
-                .then(|| user::UserError::MissingName.to_string())
-        })
+        .or_else(|| user::validate_name(&name).err().map(|e| e.to_string()))
         .or_else(|| {
             Role::parse(&form.role)
                 .is_none()

@@ -1,21 +1,23 @@
 //! The evaluators' HTTP API (`/api/v1/...`): the results JSON (the same document as
-//! `sheping results --json`), the statisticians' exports, and an OpenAPI description.
+//! `sheping results --json`), the exports, and an OpenAPI description.
 //!
 //! Authentication: `Authorization: Bearer <token>` with a token from
 //! `sheping token create --login LOGIN` (only its SHA-256 is stored), or the console's session
-//! cookie. Results: admin, statistician, evaluator. Exports: admin, statistician. Errors are
-//! JSON: `{"error": {"code": "...", "message": "..."}}` with 401 (no or unknown token), 403
-//! (role), 404 (round or unit), 400 (parameters).
+//! cookie. Results: admin, statistician, evaluator. Exports: as `ExportKind::roles` says
+//! (evaluators: `scores` and `distributions`; admin and statistician: all). Every answer
+//! under `/api` that is not a success is JSON: `{"error": {"code": "...", "message": "..."}}`
+//! with 400 (query parameters), 401 (no or unknown token), 403 (role), 404 (round, unit or
+//! path), 405 (method), 413 (a request body: the API reads none).
 
 use std::sync::LazyLock;
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -37,13 +39,58 @@ pub fn router() -> Router<AppState> {
             get(unit_results),
         )
         .route("/api/v1/rounds/{key}/exports/{kind}", get(export))
+        // Unknown paths under /api answer in the API's JSON, not the console's HTML page.
+        .route("/api", any(no_such_path))
+        .route("/api/", any(no_such_path))
+        .route("/api/{*rest}", any(no_such_path))
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(axum::middleware::from_fn(no_request_body))
+}
+
+/// Largest request body the API lets through to its handlers; every endpoint is a GET and
+/// reads none.
+const MAX_BODY_BYTES: u64 = 64 * 1024;
+
+async fn no_request_body(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return ApiError::PayloadTooLarge(format!(
+            "请求体过大({} 字节):本接口只接受不带请求体的 GET 请求",
+            declared.unwrap_or_default()
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+async fn no_such_path(req: Request) -> ApiError {
+    ApiError::NotFound(format!(
+        "没有这个接口:{} {}。接口列表见 /api/v1/openapi.json",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let mut res = ApiError::MethodNotAllowed(format!(
+        "{} 不能用于 {}:本接口只接受 GET(及 HEAD)请求",
+        req.method(),
+        req.uri().path()
+    ))
+    .into_response();
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+    res
 }
 
 /// Results and exports run the bootstrap on every core: at most two at a time, the others wait.
 static COMPUTE: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(2));
 
 const READ_RESULTS: &[Role] = &[Role::Admin, Role::Statistician, Role::Evaluator];
-const READ_EXPORTS: &[Role] = &[Role::Admin, Role::Statistician];
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -54,7 +101,11 @@ pub enum ApiError {
     Forbidden(String),
     NotFound(String),
     BadRequest(String),
+    MethodNotAllowed(String),
+    PayloadTooLarge(String),
     Unavailable(String),
+    /// The stored data cannot answer as asked (e.g. attempts that do not fit the survey).
+    Conflict(String),
     Internal(String),
 }
 
@@ -65,7 +116,12 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            ApiError::MethodNotAllowed(m) => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", m)
+            }
+            ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "API request failed");
                 (
@@ -97,6 +153,7 @@ impl From<StorageError> for ApiError {
         match e {
             StorageError::NotFound(m) => ApiError::NotFound(m),
             StorageError::Full => ApiError::Unavailable("服务器存储空间已满,请通知管理员。".into()),
+            StorageError::BadStoredValue(bad) => ApiError::Conflict(bad.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -106,9 +163,11 @@ impl From<ResultsError> for ApiError {
     fn from(e: ResultsError) -> Self {
         match e {
             ResultsError::Storage(s) => s.into(),
+            ResultsError::BadAttempts(m) => ApiError::Conflict(m),
             ResultsError::Scoring(crate::domain::scoring::ScoringError::BadOptions(m)) => {
                 ApiError::BadRequest(m)
             }
+            ResultsError::BottomK(e) => ApiError::BadRequest(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -249,10 +308,101 @@ impl FromRequestParts<AppState> for Caller {
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
-#[derive(Debug, Deserialize, Default)]
+/// A path's parameters, with a JSON error when they cannot be read (bad percent-encoding).
+pub struct ApiPath<T>(pub T);
+
+impl<T> FromRequestParts<AppState> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match <Path<T> as FromRequestParts<AppState>>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(e) => Err(ApiError::BadRequest(format!(
+                "路径 {} 无法读取({}):请按 UTF-8 百分号编码轮次和单位名称",
+                parts.uri.path(),
+                e.body_text()
+            ))),
+        }
+    }
+}
+
+/// The query string as name/value pairs: every parameter is checked by name, so a wrong
+/// value answers with which parameter, what is wrong and what is accepted.
+pub struct ApiQuery(pub Vec<(String, String)>);
+
+impl FromRequestParts<AppState> for ApiQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match Query::<Vec<(String, String)>>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => Err(ApiError::BadRequest(format!(
+                "查询字符串无法读取({}):应为 name=value&name=value,按 UTF-8 百分号编码",
+                e.body_text()
+            ))),
+        }
+    }
+}
+
+impl ApiQuery {
+    /// The value of `name` (once at most); any parameter not in `allowed` is an error.
+    fn get(&self, name: &str, allowed: &[&str]) -> Result<Option<&str>, ApiError> {
+        if let Some((unknown, _)) = self.0.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+            return Err(ApiError::BadRequest(if allowed.is_empty() {
+                format!("未知的查询参数“{unknown}”:此接口不接受查询参数")
+            } else {
+                format!(
+                    "未知的查询参数“{unknown}”:此接口只接受 {}",
+                    allowed.join("、")
+                )
+            }));
+        }
+        let mut values = self.0.iter().filter(|(k, _)| k == name);
+        let first = values.next().map(|(_, v)| v.as_str());
+        if values.next().is_some() {
+            return Err(ApiError::BadRequest(format!(
+                "查询参数 {name} 出现了多次:只能给一次"
+            )));
+        }
+        Ok(first)
+    }
+
+    fn boolean(&self, name: &str, allowed: &[&str]) -> Result<Option<bool>, ApiError> {
+        self.get(name, allowed)?
+            .map(|v| match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(ApiError::BadRequest(format!(
+                    "查询参数 {name}“{v}”无效:应为 true 或 false"
+                ))),
+            })
+            .transpose()
+    }
+}
+
+#[derive(Debug, Default)]
 pub struct ResultsQuery {
     /// `p_bottom` is the probability of falling in the bottom K (default 3).
     pub bottom_k: Option<u32>,
+}
+
+impl ResultsQuery {
+    fn parse(q: &ApiQuery) -> Result<ResultsQuery, ApiError> {
+        let bottom_k = q
+            .get("bottom_k", &["bottom_k"])?
+            .map(|v| {
+                v.trim().parse::<u32>().map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "查询参数 bottom_k“{v}”无效:应为 1 到(参与排名的单位数 − 1)之间的整数"
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(ResultsQuery { bottom_k })
+    }
 }
 
 fn json_response(value: &impl serde::Serialize) -> Result<Response, ApiError> {
@@ -322,9 +472,10 @@ async fn compute(
 async fn round_results(
     State(state): State<AppState>,
     caller: Caller,
-    Path(key): Path<String>,
-    Query(q): Query<ResultsQuery>,
+    ApiPath(key): ApiPath<String>,
+    q: ApiQuery,
 ) -> Result<Response, ApiError> {
+    let q = ResultsQuery::parse(&q)?;
     caller
         .require(
             &state,
@@ -332,14 +483,14 @@ async fn round_results(
             &format!("/api/v1/rounds/{key}/results"),
         )
         .await?;
-    let doc = compute(&state, &caller, key, &q).await?;
+    let doc = caller.visible(compute(&state, &caller, key, &q).await?);
     json_response(&doc)
 }
 
 async fn compare_rounds(
     State(state): State<AppState>,
     caller: Caller,
-    Path((key, with)): Path<(String, String)>,
+    ApiPath((key, with)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     caller
         .require(
@@ -366,6 +517,17 @@ async fn compare_rounds(
     })
     .await?;
     json_response(&doc)
+}
+
+impl Caller {
+    /// The results as this caller may see them: operators as anonymous codes unless the
+    /// role may know who they are (`Role::sees_operator_identity`).
+    fn visible(&self, mut doc: results::ResultsDocument) -> results::ResultsDocument {
+        if !self.user.role.sees_operator_identity() {
+            doc.hide_operators();
+        }
+        doc
+    }
 }
 
 /// One unit's object from the round's document, with the round-level fields it depends on.
@@ -395,9 +557,10 @@ pub fn unit_document(doc: &results::ResultsDocument, unit: &str) -> Option<Value
 async fn unit_results(
     State(state): State<AppState>,
     caller: Caller,
-    Path((key, unit)): Path<(String, String)>,
-    Query(q): Query<ResultsQuery>,
+    ApiPath((key, unit)): ApiPath<(String, String)>,
+    q: ApiQuery,
 ) -> Result<Response, ApiError> {
+    let q = ResultsQuery::parse(&q)?;
     caller
         .require(
             &state,
@@ -405,46 +568,43 @@ async fn unit_results(
             &format!("/api/v1/rounds/{key}/units/{unit}/results"),
         )
         .await?;
-    let doc = compute(&state, &caller, key.clone(), &q).await?;
+    let doc = caller.visible(compute(&state, &caller, key.clone(), &q).await?);
     let value = unit_document(&doc, &unit).ok_or_else(|| {
         ApiError::NotFound(format!("轮次 {key} 中没有名称或代码为“{unit}”的单位"))
     })?;
     json_response(&value)
 }
 
-#[derive(Debug, Deserialize, Default)]
-pub struct ExportQuery {
-    pub format: Option<String>,
-    pub bom: Option<bool>,
-    pub with_comments: Option<bool>,
-}
+const EXPORT_PARAMS: &[&str] = &["format", "bom", "with_comments"];
 
 async fn export(
     State(state): State<AppState>,
     caller: Caller,
-    Path((key, kind)): Path<(String, String)>,
-    Query(q): Query<ExportQuery>,
+    ApiPath((key, kind)): ApiPath<(String, String)>,
+    q: ApiQuery,
 ) -> Result<Response, ApiError> {
-    caller
-        .require(
-            &state,
-            READ_EXPORTS,
-            &format!("/api/v1/rounds/{key}/exports/{kind}"),
-        )
-        .await?;
+    let path = format!("/api/v1/rounds/{key}/exports/{kind}");
+    // Who may download anything at all first (an operator learns nothing about the kinds),
+    // then the kind's own rule (`ExportKind::roles`).
+    caller.require(&state, READ_RESULTS, &path).await?;
     let kind_parsed = ExportKind::parse(&kind).ok_or_else(|| {
-        let kinds: Vec<&str> = ExportKind::all().iter().map(|k| k.key()).collect();
+        let kinds: Vec<&str> = ExportKind::for_role(caller.user.role)
+            .iter()
+            .map(|k| k.key())
+            .collect();
         ApiError::NotFound(format!("没有导出种类“{kind}”:可选 {}", kinds.join("、")))
     })?;
-    let format = match q.format.as_deref() {
+    caller.require(&state, kind_parsed.roles(), &path).await?;
+    let format = match q.get("format", EXPORT_PARAMS)? {
         None => ExportFormat::Csv,
-        Some(f) => ExportFormat::parse(f)
-            .ok_or_else(|| ApiError::BadRequest(format!("format“{f}”无效:可选 csv、xlsx")))?,
+        Some(f) => ExportFormat::parse(f).ok_or_else(|| {
+            ApiError::BadRequest(format!("查询参数 format“{f}”无效:可选 csv、xlsx"))
+        })?,
     };
     let opts = ExportOptions {
         format,
-        bom: q.bom.unwrap_or(true),
-        with_comments: q.with_comments.unwrap_or(false),
+        bom: q.boolean("bom", EXPORT_PARAMS)?.unwrap_or(true),
+        with_comments: q.boolean("with_comments", EXPORT_PARAMS)?.unwrap_or(false),
         ..ExportOptions::default()
     };
     let _permit = COMPUTE
@@ -532,15 +692,19 @@ pub fn openapi_document() -> Value {
     });
     let bottom_k = json!({
         "name": "bottom_k", "in": "query", "required": false,
-        "description": "p_bottom is the probability of falling in the bottom k units (default 3).",
-        "schema": { "type": "integer", "minimum": 1 }
+        "schema": { "type": "integer", "minimum": 1 },
+        "description": "p_bottom is the probability of falling in the bottom k units (default 3); an explicit k must lie in 1 … (ranked units − 1), otherwise 400."
     });
     let security = json!([{ "bearerAuth": [] }, { "cookieAuth": [] }]);
     let errors = |ok: Value| {
         let mut r = json!({
+            "400": error_response("A query parameter is unknown, repeated or has a wrong value (the message names it and what is accepted)."),
             "401": error_response("No, unknown, revoked or expired token (and no session)."),
             "403": error_response("The caller's role may not read this."),
-            "404": error_response("No such round or unit."),
+            "404": error_response("No such round, unit, export kind or path."),
+            "405": error_response("Only GET and HEAD are allowed (header Allow)."),
+            "413": error_response("The request carries a body (the API reads none)."),
+            "429": error_response("Too many requests (from a throttle in front of the API); retry later."),
         });
         r["200"] = ok;
         r
@@ -599,7 +763,7 @@ pub fn openapi_document() -> Value {
         },
         "/api/v1/rounds/{key}/exports/{kind}": {
             "get": {
-                "summary": "A statistician's export (anonymised; logged in the audit log). Admins and statisticians only.",
+                "summary": "An export (anonymised; logged in the audit log). Evaluators: scores and distributions; admins and statisticians: every kind (403 otherwise).",
                 "operationId": "export",
                 "parameters": [
                     key_param,
@@ -634,7 +798,7 @@ pub fn openapi_document() -> Value {
         "Error": {
             "type": "object", "required": ["error"],
             "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
-                "code": { "type": "string", "enum": ["unauthorized", "forbidden", "not_found", "bad_request", "unavailable", "internal"] },
+                "code": { "type": "string", "enum": ["unauthorized", "forbidden", "not_found", "bad_request", "method_not_allowed", "payload_too_large", "too_many_requests", "unavailable", "internal"] },
                 "message": { "type": "string" } } } }
         },
         "Interval": interval(),
@@ -652,7 +816,7 @@ pub fn openapi_document() -> Value {
             "cronbach_alpha": nullable(num()), "points": nullable(num()),
             "dimensions": { "type": "array", "items": { "type": "object", "properties": {
                 "key": { "type": "string" }, "label": { "type": "string" },
-                "mean": nullable(num()), "satisfaction_rate": nullable(num()),
+                "mean": nullable(num()), "ci95": interval(), "satisfaction_rate": nullable(num()),
                 "satisfaction_rate_ci95": interval(),
                 "counts": { "type": "object", "additionalProperties": { "type": "integer" } } } } } } },
         "Onsite": nullable(json!({ "type": "object", "properties": {

@@ -391,12 +391,9 @@ pub async fn login_submit(
         .console_blocking(move |s| {
             let lock = s.signin_lockout(&login, &ip2, now_ms, &policy)?;
             if lock != Lockout::Open {
-                s.audit(&AuditEvent {
-                    actor: &crate::storage::sessions::throttle_login_key(&login),
-                    action: "auth.signin_locked",
-                    round_key: None,
-                    detail: serde_json::json!({ "ip": ip2, "until_ms": lock.until_ms() }),
-                })?;
+                // Counted, not logged one by one: the window's single audit entry carries
+                // the count (anonymous traffic must not grow the audit log).
+                s.signin_refused(&login, &ip2, lock, now_ms)?;
                 return Ok(Err(lock));
             }
             let user = match s.user(&login) {

@@ -21,7 +21,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
@@ -29,6 +29,7 @@ use super::auth::{Allow, OPERATOR, Session};
 use super::error::encode_component;
 use super::views::{Frame, local_midnight_ms, local_time, short_time};
 use super::{AppState, ConsoleStore, WebError};
+use crate::domain::appointment::{self, AppointmentError};
 use crate::domain::disposition::Outcome;
 use crate::domain::phone::Phone;
 use crate::domain::survey::Survey;
@@ -44,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .route("/call/next", post(next))
         .route("/call/record", post(record))
         .route("/call/release", post(release))
+        .route("/call/renew", post(renew))
         .route("/call/list", get(my_list))
 }
 
@@ -150,11 +152,17 @@ pub struct ContactView {
     pub claimed_at_ms: i64,
     pub rendered_at_ms: i64,
     pub expires: String,
+    /// The lease's end (ms), for the page's renewal and its warning before a lapse.
+    pub expires_at_ms: i64,
     pub appt_value: String,
-    pub appt_min: String,
+    /// One-key appointment times: (label, value for the field).
+    pub appt_presets: Vec<(String, String)>,
+    pub appt_error: Option<String>,
 }
 
 pub struct DoneView {
+    /// The agreed call-back time, shown instead of the save time for an appointment.
+    pub appointment: Option<String>,
     pub outcome: &'static str,
     pub complete: bool,
     pub unit: String,
@@ -218,11 +226,12 @@ struct Submitted {
     ms: Vec<Option<i64>>,
     comment: String,
     appointment: String,
+    /// Why the typed appointment time was not understood (shown beside the field).
+    appt_error: Option<String>,
 }
 
-fn datetime_local(ms: i64, tz: Tz) -> String {
-    local_time(ms, tz, "%Y-%m-%dT%H:%M")
-}
+/// The appointment field's text: what operators type, and what the server reads back.
+const APPT_FORMAT: &str = "%Y-%m-%d %H:%M";
 
 fn contact_view(
     claim: &Claim,
@@ -266,8 +275,8 @@ fn contact_view(
             }
         })
         .collect();
-    // The picker's default: an hour from now, on the minute.
-    let default_appt = (now_ms / 60_000 + 61) * 60_000;
+    // The field's default is the first preset: an hour from now, on the minute.
+    let presets = appointment::presets(now.with_timezone(&tz).naive_local());
     ContactView {
         token: claim.token.clone(),
         unit: m.unit.clone(),
@@ -308,11 +317,21 @@ fn contact_view(
         // read a moment ago in the record's write.
         rendered_at_ms: Utc::now().timestamp_millis().max(now_ms),
         expires: local_time(claim.expires_at_ms, tz, "%H:%M"),
+        expires_at_ms: claim.expires_at_ms,
         appt_value: submitted
             .map(|s| s.appointment.clone())
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| datetime_local(default_appt, tz)),
-        appt_min: datetime_local(now_ms, tz),
+            .unwrap_or_else(|| {
+                presets
+                    .first()
+                    .map(|p| p.at.format(APPT_FORMAT).to_string())
+                    .unwrap_or_default()
+            }),
+        appt_presets: presets
+            .iter()
+            .map(|p| (p.label.clone(), p.at.format(APPT_FORMAT).to_string()))
+            .collect(),
+        appt_error: submitted.and_then(|s| s.appt_error.clone()),
         name,
     }
 }
@@ -437,6 +456,9 @@ async fn page(
     let done = done
         .filter(|a| a.round_id == round.id && a.operator_id == user.id)
         .map(|a| DoneView {
+            appointment: a
+                .appointment_at_ms
+                .map(|t| local_time(t, tz, "%m月%d日 %H:%M")),
             outcome: a.outcome.label(),
             complete: a.outcome == Outcome::Complete,
             unit: a.unit_name,
@@ -511,6 +533,9 @@ pub struct CallQuery {
     done: Option<i64>,
     #[serde(default)]
     released: Option<String>,
+    /// Set by the no-script redirect after a record stored late (the notice survives the 303).
+    #[serde(default)]
+    late: Option<String>,
 }
 
 async fn call_page(
@@ -543,15 +568,20 @@ async fn call_page(
     };
     let opts = PageOptions {
         done: q.done,
-        notice: q
-            .released
-            .map(|_| "联系人已释放,回到队列中。准备好后点击“下一个”。".to_string()),
+        notice: if q.late.is_some() {
+            Some(LATE_NOTICE.to_string())
+        } else {
+            q.released
+                .map(|_| "联系人已释放,回到队列中。准备好后点击“下一个”。".to_string())
+        },
         ..Default::default()
     };
     Ok(page(&state, &session, or, opts, data, now)
         .await?
         .into_response())
 }
+
+const LATE_NOTICE: &str = "该记录提交时领取已超时,且其间其他话务员领取或记录过该联系人:记录已保存,并标记为“迟交记录”供统计人员核查。";
 
 fn call_url(round: &str, done: Option<i64>) -> String {
     let mut url = format!("/call?round={}", encode_component(round));
@@ -612,21 +642,27 @@ async fn next(
     }
 }
 
-/// Parses "2022-11-03T15:00" (seconds optional) as local time of the round.
-fn parse_local(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
-    let t = text.trim();
-    let naive = NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M")
-        .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S"))
-        .ok()?;
-    tz.from_local_datetime(&naive)
+/// Reads a typed appointment time ("2022-11-03 15:00", "11-03 15:00", "15:00", the picker's
+/// "2022-11-03T15:00") as local time of the round.
+fn parse_local(text: &str, tz: Tz, now: DateTime<Utc>) -> Result<DateTime<Utc>, AppointmentError> {
+    let naive = appointment::parse_appointment(text, now.with_timezone(&tz).naive_local())?;
+    // A time skipped by a clock change reads as the first valid time after it.
+    let local = tz
+        .from_local_datetime(&naive)
         .earliest()
-        .map(|t| t.with_timezone(&Utc))
+        .or_else(|| {
+            tz.from_local_datetime(&(naive + chrono::Duration::hours(1)))
+                .earliest()
+        })
+        .ok_or_else(|| AppointmentError::NoSuchTime(text.trim().to_string()))?;
+    Ok(local.with_timezone(&Utc))
 }
 
 /// The call form's fields as the operator's submission (kept to show again) and the attempt.
 fn parse_submission(
     fields: &[(String, String)],
     survey: &Survey,
+    now: DateTime<Utc>,
 ) -> Result<(Submitted, AttemptInput), WebError> {
     let get = |name: &str| {
         fields
@@ -667,10 +703,16 @@ fn parse_submission(
         .filter(|o| o.key() == outcome_key)
         .ok_or_else(|| WebError::BadRequest("未知的拨打结果".into()))?;
     let tz = survey.timezone();
+    // A time the server cannot read comes back beside the field with everything keyed so far;
+    // the caller stores nothing then.
     let appointment = if outcome == Outcome::Appointment && !submitted.appointment.is_empty() {
-        Some(parse_local(&submitted.appointment, tz).ok_or_else(|| {
-            WebError::BadRequest("预约时间格式不正确,请用日期时间选择器选择".into())
-        })?)
+        match parse_local(&submitted.appointment, tz, now) {
+            Ok(at) => Some(at),
+            Err(e) => {
+                submitted.appt_error = Some(e.to_string());
+                None
+            }
+        }
     } else {
         None
     };
@@ -712,7 +754,15 @@ async fn record(
     let step = match operator_round(&state, &session.user, Some(requested)).await? {
         None => None,
         Some(or) => {
-            let (submitted, input) = parse_submission(&fields, &or.round.survey)?;
+            let (submitted, input) = parse_submission(&fields, &or.round.survey, now)?;
+            if submitted.appt_error.is_some() {
+                let opts = PageOptions {
+                    error: Some("未保存:预约时间有误,说明见预约时间一栏。".into()),
+                    submitted: Some(submitted),
+                    ..Default::default()
+                };
+                return held_form_again(&state, &session, or, &token, opts).await;
+            }
             let since = local_midnight_ms(or.round.survey.timezone(), now);
             let result = state
                 .store
@@ -729,9 +779,19 @@ async fn record(
             if let Some(c) = &call.claimed {
                 state.mark_fresh_claim(&session.id_hash, &c.token);
             }
+            // Without the script (the form still carries `nojs`), post-redirect-get: Back and
+            // reload then read the screen instead of offering to send the form again.
+            if !get("nojs").is_empty() {
+                let mut url = call_url(&or.round.key, Some(call.recorded.attempt_id));
+                if call.recorded.late {
+                    url.push_str("&late=1");
+                }
+                return Ok(Redirect::to(&url).into_response());
+            }
             // The next screen as this write's commit left it: no redirect, no second read.
             let opts = PageOptions {
                 done: Some(call.recorded.attempt_id),
+                notice: call.recorded.late.then(|| LATE_NOTICE.to_string()),
                 ..Default::default()
             };
             Ok(page(&state, &session, or, opts, call.screen, now)
@@ -754,13 +814,35 @@ async fn record(
                 submitted: keep.then_some(submitted),
                 ..Default::default()
             };
-            // The contact is still held: this display is part of the same call, not a new view.
             if keep {
-                state.mark_fresh_claim(&session.id_hash, get("token"));
+                return held_form_again(&state, &session, or, &token, opts).await;
             }
             Ok((status, render(&state, &session, or, opts).await?).into_response())
         }
     }
+}
+
+/// The held contact's form again (422) with what was keyed and why it was refused.
+async fn held_form_again(
+    state: &AppState,
+    session: &Session,
+    or: OperatorRound,
+    token: &str,
+    opts: PageOptions,
+) -> Result<Response, WebError> {
+    // The contact is still held: this display is part of the same call, not a new view.
+    // A lapsed claim nobody took is taken again, so the form comes back with what was keyed
+    // instead of an idle screen.
+    state.mark_fresh_claim(&session.id_hash, token);
+    let (round, user, token) = (or.round.clone(), session.user.clone(), token.to_string());
+    state
+        .blocking(move |s| Ok(s.renew_claim(&round, &token, &user, Utc::now())?))
+        .await?;
+    Ok((
+        StatusCode::UNPROCESSABLE_ENTITY,
+        render(state, session, or, opts).await?,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -809,6 +891,58 @@ async fn release(
         encode_component(&form.round)
     ))
     .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RenewForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    round: String,
+    #[serde(default)]
+    token: String,
+}
+
+/// Keeps the open call screen's claim alive: `call.js` asks every third of the lease, so a
+/// long conversation never lapses while the page is open. Only the holder renews; the answer
+/// says when the claim now lapses, or (409) why it cannot be renewed.
+async fn renew(
+    State(state): State<AppState>,
+    Allow(session): Allow<OPERATOR>,
+    Form(form): Form<RenewForm>,
+) -> Result<Response, WebError> {
+    session.check_csrf(&form.csrf)?;
+    let refused = |message: &str| {
+        (
+            StatusCode::CONFLICT,
+            axum::Json(serde_json::json!({ "renewed": false, "error": message })),
+        )
+            .into_response()
+    };
+    let Some(or) = operator_round(&state, &session.user, Some(form.round)).await? else {
+        return Ok(refused("您在该轮次中没有拨打任务"));
+    };
+    let now = Utc::now();
+    let (round, user, token) = (or.round.clone(), session.user.clone(), form.token);
+    let renewed = state
+        .blocking(move |s| Ok(s.renew_claim(&round, &token, &user, now)?))
+        .await;
+    match renewed {
+        Ok(Some(expires)) => Ok(axum::Json(serde_json::json!({
+            "renewed": true,
+            "expires_at_ms": expires,
+            "now_ms": now.timestamp_millis(),
+            "expires": local_time(expires, or.round.survey.timezone(), "%H:%M:%S"),
+        }))
+        .into_response()),
+        Ok(None) => Ok(refused(
+            "该联系人已不在您的名下(领取超时后已由其他话务员领取,或已释放)。您仍可提交本次访问:记录会保存,并标记为迟交记录。",
+        )),
+        Err(WebError::Storage(StorageError::Locked(_))) => {
+            Ok(refused("本轮评估已锁定,不能再拨打或记录。"))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -912,8 +1046,9 @@ mod tests {
 
     #[test]
     fn appointment_times_are_local_to_the_round() {
-        let t = parse_local("2022-11-03T15:00", chrono_tz::Asia::Shanghai).unwrap();
+        let now = Utc::now();
+        let t = parse_local("2022-11-03T15:00", chrono_tz::Asia::Shanghai, now).unwrap();
         assert_eq!(t.to_rfc3339(), "2022-11-03T07:00:00+00:00");
-        assert!(parse_local("tomorrow", chrono_tz::Asia::Shanghai).is_none());
+        assert!(parse_local("tomorrow", chrono_tz::Asia::Shanghai, now).is_err());
     }
 }

@@ -1,4 +1,5 @@
-//! Charts as SVG for the results pages, and the round report as a zip download.
+//! Charts as SVG for the results pages (the round's and each unit's), and the round report as
+//! a zip download.
 //!
 //! The operators chart shows operator effects: statisticians and admins only, like the report
 //! (whose quality section holds it).
@@ -9,13 +10,14 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::auth::{Allow, RESULTS, SUPERVISORS, role_bit};
+use super::auth::{Allow, RESULTS, SUPERVISORS};
 use super::{AppState, WebError};
-use crate::report::{self, ReportOptions, RoundChart};
+use crate::report::{self, ReportOptions, RoundChart, UnitChart};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/rounds/{key}/charts/{file}", get(round_chart))
+        .route("/rounds/{key}/units/{unit}/charts/{file}", get(unit_chart))
         .route("/rounds/{key}/report.zip", get(report_zip))
 }
 
@@ -28,7 +30,7 @@ async fn round_chart(
         .strip_suffix(".svg")
         .and_then(RoundChart::parse)
         .ok_or_else(|| WebError::NotFound(format!("没有图表“{file}”")))?;
-    if which == RoundChart::Operators && role_bit(session.user.role) & SUPERVISORS == 0 {
+    if which == RoundChart::Operators && !session.user.role.sees_operator_identity() {
         return Err(WebError::Forbidden);
     }
     let actor = session.user.login.clone();
@@ -42,7 +44,7 @@ async fn round_chart(
                 chrono::Utc::now(),
                 &actor,
             )
-            .map_err(|e| WebError::Internal(e.to_string()))?;
+            .map_err(report_error)?;
             let drawn = report::round_chart(&data, which, false)
                 .map_err(|e| WebError::Internal(e.to_string()))?;
             Ok(drawn.svg)
@@ -58,6 +60,54 @@ async fn round_chart(
         .into_response())
 }
 
+/// A unit's charts (position, profile, distribution): made from the unit-level results only,
+/// so every results reader may see them.
+async fn unit_chart(
+    State(state): State<AppState>,
+    Allow(session): Allow<RESULTS>,
+    Path((key, unit, file)): Path<(String, String, String)>,
+) -> Result<Response, WebError> {
+    let which = file
+        .strip_suffix(".svg")
+        .and_then(UnitChart::parse)
+        .ok_or_else(|| {
+            WebError::NotFound(format!(
+                "没有图表“{file}”:可选 profile.svg、distribution.svg、position.svg"
+            ))
+        })?;
+    let actor = session.user.login.clone();
+    let svg = state
+        .blocking(move |s| {
+            let round = s.round(&key)?;
+            let (data, _) = report::ReportData::load(
+                s,
+                &round,
+                &ReportOptions::default(),
+                chrono::Utc::now(),
+                &actor,
+            )
+            .map_err(report_error)?;
+            let index = data.unit_index(&unit).ok_or_else(|| {
+                WebError::NotFound(format!("轮次 {key} 中没有名称或代码为“{unit}”的单位"))
+            })?;
+            let drawn = report::unit_chart(&data, index, which, false)
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok(drawn.svg)
+        })
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
+/// The report zip stays with admins and statisticians: its quality section and the operators'
+/// chart name operators, and it carries the responses and attempts exports (one row per
+/// interview and per call). Evaluators download the unit-level exports instead.
 async fn report_zip(
     State(state): State<AppState>,
     Allow(session): Allow<SUPERVISORS>,
@@ -74,7 +124,7 @@ async fn report_zip(
                 &actor,
                 chrono::Utc::now(),
             )
-            .map_err(|e| WebError::Internal(e.to_string()))?;
+            .map_err(report_error)?;
             Ok((round.key, bytes))
         })
         .await?;
@@ -92,4 +142,14 @@ async fn report_zip(
         bytes,
     )
         .into_response())
+}
+
+/// Bad stored attempts are named to the user (409), never a bare 500.
+fn report_error(e: report::ReportError) -> WebError {
+    match e {
+        report::ReportError::Results(crate::results::ResultsError::BadAttempts(m)) => {
+            WebError::Conflict(m)
+        }
+        e => WebError::Internal(e.to_string()),
+    }
 }

@@ -8,12 +8,18 @@
 //! | `SHEPING_SIGNIN_MAX_IP_FAILURES` | 20 | failed sign-ins from one address that lock it (a call centre shares one address) |
 //! | `SHEPING_SIGNIN_WINDOW_SECS` | 900 | failures count while younger than this |
 //! | `SHEPING_SIGNIN_LOCK_SECS` | 900 | how long a lock lasts |
-//! | `SHEPING_COOKIE_SECURE` | off | `1`: always mark cookies Secure (they are anyway when the request came over TLS per `X-Forwarded-Proto: https`) |
-//! | `SHEPING_TRUST_PROXY` | off | `1`: the client address is the last entry of `X-Forwarded-For` (set only behind a reverse proxy that writes it) |
+//! | `SHEPING_COOKIE_SECURE` | off | `1`: always mark cookies Secure (they are anyway when a trusted proxy says the request came over TLS, `X-Forwarded-Proto: https`) |
+//! | `SHEPING_TRUST_PROXY` | off | `1`: the `X-Forwarded-*` headers count: the client address is the last entry of `X-Forwarded-For`, the host is `X-Forwarded-Host`, TLS is `X-Forwarded-Proto` (set only behind a reverse proxy that writes them) |
+//! | `SHEPING_SCREEN_READS` | cores | threads reading the call screens |
+//! | `SHEPING_HEADER_TIMEOUT_SECS` | 10 | a connection that has not sent a whole request head in this long is closed |
+//! | `SHEPING_REQUEST_TIMEOUT_SECS` | 300 | a request (reading its body, running it) that takes longer is answered 408 |
+//! | `SHEPING_MAX_CONNECTIONS` | 1024 | open connections at most (fewer when the process may open fewer files); at the cap, the oldest connection with no request running is closed for a new one |
 //!
-//! Behind a reverse proxy, keep the `Host` header (or send `X-Forwarded-Host`): state-changing
-//! requests whose `Origin` names another host are refused, and send `X-Forwarded-Proto: https`
-//! when the proxy terminates TLS, so that cookies are marked Secure.
+//! Without `SHEPING_TRUST_PROXY` every `X-Forwarded-*` header is ignored (any client can send
+//! them). Behind a reverse proxy, keep the `Host` header (or, with `SHEPING_TRUST_PROXY`, send
+//! `X-Forwarded-Host`): state-changing requests whose `Origin` names another host are refused;
+//! and send `X-Forwarded-Proto: https` when the proxy terminates TLS, so that cookies are marked
+//! Secure and HSTS is sent.
 
 use crate::storage::sessions::{SessionLimits, ThrottlePolicy};
 
@@ -25,6 +31,12 @@ pub struct WebConfig {
     pub trust_proxy: bool,
     /// Threads that read the call screens (see `web/screen_reader.rs`): one per core.
     pub screen_reads: u32,
+    /// How long a client may take to send a request's head (slow or idle clients).
+    pub header_timeout_secs: u32,
+    /// How long a request may take, body and handler together.
+    pub request_timeout_secs: u32,
+    /// Open connections at most (see `web/mod.rs`, the accept loop).
+    pub max_connections: u32,
 }
 
 impl Default for WebConfig {
@@ -40,6 +52,11 @@ impl Default for WebConfig {
             // One per core: each serves every screen queued at once, and a read that waits on
             // the disk holds up only its own batch.
             screen_reads: std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
+            header_timeout_secs: 10,
+            // Generous: an upload of a large roster over a slow line, or a whole report zip,
+            // must not be cut off; slow clients are bounded by the header timeout and the cap.
+            request_timeout_secs: 300,
+            max_connections: 1024,
         }
     }
 }
@@ -82,6 +99,9 @@ impl WebConfig {
         c.cookie_secure = flag("SHEPING_COOKIE_SECURE");
         c.trust_proxy = flag("SHEPING_TRUST_PROXY");
         c.screen_reads = count("SHEPING_SCREEN_READS", c.screen_reads)?;
+        c.header_timeout_secs = count("SHEPING_HEADER_TIMEOUT_SECS", c.header_timeout_secs)?;
+        c.request_timeout_secs = count("SHEPING_REQUEST_TIMEOUT_SECS", c.request_timeout_secs)?;
+        c.max_connections = count("SHEPING_MAX_CONNECTIONS", c.max_connections)?;
         Ok(c)
     }
 }
@@ -96,6 +116,8 @@ mod tests {
             "SHEPING_SESSION_IDLE_SECS" => Some("2".into()),
             "SHEPING_TRUST_PROXY" => Some("1".into()),
             "SHEPING_SCREEN_READS" => Some("3".into()),
+            "SHEPING_HEADER_TIMEOUT_SECS" => Some("2".into()),
+            "SHEPING_MAX_CONNECTIONS" => Some("50".into()),
             _ => None,
         })
         .unwrap();
@@ -104,6 +126,11 @@ mod tests {
         assert!(!c.cookie_secure);
         assert_eq!(c.throttle.max_login_failures, 5);
         assert_eq!(c.screen_reads, 3);
+        assert_eq!(c.header_timeout_secs, 2);
+        assert_eq!(c.max_connections, 50);
+        assert_eq!(c.request_timeout_secs, 300);
+        let cap = WebConfig::from_lookup(|k| (k == "SHEPING_MAX_CONNECTIONS").then(|| "-1".into()));
+        assert!(cap.unwrap_err().contains("SHEPING_MAX_CONNECTIONS"));
         assert!(WebConfig::default().screen_reads >= 1);
         let none = WebConfig::from_lookup(|k| (k == "SHEPING_SCREEN_READS").then(|| "0".into()));
         assert!(none.unwrap_err().contains("SHEPING_SCREEN_READS"));

@@ -103,6 +103,11 @@ impl IntoResponse for WebError {
                 "存储空间已满",
                 "服务器存储空间已满,本次操作未保存。请通知管理员,稍后重试。".to_string(),
             ),
+            // Bad data, not a fault of the service: named, so an admin can correct that row.
+            WebError::Storage(StorageError::BadStoredValue(bad)) => {
+                tracing::error!(error = %bad, "stored value unreadable");
+                (StatusCode::CONFLICT, "数据有误", bad.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "request failed");
                 (

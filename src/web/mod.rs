@@ -2,7 +2,7 @@
 //!
 //! | module | routes | who |
 //! |---|---|---|
-//! | `pages` | `/` (public list of rounds and units), `/results`, `/rounds/{key}/compare/{with}` | public; results: admin, statistician, evaluator |
+//! | `pages` | `/` (public list of rounds and units), `/results`, `/rounds/{key}/results`, `/rounds/{key}/units/{unit}`, `/rounds/{key}/compare/{with}` | public; results: admin, statistician, evaluator |
 //! | `auth` | `/login`, `/logout`, `/console`, `/account/password` | everyone |
 //! | `call` | `/call`, `/call/next`, `/call/record`, `/call/release`, `/call/list` | operators |
 //! | `supervise` | `/progress`, `/rounds/{key}/progress[/live]`, `/audit` | admin; statisticians read-only |
@@ -17,6 +17,7 @@ mod call;
 mod charts;
 pub mod config;
 mod error;
+pub mod listen;
 mod pages;
 mod screen_reader;
 mod security;
@@ -24,13 +25,15 @@ mod supervise;
 mod views;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use config::WebConfig;
@@ -143,7 +146,10 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(api::router())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(security::same_origin))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::same_origin,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::headers,
@@ -161,27 +167,33 @@ async fn not_found() -> WebError {
     WebError::NotFound("没有这个页面。请从工作台的菜单进入。".into())
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight. Settings come from
-/// the environment ([`WebConfig::from_env`]).
+/// Serves until `shutdown` resolves, then stops accepting and finishes the requests in flight
+/// (see [`listen`]). Settings come from the environment ([`WebConfig::from_env`]).
 pub async fn serve<S: ConsoleStore + 'static>(
     listener: TcpListener,
     store: Arc<S>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let config = WebConfig::from_env().map_err(std::io::Error::other)?;
+    let limits = listen::Limits {
+        header_timeout: Duration::from_secs(config.header_timeout_secs.into()),
+        max_connections: listen::effective_cap(config.max_connections),
+    };
+    let request_timeout = Duration::from_secs(config.request_timeout_secs.into());
     let state = AppState::new(store, config)?;
-    spawn_purger(state.clone());
-    let app = router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let purger = spawn_purger(state.clone());
+    let app = router(state).layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        request_timeout,
+    ));
+    let served = listen::serve_connections(listener, app, limits, shutdown).await;
+    // The purger holds the store; stopping it lets the caller close the store cleanly.
+    purger.abort();
+    served
 }
 
 /// Deletes ended sessions and old failed sign-ins every ten minutes.
-fn spawn_purger(state: AppState) {
+fn spawn_purger(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
@@ -195,24 +207,38 @@ fn spawn_purger(state: AppState) {
                 tracing::warn!(error = %e, "purging sessions failed");
             }
         }
-    });
+    })
 }
 
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is called,
+/// not when the future is first polled: a signal that arrives while the server is still
+/// starting must stop it gracefully, not kill it. Call it inside the runtime, before the
+/// server announces its address.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
+                }
+                (Ok(mut only), Err(_)) | (Err(_), Ok(mut only)) => {
+                    only.recv().await;
+                }
+                (Err(_), Err(_)) => std::future::pending::<()>().await,
+            }
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! results pages for administrators, statisticians and evaluators: each unit's phone, on-site
 //! and social-evaluation scores and rank, computed by `crate::results` from the stored attempts
 //! (the same document as `sheping results` and `/api/v1/rounds/{key}/results`), with links to
-//! the statisticians' exports.
+//! the exports the signed-in role may download (`ExportKind::roles`); and one unit's page with
+//! its per-dimension subscores and charts (`/rounds/{key}/units/{unit}`).
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -15,7 +16,6 @@ use super::auth::{Allow, RESULTS, Session};
 use super::views::{Frame, percent};
 use super::{AppState, WebError};
 use crate::domain::scoring::RankBasis;
-use crate::domain::user::Role;
 use crate::exports::ExportKind;
 use crate::results::{self, ResultsError, ResultsOptions};
 use crate::storage::{RoundSummary, UnitRecord};
@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(home))
         .route("/results", get(results))
         .route("/rounds/{key}/results", get(round_results))
+        .route("/rounds/{key}/units/{unit}", get(unit_results))
         .route("/rounds/{key}/compare/{with}", get(compare_page))
         .route("/rounds/{key}/compare/{with}/chart.svg", get(compare_chart))
 }
@@ -265,6 +266,9 @@ struct RoundResultsPage {
     compare_with: Vec<String>,
     warnings: Vec<String>,
     exports: Vec<ExportLink>,
+    /// The operators' chart and the report zip (whose quality section and exports name
+    /// operators and hold respondent-level rows): admins and statisticians.
+    sees_operators: bool,
     error: Option<String>,
 }
 
@@ -304,17 +308,15 @@ async fn round_results(
             Ok((round, doc, others))
         })
         .await?;
-    let exports = if matches!(session.user.role, Role::Admin | Role::Statistician) {
-        ExportKind::all()
-            .iter()
-            .map(|k| ExportLink {
-                key: k.key(),
-                label: k.label(),
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // Only the links this role may follow (`ExportKind::roles`, the rule the API applies).
+    let role = session.user.role;
+    let exports = ExportKind::for_role(role)
+        .into_iter()
+        .map(|k| ExportLink {
+            key: k.key(),
+            label: k.label(),
+        })
+        .collect();
     let mut page = RoundResultsPage {
         f: session.frame("results"),
         key: round.key.clone(),
@@ -335,10 +337,16 @@ async fn round_results(
         compare_with: Vec::new(),
         warnings: Vec::new(),
         exports,
+        sees_operators: role.sees_operator_identity(),
         error: None,
     };
     page.compare_with = compare_with;
     let doc = match doc {
+        // Nothing on this page names an operator today; the one rule holds should it ever.
+        Ok(mut d) if !session.user.role.sees_operator_identity() => {
+            d.hide_operators();
+            d
+        }
         Ok(d) => d,
         Err(ResultsError::Storage(e)) => return Err(e.into()),
         Err(e) => {
@@ -349,7 +357,12 @@ async fn round_results(
     let mut units: Vec<_> = doc.units.iter().collect();
     units.sort_by_key(|u| (u.social.rank.is_none(), u.social.rank));
     page.field_closed = doc.field_closed;
-    page.computed_at = doc.computed_at.clone();
+    // The document carries the round's local time with its offset; the page shows it the way
+    // every other page shows times (local, no offset).
+    page.computed_at = chrono::DateTime::parse_from_rfc3339(&doc.computed_at).map_or_else(
+        |_| doc.computed_at.clone(),
+        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+    );
     page.basis = match doc.ranked_by {
         RankBasis::Social => "按社会评价得分(电话调查 + 现场评价)排名",
         RankBasis::Phone => "尚无现场评价数据,按电话调查得分排名",
@@ -408,4 +421,193 @@ async fn round_results(
         })
         .collect();
     Ok(page)
+}
+
+// ---------------------------------------------------------------------------------------------
+// One unit's results
+
+pub struct DimensionRow {
+    pub label: String,
+    pub weight: String,
+    pub mean: String,
+    pub mean_ci: String,
+    pub rate: String,
+    pub rate_ci: String,
+    /// Answers per level, in the survey's level order.
+    pub counts: Vec<u32>,
+}
+
+pub struct UnitChartLink {
+    pub file: &'static str,
+    pub alt: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "unit_results.html")]
+struct UnitResultsPage {
+    f: Frame,
+    key: String,
+    title: String,
+    locked: bool,
+    unit: String,
+    kind: &'static str,
+    sector: String,
+    panel: u32,
+    completes: u32,
+    rr1: String,
+    phone: String,
+    phone_mean: String,
+    phone_mean_ci: String,
+    satisfaction: String,
+    satisfaction_ci: String,
+    onsite: String,
+    social: String,
+    social_ci: String,
+    phone_points: String,
+    onsite_points: String,
+    max_points: String,
+    rank: String,
+    rank_ci: String,
+    ranked: usize,
+    p_bottom: String,
+    bottom_k: u32,
+    flags: String,
+    levels: Vec<String>,
+    dimensions: Vec<DimensionRow>,
+    charts: Vec<UnitChartLink>,
+}
+
+fn num(x: Option<f64>, digits: usize) -> String {
+    x.map_or_else(|| "—".to_string(), |x| format!("{x:.digits$}"))
+}
+
+fn interval(ci: Option<[f64; 2]>, digits: usize) -> String {
+    ci.map_or_else(String::new, |[a, b]| format!("{a:.digits$}–{b:.digits$}"))
+}
+
+fn percent_interval(ci: Option<[f64; 2]>) -> String {
+    ci.map_or_else(String::new, |[a, b]| {
+        format!("{}–{}", percent(Some(a)), percent(Some(b)))
+    })
+}
+
+/// One unit's scores for every results reader: the points, the per-dimension subscores with
+/// their intervals and the unit's charts. Nothing here is respondent-level or names an
+/// operator, so evaluators see the same page as statisticians.
+async fn unit_results(
+    State(state): State<AppState>,
+    Allow(session): Allow<RESULTS>,
+    Path((key, unit)): Path<(String, String)>,
+) -> Result<UnitResultsPage, WebError> {
+    let _permit = COMPUTE
+        .acquire()
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let actor = session.user.login.clone();
+    let k = key.clone();
+    let (round, doc) = state
+        .blocking(move |s| {
+            let round = s.round(&k)?;
+            let doc = results::compute(
+                s,
+                &round,
+                &ResultsOptions::default(),
+                chrono::Utc::now(),
+                &actor,
+            );
+            Ok((round, doc))
+        })
+        .await?;
+    let mut doc = match doc {
+        Ok(d) => d,
+        Err(ResultsError::Storage(e)) => return Err(e.into()),
+        Err(e) => return Err(WebError::Conflict(e.to_string())),
+    };
+    if !session.user.role.sees_operator_identity() {
+        doc.hide_operators();
+    }
+    let u = doc
+        .units
+        .iter()
+        .find(|u| u.unit == unit)
+        .or_else(|| doc.units.iter().find(|u| u.code.as_deref() == Some(&unit)))
+        .ok_or_else(|| {
+            WebError::NotFound(format!(
+                "轮次 {key} 中没有名称或代码为“{unit}”的单位。请从评估结果页的单位列表进入。"
+            ))
+        })?;
+    let p = &u.phone;
+    let dimensions = p
+        .dimensions
+        .iter()
+        .zip(&doc.survey.dimensions)
+        .map(|(d, s)| DimensionRow {
+            label: d.label.clone(),
+            weight: format!("{}", s.weight),
+            mean: num(d.mean, 2),
+            mean_ci: interval(d.ci95, 2),
+            rate: percent(d.satisfaction_rate),
+            rate_ci: percent_interval(d.satisfaction_rate_ci95),
+            counts: doc
+                .survey
+                .levels
+                .iter()
+                .map(|l| d.counts.get(&l.key).copied().unwrap_or(0))
+                .collect(),
+        })
+        .collect();
+    Ok(UnitResultsPage {
+        f: session.frame("results"),
+        key: round.key.clone(),
+        title: round.title.clone(),
+        locked: round.is_locked(),
+        unit: u.unit.clone(),
+        kind: u.kind,
+        sector: u.sector.clone(),
+        panel: u.panel,
+        completes: p.completes,
+        rr1: percent(u.rates.rr1),
+        phone: points(p.points),
+        phone_mean: num(p.mean, 2),
+        phone_mean_ci: interval(p.ci95, 2),
+        satisfaction: percent(p.satisfaction_rate),
+        satisfaction_ci: percent_interval(p.satisfaction_rate_ci95),
+        onsite: points(u.onsite.as_ref().map(|o| o.points)),
+        social: points(u.social.points),
+        social_ci: interval(u.social.ci95, 2),
+        phone_points: format!("{}", doc.survey.phone_points),
+        onsite_points: format!("{}", doc.survey.onsite_points),
+        max_points: format!("{}", doc.survey.max_points),
+        rank: u.social.rank.map_or_else(|| "—".into(), |r| r.to_string()),
+        rank_ci: u
+            .social
+            .rank_ci95
+            .map(|[a, b]| format!("{a}–{b}"))
+            .unwrap_or_default(),
+        ranked: doc.units.iter().filter(|u| u.social.rank.is_some()).count(),
+        p_bottom: percent(u.social.p_bottom),
+        bottom_k: doc.bottom_k,
+        flags: u
+            .flags
+            .iter()
+            .map(|f| results::flag_label(*f))
+            .collect::<Vec<_>>()
+            .join("、"),
+        levels: doc.survey.levels.iter().map(|l| l.label.clone()).collect(),
+        dimensions,
+        charts: vec![
+            UnitChartLink {
+                file: "profile",
+                alt: "本单位各维度平均分与全区比较",
+            },
+            UnitChartLink {
+                file: "distribution",
+                alt: "本单位各维度四级评价分布",
+            },
+            UnitChartLink {
+                file: "position",
+                alt: "本单位在全部参评单位中的位置",
+            },
+        ],
+    })
 }

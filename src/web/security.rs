@@ -59,15 +59,14 @@ pub async fn headers(State(state): State<AppState>, req: Request, next: Next) ->
 /// Refuses a state-changing request sent from another site (defence in depth beside the
 /// SameSite cookie and the per-session form token): when the browser says where the request
 /// comes from, it must be this host.
-pub async fn same_origin(req: Request, next: Next) -> Response {
+pub async fn same_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let h = req.headers();
         let cross_site = h
             .get("sec-fetch-site")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v == "cross-site");
-        let host = h
-            .get("x-forwarded-host")
+        let host = forwarded(h, "x-forwarded-host", &state)
             .or_else(|| h.get(header::HOST))
             .and_then(|v| v.to_str().ok());
         let origin_mismatch = match (h.get(header::ORIGIN).and_then(|v| v.to_str().ok()), host) {
@@ -80,18 +79,36 @@ pub async fn same_origin(req: Request, next: Next) -> Response {
         };
         if cross_site || origin_mismatch {
             tracing::warn!(path = %req.uri().path(), "cross-site request refused");
+            let path = req.uri().path();
+            if path == "/api" || path.starts_with("/api/") {
+                // The API answers in its own JSON error shape, never the console's HTML page.
+                return super::api::ApiError::Forbidden(
+                    "跨站请求被拒绝:请求来自其他网站(Origin 与本站不符)".into(),
+                )
+                .into_response();
+            }
             return WebError::Csrf.into_response();
         }
     }
     next.run(req).await
 }
 
-/// Whether the request reached us over TLS (directly or through a proxy that says so), or
-/// the configuration asks for Secure cookies regardless.
+/// A `X-Forwarded-*` header, only when a trusted proxy writes them (`SHEPING_TRUST_PROXY`):
+/// without one, any client could set them and so choose the host the origin check compares
+/// with, or whether cookies are Secure.
+fn forwarded<'a>(headers: &'a HeaderMap, name: &str, state: &AppState) -> Option<&'a HeaderValue> {
+    if state.config.trust_proxy {
+        headers.get(name)
+    } else {
+        None
+    }
+}
+
+/// Whether the request reached us over TLS (through a trusted proxy that says so), or the
+/// configuration asks for Secure cookies regardless.
 pub fn is_https(headers: &HeaderMap, state: &AppState) -> bool {
     state.config.cookie_secure
-        || headers
-            .get("x-forwarded-proto")
+        || forwarded(headers, "x-forwarded-proto", state)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.split(',').next().unwrap_or("").trim() == "https")
 }

@@ -16,9 +16,8 @@ use super::auth::{Allow, SUPERVISORS};
 use super::error::encode_component;
 use super::views::{Frame, local_time, percent};
 use super::{AppState, WebError};
-use std::collections::BTreeMap;
 
-use crate::domain::progress::{self, MemberFacts, Tally};
+use crate::domain::progress::Tally;
 use crate::domain::user::Role;
 use crate::engine::{self, EngineError};
 use crate::storage::admin::AuditFilter;
@@ -68,6 +67,8 @@ pub struct ProgressView {
     pub units: Vec<TallyRow>,
     pub operators: Vec<OperatorRow>,
     pub on_call: Vec<(String, String)>,
+    /// Late records: (attempt id, operator, unit, outcome, local time).
+    pub late: Vec<(i64, String, String, &'static str, String)>,
 }
 
 pub struct RoundLink {
@@ -106,7 +107,8 @@ async fn progress_view(state: &AppState, key: String) -> Result<(ProgressView, S
             let round = s.round(&key)?;
             let now = Utc::now();
             let report = engine::progress(s, &round, now).map_err(engine_error)?;
-            let by_operator = operator_tallies(s, &round, now)?;
+            let by_operator =
+                crate::exports::operator_panel_tallies(s, &round, now).map_err(engine_error)?;
             let min = round.survey.scoring.min_completes;
             let row = |name: String, kind: &'static str, sector: String, t: Tally| TallyRow {
                 rr1: percent(t.rates.rr1),
@@ -116,6 +118,20 @@ async fn progress_view(state: &AppState, key: String) -> Result<(ProgressView, S
                 sector,
                 t,
             };
+            let tz = round.survey.timezone();
+            let late = report
+                .late
+                .iter()
+                .map(|l| {
+                    (
+                        l.attempt_id,
+                        l.operator.clone(),
+                        l.unit.clone(),
+                        l.outcome,
+                        local_time(l.recorded_at_ms, tz, "%m-%d %H:%M:%S"),
+                    )
+                })
+                .collect();
             let units = report
                 .units
                 .into_iter()
@@ -161,60 +177,12 @@ async fn progress_view(state: &AppState, key: String) -> Result<(ProgressView, S
                     units,
                     operators,
                     on_call,
+                    late,
                 },
                 round.title,
             ))
         })
         .await
-}
-
-/// Per operator, the members assigned to them tallied as a panel (state, category, RR1), by
-/// the same domain code as the units' tallies.
-fn operator_tallies(
-    s: &dyn crate::engine::Store,
-    round: &crate::storage::RoundRecord,
-    now: chrono::DateTime<Utc>,
-) -> Result<BTreeMap<String, Tally>, WebError> {
-    let statuses = engine::member_statuses(s, round, now).map_err(engine_error)?;
-    let mut logins: Vec<&str> = statuses
-        .values()
-        .filter_map(|m| m.operator.as_deref())
-        .collect();
-    logins.sort_unstable();
-    logins.dedup();
-    let index = |op: &str| {
-        logins
-            .iter()
-            .position(|l| *l == op)
-            .map_or(-1, |i| i as i64)
-    };
-    let ids: Vec<i64> = (0..logins.len() as i64).collect();
-    let p = progress::progress(
-        &ids,
-        statuses
-            .values()
-            .filter(|m| m.operator.is_some())
-            .map(|m| MemberFacts {
-                unit_id: index(m.operator.as_deref().unwrap_or("")),
-                operator: m.operator.as_deref(),
-                attempts: &m.facts,
-                reopened_at: m.reopened_at,
-                in_progress: m.in_progress,
-            }),
-        std::iter::empty(),
-        round.survey.calling.max_attempts,
-        round.field_closed(now),
-    );
-    Ok(logins
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            (
-                l.to_string(),
-                p.units.get(&(i as i64)).cloned().unwrap_or_default(),
-            )
-        })
-        .collect())
 }
 
 async fn progress_index(

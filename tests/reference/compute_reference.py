@@ -134,10 +134,12 @@ for ui, u in enumerate(units):
     for d, dim in enumerate(dims):
         col = [ivs[i]["answers"][d] for i in mine]
         sat = sum(SATISFIED[a] for a in col)
+        dm, _, dci = mean_sd_ci([LEVEL_SCORE[a] for a in col])
         dim_out.append({
             "key": dim["key"],
             "label": dim["label"],
-            "mean": float(np.mean([LEVEL_SCORE[a] for a in col])) if n else None,
+            "mean": dm,
+            "ci95": dci,
             "satisfaction_rate": sat / n if n else None,
             "satisfaction_rate_ci95": wilson(sat, n),
             "counts": {lv["key"]: col.count(j) for j, lv in enumerate(levels)},

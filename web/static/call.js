@@ -6,11 +6,15 @@
 //   Enter                       submit the complete interview when every question is answered,
 //                               or confirm the outcome chosen with its letter
 //   letters (shown on buttons)  choose a non-complete outcome; Enter confirms, Esc cancels
-//   H                           appointment: the date-time picker takes the focus; Enter records
+//   H                           appointment: the time field takes the focus (type 15:30 or
+//                               12-08 15:30, or ↑/↓ for in an hour, 14:30, tomorrow 09:00);
+//                               Enter records
+//   a click on an outcome       arms it like its letter; a second click (or Enter) records
 //   /                           write in the comment box (Esc leaves it, Ctrl+Enter submits)
 //   Esc                         release the contact back to the queue
 // A complete interview is therefore five digits and Enter. Each answer's time since the claim
-// is kept in the hidden ms fields, so statisticians get per-question timing.
+// is kept in the hidden ms fields, so statisticians get per-question timing. The claim is
+// renewed while the page is open (POST /call/renew), with a warning before a lapse.
 (function () {
   'use strict';
 
@@ -21,9 +25,33 @@
     return t === 'INPUT' && !/^(radio|checkbox|hidden|submit|button|reset)$/.test(el.type);
   }
 
+  // A Chinese input method may report letter keys as key 'Process' (keyCode 229): the
+  // hotkeys read the physical key (event.code), and nothing while a composition runs.
   function plainKey(e) {
-    return !e.ctrlKey && !e.altKey && !e.metaKey && !e.isComposing && e.key !== 'Process';
+    return !e.ctrlKey && !e.altKey && !e.metaKey && !e.isComposing;
   }
+  function keyOf(e) {
+    var c = e.code || '';
+    var m = /^Key([A-Z])$/.exec(c) || /^(?:Digit|Numpad)([0-9])$/.exec(c);
+    if (m) return m[1];
+    switch (c) {
+      case 'Enter': case 'NumpadEnter': return 'Enter';
+      case 'Escape': case 'Backspace': case 'ArrowLeft': case 'ArrowRight': return c;
+      case 'Slash': case 'NumpadDivide': return '/';
+    }
+    return e.key === 'Process' ? '' : (e.key || '');
+  }
+
+  // Marks the page as scripted (key hints show, the no-script notes hide), and tells the
+  // server to answer a record with the next screen itself rather than a redirect.
+  document.body.classList.add('js');
+  var nojs = document.getElementById('nojs');
+  if (nojs) nojs.parentNode.removeChild(nojs);
+  // A screen restored from the back-forward cache is stale (a saved contact, keys dead while
+  // "saving"): read it again.
+  window.addEventListener('pageshow', function (e) {
+    if (e.persisted) location.reload();
+  });
 
   // The answer to a recorded call is the next screen itself (one round trip). The address
   // bar shows that screen's own address, so a reload reads it again instead of resending.
@@ -42,7 +70,8 @@
       var nextBtn = document.getElementById('next');
       document.addEventListener('keydown', function (e) {
         if (!plainKey(e) || typingIn(e.target)) return;
-        if (e.key === 'Enter' || e.key === 'n' || e.key === 'N') {
+        var k = keyOf(e);
+        if (k === 'Enter' || k === 'N') {
           e.preventDefault();
           if (nextBtn && !nextBtn.disabled && !nextForm.dataset.sent) {
             nextForm.dataset.sent = '1';
@@ -65,6 +94,8 @@
   var complete = document.getElementById('submit-complete');
   var release = document.getElementById('release');
   var outcomeButtons = Array.prototype.slice.call(form.querySelectorAll('button[data-hotkey]'));
+  var errorBanner = document.getElementById('error');
+  var apptError = document.getElementById('appointment-error');
   var cur = 0;
   var armed = null;
   var releaseArmed = false;
@@ -94,16 +125,24 @@
     status.textContent = text;
     status.className = 'status' + (cls ? ' ' + cls : '');
   }
+  // A refusal shown by the server is about the last submission: gone once the operator acts.
+  function dismissErrors() {
+    if (errorBanner) errorBanner.hidden = true;
+  }
   function paint() {
     var all = answeredCount() === n;
     qs.forEach(function (q, i) {
       q.classList.toggle('current', i === cur && !armed);
       q.classList.toggle('answered', !!answer(i));
     });
+    // Zoomed in (200 %), the current question may be below the fold: keep it in view.
+    if (cur < n && !armed && qs[cur].scrollIntoView) {
+      qs[cur].scrollIntoView({ block: 'nearest' });
+    }
     outcomeButtons.forEach(function (b) { b.classList.toggle('armed', b === armed); });
     form.classList.toggle('ready', all && !armed);
     if (armed) {
-      say('按 Enter 确认“' + label(armed) + '”,Esc 取消', 'armed');
+      say('按 Enter(或再点一次)确认“' + label(armed) + '”,Esc 取消', 'armed');
     } else if (releaseArmed) {
       say('已有答案:再按 Esc 放弃答案并释放', 'warn');
     } else if (all) {
@@ -139,16 +178,42 @@
     }
     armed = btn;
     releaseArmed = false;
+    dismissErrors();
     paint();
     if (key === 'appointment' && appt) {
       appt.focus();
     }
   }
 
-  // Keys typed inside the appointment picker: Enter records, Esc cancels.
+  // The appointment field: H puts the focus there with its text selected, so typing 15:30
+  // (today, or tomorrow once passed) or 12-08 15:30 replaces it; ↑/↓ step through the presets
+  // (in an hour, 14:30, tomorrow 09:00); Enter records, Esc cancels.
+  var presets = Array.prototype.slice.call(form.querySelectorAll('button.preset'));
+  var preset = 0; // the field's default is the first preset
+  function choosePreset(i) {
+    if (!presets.length) return;
+    preset = (i + presets.length) % presets.length;
+    appt.value = presets[preset].getAttribute('data-value');
+    presets.forEach(function (p, k) { p.classList.toggle('chosen', k === preset); });
+    var b = form.querySelector('button[value=appointment]');
+    if (b && armed !== b) arm(b);
+    appt.focus();
+    appt.select();
+  }
+  presets.forEach(function (p, k) {
+    p.addEventListener('click', function (e) {
+      e.preventDefault();
+      choosePreset(k);
+    });
+  });
   if (appt) {
+    appt.addEventListener('focus', function () { appt.select(); });
     appt.addEventListener('keydown', function (e) {
-      if (e.key === 'Enter') {
+      if (e.isComposing) return;
+      if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        e.preventDefault();
+        choosePreset(preset + (e.key === 'ArrowDown' ? 1 : -1));
+      } else if (e.key === 'Enter') {
         e.preventDefault();
         var b = armed || form.querySelector('button[value=appointment]');
         send(b);
@@ -182,18 +247,19 @@
   }
 
   document.addEventListener('keydown', function (e) {
-    if (!plainKey(e) && !(e.key === 'Enter' && e.ctrlKey)) return;
+    var key = keyOf(e);
+    if (!plainKey(e) && !(key === 'Enter' && e.ctrlKey)) return;
     if (e.target === appt || e.target === comment) return;
     if (typingIn(e.target)) return;
     if (form.dataset.sent) {
       e.preventDefault();
       return;
     }
-    var key = e.key;
     if (/^[1-9]$/.test(key)) {
       var v = Number(key);
       if (v > levels) return;
       e.preventDefault();
+      dismissErrors();
       disarm();
       releaseArmed = false;
       if (cur >= n) {
@@ -244,6 +310,7 @@
     }
     if (key.length === 1) {
       var upper = key.toUpperCase();
+      dismissErrors();
       for (var i = 0; i < outcomeButtons.length; i++) {
         if (outcomeButtons[i].getAttribute('data-hotkey') === upper) {
           e.preventDefault();
@@ -262,17 +329,30 @@
     if (i < 0) return;
     li.querySelector('input.ms').value = String(elapsed());
     cur = firstOpen(i + 1);
+    dismissErrors();
     disarm();
     paint();
   });
-  form.addEventListener('reset', function () {
-    setTimeout(function () {
-      form.querySelectorAll('input.ms').forEach(function (m) { m.value = ''; });
-      cur = 0;
-      disarm();
-      releaseArmed = false;
-      paint();
-    }, 0);
+  // "清空答案" empties the answers. A plain reset would restore the answers the server sent
+  // back with a refusal (they are the form's defaults then), so each one is cleared itself.
+  form.addEventListener('reset', function (e) {
+    e.preventDefault();
+    form.querySelectorAll('input[type=radio]').forEach(function (r) { r.checked = false; });
+    form.querySelectorAll('input.ms').forEach(function (m) { m.value = ''; });
+    cur = 0;
+    dismissErrors();
+    disarm();
+    releaseArmed = false;
+    paint();
+  });
+  // A click on an outcome asks the same confirmation as its letter: the first click arms it,
+  // a second click (or Enter) records.
+  outcomeButtons.forEach(function (b) {
+    b.addEventListener('click', function (e) {
+      if (armed === b) return;
+      e.preventDefault();
+      arm(b);
+    });
   });
   // One submission per form: a double click or a repeated key sends nothing more.
   form.addEventListener('submit', function (e) {
@@ -284,6 +364,76 @@
     form.classList.add('sending');
     say('正在保存…', 'ready');
   });
+
+  // The claim's lease. While the page is open it is renewed every third of the lease, so a
+  // long conversation never lapses; if renewal fails (network, server) the operator is warned
+  // a minute before the lapse (half the lease when it is shorter). A record sent after a lapse
+  // is still stored by the server; this only keeps it from happening unannounced.
+  var warning = document.getElementById('lease-warning');
+  var leaseText = document.getElementById('lease-expires');
+  var expires = Number(form.getAttribute('data-expires')) || 0;
+  var lease = Math.max(1000, expires - claimed);
+  var every = Math.max(1000, Math.min(lease / 3, 5 * 60 * 1000));
+  var warnBefore = Math.min(60 * 1000, lease / 2);
+  var lastTry = performance.now();
+  var inFlight = false;
+  var lost = null;
+  var failure = '';
+  function serverNow() {
+    return rendered + performance.now();
+  }
+  function warn(text) {
+    if (!warning) return;
+    warning.textContent = text;
+    warning.hidden = !text;
+  }
+  function renew() {
+    if (inFlight || form.dataset.sent || lost || !window.fetch) return;
+    inFlight = true;
+    lastTry = performance.now();
+    var body = new URLSearchParams();
+    body.set('csrf', form.querySelector('input[name=csrf]').value);
+    body.set('round', form.querySelector('input[name=round]').value);
+    body.set('token', form.querySelector('input[name=token]').value);
+    fetch('/call/renew', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Accept': 'application/json' },
+      body: body
+    }).then(function (r) {
+      return r.json().then(function (j) { return { status: r.status, body: j }; },
+        function () { return { status: r.status, body: {} }; });
+    }).then(function (r) {
+      inFlight = false;
+      if (r.status === 200 && r.body.renewed) {
+        expires = r.body.expires_at_ms;
+        failure = '';
+        if (leaseText && r.body.expires) leaseText.textContent = r.body.expires;
+        form.setAttribute('data-expires', String(expires));
+        warn('');
+      } else if (r.status === 409) {
+        lost = r.body.error || '该联系人已不在您的名下。';
+        warn(lost);
+      } else {
+        failure = '服务器返回 ' + r.status;
+      }
+    }, function () {
+      inFlight = false;
+      failure = '网络不通';
+    });
+  }
+  function watchLease() {
+    if (form.dataset.sent || !expires) return;
+    if (!lost && performance.now() - lastTry >= (failure ? Math.min(every, 5000) : every)) renew();
+    if (lost) return;
+    var left = expires - serverNow();
+    if (left <= 0) {
+      warn('领取已超时,续期失败(' + (failure || '无法连接服务器') + ')。请照常提交:若其间无人领取该联系人,记录照常保存;否则保存并标记为迟交记录。');
+    } else if (left <= warnBefore && failure) {
+      warn('领取将在 ' + Math.ceil(left / 1000) + ' 秒后超时,自动续期失败(' + failure + ')。请尽快提交本次访问。');
+    }
+  }
+  setInterval(watchLease, 1000);
 
   cur = firstOpen(0);
   if (cur >= n) cur = n;

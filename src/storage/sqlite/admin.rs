@@ -14,7 +14,7 @@ use crate::storage::{AttemptRecord, AuditEvent, Result, RoundRecord, StorageErro
 
 /// The columns of `calls::ATTEMPT_COLUMNS`, in its order, then the round's id.
 const ATTEMPT_SELECT: &str = "SELECT a.id, a.member_id, m.unit_id, us.login, a.attempt_no, a.claimed_at, a.recorded_at,
-        a.outcome, a.aapor_code, a.answers, a.answer_ms, a.comment, a.appointment_at, a.source, un.round_id
+        a.outcome, a.aapor_code, a.answers, a.answer_ms, a.comment, a.appointment_at, a.source, a.late, un.round_id
      FROM attempts a JOIN members m ON m.id = a.member_id JOIN units un ON un.id = m.unit_id
      JOIN users us ON us.id = a.operator_id";
 
@@ -25,7 +25,7 @@ fn json_vec<T: serde::de::DeserializeOwned>(s: Option<String>) -> Vec<T> {
 
 /// An attempt in `ATTEMPT_SELECT`'s columns (the engine's, then the round's id).
 fn attempt_row(r: &rusqlite::Row) -> rusqlite::Result<(AttemptRecord, i64)> {
-    Ok((attempt_from_row(r)?, r.get(14)?))
+    Ok((attempt_from_row(r)?, r.get(15)?))
 }
 
 fn load_attempt(c: &Connection, attempt_id: i64) -> Result<(AttemptRecord, i64)> {
@@ -200,15 +200,30 @@ impl AdminStore for SqliteStore {
                 let priority: i64 = r.get(4)?;
                 let sort_key: i64 = r.get(5)?;
                 let last: Option<String> = r.get(7)?;
+                let last_outcome = match last {
+                    None => None,
+                    Some(key) => match Outcome::from_key(&key) {
+                        Some(o) => Some(o),
+                        // Only on bad data: which attempt it is (the list's query stays lean).
+                        None => {
+                            let attempt: i64 = c.query_row(
+                                "SELECT id FROM attempts WHERE member_id = ?1 ORDER BY recorded_at DESC, attempt_no DESC LIMIT 1",
+                                [r.get::<_, i64>(0)?],
+                                |r| r.get(0),
+                            )?;
+                            return Err(super::bad_value(7, "attempts", "outcome", attempt, key));
+                        }
+                    },
+                };
                 Ok(QueueRow {
                     member_id: r.get(0)?,
                     seq: r.get(1)?,
                     unit: r.get(2)?,
-                    category: MemberCategory::from_label(&r.get::<_, String>(3)?),
+                    category: super::strict(r, 3, "members", "category", r.get(0)?, MemberCategory::from_stored_label)?,
                     priority: priority as u8,
                     due_ms: (priority < 2).then_some(sort_key),
                     attempts: r.get(6)?,
-                    last_outcome: last.as_deref().and_then(Outcome::parse),
+                    last_outcome,
                     on_call: r.get(8)?,
                 })
             })?;

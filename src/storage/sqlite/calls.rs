@@ -9,10 +9,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     SqliteStore, append_audit, conflict_on_unique, ensure_unlocked, map_full, member_from_row,
-    now_ms,
+    now_ms, strict,
 };
 use crate::domain::disposition::{
-    AttemptFact, MemberHistory, Outcome, disposition, validate_attempt,
+    AttemptFact, MemberHistory, Outcome, check_still_open, disposition, validate_record,
 };
 use crate::domain::plan::{Assignment, PlanMember};
 use crate::domain::queue::{Priority, QueueSlot, queue_slot};
@@ -26,20 +26,26 @@ fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<UserRecord> {
         id: r.get("id")?,
         login: r.get("login")?,
         name: r.get("name")?,
-        role: Role::parse(&r.get::<_, String>("role")?).unwrap_or(Role::Evaluator),
+        role: strict(
+            r,
+            r.as_ref().column_index("role")?,
+            "users",
+            "role",
+            r.get("id")?,
+            Role::from_key,
+        )?,
         active: r.get("active")?,
         password_hash: r.get("password_hash")?,
     })
 }
 
 const ATTEMPT_COLUMNS: &str = "a.id, a.member_id, m.unit_id, u.login, a.attempt_no, a.claimed_at, a.recorded_at, a.outcome, \
-     a.aapor_code, a.answers, a.answer_ms, a.comment, a.appointment_at, a.source";
+     a.aapor_code, a.answers, a.answer_ms, a.comment, a.appointment_at, a.source, a.late";
 
-/// An attempt in `ATTEMPT_COLUMNS`' order (the first 14 columns of the row).
+/// An attempt in `ATTEMPT_COLUMNS`' order (the first 15 columns of the row).
 pub(super) fn attempt_from_row(r: &rusqlite::Row) -> rusqlite::Result<AttemptRecord> {
     let answers: Option<String> = r.get(9)?;
     let answer_ms: Option<String> = r.get(10)?;
-    let outcome: String = r.get(7)?;
     Ok(AttemptRecord {
         id: r.get(0)?,
         member_id: r.get(1)?,
@@ -48,7 +54,7 @@ pub(super) fn attempt_from_row(r: &rusqlite::Row) -> rusqlite::Result<AttemptRec
         attempt_no: r.get(4)?,
         claimed_at_ms: r.get(5)?,
         recorded_at_ms: r.get(6)?,
-        outcome: Outcome::parse(&outcome).unwrap_or(Outcome::NoAnswer),
+        outcome: strict(r, 7, "attempts", "outcome", r.get(0)?, Outcome::from_key)?,
         aapor_code: r.get(8)?,
         answers: answers
             .and_then(|s| serde_json::from_str(&s).ok())
@@ -59,7 +65,29 @@ pub(super) fn attempt_from_row(r: &rusqlite::Row) -> rusqlite::Result<AttemptRec
         comment: r.get(11)?,
         appointment_at_ms: r.get(12)?,
         source: r.get(13)?,
+        late: r.get(14)?,
     })
+}
+
+/// What is wrong with the attempt in `ATTEMPT_COLUMNS`' order, judged against the survey.
+fn stored_problem(
+    r: &rusqlite::Row,
+    survey: &crate::domain::survey::Survey,
+) -> rusqlite::Result<Option<String>> {
+    let outcome: String = r.get(7)?;
+    let aapor: String = r.get(8)?;
+    let answers: Option<String> = r.get(9)?;
+    let parsed: std::result::Result<Vec<Option<usize>>, String> = match answers {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| e.to_string()),
+    };
+    Ok(crate::domain::disposition::stored_attempt_problem(
+        &outcome,
+        &aapor,
+        parsed.as_deref().map_err(String::as_str),
+        survey.dimensions.len(),
+        survey.levels.len(),
+    ))
 }
 
 fn member_attempts(c: &Connection, member_id: i64) -> rusqlite::Result<Vec<AttemptRecord>> {
@@ -92,7 +120,7 @@ fn member_record(
     .query_row([member_id], |r| {
         Ok((
             member_from_row(r)?,
-            UnitKind::parse(&r.get::<_, String>(9)?).unwrap_or(UnitKind::Institution),
+            strict(r, 9, "units", "kind", r.get(1)?, UnitKind::from_stored_label)?,
             r.get(10)?,
         ))
     })
@@ -117,11 +145,11 @@ pub(super) fn refresh_queue(
 /// A member's attempt history as the schedule needs it (no joins: the write path's read).
 fn member_facts(c: &Connection, member_id: i64) -> rusqlite::Result<Vec<AttemptFact>> {
     let mut stmt = c.prepare_cached(
-        "SELECT outcome, recorded_at, appointment_at FROM attempts WHERE member_id = ?1 ORDER BY recorded_at, attempt_no",
+        "SELECT outcome, recorded_at, appointment_at, id FROM attempts WHERE member_id = ?1 ORDER BY recorded_at, attempt_no",
     )?;
     stmt.query_map([member_id], |r| {
         Ok(AttemptFact {
-            outcome: Outcome::parse(&r.get::<_, String>(0)?).unwrap_or(Outcome::NoAnswer),
+            outcome: strict(r, 0, "attempts", "outcome", r.get(3)?, Outcome::from_key)?,
             at: ms_to_utc(r.get(1)?),
             appointment: r.get::<_, Option<i64>>(2)?.map(ms_to_utc),
         })
@@ -160,7 +188,7 @@ fn place_in_queue(
             )?
             .execute(params![member_id, round.id, operator_id, priority as i64, sort_key])?;
             if clear_claim {
-                c.prepare_cached("UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL WHERE member_id = ?1")?
+                c.prepare_cached("UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL, claimed_by = NULL WHERE member_id = ?1")?
                     .execute([member_id])?;
             }
         }
@@ -252,7 +280,8 @@ fn held_claims_in(
 
 fn recorded_line_in(c: &Connection, attempt_id: i64) -> Result<Option<RecordedLine>> {
     Ok(c.prepare_cached(
-        "SELECT a.operator_id, un.round_id, un.name, a.attempt_no, a.outcome, a.recorded_at
+        "SELECT a.operator_id, un.round_id, un.name, a.attempt_no, a.outcome, a.recorded_at,
+                a.appointment_at
          FROM attempts a JOIN members m ON m.id = a.member_id JOIN units un ON un.id = m.unit_id
          WHERE a.id = ?1",
     )?
@@ -262,8 +291,9 @@ fn recorded_line_in(c: &Connection, attempt_id: i64) -> Result<Option<RecordedLi
             round_id: r.get(1)?,
             unit_name: r.get(2)?,
             attempt_no: r.get(3)?,
-            outcome: Outcome::parse(&r.get::<_, String>(4)?).unwrap_or(Outcome::NoAnswer),
+            outcome: strict(r, 4, "attempts", "outcome", attempt_id, Outcome::from_key)?,
             recorded_at_ms: r.get(5)?,
+            appointment_at_ms: r.get(6)?,
         })
     })
     .optional()?)
@@ -418,6 +448,9 @@ impl CallStore for SqliteStore {
                 let (member_id, unit_id, called, claimed, queued, login, seq) = row?;
                 if called {
                     state.called += 1;
+                }
+                if !called && login.is_none() {
+                    state.unassigned.push(PlanMember { member_id, unit_id });
                 }
                 if !called && !claimed {
                     state.never_called.push(PlanMember { member_id, unit_id });
@@ -643,10 +676,34 @@ impl CallStore for SqliteStore {
     fn release(&self, token: &str, operator: &UserRecord) -> Result<bool> {
         self.write(|tx| {
             let n = tx.execute(
-                "UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL WHERE claim_token = ?1 AND operator_id = ?2",
+                "UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL, claimed_by = NULL WHERE claim_token = ?1 AND COALESCE(claimed_by, operator_id) = ?2",
                 params![token, operator.id],
             )?;
             Ok(n > 0)
+        })
+    }
+
+    fn renew_claim(
+        &self,
+        round: &RoundRecord,
+        token: &str,
+        operator: &UserRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>> {
+        let expires = now.timestamp_millis() + lease_ms(round);
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            // Only the holder, and only while the token is still the member's claim: a lapsed
+            // claim nobody took since is taken again, one another operator holds is not, nor
+            // one whose member was reassigned meanwhile (it would show on the new assignee's
+            // screen).
+            let n = tx
+                .prepare_cached(
+                    "UPDATE queue SET claim_expires = ?1
+                     WHERE claim_token = ?2 AND COALESCE(claimed_by, operator_id) = ?3 AND operator_id = ?3 AND round_id = ?4",
+                )?
+                .execute(params![expires, token, operator.id, round.id])?;
+            Ok((n > 0).then_some(expires))
         })
     }
 
@@ -830,7 +887,28 @@ impl CallStore for SqliteStore {
                  JOIN users u ON u.id = a.operator_id WHERE un.round_id = ?1 ORDER BY a.member_id, a.recorded_at, a.attempt_no"
             );
             let mut stmt = c.prepare_cached(&sql)?;
-            data.attempts = stmt.query_map([round.id], attempt_from_row)?.collect::<rusqlite::Result<_>>()?;
+            // A row with a problem is named in `bad_attempts` (results refuse, `check` lists
+            // it); it is kept among the attempts only when it can be read at all (an unknown
+            // outcome cannot), so bad data never fails the whole read.
+            let rows = stmt.query_map([round.id], |r| {
+                let problem = stored_problem(r, &round.survey)?;
+                let attempt = match &problem {
+                    None => Ok(attempt_from_row(r)?),
+                    Some(_) => attempt_from_row(r).map_err(StorageError::from),
+                };
+                Ok((r.get::<_, i64>(0)?, attempt, problem))
+            })?;
+            for row in rows {
+                let (id, attempt, problem) = row?;
+                if let Some(p) = problem {
+                    data.bad_attempts.push((id, p));
+                }
+                match attempt {
+                    Ok(a) => data.attempts.push(a),
+                    Err(StorageError::BadStoredValue(bad)) => data.unreadable.push(bad),
+                    Err(e) => return Err(e),
+                }
+            }
             let mut stmt = c.prepare_cached(
                 "SELECT r.member_id, MAX(r.at) FROM reopenings r JOIN members m ON m.id = r.member_id JOIN units u ON u.id = m.unit_id
                  WHERE u.round_id = ?1 GROUP BY r.member_id",
@@ -866,7 +944,7 @@ impl CallStore for SqliteStore {
                     unit: r.get(4)?,
                     name: r.get(5)?,
                     phone: r.get(6)?,
-                    category: MemberCategory::from_label(&r.get::<_, String>(7)?),
+                    category: strict(r, 7, "members", "category", r.get(2)?, MemberCategory::from_stored_label)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -987,7 +1065,7 @@ fn claim_next_checked_in(
     now: DateTime<Utc>,
 ) -> Result<Option<Claimed>> {
     let now_ms = now.timestamp_millis();
-    let lease_ms = i64::from(round.survey.calling.lease_minutes) * 60_000;
+    let lease_ms = lease_ms(round);
     let first_calls_open =
         crate::domain::schedule::may_call_now(&round.survey, &round.field_period(), now);
     let mut found: Option<i64> = None;
@@ -1016,8 +1094,8 @@ fn claim_next_checked_in(
         return Ok(None);
     };
     let token = new_token(now_ms);
-    tx.prepare_cached("UPDATE queue SET claim_token = ?1, claimed_at = ?2, claim_expires = ?3 WHERE member_id = ?4")?
-        .execute(params![token, now_ms, now_ms + lease_ms, member_id])?;
+    tx.prepare_cached("UPDATE queue SET claim_token = ?1, claimed_at = ?2, claim_expires = ?3, claimed_by = ?5 WHERE member_id = ?4")?
+        .execute(params![token, now_ms, now_ms + lease_ms, member_id, operator.id])?;
     // Showing the full number on the call screen is a view of personal data: logged.
     append_audit(
         tx,
@@ -1064,7 +1142,101 @@ fn holds_claim(
         .exists(params![operator.id, round.id, now.timestamp_millis()])?)
 }
 
+/// A claim's lease: the round's `lease_minutes`, or `SHEPING_LEASE_SECS` when set (tests and
+/// trials let a claim lapse in seconds instead of a quarter of an hour).
+pub(crate) fn lease_ms(round: &RoundRecord) -> i64 {
+    static OVERRIDE: std::sync::LazyLock<Option<i64>> = std::sync::LazyLock::new(|| {
+        std::env::var("SHEPING_LEASE_SECS")
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|s| (1..=4 * 3600).contains(s))
+    });
+    OVERRIDE.map_or_else(
+        || i64::from(round.survey.calling.lease_minutes) * 60_000,
+        |s| s * 1000,
+    )
+}
+
+/// The claim a token names: the live one in the queue, else one that ended unrecorded.
+struct ClaimFound {
+    member_id: i64,
+    operator_id: i64,
+    round_id: i64,
+    claimed_at: i64,
+    /// Still the member's claim in the queue (possibly lapsed, but nobody claimed since).
+    live: bool,
+}
+
+fn find_claim(tx: &Connection, token: &str) -> Result<Option<ClaimFound>> {
+    let live = tx
+        .prepare_cached(
+            "SELECT member_id, COALESCE(claimed_by, operator_id), round_id, claimed_at FROM queue WHERE claim_token = ?1",
+        )?
+        .query_row([token], |r| {
+            Ok(ClaimFound {
+                member_id: r.get(0)?,
+                operator_id: r.get(1)?,
+                round_id: r.get(2)?,
+                claimed_at: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                live: true,
+            })
+        })
+        .optional()?;
+    if live.is_some() {
+        return Ok(live);
+    }
+    Ok(tx
+        .prepare_cached(
+            "SELECT e.member_id, e.operator_id, u.round_id, e.claimed_at FROM ended_claims e
+             JOIN members m ON m.id = e.member_id JOIN units u ON u.id = m.unit_id WHERE e.token = ?1",
+        )?
+        .query_row([token], |r| {
+            Ok(ClaimFound {
+                member_id: r.get(0)?,
+                operator_id: r.get(1)?,
+                round_id: r.get(2)?,
+                claimed_at: r.get(3)?,
+                live: false,
+            })
+        })
+        .optional()?)
+}
+
+/// Whether another claim on the member began after `claimed_at` (held now, or ended since).
+fn claimed_since(tx: &Connection, member_id: i64, token: &str, claimed_at: i64) -> Result<bool> {
+    let held = tx
+        .prepare_cached(
+            "SELECT 1 FROM queue WHERE member_id = ?1 AND claim_token IS NOT NULL AND claim_token != ?2 AND claimed_at > ?3",
+        )?
+        .exists(params![member_id, token, claimed_at])?;
+    Ok(held || tx
+        .prepare_cached(
+            "SELECT 1 FROM ended_claims WHERE member_id = ?1 AND claimed_at > ?3 AND token != ?2",
+        )?
+        .exists(params![member_id, token, claimed_at])?)
+}
+
+/// The other operator's live claim on a member, if any: (token, login).
+fn other_claim(tx: &Connection, member_id: i64, token: &str) -> Result<Option<(String, String)>> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT q.claim_token, u.login FROM queue q JOIN users u ON u.id = COALESCE(q.claimed_by, q.operator_id)
+             WHERE q.member_id = ?1 AND q.claim_token IS NOT NULL AND q.claim_token != ?2",
+        )?
+        .query_row(params![member_id, token], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
 /// Records an attempt inside the caller's write.
+///
+/// The claim token alone decides member and round: a form naming another round is refused.
+/// An interview that happened is never thrown away: a record whose lease lapsed is stored
+/// (re-taking the claim when nobody claimed the contact since), and one that arrives after
+/// another claim or record on the member is stored too, flagged `late`, counted by the
+/// best-of rule and logged for the supervisor. When such a late record makes the member final
+/// (a complete), the other operator's claim ends with it (they see so on the next renewal or
+/// record), so it cannot lead to a second interview; should a second complete still come in,
+/// it is kept as a late record and results count only the first.
 fn record_in(
     tx: &Connection,
     round: &RoundRecord,
@@ -1076,13 +1248,15 @@ fn record_in(
     let now_ms = now.timestamp_millis();
     ensure_unlocked(tx, round.id)?;
     // The same token recorded before: answer as then, store nothing (double submit, retry).
-    let done: Option<(i64, i64, u32, String, i64)> = tx
+    let done: Option<(i64, i64, u32, String, i64, bool)> = tx
         .prepare_cached(
-            "SELECT a.id, a.member_id, a.attempt_no, a.outcome, a.operator_id FROM attempts a WHERE a.claim_token = ?1",
+            "SELECT a.id, a.member_id, a.attempt_no, a.outcome, a.operator_id, a.late FROM attempts a WHERE a.claim_token = ?1",
         )?
-        .query_row([token], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .query_row([token], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })
         .optional()?;
-    if let Some((attempt_id, member_id, attempt_no, outcome, op)) = done {
+    if let Some((attempt_id, member_id, attempt_no, outcome, op, late)) = done {
         if op != operator.id {
             return Err(RecordError::NotYours);
         }
@@ -1090,43 +1264,59 @@ fn record_in(
             attempt_id,
             member_id,
             attempt_no,
-            outcome: Outcome::parse(&outcome).unwrap_or(Outcome::NoAnswer),
+            outcome: Outcome::from_key(&outcome).ok_or_else(|| {
+                StorageError::BadStoredValue(BadStoredValue {
+                    table: "attempts",
+                    row_id: attempt_id,
+                    column: "outcome",
+                    value: outcome.clone(),
+                })
+            })?,
             duplicate: true,
+            late,
         });
     }
-    let claim: Option<(i64, i64, i64, i64)> = tx
-        .prepare_cached("SELECT member_id, operator_id, claimed_at, claim_expires FROM queue WHERE claim_token = ?1")?
-        .query_row([token], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .optional()?;
-    let Some((member_id, holder, claimed_at, expires)) = claim else {
+    let Some(claim) = find_claim(tx, token)? else {
         return Err(RecordError::UnknownClaim);
     };
-    if holder != operator.id {
+    if claim.operator_id != operator.id {
         return Err(RecordError::NotYours);
     }
-    if expires <= now_ms {
-        tx.prepare_cached("UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL WHERE member_id = ?1")?
-            .execute([member_id])?;
-        return Err(RecordError::Expired {
-            minutes: round.survey.calling.lease_minutes,
+    if claim.round_id != round.id {
+        let claim_round: String = tx
+            .prepare_cached("SELECT key FROM rounds WHERE id = ?1")?
+            .query_row([claim.round_id], |r| r.get(0))?;
+        return Err(RecordError::RoundMismatch {
+            claim_round,
+            form_round: round.key.clone(),
         });
     }
+    let member_id = claim.member_id;
     let outcome = input.outcome.ok_or(RecordError::Invalid(
         crate::domain::disposition::AttemptError::AppointmentMissing,
     ))?;
     let mut facts = member_facts(tx, member_id)?;
     let reopened = reopened_at(tx, member_id)?;
-    let history = MemberHistory {
-        attempts: &facts,
-        reopened_at: reopened,
-    };
-    let current = disposition(
-        &history,
-        round.survey.calling.max_attempts,
-        round.field_closed(now),
-    );
+    // Late: someone recorded or claimed the member after this claim began.
+    let late = facts
+        .iter()
+        .any(|f| f.at.timestamp_millis() >= claim.claimed_at)
+        || (!claim.live && claimed_since(tx, member_id, token, claim.claimed_at)?);
     let tz = round.survey.timezone();
-    validate_attempt(
+    if !late {
+        // A late record is stored even when the member became final meanwhile: the interview
+        // happened all the same. Otherwise the member must still be open.
+        let history = MemberHistory {
+            attempts: &facts,
+            reopened_at: reopened,
+        };
+        check_still_open(&disposition(
+            &history,
+            round.survey.calling.max_attempts,
+            round.field_closed(now),
+        ))?;
+    }
+    validate_record(
         outcome,
         &input.answers,
         round.survey.dimensions.len(),
@@ -1134,8 +1324,13 @@ fn record_in(
         input.appointment,
         now,
         Some(round.field_period().ends_at(tz)),
-        &current,
     )?;
+    crate::domain::disposition::validate_comment(input.comment.as_deref())?;
+    let other = if claim.live {
+        None
+    } else {
+        other_claim(tx, member_id, token)?
+    };
     let attempt_no = facts.len() as u32 + 1;
     let answers = (!input.answers.is_empty())
         .then(|| serde_json::to_string(&input.answers).unwrap_or_default());
@@ -1143,15 +1338,15 @@ fn record_in(
         .then(|| serde_json::to_string(&input.answer_ms).unwrap_or_default());
     tx.prepare_cached(
         "INSERT INTO attempts (member_id, operator_id, attempt_no, claim_token, claimed_at, recorded_at, outcome, aapor_code,
-                               answers, answer_ms, comment, appointment_at, source)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'web')",
+                               answers, answer_ms, comment, appointment_at, source, late)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'web', ?13)",
     )?
     .execute(params![
         member_id,
         operator.id,
         attempt_no,
         token,
-        claimed_at,
+        claim.claimed_at,
         now_ms,
         outcome.key(),
         outcome.aapor_code(),
@@ -1159,6 +1354,7 @@ fn record_in(
         answer_ms,
         input.comment.as_deref().filter(|c| !c.trim().is_empty()),
         input.appointment.map(|t| t.timestamp_millis()),
+        late,
     ])
     .map_err(map_full)?;
     let attempt_id = tx.last_insert_rowid();
@@ -1174,12 +1370,38 @@ fn record_in(
         attempts: &facts,
         reopened_at: reopened,
     };
-    place_in_queue(tx, round, member_id, &history, now, true)?;
+    // Our own claim ends with the record; another operator's stays unless the member is final.
+    place_in_queue(tx, round, member_id, &history, now, claim.live)?;
+    if late {
+        let ended = match &other {
+            Some((t, _)) => !tx
+                .prepare_cached("SELECT 1 FROM queue WHERE claim_token = ?1")?
+                .exists([t])?,
+            None => false,
+        };
+        append_audit(
+            tx,
+            &AuditEvent {
+                actor: &operator.login,
+                action: "attempt.late",
+                round_key: Some(&round.key),
+                detail: serde_json::json!({
+                    "attempt_id": attempt_id,
+                    "member_id": member_id,
+                    "outcome": outcome.key(),
+                    "claimed_at": claim.claimed_at,
+                    "other_operator": other.as_ref().map(|(_, login)| login),
+                    "other_claim_ended": ended,
+                }),
+            },
+        )?;
+    }
     Ok(Recorded {
         attempt_id,
         member_id,
         attempt_no,
         outcome,
         duplicate: false,
+        late,
     })
 }

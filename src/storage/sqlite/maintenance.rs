@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use super::{SqliteStore, calls::refresh_queue};
-use crate::storage::{Result, Storage, StorageError};
+use crate::storage::{CallStore, Result, Storage, StorageError, ms_to_utc};
 
 /// What `sheping check` found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -19,6 +19,9 @@ pub struct CheckReport {
     /// Entries in the audit chain, or where it breaks.
     pub audit_entries: usize,
     pub audit_break: Option<String>,
+    /// Late records (stored after their claim lapsed and another claim or record came in
+    /// between): not a fault, listed for the supervisor to review.
+    pub late_records: Vec<String>,
 }
 
 impl CheckReport {
@@ -43,13 +46,18 @@ const INVARIANTS: &[(&str, &str)] = &[
     (
         "members with a complete and a later attempt",
         "SELECT a.member_id FROM attempts a JOIN attempts c ON c.member_id = a.member_id AND c.outcome = 'complete'
-         WHERE a.recorded_at > c.recorded_at",
+         WHERE a.recorded_at > c.recorded_at AND a.late = 0",
     ),
     (
         "final (completed) members still in the queue",
         "SELECT q.member_id FROM queue q JOIN attempts a ON a.member_id = q.member_id AND a.outcome = 'complete'",
     ),
-    ("members with two completes", "SELECT member_id FROM attempts WHERE outcome = 'complete' GROUP BY member_id HAVING COUNT(*) > 1"),
+    // A late record may follow or repeat a complete (the interview happened; results count
+    // the first complete only): those are listed as late records, not as faults.
+    (
+        "members with two completes",
+        "SELECT member_id FROM attempts WHERE outcome = 'complete' AND late = 0 GROUP BY member_id HAVING COUNT(*) > 1",
+    ),
     (
         "attempt numbers with gaps",
         "SELECT member_id FROM attempts GROUP BY member_id HAVING MAX(attempt_no) != COUNT(*)",
@@ -96,7 +104,79 @@ const INVARIANTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// A backup recorded in the audit log (`sheping backup`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupRecord {
+    pub at_ms: i64,
+    pub out: String,
+}
+
+/// How a checkpoint went: `complete` when every page of the WAL is in the database file and
+/// the WAL is empty (the `.db` alone then holds everything).
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoint {
+    pub complete: bool,
+}
+
 impl SqliteStore {
+    /// Copies every committed page from the WAL into the database file and empties the WAL
+    /// (`wal_checkpoint(TRUNCATE)`), waiting at most `wait` for readers of other processes.
+    /// Idle reader connections of this store are closed first.
+    pub fn checkpoint(&self, wait: std::time::Duration) -> Result<Checkpoint> {
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.writer.outside_tx(|c| {
+            c.busy_timeout(wait)?;
+            let out = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            });
+            c.busy_timeout(std::time::Duration::from_secs(10))?;
+            let (busy, log, done) = out?;
+            // Not in WAL mode (log = -1): nothing to copy.
+            Ok(Checkpoint {
+                complete: busy == 0 && (log == -1 || log == done),
+            })
+        })
+    }
+
+    /// Rewrites the database file without free pages or freed cells (`VACUUM`) and empties
+    /// the WAL, so deleted content is in neither file. False when another process kept the
+    /// WAL from being emptied.
+    pub(crate) fn scrub(&self) -> Result<bool> {
+        let first = self.checkpoint(std::time::Duration::from_secs(10))?;
+        self.writer.outside_tx(|c| Ok(c.execute_batch("VACUUM")?))?;
+        let last = self.checkpoint(std::time::Duration::from_secs(10))?;
+        Ok(first.complete && last.complete)
+    }
+
+    /// Backups recorded in the audit log at or after `since_ms`, oldest first.
+    pub fn backups_since(&self, since_ms: i64) -> Result<Vec<BackupRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT at, detail FROM audit_log WHERE action = 'backup' AND at >= ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([since_ms], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (at_ms, detail) = row?;
+                let path = serde_json::from_str::<serde_json::Value>(&detail)
+                    .ok()
+                    .and_then(|v| v.get("out").and_then(|o| o.as_str()).map(str::to_string))
+                    .unwrap_or(detail);
+                out.push(BackupRecord { at_ms, out: path });
+            }
+            Ok(out)
+        })
+    }
+
     /// Copies the database to `out` with SQLite's online backup while the service keeps
     /// writing; the copy is a consistent snapshot.
     pub fn backup_to(&self, out: &Path) -> Result<()> {
@@ -140,8 +220,52 @@ impl SqliteStore {
                     r.problems.push(format!("{what}: {n}"));
                 }
             }
+            // Categories stored before migration 013's triggers: each row named, as the
+            // readers would refuse it (outcomes are named below, against the survey).
+            let mut stmt = c.prepare(
+                "SELECT id, category FROM members
+                 WHERE category NOT IN ('党代表', '人大代表', '政协委员', '服务对象') ORDER BY id",
+            )?;
+            for row in stmt.query_map([], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })? {
+                let (id, value) = row?;
+                r.problems.push(
+                    crate::storage::BadStoredValue {
+                        table: "members",
+                        row_id: id,
+                        column: "category",
+                        value,
+                    }
+                    .to_string(),
+                );
+            }
             Ok(r)
         })?;
+        // Every stored attempt against its round's survey, and the late records to review.
+        let now = Utc::now();
+        for summary in self.rounds()? {
+            let round = summary.round;
+            let field = self.field_data(&round, now)?;
+            for (id, problem) in &field.bad_attempts {
+                report
+                    .problems
+                    .push(format!("轮次 {} 的拨打记录 #{id}: {problem}", round.key));
+            }
+            for a in field.attempts.iter().filter(|a| a.late) {
+                report.late_records.push(format!(
+                    "轮次 {} 的拨打记录 #{}: 代表 {} · {} · 话务员 {} · {}",
+                    round.key,
+                    a.id,
+                    a.member_id,
+                    a.outcome.label(),
+                    a.operator,
+                    ms_to_utc(a.recorded_at_ms)
+                        .with_timezone(&round.survey.timezone())
+                        .format("%Y-%m-%d %H:%M:%S"),
+                ));
+            }
+        }
         match self.verify_audit()? {
             Ok(n) => report.audit_entries = n,
             Err(e) => report.audit_break = Some(e.to_string()),

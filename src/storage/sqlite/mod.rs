@@ -16,7 +16,7 @@ mod read_cache;
 mod results;
 mod sessions;
 mod writer;
-pub use maintenance::CheckReport;
+pub use maintenance::{BackupRecord, CheckReport, Checkpoint};
 
 use super::*;
 use crate::domain::audit::{self, AuditEntry, ChainBreak};
@@ -25,7 +25,7 @@ use crate::domain::survey::Survey;
 use crate::domain::unit::{NewUnit, UnitKind};
 
 /// The schema's migrations in order; an applied migration is never edited, only followed.
-const MIGRATION_SQL: [&str; 12] = [
+const MIGRATION_SQL: [&str; 15] = [
     include_str!("../migrations/001_foundation.sql"),
     include_str!("../migrations/002_engine.sql"),
     include_str!("../migrations/003_web.sql"),
@@ -36,8 +36,11 @@ const MIGRATION_SQL: [&str; 12] = [
     include_str!("../migrations/008_drop_operator_attempts_index.sql"),
     include_str!("../migrations/009_queue_by_operator.sql"),
     include_str!("../migrations/010_plan_inputs.sql"),
-    include_str!("../migrations/011_evidence.sql"),
-    include_str!("../migrations/012_previous_round.sql"),
+    include_str!("../migrations/011_late_records.sql"),
+    include_str!("../migrations/012_signin_refusals.sql"),
+    include_str!("../migrations/013_stored_value_checks.sql"),
+    include_str!("../migrations/014_evidence.sql"),
+    include_str!("../migrations/015_previous_round.sql"),
 ];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> =
@@ -103,8 +106,42 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 pub(crate) fn map_full(e: rusqlite::Error) -> StorageError {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DiskFull) => StorageError::Full,
-        _ => StorageError::Database(e),
+        _ => StorageError::from(e),
     }
+}
+
+/// Reads the enumerated text in column `idx` with `decode`, which accepts only what the
+/// writers store; anything else is a `BadStoredValue` naming table, row, column and value.
+pub(crate) fn strict<T>(
+    r: &rusqlite::Row,
+    idx: usize,
+    table: &'static str,
+    column: &'static str,
+    row_id: i64,
+    decode: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let value: String = r.get(idx)?;
+    decode(&value).ok_or_else(|| bad_value(idx, table, column, row_id, value))
+}
+
+/// A `BadStoredValue` as a row mapper's error (see `From<rusqlite::Error> for StorageError`).
+pub(crate) fn bad_value(
+    idx: usize,
+    table: &'static str,
+    column: &'static str,
+    row_id: i64,
+    value: String,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        idx,
+        rusqlite::types::Type::Text,
+        Box::new(BadStoredValue {
+            table,
+            row_id,
+            column,
+            value,
+        }),
+    )
 }
 
 impl SqliteStore {
@@ -330,7 +367,14 @@ pub(crate) fn member_from_row(r: &rusqlite::Row) -> rusqlite::Result<MemberRecor
         name: r.get(3)?,
         phone: r.get(4)?,
         phone_alt: r.get(5)?,
-        category: MemberCategory::from_label(&r.get::<_, String>(6)?),
+        category: strict(
+            r,
+            6,
+            "members",
+            "category",
+            r.get(0)?,
+            MemberCategory::from_stored_label,
+        )?,
         organization: r.get(7)?,
         note: r.get(8)?,
     })
@@ -458,6 +502,67 @@ pub(crate) fn ensure_unlocked(tx: &Connection, round_id: i64) -> Result<()> {
 }
 
 /// Appends an audit entry inside the caller's transaction, extending the hash chain.
+/// Closing the store leaves a self-contained `.db`: without this the WAL outlived every
+/// command (the read-only reader connections, closed after the writer, cannot checkpoint), and
+/// copying the `.db` alone lost the latest writes.
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Short: another process reading (a running server) must not hold up a command's exit;
+        // that process checkpoints when it stops.
+        match self.checkpoint(std::time::Duration::from_secs(1)) {
+            Ok(c) if c.complete => {}
+            Ok(_) => tracing::debug!("the WAL is still in use by another process; left for it"),
+            Err(e) => tracing::warn!(error = %e, "checkpoint on close failed"),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// The purge's rows: names, numbers and free text of a locked round's members.
+    fn purge_rows(&self, round: &RoundRecord, actor: &str) -> Result<usize> {
+        self.write(|tx| {
+            let locked: Option<i64> = tx.query_row("SELECT locked_at FROM rounds WHERE id = ?1", [round.id], |r| r.get(0))?;
+            if locked.is_none() {
+                return Err(StorageError::Conflict(format!(
+                    "轮次 {} 尚未锁定:先锁定轮次(结果定稿)再清除联系方式",
+                    round.key
+                )));
+            }
+            // Comments the operators typed may name the respondent or a number: masked for
+            // good, as exports and feedback pages already show them.
+            let comments: Vec<(i64, String, Vec<String>)> = tx
+                .prepare(
+                    "SELECT a.id, a.comment, m.name, m.phone, m.phone_alt FROM attempts a
+                     JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id
+                     WHERE u.round_id = ?1 AND a.comment IS NOT NULL",
+                )?
+                .query_map([round.id], |r| {
+                    let personal = [r.get::<_, Option<String>>(2)?, r.get(3)?, r.get(4)?];
+                    Ok((r.get(0)?, r.get(1)?, personal.into_iter().flatten().collect()))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut mask = tx.prepare("UPDATE attempts SET comment = ?2 WHERE id = ?1")?;
+            for (id, comment, personal) in &comments {
+                let refs: Vec<&str> = personal.iter().map(String::as_str).collect();
+                let masked = crate::domain::personal::scrub_comment(comment, &refs);
+                if masked != *comment {
+                    mask.execute(params![id, masked])?;
+                }
+            }
+            let n = tx.execute(
+                "UPDATE members SET name = NULL, phone = NULL, phone_alt = NULL, organization = NULL, note = NULL
+                 WHERE unit_id IN (SELECT id FROM units WHERE round_id = ?1) AND (name IS NOT NULL OR phone IS NOT NULL OR phone_alt IS NOT NULL OR organization IS NOT NULL OR note IS NOT NULL)",
+                [round.id],
+            )?;
+            append_audit(
+                tx,
+                &AuditEvent { actor, action: "round.purge_contacts", round_key: Some(&round.key), detail: serde_json::json!({ "members": n }) },
+            )?;
+            Ok(n)
+        })
+    }
+}
+
 pub(crate) fn append_audit(tx: &Connection, event: &AuditEvent) -> Result<()> {
     // The chain's head and the next entry's number in one read (every call appends one).
     let (prev, id): (Option<String>, i64) = tx
@@ -485,10 +590,6 @@ pub(crate) fn append_audit(tx: &Connection, event: &AuditEvent) -> Result<()> {
     tx.prepare_cached("INSERT INTO meta (key, value) VALUES ('audit_head', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
         .execute([&hash])?;
     Ok(())
-}
-
-fn unit_kind(label: &str) -> UnitKind {
-    UnitKind::parse(label).unwrap_or(UnitKind::Institution)
 }
 
 impl Storage for SqliteStore {
@@ -642,26 +743,27 @@ impl Storage for SqliteStore {
         })
     }
 
+    /// Deletes for real (个人信息保护法): the freed cells are zeroed (`secure_delete`), then the
+    /// file is rewritten without free pages and the WAL emptied ([`SqliteStore::scrub`]), so no
+    /// purged name or number is left in the database file or its WAL.
     fn purge_contacts(&self, round: &RoundRecord, actor: &str) -> Result<usize> {
-        self.write(|tx| {
-            let locked: Option<i64> = tx.query_row("SELECT locked_at FROM rounds WHERE id = ?1", [round.id], |r| r.get(0))?;
-            if locked.is_none() {
-                return Err(StorageError::Conflict(format!(
-                    "轮次 {} 尚未锁定:先锁定轮次(结果定稿)再清除联系方式",
-                    round.key
-                )));
-            }
-            let n = tx.execute(
-                "UPDATE members SET name = NULL, phone = NULL, phone_alt = NULL, organization = NULL, note = NULL
-                 WHERE unit_id IN (SELECT id FROM units WHERE round_id = ?1) AND (name IS NOT NULL OR phone IS NOT NULL)",
-                [round.id],
-            )?;
-            append_audit(
-                tx,
-                &AuditEvent { actor, action: "round.purge_contacts", round_key: Some(&round.key), detail: serde_json::json!({ "members": n }) },
-            )?;
-            Ok(n)
-        })
+        // Only for the purge: zeroing every deletion would cost the operators' hot path.
+        self.writer
+            .outside_tx(|c| Ok(c.pragma_update(None, "secure_delete", "ON")?))?;
+        let purged = self.purge_rows(round, actor);
+        let off = self
+            .writer
+            .outside_tx(|c| Ok(c.pragma_update(None, "secure_delete", "OFF")?));
+        let n = purged?;
+        off?;
+        if !self.scrub()? {
+            return Err(StorageError::Conflict(format!(
+                "已清除轮次 {} 中 {n} 名代表的姓名和联系方式,但另一个进程(如正在运行的 sheping serve)仍在读取数据库,\
+                 预写日志(-wal)未能清空,其中可能仍有旧数据:停止服务后再运行一次 `sheping round purge-contacts {}`",
+                round.key, round.key
+            )));
+        }
+        Ok(n)
     }
 
     fn units(&self, round_id: i64) -> Result<Vec<UnitRecord>> {
@@ -677,7 +779,7 @@ impl Storage for SqliteStore {
                 Ok(UnitRecord {
                     id: r.get(0)?,
                     name: r.get(1)?,
-                    kind: unit_kind(&r.get::<_, String>(2)?),
+                    kind: strict(r, 2, "units", "kind", r.get(0)?, UnitKind::from_stored_label)?,
                     sector: r.get(3)?,
                     code: r.get(4)?,
                     panel: r.get::<_, i64>(5)? as usize,
@@ -712,13 +814,15 @@ impl Storage for SqliteStore {
                 units.insert(id, RosterUnit { id, name, phones: BTreeSet::new(), two_deputies_one_member: 0, in_use: false });
             }
             let mut stmt = c.prepare_cached(
-                "SELECT m.unit_id, m.phone, m.category FROM members m JOIN units u ON u.id = m.unit_id WHERE u.round_id = ?1 AND m.phone IS NOT NULL",
+                "SELECT m.unit_id, m.phone, m.category, m.id FROM members m JOIN units u ON u.id = m.unit_id WHERE u.round_id = ?1 AND m.phone IS NOT NULL",
             )?;
-            for r in stmt.query_map([round_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))? {
+            for r in stmt.query_map([round_id], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, strict(r, 2, "members", "category", r.get(3)?, MemberCategory::from_stored_label)?))
+            })? {
                 let (unit, phone, category) = r?;
                 if let Some(u) = units.get_mut(&unit) {
                     u.phones.insert(phone);
-                    u.two_deputies_one_member += usize::from(MemberCategory::from_label(&category).is_two_deputies_one_member());
+                    u.two_deputies_one_member += usize::from(category.is_two_deputies_one_member());
                 }
             }
             for id in units_in_use(c, round_id)? {

@@ -16,13 +16,14 @@ use crate::storage::*;
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
 const TOKEN_COLUMNS: &str = "t.id, u.login, u.role, u.active, t.prefix, t.label, t.created_at, t.created_by, \
-     t.expires_at, t.revoked_at, t.last_used_at";
+     t.expires_at, t.revoked_at, t.last_used_at, u.id";
 
 fn token_from_row(r: &rusqlite::Row) -> rusqlite::Result<ApiTokenRecord> {
     Ok(ApiTokenRecord {
         id: r.get(0)?,
         login: r.get(1)?,
-        role: Role::parse(&r.get::<_, String>(2)?).unwrap_or(Role::Operator),
+        // Column 11 is the user's id (the row the role belongs to).
+        role: super::strict(r, 2, "users", "role", r.get(11)?, Role::from_key)?,
         user_active: r.get(3)?,
         prefix: r.get(4)?,
         label: r.get(5)?,
@@ -445,7 +446,7 @@ impl ResultsStore for SqliteStore {
     ) -> Result<Option<(ApiTokenRecord, UserRecord)>> {
         let found = self.read(|c| {
             let sql = format!(
-                "SELECT {TOKEN_COLUMNS}, u.id, u.name, u.password_hash FROM api_tokens t JOIN users u ON u.id = t.user_id
+                "SELECT {TOKEN_COLUMNS}, u.name, u.password_hash FROM api_tokens t JOIN users u ON u.id = t.user_id
                  WHERE t.token_hash = ?1"
             );
             Ok(c.prepare_cached(&sql)?

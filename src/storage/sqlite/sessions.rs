@@ -23,7 +23,7 @@ fn session_row(c: &Connection, id_hash: &str) -> rusqlite::Result<Option<Session
                 id: r.get(4)?,
                 login: r.get(5)?,
                 name: r.get(6)?,
-                role: Role::parse(&r.get::<_, String>(7)?).unwrap_or(Role::Evaluator),
+                role: super::strict(r, 7, "users", "role", r.get(4)?, Role::from_key)?,
                 active: r.get(8)?,
                 password_hash: r.get(9)?,
             },
@@ -74,6 +74,62 @@ fn lockout(
     Ok(Lockout::Open)
 }
 
+/// A counted lock window (a row of `signin_refusals`).
+struct Refusals {
+    ip: String,
+    scope: String,
+    subject: String,
+    until_ms: i64,
+    actor: String,
+    first_at: i64,
+    last_at: i64,
+    count: i64,
+}
+
+/// Writes one `auth.signin_locked` entry, with its count, for each counted lock window that
+/// has ended by `now_ms`, and marks it written (see migration 010 for why at the end).
+fn log_ended_refusals(tx: &Connection, now_ms: i64) -> Result<usize> {
+    let ended: Vec<Refusals> = tx
+        .prepare_cached(
+            "SELECT ip, scope, subject, until_ms, actor, first_at, last_at, count
+             FROM signin_refusals WHERE logged IS NULL AND until_ms <= ?1
+             ORDER BY until_ms, ip, scope, subject",
+        )?
+        .query_map([now_ms], |r| {
+            Ok(Refusals {
+                ip: r.get(0)?,
+                scope: r.get(1)?,
+                subject: r.get(2)?,
+                until_ms: r.get(3)?,
+                actor: r.get(4)?,
+                first_at: r.get(5)?,
+                last_at: r.get(6)?,
+                count: r.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for w in &ended {
+        append_audit(
+            tx,
+            &AuditEvent {
+                actor: &w.actor,
+                action: "auth.signin_locked",
+                round_key: None,
+                detail: serde_json::json!({
+                    "ip": w.ip, "scope": w.scope, "subject": w.subject, "until_ms": w.until_ms,
+                    "first_at_ms": w.first_at, "last_at_ms": w.last_at, "count": w.count,
+                }),
+            },
+        )?;
+        tx.prepare_cached(
+            "UPDATE signin_refusals SET logged = ?1
+             WHERE ip = ?2 AND scope = ?3 AND subject = ?4 AND until_ms = ?5",
+        )?
+        .execute(params![now_ms, w.ip, w.scope, w.subject, w.until_ms])?;
+    }
+    Ok(ended.len())
+}
+
 impl SessionStore for SqliteStore {
     fn start_session(&self, s: &NewSession, replaces: Option<&str>) -> Result<()> {
         self.write(|tx| {
@@ -96,6 +152,7 @@ impl SessionStore for SqliteStore {
             .map_err(map_full)?;
             tx.prepare_cached("DELETE FROM signin_failures WHERE login = ?1")?
                 .execute([throttle_login_key(&s.user.login)])?;
+            log_ended_refusals(tx, s.now_ms)?;
             append_audit(
                 tx,
                 &AuditEvent {
@@ -245,6 +302,28 @@ impl SessionStore for SqliteStore {
         self.read(|c| Ok(lockout(c, &key, ip, now_ms, policy)?))
     }
 
+    fn signin_refused(&self, login: &str, ip: &str, lock: Lockout, now_ms: i64) -> Result<()> {
+        let key = throttle_login_key(login);
+        let (scope, subject, until_ms) = match lock {
+            Lockout::Open => return Ok(()),
+            Lockout::Login { until_ms } => ("login", key.as_str(), until_ms),
+            Lockout::Ip { until_ms } => ("ip", ip, until_ms),
+        };
+        self.write(|tx| {
+            log_ended_refusals(tx, now_ms)?;
+            tx.prepare_cached(
+                "INSERT INTO signin_refusals
+                     (ip, scope, subject, until_ms, actor, first_at, last_at, count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)
+                 ON CONFLICT (ip, scope, subject, until_ms)
+                 DO UPDATE SET count = count + 1, last_at = MAX(last_at, excluded.last_at)",
+            )?
+            .execute(params![ip, scope, subject, until_ms, key, now_ms])
+            .map_err(map_full)?;
+            Ok(())
+        })
+    }
+
     fn signin_failed(
         &self,
         login: &str,
@@ -255,6 +334,7 @@ impl SessionStore for SqliteStore {
     ) -> Result<Lockout> {
         let key = throttle_login_key(login);
         self.write(|tx| {
+            log_ended_refusals(tx, now_ms)?;
             let before = lockout(tx, &key, ip, now_ms, policy)?;
             tx.prepare_cached("INSERT INTO signin_failures (login, ip, at) VALUES (?1, ?2, ?3)")?
                 .execute(params![key, ip, now_ms])
@@ -309,7 +389,14 @@ impl SessionStore for SqliteStore {
             let failures = tx
                 .prepare_cached("DELETE FROM signin_failures WHERE at <= ?1")?
                 .execute([now_ms - horizon])?;
-            Ok(sessions + failures)
+            log_ended_refusals(tx, now_ms)?;
+            // Summarised rows are kept as long as failures, then go (the chain has the count).
+            let refusals = tx
+                .prepare_cached(
+                    "DELETE FROM signin_refusals WHERE logged IS NOT NULL AND until_ms <= ?1",
+                )?
+                .execute([now_ms - horizon])?;
+            Ok(sessions + failures + refusals)
         })
     }
 }

@@ -154,6 +154,16 @@ impl Writer {
         self.shared.write(f)
     }
 
+    /// Runs `f` on the writer connection outside any transaction (a pragma, a checkpoint,
+    /// VACUUM), in its turn; a group left open for waiting writers is committed first.
+    pub(crate) fn outside_tx<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let mut st = self.shared.lock();
+        if st.in_tx {
+            self.shared.commit(&mut st);
+        }
+        f(&st.conn)
+    }
+
     /// Like [`Writer::write`], run by the writer thread among the other queued writes (the
     /// operator's hot path: `f` owns what it needs, and may run twice, the first run undone).
     /// Blocks until the write is durable.
