@@ -141,7 +141,7 @@ pub struct RosterImport<'a> {
 /// Checked members go to the writer in batches of this many.
 const MEMBERS_PER_BATCH: usize = 1024;
 /// Batches checked ahead of the writer, at most (bounds the memory of a large import).
-const BATCHES_AHEAD: usize = 64;
+const BATCHES_AHEAD: usize = 8;
 
 /// Imports a roster read whole; see [`roster_import_stream`]. Every rejected row is kept.
 pub fn roster_import(

@@ -290,19 +290,27 @@ pub struct ImportView {
     pub rejected_count: usize,
     /// Where every rejected row can be downloaded as a CSV, when it was kept.
     pub rejects_url: Option<String>,
+    /// Rejected rows in that file (fewer than `rejected_count` only past its size limit).
+    pub rejects_in_file: usize,
     pub warnings: Vec<String>,
     pub encoding: String,
 }
 
 /// Rejected rows listed on the page; the rest are in the rejects download.
 const REJECTS_SHOWN: usize = 200;
-/// Most bytes of rejected rows kept for download per upload.
-const REJECTS_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Most bytes of rejected rows kept (on disk) for download per upload: every row of a full
+/// upload with a long reason each.
+const REJECTS_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// A rejects download not fetched within this long is removed.
 const REJECTS_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl ImportView {
-    fn new(what: &'static str, r: ImportReport, rejects_url: Option<String>) -> ImportView {
+    fn new(
+        what: &'static str,
+        r: ImportReport,
+        rejects: Option<(String, usize)>,
+    ) -> ImportView {
+        let (rejects_url, rejects_in_file) = rejects.unzip();
         ImportView {
             what,
             applied: r.applied,
@@ -315,6 +323,7 @@ impl ImportView {
                 .map(|x| (x.line, x.field, x.error))
                 .collect(),
             rejects_url,
+            rejects_in_file: rejects_in_file.unwrap_or(0),
             warnings: r.warnings,
             encoding: r.encoding.unwrap_or_default(),
         }
@@ -363,8 +372,10 @@ async fn download_rejects(
 ) -> Result<Response, WebError> {
     let gone = || WebError::NotFound("错误行文件不存在或已过期(每个文件只能下载一次,保留一小时),请重新上传文件以生成新的错误行清单。".into());
     let path = rejects_path(&token).ok_or_else(gone)?;
-    let bytes = tokio::fs::read(&path).await.map_err(|_| gone())?;
+    let file = tokio::fs::File::open(&path).await.map_err(|_| gone())?;
+    // Removed now, read from the open handle: one download, streamed, whatever its size.
     let _ = tokio::fs::remove_file(&path).await;
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
     use axum::http::header;
     Ok((
         [
@@ -376,7 +387,7 @@ async fn download_rejects(
             ),
             (header::CACHE_CONTROL, "no-store".to_string()),
         ],
-        bytes,
+        body,
     )
         .into_response())
 }
@@ -558,9 +569,9 @@ async fn upload(
                 );
                 if let Some((token, path)) = spill {
                     if report.is_ok() && rejects.spilled() > 0 {
-                        rejects_url = Some(format!(
-                            "{}/rejects/{token}",
-                            round_url(&round.key)
+                        rejects_url = Some((
+                            format!("{}/rejects/{token}", round_url(&round.key)),
+                            rejects.spilled(),
                         ));
                     } else {
                         let _ = std::fs::remove_file(path);
