@@ -100,13 +100,22 @@ fn a_million_row_roster_above_the_old_size_cap_imports_in_bounded_memory() {
     // Above the 64 MiB the CLI used to refuse.
     assert!(size > 64 * MIB, "{size}");
     sp.ok(&["round", "create", "2022", "--title", "全省名单"]);
-    sp.ok(&["units", "import", "--round", "2022", units.to_str().unwrap()]);
+    sp.ok(&[
+        "units",
+        "import",
+        "--round",
+        "2022",
+        units.to_str().unwrap(),
+    ]);
     let mut cmd = sp.command();
     cmd.args(["roster", "import", "--round", "2022"])
         .arg(&roster);
     let (ok, peak, stdout, stderr) = run_measured(cmd);
     assert!(ok, "stdout: {stdout}\nstderr: {stderr}");
-    assert!(stdout.contains(&format!("已导入 {rows} 名代表")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("已导入 {rows} 名代表")),
+        "{stdout}"
+    );
     assert_eq!(sp.count("SELECT COUNT(*) FROM members"), rows as i64);
     assert!(
         peak <= 128 * MIB,
@@ -128,8 +137,20 @@ fn a_bad_row_near_the_end_of_a_large_roster_stores_nothing_and_names_its_line() 
     text = format!("{}{bad}\n{}\n", &text[..cut], last_lines[0]);
     std::fs::write(&roster, text).unwrap();
     sp.ok(&["round", "create", "2022", "--title", "名单"]);
-    sp.ok(&["units", "import", "--round", "2022", units.to_str().unwrap()]);
-    let out = sp.run(&["roster", "import", "--round", "2022", roster.to_str().unwrap()]);
+    sp.ok(&[
+        "units",
+        "import",
+        "--round",
+        "2022",
+        units.to_str().unwrap(),
+    ]);
+    let out = sp.run(&[
+        "roster",
+        "import",
+        "--round",
+        "2022",
+        roster.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Header on line 1, so data row k is on line k + 1: the bad one is row rows - 1.
@@ -260,7 +281,10 @@ async fn an_upload_with_half_a_million_bad_rows_answers_briefly_and_offers_them_
     let (status, page) = upload(&admin, "/admin/rounds/t/roster", &csrf, "roster.csv", body).await;
     let grown = vm_hwm(pid).unwrap().saturating_sub(before);
     assert_eq!(status, 200, "{}", &page[..page.len().min(2000)]);
-    assert!(page.contains(&format!("跳过了 {rows} 行")), "the count is shown");
+    assert!(
+        page.contains(&format!("跳过了 {rows} 行")),
+        "the count is shown"
+    );
     assert!(page.contains("下表只列出前 200 行"));
     let report = page
         .split("id=\"import-report\"")
@@ -305,8 +329,14 @@ async fn an_uploaded_zip_bomb_is_refused_without_growing_the_server() {
     let csrf = admin.csrf().await;
     let pid = server.child.id();
     let before = vm_hwm(pid).unwrap();
-    let (status, page) =
-        upload(&admin, "/admin/rounds/t/roster", &csrf, "bomb.xlsx", bomb_xlsx()).await;
+    let (status, page) = upload(
+        &admin,
+        "/admin/rounds/t/roster",
+        &csrf,
+        "bomb.xlsx",
+        bomb_xlsx(),
+    )
+    .await;
     let grown = vm_hwm(pid).unwrap().saturating_sub(before);
     assert_eq!(status, 422);
     assert!(page.contains("解压后的内容超过"), "{page}");
@@ -329,10 +359,19 @@ fn a_roster_read_through_the_cli_reports_lines_across_read_chunks() {
     }
     text.push_str("汉滨区教育体育局,坏号,12345,\r\n");
     let path = sp.write("multi.csv", text.as_bytes());
-    let out = sp.run(&["roster", "import", "--round", "2022", path.to_str().unwrap()]);
+    let out = sp.run(&[
+        "roster",
+        "import",
+        "--round",
+        "2022",
+        path.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Header line 1, then two physical lines per row.
     assert!(text.len() > 5 * MIB as usize);
-    assert!(stderr.contains(&format!("第 {} 行", 2 + 2 * rows)), "{stderr}");
+    assert!(
+        stderr.contains(&format!("第 {} 行", 2 + 2 * rows)),
+        "{stderr}"
+    );
 }

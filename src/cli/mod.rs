@@ -403,8 +403,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ) {
                 // A file unreadable halfway reads as one unreadable at the start did.
                 Err(e @ imports::ImportError::Table(_)) => {
-                    return Err(anyhow::Error::from(e)
-                        .context(format!("reading {}", file.display())));
+                    return Err(
+                        anyhow::Error::from(e).context(format!("reading {}", file.display()))
+                    );
                 }
                 report => report?,
             };

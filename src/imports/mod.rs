@@ -377,7 +377,9 @@ impl Check<'_> {
         let input = std::sync::Mutex::new((reader, rejects));
         let input = &input;
         let with_input = |f: &mut dyn FnMut(&mut TableReader<'_>, &mut RejectLog) -> Checked2| {
-            let mut guard = input.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut guard = input
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let (reader, rejects) = &mut *guard;
             f(reader, rejects)
         };

@@ -76,8 +76,7 @@ pub(super) struct TextDecoder {
 
 impl TextDecoder {
     pub(super) fn new(detected: Detected, file: &str) -> Self {
-        let (enc, bom): (&'static encoding_rs::Encoding, &'static [u8]) = match detected.encoding
-        {
+        let (enc, bom): (&'static encoding_rs::Encoding, &'static [u8]) = match detected.encoding {
             Encoding::Utf8 => (encoding_rs::UTF_8, b"\xEF\xBB\xBF"),
             Encoding::Utf16Le => (encoding_rs::UTF_16LE, b"\xFF\xFE"),
             Encoding::Utf16Be => (encoding_rs::UTF_16BE, b"\xFE\xFF"),

@@ -107,8 +107,7 @@ impl<'r> Records<'r> {
         if n == 0 {
             self.done = true;
         }
-        self.decoder
-            .decode(&self.chunk[..n], n == 0, &mut self.buf)
+        self.decoder.decode(&self.chunk[..n], n == 0, &mut self.buf)
     }
 
     /// The next record and the line it starts on, or `None` at the end of the file. `headers`

@@ -18,11 +18,11 @@ use std::path::Path;
 mod decode;
 mod delimited;
 mod header;
+#[cfg(test)]
+mod tests;
 mod write;
 mod xlsx;
 mod zipcheck;
-#[cfg(test)]
-mod tests;
 
 use decode::{Detected, SNIFF_BYTES, TextDecoder};
 use delimited::{Records, sniff_delimiter};
@@ -320,7 +320,6 @@ pub enum TableError {
     #[error("无法写出文件“{file}”:{detail}。请检查磁盘空间和目录权限后重试。")]
     Write { file: String, detail: String },
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Reading

@@ -230,7 +230,8 @@ fn lone_cr_line_ends() {
 
 #[test]
 fn quoted_multiline_cell_keeps_physical_lines() {
-    let text = "姓名,备注\n张三,\"第一行\n第二行\r\n第三行, 带逗号\"\"引号\"\"\"\n李四,无\n\n王五,\"\"\n";
+    let text =
+        "姓名,备注\n张三,\"第一行\n第二行\r\n第三行, 带逗号\"\"引号\"\"\"\n李四,无\n\n王五,\"\"\n";
     let t = read(text.as_bytes(), "a.csv");
     assert_eq!(lines(&t), [2, 5, 7]);
     assert_eq!(t.rows[0].get(1), "第一行\n第二行\r\n第三行, 带逗号\"引号\"");
@@ -750,9 +751,7 @@ fn write_csv_bom_crlf_and_round_trip() {
     write_csv(&mut out, &OUT_HEADERS, sample_rows(), true).unwrap();
     assert!(out.starts_with(b"\xEF\xBB\xBF\xE5"), "{:?}", &out[..8]);
     let text = std::str::from_utf8(&out[3..]).unwrap();
-    assert!(
-        text.starts_with("参评单位,姓名,联系电话,得分\r\n区教体局,张三,13912345678,85.5\r\n")
-    );
+    assert!(text.starts_with("参评单位,姓名,联系电话,得分\r\n区教体局,张三,13912345678,85.5\r\n"));
     assert!(
         text.contains("\"区住建局,二科\",\"李\"\"四\"\"\""),
         "{text}"
@@ -795,8 +794,7 @@ fn write_xlsx_round_trip() {
 #[test]
 fn write_xlsx_errors_are_typed() {
     let dir = tempfile::tempdir().unwrap();
-    let e =
-        write_xlsx(&dir.path().join("a.xlsx"), "bad[name]", &["a"], Vec::new()).unwrap_err();
+    let e = write_xlsx(&dir.path().join("a.xlsx"), "bad[name]", &["a"], Vec::new()).unwrap_err();
     assert!(matches!(e, TableError::Write { .. }), "{e:?}");
     let e = write_xlsx(
         &dir.path().join("missing-dir").join("a.xlsx"),

@@ -33,7 +33,8 @@ impl SheetRows {
         opts: &ReadOptions,
     ) -> Result<SheetRows, TableError> {
         // The unzip limit follows the web's upload limit, not the CLI's absent one.
-        let max_unzipped = (opts.max_bytes.min(64 * 1024 * 1024) as u64).saturating_mul(UNZIP_RATIO);
+        let max_unzipped =
+            (opts.max_bytes.min(64 * 1024 * 1024) as u64).saturating_mul(UNZIP_RATIO);
         precheck_zip(&bytes, max_unzipped).map_err(|detail| TableError::Workbook {
             file: file.to_string(),
             detail,
@@ -110,8 +111,8 @@ fn read_sheet(
     // The row being collected: sheet row (0-based) and cells.
     let mut current: Option<(u32, Vec<String>)> = None;
     let flush_row = |row: (u32, Vec<String>),
-                         batch: &mut Vec<(usize, Vec<String>)>,
-                         headers: &mut Option<Vec<String>>|
+                     batch: &mut Vec<(usize, Vec<String>)>,
+                     headers: &mut Option<Vec<String>>|
      -> Result<bool, TableError> {
         let (r, cells) = row;
         let line = r as usize + 1;

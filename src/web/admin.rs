@@ -305,11 +305,7 @@ const REJECTS_MAX_BYTES: u64 = 256 * 1024 * 1024;
 const REJECTS_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl ImportView {
-    fn new(
-        what: &'static str,
-        r: ImportReport,
-        rejects: Option<(String, usize)>,
-    ) -> ImportView {
+    fn new(what: &'static str, r: ImportReport, rejects: Option<(String, usize)>) -> ImportView {
         let (rejects_url, rejects_in_file) = rejects.unzip();
         ImportView {
             what,
@@ -370,7 +366,9 @@ async fn download_rejects(
     Allow(_session): Allow<ADMIN>,
     Path((_key, token)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
-    let gone = || WebError::NotFound("错误行文件不存在或已过期(每个文件只能下载一次,保留一小时),请重新上传文件以生成新的错误行清单。".into());
+    let gone = || {
+        WebError::NotFound("错误行文件不存在或已过期(每个文件只能下载一次,保留一小时),请重新上传文件以生成新的错误行清单。".into())
+    };
     let path = rejects_path(&token).ok_or_else(gone)?;
     let file = tokio::fs::File::open(&path).await.map_err(|_| gone())?;
     // Removed now, read from the open handle: one download, streamed, whatever its size.
