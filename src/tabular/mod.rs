@@ -392,8 +392,6 @@ pub struct TableReader<'r> {
 enum Source<'r> {
     Text(Records<'r>),
     Sheet(SheetRows),
-    /// A table already in memory (rows in reverse, popped in order).
-    Rows(Vec<Row>),
     /// A borrowed table, its rows copied one at a time.
     Borrowed(std::slice::Iter<'r, Row>),
 }
@@ -418,19 +416,6 @@ impl<'r> TableReader<'r> {
     ) -> Result<TableReader<'r>, TableError> {
         check_size(bytes.len(), file_name, opts)?;
         TableReader::open(Cursor::new(bytes), file_name, opts)
-    }
-
-    /// A table already read, as a reader.
-    pub fn from_table(table: Table) -> TableReader<'static> {
-        let mut rows = table.rows;
-        rows.reverse();
-        TableReader {
-            headers: table.headers,
-            encoding: table.encoding,
-            format: table.format,
-            source: Source::Rows(rows),
-            shaper: Shaper::new("", usize::MAX),
-        }
     }
 
     /// A borrowed table, as a reader (rows are copied as they are read).
@@ -551,7 +536,6 @@ impl<'r> TableReader<'r> {
     /// The next non-blank data row, or `None` at the end of the table.
     pub fn next_row(&mut self) -> Result<Option<Row>, TableError> {
         match &mut self.source {
-            Source::Rows(rows) => return Ok(rows.pop()),
             Source::Borrowed(rows) => return Ok(rows.next().cloned()),
             _ => {}
         }
@@ -588,7 +572,6 @@ impl Source<'_> {
         match self {
             Source::Text(records) => records.next_record(headers),
             Source::Sheet(rows) => rows.next_record(),
-            Source::Rows(rows) => Ok(rows.pop().map(|r| (r.line, r.cells))),
             Source::Borrowed(rows) => Ok(rows.next().map(|r| (r.line, r.cells.clone()))),
         }
     }

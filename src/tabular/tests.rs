@@ -1266,3 +1266,93 @@ fn odd_zip_structures_are_refused() {
     enc[cd + 8] |= 1;
     assert!(precheck_zip(&enc, u64::MAX).is_err());
 }
+
+// ----- streaming -----
+
+/// Hands out `step` bytes per read, so records, line ends and characters are cut everywhere.
+struct Trickle {
+    bytes: Vec<u8>,
+    at: usize,
+    step: usize,
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(buf.len()).min(self.bytes.len() - self.at);
+        buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+fn all_records(mut records: delimited::Records<'_>) -> Vec<(usize, Vec<String>)> {
+    let mut out = Vec::new();
+    while let Some(r) = records.next_record(&[]).unwrap() {
+        out.push(r);
+    }
+    out
+}
+
+#[test]
+fn records_cut_at_any_byte_read_the_same() {
+    let text = "h1,h2\r\na,\"x\r\ny\"\rb,\"q\"\"q\"  \n\"\",c\r\n中文,“引号”\r\r\nlast,\"\"\"\"";
+    for encoding in [Encoding::Utf8, Encoding::Gb18030, Encoding::Utf16Le] {
+        let bytes = match encoding {
+            Encoding::Utf16Le => utf16(text, false),
+            _ => {
+                let enc = if encoding == Encoding::Utf8 {
+                    encoding_rs::UTF_8
+                } else {
+                    encoding_rs::GB18030
+                };
+                enc.encode(text).0.into_owned()
+            }
+        };
+        let decoder = || {
+            decode::TextDecoder::new(
+                decode::Detected {
+                    encoding,
+                    guessed: false,
+                    min_error_line: 1,
+                },
+                "a.csv",
+            )
+        };
+        let whole = delimited::Records::new(
+            &bytes,
+            true,
+            Box::new(std::io::empty()),
+            decoder(),
+            "a.csv",
+            100,
+        )
+        .unwrap();
+        let expected = all_records(whole);
+        assert_eq!(expected.len(), 7, "{encoding:?}: {expected:?}");
+        assert_eq!(
+            expected[1],
+            (2, vec!["a".to_string(), "x\r\ny".to_string()])
+        );
+        assert_eq!(expected[2].0, 4);
+        assert_eq!(
+            expected[4],
+            (6, vec!["中文".to_string(), "“引号”".to_string()])
+        );
+        assert_eq!(expected[5], (7, vec![String::new()]));
+        assert_eq!(expected[6], (8, vec!["last".to_string(), "\"".to_string()]));
+        for step in 1..=7 {
+            let input = Trickle {
+                bytes: bytes.clone(),
+                at: 0,
+                step,
+            };
+            let cut = delimited::Records::new(&[], false, Box::new(input), decoder(), "a.csv", 100)
+                .unwrap();
+            assert_eq!(
+                all_records(cut),
+                expected,
+                "{encoding:?}, {step} bytes a read"
+            );
+        }
+    }
+}
