@@ -31,7 +31,6 @@ pub use write::{CsvRowWriter, write_csv, write_xlsx};
 use xlsx::SheetRows;
 #[cfg(test)]
 use {
-    decode::line_at,
     write::defuse_formula,
     xlsx::{cell_text, format_number},
     zipcheck::{InflateError, inflate, precheck_zip},
@@ -535,9 +534,8 @@ impl<'r> TableReader<'r> {
 
     /// The next non-blank data row, or `None` at the end of the table.
     pub fn next_row(&mut self) -> Result<Option<Row>, TableError> {
-        match &mut self.source {
-            Source::Borrowed(rows) => return Ok(rows.next().cloned()),
-            _ => {}
+        if let Source::Borrowed(rows) = &mut self.source {
+            return Ok(rows.next().cloned());
         }
         loop {
             let Some((line, cells)) = self.source.next_record(&self.headers)? else {
