@@ -404,14 +404,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }) => {
             let store = open(&cli.db)?;
             let round = store.round(&round)?;
-            let table = imports::read_file(&file, common.encoding.as_deref())
+            // Read as a stream: province-wide rosters are large, and memory must not grow
+            // with them.
+            let reader = imports::open_file(&file, common.encoding.as_deref())
                 .with_context(|| format!("reading {}", file.display()))?;
             let opts = RosterImport {
                 area_code: area_code.as_deref(),
                 skip_invalid: common.skip_invalid,
                 replace,
             };
-            let report = imports::roster_import(&store, &round, &table, &opts, &cli_actor())?;
+            let report = match imports::roster_import_stream(
+                &store,
+                &round,
+                reader,
+                &opts,
+                &cli_actor(),
+                &mut imports::RejectLog::all(),
+            ) {
+                // A file unreadable halfway reads as one unreadable at the start did.
+                Err(e @ imports::ImportError::Table(_)) => {
+                    return Err(
+                        anyhow::Error::from(e).context(format!("reading {}", file.display()))
+                    );
+                }
+                report => report?,
+            };
             finish_import(&report, &common, "名代表")
         }
         Command::Roster(RosterCmd::Show { round, unit, json }) => {

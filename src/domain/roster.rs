@@ -446,7 +446,12 @@ impl<'u> RowChecker<'u> {
     fn shared_phone_warnings(&self) -> Vec<String> {
         // Packed phones sort as integers (no string compares); stored text that does not pack
         // (never a canonical phone) is grouped as text.
-        let mut packed: Vec<(u128, i64)> = Vec::new();
+        // Sized once: grown by doubling, a million-row import's list would briefly take half
+        // as much again (this is the peak of its memory).
+        let phones: usize = (self.units.iter().map(|u| u.phones.len()))
+            .chain(self.file_phones.iter().map(HashSet::len))
+            .sum();
+        let mut packed: Vec<(u128, i64)> = Vec::with_capacity(phones);
         let mut text: Vec<(&str, i64)> = Vec::new();
         for (i, u) in self.units.iter().enumerate() {
             if !self.replace.contains(&u.id) {

@@ -14,7 +14,7 @@ use crate::domain::roster::{
 };
 use crate::domain::unit::{UNIT_COLUMNS, validate_units};
 use crate::storage::{MemberSink, RoundRecord, Storage, StorageError};
-use crate::tabular::{self, ReadOptions, Table, TableError};
+use crate::tabular::{self, CsvRowWriter, ReadOptions, Table, TableError, TableReader};
 
 mod attempts;
 pub use attempts::{attempts_import, parse_local_time};
@@ -40,7 +40,12 @@ pub enum ImportError {
 pub struct ImportReport {
     /// Rows stored (0 when anything was rejected and skipping was not asked for).
     pub imported: usize,
+    /// The rejected rows: all of them, or the first ones when the import kept only a few in
+    /// memory ([`RejectLog::spill`]).
     pub rejected: Vec<Rejection>,
+    /// How many rows were rejected in all.
+    #[serde(skip)]
+    pub rejected_count: usize,
     pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub units: Vec<UnitPanel>,
@@ -59,7 +64,7 @@ impl ImportReport {
         let rows = self.rejected.iter().map(|r| {
             let mut cells = r.cells.clone();
             cells.resize(self.headers.len(), String::new());
-            cells.push(format!("第{}行 {}:{}", r.line, r.field, r.error));
+            cells.push(rejection_note(r));
             cells
         });
         let file = std::fs::File::create(path).map_err(|e| ImportError::Rejects {
@@ -112,6 +117,7 @@ pub fn units_import(
     let existing: BTreeSet<String> = store.units(round.id)?.into_iter().map(|u| u.name).collect();
     let (units, rejected) = validate_units(rows(table), &columns, &existing);
     let mut report = ImportReport {
+        rejected_count: rejected.len(),
         rejected,
         encoding: table.encoding.map(|e| e.name().to_string()),
         headers: table.headers.clone(),
@@ -137,11 +143,9 @@ pub struct RosterImport<'a> {
 /// Checked members go to the writer in batches of this many.
 const MEMBERS_PER_BATCH: usize = 1024;
 /// Batches checked ahead of the writer, at most (bounds the memory of a large import).
-const BATCHES_AHEAD: usize = 64;
+const BATCHES_AHEAD: usize = 8;
 
-/// Imports a roster: every row is checked while the writer stores the rows checked so far, in
-/// one transaction that is kept only if no row was rejected or `skip_invalid` was asked for;
-/// otherwise nothing is stored.
+/// Imports a roster read whole; see [`roster_import_stream`]. Every rejected row is kept.
 pub fn roster_import(
     store: &dyn Storage,
     round: &RoundRecord,
@@ -149,8 +153,32 @@ pub fn roster_import(
     opts: &RosterImport,
     actor: &str,
 ) -> Result<ImportReport, ImportError> {
+    let mut log = RejectLog::all();
+    roster_import_stream(
+        store,
+        round,
+        TableReader::from_table_ref(table),
+        opts,
+        actor,
+        &mut log,
+    )
+}
+
+/// Imports a roster as it is read: every row is checked while the writer stores the rows
+/// checked so far, in one transaction that is kept only if no row was rejected or
+/// `skip_invalid` was asked for; otherwise nothing is stored. A file that turns out unreadable
+/// halfway stores nothing either. Memory does not grow with the file: rows flow from the reader
+/// through the checker to the writer, and rejected rows go to `rejects`.
+pub fn roster_import_stream(
+    store: &dyn Storage,
+    round: &RoundRecord,
+    mut reader: TableReader<'_>,
+    opts: &RosterImport,
+    actor: &str,
+    rejects: &mut RejectLog,
+) -> Result<ImportReport, ImportError> {
     ensure_open(round)?;
-    let (columns, unknown) = roster::map_columns(&table.headers).map_err(ImportError::Header)?;
+    let (columns, unknown) = roster::map_columns(&reader.headers).map_err(ImportError::Header)?;
     let units = store.roster_units(round.id)?;
     let roster_opts = RosterOptions {
         area_code: opts.area_code.map(str::to_string),
@@ -158,33 +186,39 @@ pub fn roster_import(
         panel_size: round.survey.panel_size as usize,
     };
     let check = Check {
-        table,
         columns: &columns,
         units: &units,
         opts: &roster_opts,
         skip_invalid: opts.skip_invalid,
     };
+    let headers = reader.headers.clone();
+    let encoding = reader.encoding.map(|e| e.name().to_string());
+    rejects.set_headers(&headers);
     let mut checked = None;
-    let mut panicked = None;
+    let mut failed = None;
     let stored = store.add_members_streamed(round, actor, &mut |sink| {
-        match check.check_and_store(sink) {
-            Ok((summary, rejected, stored)) => {
-                let keep = rejected.is_empty() || opts.skip_invalid;
-                checked = Some((summary, rejected));
+        match check.check_and_store(&mut reader, rejects, sink) {
+            Ok(Ok((summary, stored))) => {
+                let keep = rejects.count == 0 || opts.skip_invalid;
+                checked = Some(summary);
                 stored.map(|()| keep)
             }
-            Err(panic) => {
-                // Failing the write rolls it back; the panic goes on after that.
-                panicked = Some(panic);
+            outcome => {
+                // Failing the write rolls it back; the panic goes on, or the error is
+                // returned, after that.
+                failed = Some(outcome.map(|checked| checked.map(|_| ())));
                 Err(StorageError::Conflict("roster check failed".into()))
             }
         }
     });
-    if let Some(panic) = panicked {
-        std::panic::resume_unwind(panic);
+    match failed {
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+        Some(Ok(Err(e))) => return Err(e.into()),
+        _ => {}
     }
     let stored = stored?;
-    let (summary, rejected) = checked.expect("add_members_streamed runs feed before it succeeds");
+    let summary = checked.expect("add_members_streamed runs feed before it succeeds");
+    rejects.finish();
     let mut warnings: Vec<String> = unknown
         .iter()
         .map(|c| format!("忽略未识别的列“{c}”(不会保存)"))
@@ -193,16 +227,128 @@ pub fn roster_import(
     Ok(ImportReport {
         imported: stored.unwrap_or(0),
         applied: stored.is_some(),
-        rejected,
+        rejected: std::mem::take(&mut rejects.kept),
+        rejected_count: rejects.count,
         warnings,
         units: summary.units,
-        encoding: table.encoding.map(|e| e.name().to_string()),
-        headers: table.headers.clone(),
+        encoding,
+        headers,
     })
 }
 
-/// The summary, the rejected rows, and whether storing succeeded.
-type Checked = (RosterSummary, Vec<Rejection>, Result<(), StorageError>);
+/// Where an import's rejected rows go: the first `keep` stay in memory (for the report), all
+/// are counted, and with [`RejectLog::spill`] every one is also written to a rejects CSV as it
+/// is found, so a file with a million bad rows costs no more memory than one with two hundred.
+pub struct RejectLog {
+    keep: usize,
+    kept: Vec<Rejection>,
+    /// Rows rejected in all.
+    pub count: usize,
+    spill: Option<Spill>,
+}
+
+struct Spill {
+    path: std::path::PathBuf,
+    writer: Option<CsvRowWriter<std::io::BufWriter<std::fs::File>>>,
+    width: usize,
+    /// Bytes written so far (cells only, roughly); past `max_bytes` further rows are dropped.
+    written: u64,
+    max_bytes: u64,
+    /// Rows written to the file.
+    rows: usize,
+}
+
+impl RejectLog {
+    /// Keeps every rejected row in memory.
+    pub fn all() -> RejectLog {
+        RejectLog {
+            keep: usize::MAX,
+            kept: Vec::new(),
+            count: 0,
+            spill: None,
+        }
+    }
+
+    /// Keeps the first `keep` rejected rows in memory and writes every one (up to about
+    /// `max_bytes`) to a rejects CSV at `path`, in the format of [`ImportReport::write_rejects`].
+    pub fn spill(keep: usize, path: &Path, max_bytes: u64) -> RejectLog {
+        RejectLog {
+            keep,
+            kept: Vec::new(),
+            count: 0,
+            spill: Some(Spill {
+                path: path.to_path_buf(),
+                writer: None,
+                width: 0,
+                written: 0,
+                max_bytes,
+                rows: 0,
+            }),
+        }
+    }
+
+    /// Rows written to the rejects file (fewer than `count` when it hit its size limit; 0 when
+    /// it could not be written).
+    pub fn spilled(&self) -> usize {
+        self.spill.as_ref().map_or(0, |s| s.rows)
+    }
+
+    fn set_headers(&mut self, headers: &[String]) {
+        if let Some(spill) = &mut self.spill {
+            spill.width = headers.len();
+            let mut names: Vec<&str> = headers.iter().map(String::as_str).collect();
+            names.push("错误");
+            // A file that cannot be created is reported by finish().
+            spill.writer = std::fs::File::create(&spill.path)
+                .ok()
+                .and_then(|f| CsvRowWriter::new(std::io::BufWriter::new(f), &names, true).ok());
+        }
+    }
+
+    fn push(&mut self, rejection: Rejection) {
+        self.count += 1;
+        if let Some(spill) = &mut self.spill
+            && spill.written <= spill.max_bytes
+            && let Some(writer) = &mut spill.writer
+        {
+            let mut cells = rejection.cells.clone();
+            cells.resize(spill.width, String::new());
+            cells.push(rejection_note(&rejection));
+            spill.written += cells.iter().map(|c| c.len() as u64 + 1).sum::<u64>();
+            if writer.write_row(&cells).is_err() {
+                spill.writer = None;
+            } else {
+                spill.rows += 1;
+            }
+        }
+        if self.kept.len() < self.keep {
+            self.kept.push(rejection);
+        }
+    }
+
+    /// Flushes the rejects file; false when it could not be written whole (it is then
+    /// removed: the import itself is not undone for it).
+    fn finish(&mut self) {
+        let Some(spill) = &mut self.spill else {
+            return;
+        };
+        let complete = spill.writer.take().is_some_and(|w| w.finish().is_ok());
+        if !complete {
+            spill.rows = 0;
+            let _ = std::fs::remove_file(&spill.path);
+        }
+    }
+}
+
+/// The error column of a rejects file.
+fn rejection_note(r: &Rejection) -> String {
+    format!("第{}行 {}:{}", r.line, r.field, r.error)
+}
+
+/// The summary and whether storing succeeded, or why the file could not be read to its end.
+type Checked = Result<(RosterSummary, Result<(), StorageError>), TableError>;
+/// What the checker returns: the summary, or why the file could not be read to its end.
+type Checked2 = Result<RosterSummary, TableError>;
 
 /// What the writer is sent, in row order.
 enum Feed {
@@ -212,7 +358,6 @@ enum Feed {
 }
 
 struct Check<'a> {
-    table: &'a Table,
     columns: &'a [Option<usize>],
     units: &'a [RosterUnit],
     opts: &'a RosterOptions,
@@ -220,11 +365,26 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
-    /// Checks the rows on a second thread while this one, the writer, stores the members
-    /// checked so far (storing takes longer than checking). Without a second thread it checks
-    /// and stores in turn. A panic while checking is returned (`Err`), for the caller to
+    /// Reads and checks the rows on a second thread while this one, the writer, stores the
+    /// members checked so far (storing takes longer than checking). Without a second thread it
+    /// checks and stores in turn. A panic while checking is returned (`Err`), for the caller to
     /// resume once the writer has rolled back.
-    fn check_and_store(&self, sink: &mut dyn MemberSink) -> std::thread::Result<Checked> {
+    fn check_and_store(
+        &self,
+        reader: &mut TableReader<'_>,
+        rejects: &mut RejectLog,
+        sink: &mut dyn MemberSink,
+    ) -> std::thread::Result<Checked> {
+        // Shared by the checker thread and, when it cannot be started, this one.
+        let input = std::sync::Mutex::new((reader, rejects));
+        let input = &input;
+        let with_input = |f: &mut dyn FnMut(&mut TableReader<'_>, &mut RejectLog) -> Checked2| {
+            let mut guard = input
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let (reader, rejects) = &mut *guard;
+            f(reader, rejects)
+        };
         std::thread::scope(|scope| {
             let (send, receive) = mpsc::sync_channel::<Feed>(BATCHES_AHEAD);
             // Stored batches go back to be refilled: their strings are freed, and their memory
@@ -233,8 +393,13 @@ impl Check<'_> {
             let checker = std::thread::Builder::new()
                 .name("roster-check".into())
                 .spawn_scoped(scope, move || {
-                    self.check_rows(&mut |feed| send.send(feed).is_ok(), &mut || {
-                        take_back.try_recv().ok()
+                    with_input(&mut |reader, rejects| {
+                        self.check_rows(
+                            reader,
+                            rejects,
+                            &mut |feed| send.send(feed).is_ok(),
+                            &mut || take_back.try_recv().ok(),
+                        )
                     })
                 });
             match checker {
@@ -250,52 +415,58 @@ impl Check<'_> {
                     }
                     // A checker still sending stops.
                     drop(receive);
-                    let (summary, rejected) = checker.join()?;
-                    Ok((summary, rejected, stored))
+                    let summary = checker.join()?;
+                    Ok(summary.map(|summary| (summary, stored)))
                 }
                 Err(_) => {
                     let mut stored = Ok(());
                     let spare = std::cell::Cell::new(None);
-                    let (summary, rejected) = catch_unwind(AssertUnwindSafe(|| {
-                        self.check_rows(
-                            &mut |feed| {
-                                stored = store(sink, feed, |batch| spare.set(Some(batch)));
-                                stored.is_ok()
-                            },
-                            &mut || spare.take(),
-                        )
+                    let summary = catch_unwind(AssertUnwindSafe(|| {
+                        with_input(&mut |reader, rejects| {
+                            self.check_rows(
+                                reader,
+                                rejects,
+                                &mut |feed| {
+                                    stored = store(sink, feed, |batch| spare.set(Some(batch)));
+                                    stored.is_ok()
+                                },
+                                &mut || spare.take(),
+                            )
+                        })
                     }))?;
-                    Ok((summary, rejected, stored))
+                    Ok(summary.map(|summary| (summary, stored)))
                 }
             }
         })
     }
 
-    /// Checks every row and sends the writer what to store, in batches (refilling those
-    /// `spare` gives back); `send` returns false when the writer failed (then checking stops:
-    /// the import fails anyway). After a rejected row, unless bad rows are skipped, nothing
-    /// more is sent, as nothing will be kept, but every row is still checked for the report.
+    /// Reads and checks every row and sends the writer what to store, in batches (refilling
+    /// those `spare` gives back); `send` returns false when the writer failed (then checking
+    /// stops: the import fails anyway). After a rejected row, unless bad rows are skipped,
+    /// nothing more is sent, as nothing will be kept, but every row is still checked for the
+    /// report.
     fn check_rows(
         &self,
+        reader: &mut TableReader<'_>,
+        rejects: &mut RejectLog,
         send: &mut dyn FnMut(Feed) -> bool,
         spare: &mut dyn FnMut() -> Option<Vec<NewMember>>,
-    ) -> (RosterSummary, Vec<Rejection>) {
+    ) -> Result<RosterSummary, TableError> {
         let mut new_batch = || {
             let mut batch = spare().unwrap_or_else(|| Vec::with_capacity(MEMBERS_PER_BATCH));
             batch.clear();
             batch
         };
         let mut checker = RowChecker::new(self.units, self.opts);
-        let mut rejected = Vec::new();
         let mut batch = new_batch();
         let mut sending = true;
-        for row in &self.table.rows {
+        while let Some(row) = reader.next_row()? {
             let checked = checker.check(row.line, &row.cells, self.columns);
             if let Some(unit) = checker.take_replace_started()
                 && sending
                 && !send(Feed::Replace(unit))
             {
-                return (checker.finish(), rejected);
+                return Ok(checker.finish());
             }
             match checked {
                 Ok(member) if sending => {
@@ -303,13 +474,13 @@ impl Check<'_> {
                     if batch.len() >= MEMBERS_PER_BATCH {
                         let full = std::mem::replace(&mut batch, new_batch());
                         if !send(Feed::Members(full)) {
-                            return (checker.finish(), rejected);
+                            return Ok(checker.finish());
                         }
                     }
                 }
                 Ok(_) => {}
                 Err(rejection) => {
-                    rejected.push(rejection);
+                    rejects.push(rejection);
                     if !self.skip_invalid {
                         sending = false;
                         batch = Vec::new();
@@ -320,7 +491,7 @@ impl Check<'_> {
         if sending && !batch.is_empty() {
             send(Feed::Members(batch));
         }
-        (checker.finish(), rejected)
+        Ok(checker.finish())
     }
 }
 
@@ -341,6 +512,20 @@ fn store(
 }
 
 pub fn read_file(path: &Path, encoding: Option<&str>) -> Result<Table, ImportError> {
+    Ok(tabular::read_table_file(path, &read_options(encoding)?)?)
+}
+
+/// Opens a file as a stream of rows, with no limit on its size (for the roster import, whose
+/// province-wide files are large).
+pub fn open_file(path: &Path, encoding: Option<&str>) -> Result<TableReader<'static>, ImportError> {
+    let opts = ReadOptions {
+        max_bytes: usize::MAX,
+        ..read_options(encoding)?
+    };
+    Ok(TableReader::open_file(path, &opts)?)
+}
+
+fn read_options(encoding: Option<&str>) -> Result<ReadOptions, ImportError> {
     let mut opts = ReadOptions::default();
     if let Some(name) = encoding {
         opts.encoding = Some(tabular::Encoding::parse(name).ok_or_else(|| {
@@ -349,7 +534,7 @@ pub fn read_file(path: &Path, encoding: Option<&str>) -> Result<Table, ImportErr
             ))
         })?);
     }
-    Ok(tabular::read_table_file(path, &opts)?)
+    Ok(opts)
 }
 
 #[cfg(test)]

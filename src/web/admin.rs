@@ -28,11 +28,11 @@ use crate::domain::text;
 use crate::domain::user::{self, Role};
 use crate::engine;
 use crate::imports::{
-    EvidenceImport, ImportError, ImportReport, RosterImport, evidence_import, roster_import,
-    units_import,
+    EvidenceImport, ImportError, ImportReport, RejectLog, RosterImport, evidence_import,
+    roster_import_stream, units_import,
 };
 use crate::storage::{NewRound, NewUser, RoundRecord, StorageError};
-use crate::tabular::{ReadOptions, read_table_bytes};
+use crate::tabular::{ReadOptions, TableReader, read_table_bytes};
 
 const UPLOAD_LIMIT: usize = 32 * 1024 * 1024;
 
@@ -56,6 +56,7 @@ pub fn router() -> Router<AppState> {
             "/admin/rounds/{key}/evidence",
             post(upload_evidence).layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
         )
+        .route("/admin/rounds/{key}/rejects/{token}", get(download_rejects))
         .route("/admin/rounds/{key}/plan", post(generate_plan))
         .route("/admin/rounds/{key}/reassign", post(reassign))
         .route("/admin/rounds/{key}/plan-unassigned", post(plan_unassigned))
@@ -292,26 +293,110 @@ pub struct ImportView {
     pub what: &'static str,
     pub applied: bool,
     pub imported: usize,
+    /// The first rejected rows (at most [`REJECTS_SHOWN`]).
     pub rejected: Vec<(usize, String, String)>,
+    /// Rows rejected in all.
+    pub rejected_count: usize,
+    /// Where every rejected row can be downloaded as a CSV, when it was kept.
+    pub rejects_url: Option<String>,
+    /// Rejected rows in that file (fewer than `rejected_count` only past its size limit).
+    pub rejects_in_file: usize,
     pub warnings: Vec<String>,
     pub encoding: String,
 }
 
+/// Rejected rows listed on the page; the rest are in the rejects download.
+const REJECTS_SHOWN: usize = 200;
+/// Most bytes of rejected rows kept (on disk) for download per upload: every row of a full
+/// upload with a long reason each.
+const REJECTS_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// A rejects download not fetched within this long is removed.
+const REJECTS_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl ImportView {
-    fn new(what: &'static str, r: ImportReport) -> ImportView {
+    fn new(what: &'static str, r: ImportReport, rejects: Option<(String, usize)>) -> ImportView {
+        let (rejects_url, rejects_in_file) = rejects.unzip();
         ImportView {
             what,
             applied: r.applied,
             imported: r.imported,
+            rejected_count: r.rejected_count.max(r.rejected.len()),
             rejected: r
                 .rejected
                 .into_iter()
+                .take(REJECTS_SHOWN)
                 .map(|x| (x.line, x.field, x.error))
                 .collect(),
+            rejects_url,
+            rejects_in_file: rejects_in_file.unwrap_or(0),
             warnings: r.warnings,
             encoding: r.encoding.unwrap_or_default(),
         }
     }
+}
+
+/// Uploads' rejected rows wait here for their download, one CSV file per upload, named by a
+/// random token (the link is the only way to it; it is removed once fetched or expired).
+fn rejects_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("sheping-rejects")
+}
+
+fn rejects_path(token: &str) -> Option<std::path::PathBuf> {
+    let valid = token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit());
+    valid.then(|| rejects_dir().join(format!("{token}.csv")))
+}
+
+/// A new token and its file's path; expired files are removed on the way.
+fn new_rejects_file() -> Option<(String, std::path::PathBuf)> {
+    use rand::Rng;
+    let dir = rejects_dir();
+    std::fs::create_dir_all(&dir).ok()?;
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > REJECTS_TTL);
+            if old {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    let path = rejects_path(&token)?;
+    Some((token, path))
+}
+
+async fn download_rejects(
+    Allow(_session): Allow<ADMIN>,
+    Path((_key, token)): Path<(String, String)>,
+) -> Result<Response, WebError> {
+    let gone = || {
+        WebError::NotFound("错误行文件不存在或已过期(每个文件只能下载一次,保留一小时),请重新上传文件以生成新的错误行清单。".into())
+    };
+    let path = rejects_path(&token).ok_or_else(gone)?;
+    let file = tokio::fs::File::open(&path).await.map_err(|_| gone())?;
+    // Removed now, read from the open handle: one download, streamed, whatever its size.
+    let _ = tokio::fs::remove_file(&path).await;
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    use axum::http::header;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"rejects.csv\"; filename*=UTF-8''%E9%94%99%E8%AF%AF%E8%A1%8C.csv"
+                    .to_string(),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 #[derive(Default)]
@@ -459,9 +544,9 @@ async fn upload(
     mp: Multipart,
     what: &'static str,
 ) -> Result<Response, WebError> {
-    let up = Upload::read(mp).await?;
+    let mut up = Upload::read(mp).await?;
     session.check_csrf(up.get("csrf"))?;
-    let Some((file_name, bytes)) = up.file.clone() else {
+    let Some((file_name, bytes)) = up.file.take() else {
         let extra = RoundPageExtra {
             error: Some("请选择要上传的文件".into()),
             ..Default::default()
@@ -477,29 +562,53 @@ async fn upload(
     let result = state
         .blocking(move |s| {
             let round = s.round(&k)?;
-            let run = || -> Result<ImportReport, ImportError> {
-                let table = read_table_bytes(&bytes, &file_name, &ReadOptions::default())?;
+            let mut rejects_url = None;
+            let mut run = || -> Result<ImportReport, ImportError> {
                 if what == "单位" {
-                    units_import(s, &round, &table, skip_invalid, &actor)
-                } else if what == "佐证数据" {
-                    evidence_import(s, &round, &table, &EvidenceImport { replace }, &actor)
-                } else {
-                    roster_import(
-                        s,
-                        &round,
-                        &table,
-                        &RosterImport {
-                            area_code: area_code.as_deref(),
-                            skip_invalid,
-                            replace,
-                        },
-                        &actor,
-                    )
+                    let table = read_table_bytes(&bytes, &file_name, &ReadOptions::default())?;
+                    return units_import(s, &round, &table, skip_invalid, &actor);
                 }
+                if what == "佐证数据" {
+                    let table = read_table_bytes(&bytes, &file_name, &ReadOptions::default())?;
+                    return evidence_import(s, &round, &table, &EvidenceImport { replace }, &actor);
+                }
+                // Read as a stream, rejected rows to a file: memory does not grow with the
+                // upload's rows or its errors.
+                let reader = TableReader::from_bytes(&bytes, &file_name, &ReadOptions::default())?;
+                let spill = new_rejects_file();
+                let mut rejects = match &spill {
+                    Some((_, path)) => RejectLog::spill(REJECTS_SHOWN, path, REJECTS_MAX_BYTES),
+                    None => RejectLog::all(),
+                };
+                let report = roster_import_stream(
+                    s,
+                    &round,
+                    reader,
+                    &RosterImport {
+                        area_code: area_code.as_deref(),
+                        skip_invalid,
+                        replace,
+                    },
+                    &actor,
+                    &mut rejects,
+                );
+                if let Some((token, path)) = spill {
+                    if report.is_ok() && rejects.spilled() > 0 {
+                        rejects_url = Some((
+                            format!("{}/rejects/{token}", round_url(&round.key)),
+                            rejects.spilled(),
+                        ));
+                    } else {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                report
             };
-            Ok(run())
+            let report = run();
+            Ok((report, rejects_url))
         })
         .await?;
+    let (result, rejects_url) = result;
     let (status, extra) = match result {
         Ok(report) => {
             let status = if report.applied {
@@ -510,7 +619,7 @@ async fn upload(
             (
                 status,
                 RoundPageExtra {
-                    report: Some(ImportView::new(what, report)),
+                    report: Some(ImportView::new(what, report, rejects_url)),
                     ..Default::default()
                 },
             )

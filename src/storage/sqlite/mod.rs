@@ -84,6 +84,10 @@ const WRITER_CACHE_KIB: i64 = 8_192;
 /// The writer's page cache during bulk writes (a plan, an import, a queue rebuild): their
 /// inserts land all over B-trees of a million rows, and with 8 MiB they kept re-reading pages.
 const BULK_CACHE_KIB: i64 = 65_536;
+/// The page cache of a roster import: members arrive unit by unit, so their rows and their
+/// (unit, phone) index grow at the right edge and a small cache serves them; the import's
+/// memory must stay bounded for a province-wide file (issue 20.2).
+const ROSTER_CACHE_KIB: i64 = 8_192;
 
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -201,8 +205,17 @@ impl SqliteStore {
     /// Like [`SqliteStore::write`], for a bulk write: it runs with the larger page cache, which
     /// is shrunk again after it (freeing the pages above the limit), also when it fails.
     pub(crate) fn write_bulk<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.write_bulk_with_cache(BULK_CACHE_KIB, f)
+    }
+
+    /// [`SqliteStore::write_bulk`] with a page cache of `cache_kib`.
+    fn write_bulk_with_cache<T>(
+        &self,
+        cache_kib: i64,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
         self.write(|tx| {
-            tx.pragma_update(None, "cache_size", -BULK_CACHE_KIB)?;
+            tx.pragma_update(None, "cache_size", -cache_kib)?;
             let out = f(tx);
             if let Err(e) = tx.pragma_update(None, "cache_size", -WRITER_CACHE_KIB) {
                 tracing::warn!(error = %e, "could not shrink the writer's page cache after a bulk write");
@@ -858,7 +871,7 @@ impl Storage for SqliteStore {
         actor: &str,
         feed: &mut dyn FnMut(&mut dyn MemberSink) -> Result<bool>,
     ) -> Result<Option<usize>> {
-        self.write_bulk(|tx| {
+        self.write_bulk_with_cache(ROSTER_CACHE_KIB, |tx| {
             ensure_unlocked(tx, round.id)?;
             let mut sink = MembersSink {
                 tx,
