@@ -117,6 +117,10 @@ fn a_million_row_roster_above_the_old_size_cap_imports_in_bounded_memory() {
         "{stdout}"
     );
     assert_eq!(sp.count("SELECT COUNT(*) FROM members"), rows as i64);
+    eprintln!(
+        "roster import of {rows} rows: peak memory {} MiB",
+        peak / MIB
+    );
     assert!(
         peak <= 128 * MIB,
         "peak memory {} MiB for {rows} rows",
