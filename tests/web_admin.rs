@@ -889,3 +889,42 @@ async fn an_unknown_stored_outcome_is_named_on_every_page() {
     assert_ne!(page.status, 500, "{}", page.body);
     assert!(page.body.contains(&format!("#{attempt}")), "{}", page.body);
 }
+
+/// A refused roster upload, as the office sees it: rows name the file's own column headers,
+/// a unit the round lacks points to this page's unit upload (never to a command-line tool),
+/// and warnings say that nothing was stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_upload_speaks_the_offices_language() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    // The file's own headers: 单位 / 代表姓名 / 手机号码 (aliases of unit / name / phone);
+    // one unknown unit, one bad phone, and a warning-worthy extra column.
+    let roster = "单位,代表姓名,手机号码,籍贯\n不存在的局,张三,13955501001,汉滨\n汉滨区教育体育局,李四,12345,汉滨\n";
+    let (status, page) = upload(
+        &admin,
+        &format!("/admin/rounds/{ROUND}/roster"),
+        &csrf,
+        "bad.csv",
+        roster.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("整个文件未导入"), "{page}");
+    assert!(page.contains("<td>单位</td>"), "{page}");
+    assert!(page.contains("<td>手机号码</td>"), "{page}");
+    assert!(!page.contains("<td>unit</td>") && !page.contains("<td>phone</td>"));
+    assert!(!page.contains("sheping "), "no command-line advice: {page}");
+    assert!(page.contains("id=\"units-hint\""), "{page}");
+    assert!(page.contains("“导入参评单位”"), "{page}");
+    assert!(
+        page.contains("籍贯"),
+        "the ignored column is warned about: {page}"
+    );
+    assert!(page.contains("本次没有保存任何数据"), "{page}");
+    assert_eq!(
+        sp.count("SELECT COUNT(*) FROM members WHERE name IN ('张三', '李四')"),
+        0
+    );
+}

@@ -316,7 +316,9 @@ impl<'u> RowChecker<'u> {
                     let names = self.units.iter().map(|u| u.name.as_str());
                     let hint = match closest(unit_name, names) {
                         Some(c) => format!(",是否应为“{c}”?"),
-                        None => ",请先用 `sheping units import` 导入参评单位".into(),
+                        // The domain names no tool: the CLI and the console each say how
+                        // units are imported there.
+                        None => ",请先导入该参评单位,再导入其代表名单".into(),
                     };
                     return Err(reject(
                         "unit",

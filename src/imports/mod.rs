@@ -54,6 +54,30 @@ pub struct ImportReport {
     pub encoding: Option<String>,
     #[serde(skip)]
     pub headers: Vec<String>,
+    /// Field key (`unit`, `phone`, ...) → the file's own header of that column, so that a
+    /// page can name the column as the office's spreadsheet does.
+    #[serde(skip)]
+    pub field_headers: std::collections::BTreeMap<String, String>,
+}
+
+impl ImportReport {
+    /// The file's header for a field key, or the key when the file has no such column.
+    pub fn header_of<'a>(&'a self, field: &'a str) -> &'a str {
+        self.field_headers.get(field).map_or(field, String::as_str)
+    }
+}
+
+/// Each column's field key → the header the file gave it.
+fn field_headers(
+    columns: &[crate::domain::import::Column],
+    indexes: impl IntoIterator<Item = Option<usize>>,
+    headers: &[String],
+) -> std::collections::BTreeMap<String, String> {
+    columns
+        .iter()
+        .zip(indexes)
+        .filter_map(|(c, i)| Some((c.field.to_string(), headers.get(i?)?.clone())))
+        .collect()
 }
 
 impl ImportReport {
@@ -121,6 +145,7 @@ pub fn units_import(
         rejected,
         encoding: table.encoding.map(|e| e.name().to_string()),
         headers: table.headers.clone(),
+        field_headers: field_headers(UNIT_COLUMNS, columns, &table.headers),
         ..Default::default()
     };
     let known: Vec<&[&str]> = UNIT_COLUMNS.iter().map(|c| c.aliases).collect();
@@ -232,6 +257,7 @@ pub fn roster_import_stream(
         warnings,
         units: summary.units,
         encoding,
+        field_headers: field_headers(roster::ROSTER_COLUMNS, columns.iter().copied(), &headers),
         headers,
     })
 }

@@ -303,6 +303,8 @@ pub struct ImportView {
     pub rejects_in_file: usize,
     pub warnings: Vec<String>,
     pub encoding: String,
+    /// Some row names a unit the round does not have: the page says where units are uploaded.
+    pub unit_missing: bool,
 }
 
 /// Rejected rows listed on the page; the rest are in the rejects download.
@@ -316,17 +318,23 @@ const REJECTS_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 impl ImportView {
     fn new(what: &'static str, r: ImportReport, rejects: Option<(String, usize)>) -> ImportView {
         let (rejects_url, rejects_in_file) = rejects.unzip();
+        // Fields are named by the file's own headers, as the office's spreadsheet shows them.
+        let rejected = r
+            .rejected
+            .iter()
+            .take(REJECTS_SHOWN)
+            .map(|x| (x.line, r.header_of(&x.field).to_string(), x.error.clone()))
+            .collect();
         ImportView {
             what,
             applied: r.applied,
             imported: r.imported,
             rejected_count: r.rejected_count.max(r.rejected.len()),
-            rejected: r
+            unit_missing: r
                 .rejected
-                .into_iter()
-                .take(REJECTS_SHOWN)
-                .map(|x| (x.line, x.field, x.error))
-                .collect(),
+                .iter()
+                .any(|x| x.field == "unit" && x.error.contains("不在本轮参评单位中")),
+            rejected,
             rejects_url,
             rejects_in_file: rejects_in_file.unwrap_or(0),
             warnings: r.warnings,
