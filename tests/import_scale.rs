@@ -379,3 +379,117 @@ fn a_roster_read_through_the_cli_reports_lines_across_read_chunks() {
         "{stderr}"
     );
 }
+
+/// Uploads read whole (units, evidence) are bounded by their cell count, whatever the file's
+/// shape: a units file of nearly 32 MiB is refused naming the limit, and the server does not
+/// grow by more than 256 MiB.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_units_upload_is_refused_by_its_cell_budget_without_growing_the_server() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    let pid = server.child.id();
+    let before = vm_hwm(pid).unwrap();
+    // 15 million one-character cells: the most cells a 32 MiB CSV can hold.
+    let mut body = String::from("单位名称,单位类型,系统,单位代码\n");
+    while body.len() < 30 * MIB as usize {
+        body.push_str("x,y,z,w\n");
+    }
+    let (status, page) = upload(
+        &admin,
+        "/admin/rounds/t/units",
+        &csrf,
+        "units.csv",
+        body.into_bytes(),
+    )
+    .await;
+    let grown = vm_hwm(pid).unwrap().saturating_sub(before);
+    assert_eq!(status, 422, "{}", &page[..page.len().min(2000)]);
+    assert!(page.contains("超过 1000000 个单元格"), "{page}");
+    assert!(grown <= 256 * MIB, "the server grew by {} MiB", grown / MIB);
+    assert_eq!(sp.count("SELECT COUNT(*) FROM units"), 3);
+}
+
+/// A units upload's rejected rows are all offered as a download, like a roster's, and the
+/// page lists only the first 200 with the count (the helper uploads with 跳过有错误的行).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_units_upload_offers_every_rejected_row() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    let rows = 1_500;
+    let mut body = String::from("单位名称,单位类型,系统,单位代码\n");
+    for i in 0..rows {
+        body.push_str(&format!("新单位{i},不知道什么类型,测试,N{i}\n"));
+    }
+    let (status, page) = upload(
+        &admin,
+        "/admin/rounds/t/units",
+        &csrf,
+        "units.csv",
+        body.into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", &page[..page.len().min(2000)]);
+    assert!(page.contains(&format!("跳过了 {rows} 行")), "{page}");
+    assert!(page.contains("下表只列出前 200 行"), "{page}");
+    let link = page
+        .split("id=\"rejects-link\"")
+        .next()
+        .and_then(|s| s.rsplit("href=\"").next())
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    assert!(link.starts_with("/admin/rounds/t/rejects/"), "{link}");
+    let csv = admin.get(&link).await;
+    assert_eq!(csv.status, 200);
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines.len(), rows + 1);
+    assert!(lines[0].ends_with("错误"), "{}", lines[0]);
+    assert!(
+        lines[rows].starts_with(&format!("新单位{},", rows - 1)),
+        "{}",
+        lines[rows]
+    );
+    assert_eq!(sp.count("SELECT COUNT(*) FROM units"), 3);
+}
+
+/// A survey definition uploaded with a new round is a few kilobytes: a file of many megabytes
+/// (within the upload limit) is refused before it is parsed, and the server does not grow.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_survey_upload_is_refused_before_it_is_parsed() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    let pid = server.child.id();
+    let before = vm_hwm(pid).unwrap();
+    let mut toml = String::from("title = \"大\"\n");
+    while toml.len() < 20 * MIB as usize {
+        toml.push_str("# 注释注释注释注释注释注释注释注释注释注释注释注释注释\n");
+    }
+    let form = Form::new()
+        .text("csrf", csrf)
+        .text("key", "big")
+        .text("title", "大问卷")
+        .part(
+            "survey",
+            Part::bytes(toml.into_bytes()).file_name("big.toml"),
+        );
+    let r = admin
+        .client
+        .post(format!("{}/admin/rounds", admin.url))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let page = r.text().await.unwrap();
+    let grown = vm_hwm(pid).unwrap().saturating_sub(before);
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("超过 256 KiB 的上限"), "{page}");
+    assert!(grown <= 256 * MIB, "the server grew by {} MiB", grown / MIB);
+    assert_eq!(sp.count("SELECT COUNT(*) FROM rounds WHERE key = 'big'"), 0);
+}

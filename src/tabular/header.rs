@@ -7,17 +7,23 @@ use super::{Row, TableError};
 pub(super) struct Shaper {
     file: String,
     max_rows: usize,
+    /// Most cells in all data rows (padded to the header's width): bounds the memory of a
+    /// table read whole, whatever its shape.
+    max_cells: usize,
     pub(super) headers: Option<Vec<String>>,
     rows: usize,
+    cells: usize,
 }
 
 impl Shaper {
-    pub(super) fn new(file: &str, max_rows: usize) -> Self {
+    pub(super) fn new(file: &str, max_rows: usize, max_cells: usize) -> Self {
         Shaper {
             file: file.to_string(),
             max_rows,
+            max_cells,
             headers: None,
             rows: 0,
+            cells: 0,
         }
     }
 
@@ -56,6 +62,14 @@ impl Shaper {
         }
         if cells.len() < width {
             cells.resize(width, String::new());
+        }
+        self.cells = self.cells.saturating_add(cells.len());
+        if self.cells > self.max_cells {
+            return Err(TableError::TooManyCells {
+                file: self.file.clone(),
+                line,
+                max: self.max_cells,
+            });
         }
         Ok(Some(Row { line, cells }))
     }

@@ -98,6 +98,9 @@ pub struct ReadOptions {
     pub max_cell_chars: usize,
     /// Most data rows (the header and blank rows do not count).
     pub max_rows: usize,
+    /// Most cells in all data rows, each row counted at the header's width (a bound on the
+    /// memory of a table read whole; unbounded by default, as streamed rows need none).
+    pub max_cells: usize,
 }
 
 impl Default for ReadOptions {
@@ -107,6 +110,7 @@ impl Default for ReadOptions {
             max_bytes: 64 * 1024 * 1024,
             max_cell_chars: 2_000,
             max_rows: 2_000_000,
+            max_cells: usize::MAX,
         }
     }
 }
@@ -270,6 +274,14 @@ pub enum TableError {
         max: usize,
     },
     #[error(
+        "文件“{file}”的内容超过 {max} 个单元格(在第 {line} 行超出),不像是这一类名单。请确认选择的文件,或删去多余的行和列后重新上传。"
+    )]
+    TooManyCells {
+        file: String,
+        line: usize,
+        max: usize,
+    },
+    #[error(
         "文件“{file}”第 {line} 行{}有内容,但表格最多只能有 {max} 列。请删除多余的列后重新导入。",
         col_label(*.column, "")
     )]
@@ -424,7 +436,7 @@ impl<'r> TableReader<'r> {
             encoding: table.encoding,
             format: table.format,
             source: Source::Borrowed(table.rows.iter()),
-            shaper: Shaper::new("", usize::MAX),
+            shaper: Shaper::new("", usize::MAX, usize::MAX),
         }
     }
 
@@ -462,7 +474,7 @@ impl<'r> TableReader<'r> {
                 file: file.to_string(),
             });
         }
-        let shaper = Shaper::new(file, opts.max_rows);
+        let shaper = Shaper::new(file, opts.max_rows, opts.max_cells);
         if prefix.starts_with(ZIP_MAGIC) {
             // The archive's directory is at its end: a workbook is read whole (compressed).
             input.read_to_end(&mut prefix).map_err(io_err)?;

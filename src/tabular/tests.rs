@@ -841,6 +841,7 @@ fn small_opts() -> ReadOptions {
         max_bytes: 1 << 16,
         max_cell_chars: 50,
         max_rows: 20,
+        max_cells: 200,
     }
 }
 
@@ -1355,4 +1356,31 @@ fn records_cut_at_any_byte_read_the_same() {
             );
         }
     }
+}
+
+#[test]
+fn a_table_read_whole_stops_at_its_cell_budget() {
+    let mut o = opts();
+    o.max_cells = 6;
+    // Three columns: two rows fit (6 cells), the third is refused naming its line.
+    let ok = read_table_bytes(b"a,b,c\n1,2,3\n4,5,6\n", "t.csv", &o).unwrap();
+    assert_eq!(ok.rows.len(), 2);
+    let err = read_table_bytes(b"a,b,c\n1,2,3\n4,5,6\n7,8,9\n", "t.csv", &o).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TableError::TooManyCells {
+                line: 4,
+                max: 6,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // Short rows count at the header's width: a wide header cannot hide a large table.
+    let err = read_table_bytes(b"a,b,c,d,e,f,g\n1\n", "t.csv", &o).unwrap_err();
+    assert!(
+        matches!(err, TableError::TooManyCells { line: 2, .. }),
+        "{err:?}"
+    );
 }

@@ -35,6 +35,12 @@ use crate::storage::{NewRound, NewUser, RoundRecord, StorageError};
 use crate::tabular::{ReadOptions, TableReader, read_table_bytes};
 
 const UPLOAD_LIMIT: usize = 32 * 1024 * 1024;
+/// Most cells of an upload read whole (units, evidence): a province's units list is a few
+/// thousand rows; a million cells keep such a table, and its rejected rows, far below the
+/// server's 256 MiB bound per upload.
+const WHOLE_TABLE_CELLS: usize = 1_000_000;
+/// Largest survey definition accepted with a new round.
+const SURVEY_LIMIT: usize = 256 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -213,6 +219,15 @@ async fn create_round(
         _ => Err("实施期需同时填写开始和结束日期".to_string()),
     };
     let (survey_text, source) = match &up.file {
+        // A survey definition is a few kilobytes; parsing a huge one would cost the server
+        // many times its size.
+        Some((name, bytes)) if bytes.len() > SURVEY_LIMIT => {
+            return Err(WebError::BadRequest(format!(
+                "问卷文件“{name}”有 {} 字节,超过 {} KiB 的上限:问卷定义只需几千字节,请确认选择的是问卷 TOML 文件",
+                bytes.len(),
+                SURVEY_LIMIT / 1024
+            )));
+        }
         Some((name, bytes)) => (
             String::from_utf8(bytes.clone())
                 .map_err(|_| WebError::BadRequest("问卷文件必须是 UTF-8 编码的 TOML".into()))?,
@@ -572,13 +587,37 @@ async fn upload(
             let round = s.round(&k)?;
             let mut rejects_url = None;
             let mut run = || -> Result<ImportReport, ImportError> {
-                if what == "单位" {
-                    let table = read_table_bytes(&bytes, &file_name, &ReadOptions::default())?;
-                    return units_import(s, &round, &table, skip_invalid, &actor);
-                }
-                if what == "佐证数据" {
-                    let table = read_table_bytes(&bytes, &file_name, &ReadOptions::default())?;
-                    return evidence_import(s, &round, &table, &EvidenceImport { replace }, &actor);
+                if what == "单位" || what == "佐证数据" {
+                    // Read whole (these lists are small by nature): the cell budget bounds the
+                    // table's memory whatever the file's shape, and every rejected row is
+                    // offered as a download like a roster's.
+                    let opts = ReadOptions {
+                        max_cells: WHOLE_TABLE_CELLS,
+                        ..ReadOptions::default()
+                    };
+                    let table = read_table_bytes(&bytes, &file_name, &opts)?;
+                    let report = if what == "单位" {
+                        units_import(s, &round, &table, skip_invalid, &actor)?
+                    } else {
+                        evidence_import(s, &round, &table, &EvidenceImport { replace }, &actor)?
+                    };
+                    if !report.rejected.is_empty()
+                        && let Some((token, path)) = new_rejects_file()
+                    {
+                        match report.write_rejects(&path) {
+                            Ok(()) => {
+                                rejects_url = Some((
+                                    format!("{}/rejects/{token}", round_url(&round.key)),
+                                    report.rejected.len(),
+                                ));
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not keep the rejected rows");
+                                let _ = std::fs::remove_file(path);
+                            }
+                        }
+                    }
+                    return Ok(report);
                 }
                 // Read as a stream, rejected rows to a file: memory does not grow with the
                 // upload's rows or its errors.
