@@ -149,48 +149,8 @@ pub fn reassign(
             unit_id: a.unit_id,
         })
         .collect();
-    let staying: Vec<_> = pending
-        .iter()
-        .filter(|a| targets.contains(&a.operator))
-        .cloned()
-        .collect();
-    let mut existing = Loads::from_assignments(&staying);
-    for row in store.call_list(round, None)? {
-        if targets.contains(&row.operator) {
-            let max = existing.max_seq.entry(row.operator).or_default();
-            *max = (*max).max(row.seq);
-        }
-    }
     let exclusions = store.plan_state(round)?.exclusions;
-    let assignments = plan::reassign(&moving, &targets, &exclusions, &existing, seed)?;
-    let inputs = PlanInputs::new(
-        PlanKind::Reassign,
-        &PlanInput {
-            members: moving,
-            operators: targets,
-            exclusions,
-            seed,
-            existing,
-        },
-    );
-    let record = store.apply_plan(
-        round,
-        &NewPlan {
-            kind: "reassign",
-            seed,
-            algorithm: plan::PLAN_ALGORITHM,
-            operators: inputs.operators.clone(),
-            digest: plan::plan_digest(&assignments),
-            inputs: inputs_json(&inputs)?,
-        },
-        &assignments,
-        actor,
-    )?;
-    Ok(PlanOutcome {
-        plan: record,
-        planned: assignments.len(),
-        called: 0,
-    })
+    reassign_members(store, round, moving, targets, exclusions, seed, actor)
 }
 
 /// Plans the members no operator has (added by a roster upload after the plan) over
@@ -209,33 +169,51 @@ pub fn plan_unassigned(
             "每名代表都已分配话务员,没有需要安排的代表".into(),
         ));
     }
-    let pending: Vec<_> = store
+    reassign_members(
+        store,
+        round,
+        state.unassigned,
+        operators,
+        state.exclusions,
+        seed,
+        actor,
+    )
+}
+
+/// A reassignment-kind plan: `members` drawn over `targets`, whose pending calls are their
+/// existing loads and whose numbering continues after every call they already have.
+fn reassign_members(
+    store: &dyn Store,
+    round: &RoundRecord,
+    members: Vec<PlanMember>,
+    targets: Vec<String>,
+    exclusions: std::collections::BTreeSet<(String, i64)>,
+    seed: u64,
+    actor: &str,
+) -> Result<PlanOutcome, EngineError> {
+    let staying: Vec<_> = store
         .pending_assignments(round)?
         .into_iter()
-        .filter(|a| operators.contains(&a.operator))
+        .filter(|a| targets.contains(&a.operator))
         .collect();
-    let mut existing = Loads::from_assignments(&pending);
+    let mut existing = Loads::from_assignments(&staying);
     for row in store.call_list(round, None)? {
-        if operators.contains(&row.operator) {
+        if targets.contains(&row.operator) {
             let max = existing.max_seq.entry(row.operator).or_default();
             *max = (*max).max(row.seq);
         }
     }
-    let input = PlanInput {
-        members: state.unassigned,
-        operators,
-        exclusions: state.exclusions,
-        seed,
-        existing,
-    };
-    let assignments = plan::reassign(
-        &input.members,
-        &input.operators,
-        &input.exclusions,
-        &input.existing,
-        seed,
-    )?;
-    let inputs = PlanInputs::new(PlanKind::Reassign, &input);
+    let assignments = plan::reassign(&members, &targets, &exclusions, &existing, seed)?;
+    let inputs = PlanInputs::new(
+        PlanKind::Reassign,
+        &PlanInput {
+            members,
+            operators: targets,
+            exclusions,
+            seed,
+            existing,
+        },
+    );
     let record = store.apply_plan(
         round,
         &NewPlan {
