@@ -400,6 +400,9 @@ fn previous_round(store: &dyn Store, current: &RoundRecord) -> Result<RoundRecor
     store.import_attempts(&round, &attempts, ACTOR, Utc::now())?;
     crate::imports::demo_onsite(store, &round, ACTOR)?;
     store.lock_round(&round, ACTOR)?;
+    // A finished year's contacts are deleted once its results are final, as the office does
+    // (个人信息保护法): the demo's 2021 round holds no names or numbers either.
+    store.purge_contacts(&round, ACTOR)?;
     Ok(store.round(PREVIOUS_ROUND)?)
 }
 

@@ -265,7 +265,7 @@ fn purging_contacts_needs_a_lock_and_keeps_what_results_need() {
     ]);
     assert!(shown.contains("(已清除)"));
     assert_eq!(
-        sp.count("SELECT COUNT(*) FROM audit_log WHERE action = 'round.purge_contacts'"),
+        sp.count("SELECT COUNT(*) FROM audit_log WHERE action = 'round.purge_contacts' AND round_key = '2022'"),
         1
     );
 }
