@@ -7,15 +7,15 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 
-use super::auth::{ADMIN, Allow, Session};
+use super::auth::{ADMIN, Allow, CheckedForm, Session};
 use super::error::encode_component;
 use super::supervise::engine_error;
 use super::views::{Frame, local_time};
@@ -41,6 +41,8 @@ const UPLOAD_LIMIT: usize = 32 * 1024 * 1024;
 const WHOLE_TABLE_CELLS: usize = 1_000_000;
 /// Largest survey definition accepted with a new round.
 const SURVEY_LIMIT: usize = 256 * 1024;
+
+super::auth::form_token!(ActiveForm, AddUserForm, FixPhoneForm, LockForm, ReasonForm);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -703,10 +705,9 @@ async fn generate_plan(
     State(state): State<AppState>,
     Allow(session): Allow<ADMIN>,
     Path(key): Path<String>,
-    Form(fields): Form<Vec<(String, String)>>,
+    CheckedForm(fields): CheckedForm<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
     let get = |n: &str| fields.iter().find(|(k, _)| k == n).map_or("", |(_, v)| v);
-    session.check_csrf(get("csrf"))?;
     let ops: Vec<String> = fields
         .iter()
         .filter(|(k, _)| k == "operator")
@@ -732,10 +733,9 @@ async fn plan_unassigned(
     State(state): State<AppState>,
     Allow(session): Allow<ADMIN>,
     Path(key): Path<String>,
-    Form(fields): Form<Vec<(String, String)>>,
+    CheckedForm(fields): CheckedForm<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
     let get = |n: &str| fields.iter().find(|(k, _)| k == n).map_or("", |(_, v)| v);
-    session.check_csrf(get("csrf"))?;
     let seed = parse_seed(get("seed"))?;
     let actor = session.user.login.clone();
     let k = key.clone();
@@ -758,10 +758,9 @@ async fn reassign(
     State(state): State<AppState>,
     Allow(session): Allow<ADMIN>,
     Path(key): Path<String>,
-    Form(fields): Form<Vec<(String, String)>>,
+    CheckedForm(fields): CheckedForm<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
     let get = |n: &str| fields.iter().find(|(k, _)| k == n).map_or("", |(_, v)| v);
-    session.check_csrf(get("csrf"))?;
     let from = get("from").to_string();
     let to: Vec<String> = fields
         .iter()
@@ -806,9 +805,8 @@ async fn lock_round(
     State(state): State<AppState>,
     Allow(session): Allow<ADMIN>,
     Path(key): Path<String>,
-    Form(form): Form<LockForm>,
+    CheckedForm(form): CheckedForm<LockForm>,
 ) -> Result<Response, WebError> {
-    session.check_csrf(&form.csrf)?;
     if form.confirm.trim() != key {
         let extra = RoundPageExtra {
             error: Some(format!(
@@ -1216,9 +1214,8 @@ async fn fix_phone(
     State(state): State<AppState>,
     Allow(session): Allow<ADMIN>,
     Path((key, id)): Path<(String, i64)>,
-    Form(form): Form<FixPhoneForm>,
+    CheckedForm(form): CheckedForm<FixPhoneForm>,
 ) -> Result<Response, WebError> {
-    session.check_csrf(&form.csrf)?;
     let area = Some(form.area_code.trim()).filter(|a| !a.is_empty());
     let parsed = phone::parse_phone(&form.phone, area);
     let reason = form.reason.trim().to_string();
@@ -1267,9 +1264,8 @@ async fn reopen(
     State(state): State<AppState>,
     Allow(session): Allow<ADMIN>,
     Path((key, id)): Path<(String, i64)>,
-    Form(form): Form<ReasonForm>,
+    CheckedForm(form): CheckedForm<ReasonForm>,
 ) -> Result<Response, WebError> {
-    session.check_csrf(&form.csrf)?;
     let reason = form.reason.trim().to_string();
     let result = if reason.is_empty() {
         Err(WebError::BadRequest("请填写重新开放的原因".into()))
@@ -1310,10 +1306,9 @@ async fn edit_answers(
     State(state): State<AppState>,
     Allow(session): Allow<ADMIN>,
     Path((key, attempt_id)): Path<(String, i64)>,
-    Form(fields): Form<Vec<(String, String)>>,
+    CheckedForm(fields): CheckedForm<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
     let get = |n: &str| fields.iter().find(|(k, _)| k == n).map_or("", |(_, v)| v);
-    session.check_csrf(get("csrf"))?;
     let reason = get("reason").trim().to_string();
     let k = key.clone();
     let (round, attempt) = state
@@ -1427,9 +1422,8 @@ pub struct AddUserForm {
 async fn add_user(
     State(state): State<AppState>,
     Allow(session): Allow<ADMIN>,
-    Form(form): Form<AddUserForm>,
+    CheckedForm(form): CheckedForm<AddUserForm>,
 ) -> Result<Response, WebError> {
-    session.check_csrf(&form.csrf)?;
     let login = form.login.trim().to_string();
     let name = form.name.trim().to_string();
     let generated = form.password.is_empty();
@@ -1505,9 +1499,8 @@ async fn set_active(
     State(state): State<AppState>,
     Allow(session): Allow<ADMIN>,
     Path(login): Path<String>,
-    Form(form): Form<ActiveForm>,
+    CheckedForm(form): CheckedForm<ActiveForm>,
 ) -> Result<Response, WebError> {
-    session.check_csrf(&form.csrf)?;
     let active = form.active == "1";
     if !active && login == session.user.login {
         let page = users_view(
@@ -1546,9 +1539,8 @@ async fn reset_password(
     State(state): State<AppState>,
     Allow(session): Allow<ADMIN>,
     Path(login): Path<String>,
-    Form(form): Form<super::auth::CsrfOnly>,
+    CheckedForm(_form): CheckedForm<super::auth::CsrfOnly>,
 ) -> Result<Response, WebError> {
-    session.check_csrf(&form.csrf)?;
     let password = user::generate_password(&mut rand::rng());
     let actor = session.user.login.clone();
     let (l, pw) = (login.clone(), password.clone());

@@ -188,6 +188,75 @@ impl OptionalFromRequestParts<AppState> for Session {
 /// A session whose role is in `MASK` (see [`ADMIN`] …); any other role gets 403, logged.
 pub struct Allow<const MASK: u8>(pub Session);
 
+/// The form token a state-changing form must carry, left in the request by [`Allow`] for
+/// [`CheckedForm`].
+#[derive(Clone)]
+struct ExpectedToken {
+    csrf: String,
+    login: String,
+}
+
+/// A state-changing form whose token matches the session's. It comes after an [`Allow`] in a
+/// handler's arguments (the role is checked first, as before any path or form is read) and
+/// checks the token itself, so no handler can forget it. Multipart uploads carry their token
+/// inside the body and check it themselves ([`Session::check_csrf`]).
+pub struct CheckedForm<T>(pub T);
+
+/// A form that carries the session's form token.
+pub trait FormToken {
+    fn form_token(&self) -> &str;
+}
+
+/// Forms read as name/value pairs (several values per name).
+impl FormToken for Vec<(String, String)> {
+    fn form_token(&self) -> &str {
+        self.iter()
+            .find(|(k, _)| k == "csrf")
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+impl<T> axum::extract::FromRequest<AppState> for CheckedForm<T>
+where
+    T: serde::de::DeserializeOwned + FormToken + Send,
+{
+    type Rejection = WebError;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, WebError> {
+        // Without an `Allow` before it there is no session to check against: refused.
+        let expected = req
+            .extensions()
+            .get::<ExpectedToken>()
+            .cloned()
+            .ok_or(WebError::Csrf)?;
+        let Form(form) =
+            <Form<T> as axum::extract::FromRequest<AppState>>::from_request(req, state)
+                .await
+                .map_err(|r| WebError::Form(r.status(), r.body_text()))?;
+        let submitted = form.form_token();
+        if !submitted.is_empty() && constant_time_eq(submitted, &expected.csrf) {
+            Ok(CheckedForm(form))
+        } else {
+            tracing::warn!(user = %expected.login, "form token mismatch");
+            Err(WebError::Csrf)
+        }
+    }
+}
+
+/// Forms with a `csrf` field.
+macro_rules! form_token {
+    ($($t:ty),* $(,)?) => {
+        $(impl $crate::web::auth::FormToken for $t {
+            fn form_token(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+pub(crate) use form_token;
+
+form_token!(CsrfOnly, PasswordForm);
+
 impl<const MASK: u8> FromRequestParts<AppState> for Allow<MASK> {
     type Rejection = WebError;
 
@@ -195,6 +264,15 @@ impl<const MASK: u8> FromRequestParts<AppState> for Allow<MASK> {
         let session =
             <Session as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
         if role_bit(session.user.role) & MASK != 0 {
+            if !matches!(
+                parts.method,
+                axum::http::Method::GET | axum::http::Method::HEAD
+            ) {
+                parts.extensions.insert(ExpectedToken {
+                    csrf: session.csrf.clone(),
+                    login: session.user.login.clone(),
+                });
+            }
             return Ok(Allow(session));
         }
         let login = session.user.login.clone();
@@ -466,9 +544,8 @@ pub struct CsrfOnly {
 pub async fn logout(
     State(state): State<AppState>,
     Allow(session): Allow<ANYONE>,
-    Form(form): Form<CsrfOnly>,
+    CheckedForm(_form): CheckedForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
-    session.check_csrf(&form.csrf)?;
     let id_hash = session.id_hash.clone();
     let login = session.user.login.clone();
     state
@@ -518,9 +595,8 @@ pub struct PasswordForm {
 pub async fn password_submit(
     State(state): State<AppState>,
     Allow(session): Allow<ANYONE>,
-    Form(form): Form<PasswordForm>,
+    CheckedForm(form): CheckedForm<PasswordForm>,
 ) -> Result<Response, WebError> {
-    session.check_csrf(&form.csrf)?;
     let page = |error: Option<String>, done: bool| PasswordPage {
         f: session.frame("password"),
         error,

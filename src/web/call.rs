@@ -16,16 +16,16 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use super::auth::{Allow, OPERATOR, Session};
+use super::auth::{Allow, CheckedForm, OPERATOR, Session};
 use super::error::encode_component;
 use super::views::{Frame, local_midnight_ms, local_time, short_time};
 use super::{AppState, ConsoleStore, WebError};
@@ -38,6 +38,8 @@ use crate::storage::{
     AttemptInput, AuditEvent, CallScreen, Claim, RecordError, RoundRecord, StorageError,
     UserRecord, in_snapshot,
 };
+
+super::auth::form_token!(NextForm, ReleaseForm, RenewForm);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -619,9 +621,8 @@ pub struct NextForm {
 async fn next(
     State(state): State<AppState>,
     Allow(session): Allow<OPERATOR>,
-    Form(form): Form<NextForm>,
+    CheckedForm(form): CheckedForm<NextForm>,
 ) -> Result<Response, WebError> {
-    session.check_csrf(&form.csrf)?;
     let Some(or) = operator_round(&state, &session.user, Some(form.round)).await? else {
         return Ok(Redirect::to("/call").into_response());
     };
@@ -738,7 +739,7 @@ fn parse_submission(
 async fn record(
     State(state): State<AppState>,
     Allow(session): Allow<OPERATOR>,
-    Form(fields): Form<Vec<(String, String)>>,
+    CheckedForm(fields): CheckedForm<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
     let get = |name: &str| {
         fields
@@ -746,7 +747,6 @@ async fn record(
             .find(|(k, _)| k == name)
             .map_or("", |(_, v)| v.as_str())
     };
-    session.check_csrf(get("csrf"))?;
     let token = get("token").to_string();
     let requested = get("round").to_string();
     let now = Utc::now();
@@ -858,9 +858,8 @@ pub struct ReleaseForm {
 async fn release(
     State(state): State<AppState>,
     Allow(session): Allow<OPERATOR>,
-    Form(form): Form<ReleaseForm>,
+    CheckedForm(form): CheckedForm<ReleaseForm>,
 ) -> Result<Response, WebError> {
-    session.check_csrf(&form.csrf)?;
     let user = session.user.clone();
     let round = form.round.clone();
     let token = form.token.clone();
@@ -909,9 +908,8 @@ pub struct RenewForm {
 async fn renew(
     State(state): State<AppState>,
     Allow(session): Allow<OPERATOR>,
-    Form(form): Form<RenewForm>,
+    CheckedForm(form): CheckedForm<RenewForm>,
 ) -> Result<Response, WebError> {
-    session.check_csrf(&form.csrf)?;
     let refused = |message: &str| {
         (
             StatusCode::CONFLICT,

@@ -13,6 +13,9 @@ pub enum WebError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// A form body that could not be read as the handler's form (keeps axum's status).
+    #[error("{1}")]
+    Form(StatusCode, String),
     #[error("{0}")]
     Conflict(String),
     /// Not signed in (or the session ended): pages go to sign-in and come back to `next`.
@@ -90,6 +93,7 @@ impl IntoResponse for WebError {
                 (StatusCode::NOT_FOUND, "未找到", m.clone())
             }
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "请求有误", m.clone()),
+            WebError::Form(status, m) => (*status, "请求有误", m.clone()),
             WebError::Conflict(m) | WebError::Storage(StorageError::Conflict(m)) => {
                 (StatusCode::CONFLICT, "无法完成", m.clone())
             }
