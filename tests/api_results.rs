@@ -5,8 +5,8 @@
 mod common;
 mod results_fixture;
 
-use common::Sheping;
-use common::browser::{PASSWORD, Web, WebServer};
+use common::browser::{Web, WebServer};
+use common::{Sheping, add_user, api_token};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sheping::storage::results::ResultsStore;
@@ -23,46 +23,16 @@ struct Api {
     op: String,
 }
 
-fn add_user(sp: &Sheping, login: &str, role: &str) {
-    let out = sp
-        .command()
-        .env("PW", PASSWORD)
-        .args([
-            "user",
-            "add",
-            "--login",
-            login,
-            "--name",
-            login,
-            "--role",
-            role,
-            "--password-env",
-            "PW",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-}
-
-fn token(sp: &Sheping, login: &str) -> String {
-    let t = sp
-        .ok(&["token", "create", "--login", login, "--label", "test"])
-        .trim()
-        .to_string();
-    assert!(t.starts_with("shp_") && t.len() == 68, "{t}");
-    t
-}
-
 fn start() -> Api {
     let sp = Sheping::new();
     build(&sp.db);
     add_user(&sp, "eval", "evaluator");
     add_user(&sp, "stat", "statistician");
     add_user(&sp, "admin", "admin");
-    let eval = token(&sp, "eval");
-    let stat = token(&sp, "stat");
-    let admin = token(&sp, "admin");
-    let op = token(&sp, "op0");
+    let eval = api_token(&sp, "eval");
+    let stat = api_token(&sp, "stat");
+    let admin = api_token(&sp, "admin");
+    let op = api_token(&sp, "op0");
     let server = WebServer::start(&sp, &[]);
     Api {
         sp,

@@ -8,45 +8,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{Browser, PASSWORD, WebServer, fixture, screenshot_dir};
+use common::browser::{Browser, WebServer, fixture, press, screenshot_dir, sign_in, wait_for};
 use thirtyfour::prelude::*;
 
 /// One browser at a time: two cores, and Chromium is heavy.
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn wait_for(d: &WebDriver, css: &str) -> WebElement {
-    d.query(By::Css(css))
-        .wait(Duration::from_secs(15), Duration::from_millis(50))
-        .first()
-        .await
-        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
-}
-
-async fn sign_in(d: &WebDriver, url: &str, login: &str) {
-    d.goto(format!("{url}/login")).await.unwrap();
-    wait_for(d, "input[name=login]")
-        .await
-        .send_keys(login)
-        .await
-        .unwrap();
-    d.find(By::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    d.find(By::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for(d, "header nav .who").await;
-}
-
-async fn press(d: &WebDriver, key: impl Into<TypingData>) {
-    d.action_chain().send_keys(key).perform().await.unwrap();
-}
 
 async fn js(d: &WebDriver, script: &str) -> serde_json::Value {
     d.execute(script, vec![]).await.unwrap().json().clone()

@@ -8,45 +8,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{Browser, PASSWORD, ROUND, UNITS, WebServer, fixture, screenshot_dir};
+use common::browser::{
+    Browser, ROUND, UNITS, WebServer, fixture, screenshot_dir, sign_in, sign_in_with, wait_for,
+};
 use thirtyfour::prelude::*;
 
 /// One browser at a time: two cores, and Chromium is heavy.
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn wait_for(d: &WebDriver, css: &str) -> WebElement {
-    d.query(By::Css(css))
-        .wait(Duration::from_secs(15), Duration::from_millis(50))
-        .first()
-        .await
-        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
-}
-
-async fn sign_in(d: &WebDriver, url: &str, login: &str) {
-    sign_in_with(d, url, login, PASSWORD).await;
-}
-
-async fn sign_in_with(d: &WebDriver, url: &str, login: &str, password: &str) {
-    d.goto(format!("{url}/login")).await.unwrap();
-    wait_for(d, "input[name=login]")
-        .await
-        .send_keys(login)
-        .await
-        .unwrap();
-    d.find(By::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    d.find(By::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for(d, "header nav .who").await;
-}
 
 /// Chooses `file` in the evidence form and submits it; returns the import report's text.
 async fn upload(d: &WebDriver, url: &str, file: &std::path::Path) -> String {

@@ -12,8 +12,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use calamine::{Data, Reader, Xlsx, open_workbook};
-use common::Sheping;
 use common::browser::{PASSWORD, Web, WebServer};
+use common::{Sheping, add_user, api_token};
 use results_fixture::{ROUND, build};
 use serde_json::Value;
 
@@ -257,33 +257,6 @@ fn cli_spss_syntax_runs_clean_in_pspp_with_and_without_comments() {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-fn add_user(sp: &Sheping, login: &str, role: &str) {
-    let out = sp
-        .command()
-        .env("PW", PASSWORD)
-        .args([
-            "user",
-            "add",
-            "--login",
-            login,
-            "--name",
-            login,
-            "--role",
-            role,
-            "--password-env",
-            "PW",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-}
-
-fn token(sp: &Sheping, login: &str) -> String {
-    sp.ok(&["token", "create", "--login", login, "--label", "test"])
-        .trim()
-        .to_string()
-}
-
 struct Api {
     sp: Sheping,
     server: WebServer,
@@ -297,8 +270,8 @@ fn start() -> Api {
     build(&sp.db);
     add_user(&sp, "stat", "statistician");
     add_user(&sp, "eval", "evaluator");
-    let stat = token(&sp, "stat");
-    let eval = token(&sp, "eval");
+    let stat = api_token(&sp, "stat");
+    let eval = api_token(&sp, "eval");
     let server = WebServer::start(&sp, &[]);
     Api {
         sp,

@@ -53,6 +53,16 @@ fn run_measured(mut cmd: Command) -> (bool, u64, String, String) {
     (status.success(), peak, read(&out_path), read(&err_path))
 }
 
+/// The address of the rejects download an upload's page offers.
+fn rejects_link(page: &str) -> String {
+    page.split("id=\"rejects-link\"")
+        .next()
+        .and_then(|s| s.rsplit("href=\"").next())
+        .and_then(|s| s.split('"').next())
+        .expect("a rejects link")
+        .to_string()
+}
+
 /// Writes a roster of `rows` rows (45 per unit, messy but valid phones) and the units file it
 /// needs; returns (units path, roster path).
 fn million_roster(sp: &Sheping, rows: usize) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -299,13 +309,7 @@ async fn an_upload_with_half_a_million_bad_rows_answers_briefly_and_offers_them_
     assert!(page.len() < 256 * 1024, "page of {} bytes", page.len());
     assert!(grown <= 256 * MIB, "the server grew by {} MiB", grown / MIB);
     // Every rejected row, once, as a CSV with the reason.
-    let link = page
-        .split("id=\"rejects-link\"")
-        .next()
-        .and_then(|s| s.rsplit("href=\"").next())
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_string();
+    let link = rejects_link(&page);
     assert!(link.starts_with("/admin/rounds/t/rejects/"), "{link}");
     let csv = admin.get(&link).await;
     assert_eq!(csv.status, 200);
@@ -435,13 +439,7 @@ async fn a_units_upload_offers_every_rejected_row() {
     assert_eq!(status, 200, "{}", &page[..page.len().min(2000)]);
     assert!(page.contains(&format!("跳过了 {rows} 行")), "{page}");
     assert!(page.contains("下表只列出前 200 行"), "{page}");
-    let link = page
-        .split("id=\"rejects-link\"")
-        .next()
-        .and_then(|s| s.rsplit("href=\"").next())
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_string();
+    let link = rejects_link(&page);
     assert!(link.starts_with("/admin/rounds/t/rejects/"), "{link}");
     let csv = admin.get(&link).await;
     assert_eq!(csv.status, 200);

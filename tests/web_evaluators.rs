@@ -10,8 +10,8 @@ mod results_fixture;
 use std::io::Cursor;
 
 use calamine::{Reader, Xlsx};
-use common::Sheping;
-use common::browser::{PASSWORD, Web, WebServer};
+use common::browser::{Web, WebServer};
+use common::{Sheping, add_user, api_token};
 use results_fixture::{ROUND, UNITS, build};
 
 struct Setup {
@@ -23,41 +23,14 @@ struct Setup {
     op_token: String,
 }
 
-fn add_user(sp: &Sheping, login: &str, role: &str) {
-    let out = sp
-        .command()
-        .env("PW", PASSWORD)
-        .args([
-            "user",
-            "add",
-            "--login",
-            login,
-            "--name",
-            login,
-            "--role",
-            role,
-            "--password-env",
-            "PW",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-}
-
-fn token(sp: &Sheping, login: &str) -> String {
-    sp.ok(&["token", "create", "--login", login, "--label", "test"])
-        .trim()
-        .to_string()
-}
-
 fn start() -> Setup {
     let sp = Sheping::new();
     build(&sp.db);
     add_user(&sp, "eval", "evaluator");
     add_user(&sp, "stat", "statistician");
-    let eval_token = token(&sp, "eval");
-    let stat_token = token(&sp, "stat");
-    let op_token = token(&sp, "op0");
+    let eval_token = api_token(&sp, "eval");
+    let stat_token = api_token(&sp, "stat");
+    let op_token = api_token(&sp, "op0");
     let server = WebServer::start(&sp, &[]);
     Setup {
         sp,

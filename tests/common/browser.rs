@@ -453,3 +453,47 @@ impl Drop for Browser {
         let _ = self.chromedriver.wait();
     }
 }
+
+/// The first element matching `css`, waited for up to 15 s.
+pub async fn wait_for(d: &thirtyfour::WebDriver, css: &str) -> thirtyfour::WebElement {
+    use thirtyfour::prelude::*;
+    d.query(By::Css(css))
+        .wait(Duration::from_secs(15), Duration::from_millis(50))
+        .first()
+        .await
+        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+}
+
+/// Signs in through the sign-in page with the fixture's password.
+pub async fn sign_in(d: &thirtyfour::WebDriver, url: &str, login: &str) {
+    sign_in_with(d, url, login, PASSWORD).await;
+}
+
+/// Signs in through the sign-in page and waits for the console's header.
+pub async fn sign_in_with(d: &thirtyfour::WebDriver, url: &str, login: &str, password: &str) {
+    use thirtyfour::prelude::*;
+    d.goto(format!("{url}/login")).await.unwrap();
+    wait_for(d, "input[name=login]")
+        .await
+        .send_keys(login)
+        .await
+        .unwrap();
+    d.find(By::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    d.find(By::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(d, "header nav .who").await;
+}
+
+/// Presses keys on whatever has the focus (the page), like an operator at the keyboard.
+pub async fn press(d: &thirtyfour::WebDriver, key: impl Into<thirtyfour::prelude::TypingData>) {
+    d.action_chain().send_keys(key).perform().await.unwrap();
+}

@@ -151,3 +151,35 @@ pub fn round_with_units(sp: &Sheping) {
         units.to_str().unwrap(),
     ]);
 }
+
+/// Adds a user with the web tests' password ([`browser::PASSWORD`]).
+pub fn add_user(sp: &Sheping, login: &str, role: &str) {
+    let out = sp
+        .command()
+        .env("PW", browser::PASSWORD)
+        .args([
+            "user",
+            "add",
+            "--login",
+            login,
+            "--name",
+            login,
+            "--role",
+            role,
+            "--password-env",
+            "PW",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// A new API token for `login` (printed once by `token create`: `shp_` and 64 hex digits).
+pub fn api_token(sp: &Sheping, login: &str) -> String {
+    let t = sp
+        .ok(&["token", "create", "--login", login, "--label", "test"])
+        .trim()
+        .to_string();
+    assert!(t.starts_with("shp_") && t.len() == 68, "{t}");
+    t
+}
