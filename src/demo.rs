@@ -189,34 +189,7 @@ pub fn ensure_demo(store: &dyn Store) -> Result<bool> {
             ]);
         }
     }
-    let headers: Vec<String> = [
-        "参评单位",
-        "姓名",
-        "联系电话",
-        "代表类别",
-        "工作单位及职务",
-        "备注",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (columns, _) = roster::map_columns(&headers).map_err(anyhow::Error::msg)?;
-    let check = roster::check_roster(
-        rows.iter().enumerate().map(|(i, r)| (i + 2, r.as_slice())),
-        &columns,
-        &store.roster_units(round.id)?,
-        &RosterOptions {
-            area_code: Some("0915".into()),
-            replace: false,
-            panel_size: round.survey.panel_size as usize,
-        },
-    );
-    anyhow::ensure!(
-        check.rejected.is_empty(),
-        "demo roster invalid: {:?}",
-        check.rejected.first()
-    );
-    store.add_members(&round, &check.members, &[], ACTOR)?;
+    store_demo_roster(store, &round, &rows, "demo roster")?;
 
     for (login, name, role, password) in DEMO_USERS {
         store.add_user(
@@ -242,6 +215,44 @@ pub fn ensure_demo(store: &dyn Store) -> Result<bool> {
     let previous = previous_round(store, &round)?;
     store.set_previous_round(&round, &previous, ACTOR)?;
     Ok(true)
+}
+
+/// Checks the demo's generated roster rows with the importers' rules and stores them.
+fn store_demo_roster(
+    store: &dyn Store,
+    round: &RoundRecord,
+    rows: &[Vec<String>],
+    what: &str,
+) -> Result<()> {
+    let headers: Vec<String> = [
+        "参评单位",
+        "姓名",
+        "联系电话",
+        "代表类别",
+        "工作单位及职务",
+        "备注",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (columns, _) = roster::map_columns(&headers).map_err(anyhow::Error::msg)?;
+    let check = roster::check_roster(
+        rows.iter().enumerate().map(|(i, r)| (i + 2, r.as_slice())),
+        &columns,
+        &store.roster_units(round.id)?,
+        &RosterOptions {
+            area_code: Some("0915".into()),
+            replace: false,
+            panel_size: round.survey.panel_size as usize,
+        },
+    );
+    anyhow::ensure!(
+        check.rejected.is_empty(),
+        "{what} invalid: {:?}",
+        check.rejected.first()
+    );
+    store.add_members(round, &check.members, &[], ACTOR)?;
+    Ok(())
 }
 
 /// The demo's previous round, 2021: the same units but one (which did not exist yet) and one
@@ -308,34 +319,7 @@ fn previous_round(store: &dyn Store, current: &RoundRecord) -> Result<RoundRecor
             ]);
         }
     }
-    let headers: Vec<String> = [
-        "参评单位",
-        "姓名",
-        "联系电话",
-        "代表类别",
-        "工作单位及职务",
-        "备注",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (columns, _) = roster::map_columns(&headers).map_err(anyhow::Error::msg)?;
-    let check = roster::check_roster(
-        rows.iter().enumerate().map(|(i, r)| (i + 2, r.as_slice())),
-        &columns,
-        &store.roster_units(round.id)?,
-        &RosterOptions {
-            area_code: Some("0915".into()),
-            replace: false,
-            panel_size: round.survey.panel_size as usize,
-        },
-    );
-    anyhow::ensure!(
-        check.rejected.is_empty(),
-        "demo 2021 roster invalid: {:?}",
-        check.rejected.first()
-    );
-    store.add_members(&round, &check.members, &[], ACTOR)?;
+    store_demo_roster(store, &round, &rows, "demo 2021 roster")?;
     let operator = store
         .users()?
         .into_iter()
