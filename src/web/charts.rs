@@ -50,14 +50,7 @@ async fn round_chart(
             Ok(drawn.svg)
         })
         .await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        svg,
-    )
-        .into_response())
+    Ok(svg_response(svg))
 }
 
 /// A unit's charts (position, profile, distribution): made from the unit-level results only,
@@ -95,14 +88,7 @@ async fn unit_chart(
             Ok(drawn.svg)
         })
         .await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        svg,
-    )
-        .into_response())
+    Ok(svg_response(svg))
 }
 
 /// The report zip stays with admins and statisticians: its quality section and the operators'
@@ -145,6 +131,18 @@ async fn report_zip(
 }
 
 /// Bad stored attempts are named to the user (409), never a bare 500.
+/// A chart drawn for this request (results change with every recorded call: never cached).
+pub(super) fn svg_response(svg: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    )
+        .into_response()
+}
+
 fn report_error(e: report::ReportError) -> WebError {
     match e {
         report::ReportError::Results(crate::results::ResultsError::BadAttempts(m)) => {

@@ -124,21 +124,10 @@ async fn compare_chart(
     Allow(session): Allow<RESULTS>,
     Path((key, with)): Path<(String, String)>,
 ) -> Result<axum::response::Response, WebError> {
-    use axum::response::IntoResponse;
     let (doc, max) = compute_compare(&state, &session, key, with).await?;
     let svg = crate::charts::svg(&crate::compare::change_chart(&doc, max))
         .map_err(|e| WebError::Internal(e.to_string()))?;
-    Ok((
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "image/svg+xml; charset=utf-8",
-            ),
-            (axum::http::header::CACHE_CONTROL, "no-store"),
-        ],
-        svg,
-    )
-        .into_response())
+    Ok(super::charts::svg_response(svg))
 }
 
 pub struct RoundView {
