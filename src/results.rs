@@ -344,6 +344,99 @@ pub fn new_api_token(
     (token, new)
 }
 
+/// Longest token description, in characters.
+pub const MAX_TOKEN_LABEL_CHARS: usize = 100;
+/// Longest validity of a token: a century (further dates overflow the calendar arithmetic).
+pub const MAX_TOKEN_DAYS: u32 = 36_500;
+
+/// Why a token was not created (CLI `token create` and the web console alike).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("用户 {0} 已停用,不能为其创建令牌")]
+    InactiveUser(String),
+    #[error("令牌说明的第 {position} 个字符是{what},不能使用:说明须写在一行内")]
+    LabelChar { position: usize, what: String },
+    #[error("令牌说明有 {0} 个字符,太长了:请缩短到 {MAX_TOKEN_LABEL_CHARS} 个字符以内")]
+    LabelTooLong(usize),
+    #[error("有效天数 {0} 太大:请填写 0(永不过期)到 {MAX_TOKEN_DAYS} 之间的整数")]
+    TooManyDays(u32),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A token just created: the secret (shown once, never stored), what is stored, its user.
+pub struct CreatedToken {
+    pub secret: String,
+    pub record: crate::storage::results::ApiTokenRecord,
+    pub user: crate::storage::UserRecord,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl CreatedToken {
+    /// What the person creating it should know besides the secret.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = vec![format!(
+            "已为 {}({})创建 API 令牌 #{}{}。令牌只显示这一次,请妥善保存;用法:Authorization: Bearer <令牌>",
+            self.user.login,
+            self.user.role.label(),
+            self.record.id,
+            match self.expires_at {
+                Some(t) => format!(",有效期至 {}", t.format("%Y-%m-%d")),
+                None => ",永不过期".to_string(),
+            }
+        )];
+        if self.user.role == crate::domain::user::Role::Operator {
+            notes.push(format!(
+                "注意:{} 是话务员,API 不向话务员提供评估结果(会得到 403)。",
+                self.user.login
+            ));
+        }
+        notes
+    }
+}
+
+/// Creates a token for `login`, valid `days` days from `now` (0: never expires); the store
+/// keeps only its hash and logs the creation.
+pub fn create_api_token<S: Store + ?Sized>(
+    store: &S,
+    login: &str,
+    label: &str,
+    days: u32,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<CreatedToken, TokenError> {
+    if let Some((i, c)) = label
+        .chars()
+        .enumerate()
+        .find(|(_, c)| crate::domain::text::is_refused(*c, crate::domain::text::Lines::Single))
+    {
+        return Err(TokenError::LabelChar {
+            position: i + 1,
+            what: crate::domain::text::describe_char(c),
+        });
+    }
+    let chars = label.chars().count();
+    if chars > MAX_TOKEN_LABEL_CHARS {
+        return Err(TokenError::LabelTooLong(chars));
+    }
+    if days > MAX_TOKEN_DAYS {
+        return Err(TokenError::TooManyDays(days));
+    }
+    let user = store.user(login)?;
+    if !user.active {
+        return Err(TokenError::InactiveUser(login.to_string()));
+    }
+    let expires_at = (days > 0).then(|| now + chrono::Duration::days(i64::from(days)));
+    let (secret, new) = new_api_token(login, label, expires_at);
+    let record = store.add_api_token(&new, actor)?;
+    Ok(CreatedToken {
+        secret,
+        record,
+        user,
+        expires_at,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Loading
 

@@ -514,13 +514,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Backup { out } => {
             let store = open(&cli.db)?;
-            store.backup_to(&out)?;
-            store.audit(&crate::storage::AuditEvent {
-                actor: &cli_actor(),
-                action: "backup",
-                round_key: None,
-                detail: serde_json::json!({ "out": out.display().to_string() }),
-            })?;
+            crate::storage::round_ops::RoundOpsStore::backup_logged(
+                &store,
+                &out,
+                &out.display().to_string(),
+                &cli_actor(),
+            )?;
             println!("已备份到 {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -596,8 +595,10 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
             round_text::validate_survey_labels(&parsed)
                 .with_context(|| format!("in {}", survey.display()))?;
             let field = match (from, to) {
-                (Some(a), Some(b)) if a <= b => Some((a, b)),
-                (Some(_), Some(_)) => bail!("--from must not be after --to"),
+                (Some(a), Some(b)) => {
+                    round_text::check_field_period(a, b)?;
+                    Some((a, b))
+                }
                 (None, None) => None,
                 _ => bail!("give both --from and --to for the field period"),
             };
@@ -649,9 +650,7 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         RoundCmd::Field { key, from, to } => {
-            if from > to {
-                bail!("--from must not be after --to");
-            }
+            round_text::check_field_period(from, to)?;
             let round = store.round(&key)?;
             store.set_field_period(&round, from, to, &cli_actor())?;
             println!("轮次 {key} 的调查期改为 {from} 至 {to}。");

@@ -12,7 +12,7 @@ use crate::exports::{self, ExportFormat, ExportKind, ExportOptions};
 use crate::imports::{self, EvidenceImport, OnsiteImport};
 use crate::results::{self, ResultsOptions};
 use crate::storage::results::{ResultsStore, StoredOnsite};
-use crate::storage::{CallStore, Storage};
+use crate::storage::Storage;
 
 /// Options of the computation (defaults: the round's stored seed, 2,000 replicates, bottom 3,
 /// 60 s, 2 s).
@@ -343,26 +343,17 @@ pub(super) fn token(db: &Path, cmd: TokenCmd) -> Result<ExitCode> {
     let store = open(db)?;
     match cmd {
         TokenCmd::Create { login, label, days } => {
-            let user = store.user(&login)?;
-            if !user.active {
-                bail!("用户 {login} 已停用,不能为其创建令牌");
-            }
-            let expires_at =
-                (days > 0).then(|| chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
-            let (token, new) = results::new_api_token(&login, &label, expires_at);
-            let rec = store.add_api_token(&new, &cli_actor())?;
-            println!("{token}");
-            eprintln!(
-                "已为 {login}({})创建 API 令牌 #{}{}。令牌只显示这一次,请妥善保存;用法:Authorization: Bearer <令牌>",
-                user.role.label(),
-                rec.id,
-                match expires_at {
-                    Some(t) => format!(",有效期至 {}", t.format("%Y-%m-%d")),
-                    None => ",永不过期".to_string(),
-                }
-            );
-            if user.role == crate::domain::user::Role::Operator {
-                eprintln!("注意:{login} 是话务员,API 不向话务员提供评估结果(会得到 403)。");
+            let created = results::create_api_token(
+                &store,
+                &login,
+                &label,
+                days,
+                &cli_actor(),
+                chrono::Utc::now(),
+            )?;
+            println!("{}", created.secret);
+            for note in created.notes() {
+                eprintln!("{note}");
             }
             Ok(ExitCode::SUCCESS)
         }

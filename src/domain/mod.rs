@@ -13,6 +13,7 @@ pub mod progress;
 pub mod queue;
 pub mod roster;
 pub mod round;
+pub mod round_path;
 pub mod schedule;
 pub mod scoring;
 pub mod stats;

@@ -53,6 +53,31 @@ pub enum RoundTextError {
     },
 }
 
+/// Why a field period was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldPeriodError {
+    #[error(
+        "调查期的开始日期 {from} 晚于结束日期 {to}:请把开始日期改为不晚于结束日期的日子\
+         (命令行:--from 不能晚于 --to)"
+    )]
+    Reversed {
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    },
+}
+
+/// The one rule of a field period (CLI `round create`/`round field` and the web form): it
+/// may be one day long, never negative.
+pub fn check_field_period(
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<(), FieldPeriodError> {
+    if from > to {
+        return Err(FieldPeriodError::Reversed { from, to });
+    }
+    Ok(())
+}
+
 /// A Chinese character (CJK unified ideographs and their extensions, compatibility
 /// ideographs).
 fn is_chinese(c: char) -> bool {
@@ -163,6 +188,15 @@ pub fn validate_survey_labels(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_period_may_be_one_day_but_not_reversed() {
+        let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(check_field_period(d("2022-11-01"), d("2022-11-01")), Ok(()));
+        let e = check_field_period(d("2022-11-30"), d("2022-11-01")).unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("2022-11-30") && m.contains("晚于结束日期"), "{m}");
+    }
 
     #[test]
     fn survey_labels_are_one_line_each() {

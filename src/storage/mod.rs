@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod results;
+pub mod round_ops;
 pub mod sessions;
 pub mod sqlite;
 

@@ -304,6 +304,8 @@ pub struct RoundPage {
     pub message: Option<String>,
     pub error: Option<String>,
     pub report: Option<ImportView>,
+    /// The round's stages at a glance (`web/round_path.rs`).
+    pub path: super::round_path::PathView,
 }
 
 pub struct ImportView {
@@ -437,6 +439,7 @@ async fn round_view(
     key: String,
     extra: RoundPageExtra,
 ) -> Result<RoundPage, WebError> {
+    let path = super::round_path::PathView::load(state, key.clone(), Role::Admin).await?;
     let (summary, plans, unassigned, users) = state
         .blocking(move |s| {
             let summary = s
@@ -495,6 +498,7 @@ async fn round_view(
         message: extra.message,
         error: extra.error,
         report: extra.report,
+        path,
     })
 }
 

@@ -7,6 +7,9 @@
 //! | `call` | `/call`, `/call/next`, `/call/record`, `/call/release`, `/call/list` | operators |
 //! | `supervise` | `/progress`, `/rounds/{key}/progress[/live]`, `/audit` | admin; statisticians read-only |
 //! | `admin` | `/admin/...` | admin |
+//! | `tokens` | `/admin/tokens` (API tokens) | admin |
+//! | `round_ops` | `/admin/rounds/{key}/field`, `/admin/rounds/{key}/purge-contacts`, `/admin/backup` | admin |
+//! | `round_path` | `/rounds/{key}` (the round's path, read-only) | admin, statistician, evaluator |
 //! | `api` | `/api/v1/...` | see that module |
 
 mod admin;
@@ -19,9 +22,12 @@ pub mod config;
 mod error;
 pub mod listen;
 mod pages;
+mod round_ops;
+mod round_path;
 mod screen_reader;
 mod security;
 mod supervise;
+mod tokens;
 mod views;
 
 use std::collections::HashMap;
@@ -41,11 +47,12 @@ pub use error::WebError;
 
 use crate::engine::Store;
 use crate::storage::admin::AdminStore;
+use crate::storage::round_ops::RoundOpsStore;
 use crate::storage::sessions::SessionStore;
 
 /// Everything the consoles need from storage.
-pub trait ConsoleStore: Store + SessionStore + AdminStore {}
-impl<T: Store + SessionStore + AdminStore> ConsoleStore for T {}
+pub trait ConsoleStore: Store + SessionStore + AdminStore + RoundOpsStore {}
+impl<T: Store + SessionStore + AdminStore + RoundOpsStore> ConsoleStore for T {}
 
 #[derive(Clone)]
 pub struct AppState {
@@ -144,6 +151,9 @@ pub fn router(state: AppState) -> Router {
         .merge(call::router())
         .merge(supervise::router())
         .merge(admin::router())
+        .merge(tokens::router())
+        .merge(round_ops::router())
+        .merge(round_path::router())
         .merge(api::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

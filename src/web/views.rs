@@ -25,6 +25,8 @@ const MENU: &[(&str, &str, &str, u8)] = &[
     ("list", "/call/list", "我的名单", super::auth::OPERATOR),
     ("admin", "/admin", "轮次管理", super::auth::ADMIN),
     ("users", "/admin/users", "用户", super::auth::ADMIN),
+    ("tokens", "/admin/tokens", "API 令牌", super::auth::ADMIN),
+    ("backup", "/admin/backup", "备份", super::auth::ADMIN),
     (
         "progress",
         "/progress",

@@ -14,6 +14,7 @@ mod calls;
 mod maintenance;
 mod read_cache;
 mod results;
+mod round_ops;
 mod sessions;
 mod writer;
 pub use maintenance::{BackupRecord, CheckReport, Checkpoint};
