@@ -103,6 +103,13 @@ fn get_routes(member: i64) -> Vec<(String, Allowed, u16)> {
         ("/admin".into(), Allowed::Admin, 200),
         ("/admin/users".into(), Allowed::Admin, 200),
         (format!("/admin/rounds/{r}"), Allowed::Admin, 200),
+        // What was command-line only (issue 24).
+        ("/admin/tokens".into(), Allowed::Admin, 200),
+        ("/admin/backup".into(), Allowed::Admin, 200),
+        (format!("/admin/rounds/{r}/field"), Allowed::Admin, 200),
+        (format!("/admin/rounds/{r}/purge-contacts"), Allowed::Admin, 200),
+        // The round's path: read-only for statisticians, results stages for evaluators.
+        (format!("/rounds/{r}"), Allowed::Results, 200),
         (format!("/admin/rounds/{r}/members"), Allowed::Admin, 200),
         (
             format!("/admin/rounds/{r}/members/{member}"),
@@ -144,6 +151,15 @@ fn post_routes(member: i64, attempt: i64) -> Vec<(String, Allowed, bool)> {
             false,
         ),
         ("/admin/users".into(), Allowed::Admin, false),
+        ("/admin/tokens".into(), Allowed::Admin, false),
+        ("/admin/tokens/1/revoke".into(), Allowed::Admin, false),
+        ("/admin/backup".into(), Allowed::Admin, false),
+        (format!("/admin/rounds/{r}/field"), Allowed::Admin, false),
+        (
+            format!("/admin/rounds/{r}/purge-contacts"),
+            Allowed::Admin,
+            false,
+        ),
         ("/admin/users/op2/active".into(), Allowed::Admin, false),
         ("/admin/users/op2/password".into(), Allowed::Admin, false),
     ]
