@@ -107,7 +107,11 @@ fn get_routes(member: i64) -> Vec<(String, Allowed, u16)> {
         ("/admin/tokens".into(), Allowed::Admin, 200),
         ("/admin/backup".into(), Allowed::Admin, 200),
         (format!("/admin/rounds/{r}/field"), Allowed::Admin, 200),
-        (format!("/admin/rounds/{r}/purge-contacts"), Allowed::Admin, 200),
+        (
+            format!("/admin/rounds/{r}/purge-contacts"),
+            Allowed::Admin,
+            200,
+        ),
         // The round's path: read-only for statisticians, results stages for evaluators.
         (format!("/rounds/{r}"), Allowed::Results, 200),
         (format!("/admin/rounds/{r}/members"), Allowed::Admin, 200),

@@ -66,10 +66,7 @@ async fn a_token_is_shown_once_works_on_the_api_shows_its_last_use_and_is_revoke
         .await;
     assert_eq!(made.status, 200, "{}", made.body);
     let secret = text_of(&made.body, "token-secret").expect("the secret on the page");
-    assert!(
-        secret.starts_with("shp_") && secret.len() == 68,
-        "{secret}"
-    );
+    assert!(secret.starts_with("shp_") && secret.len() == 68, "{secret}");
     assert!(made.body.contains("只显示这一次"));
     // Never again: not on the list, not in the database.
     let list = admin.get("/admin/tokens").await;
@@ -115,7 +112,10 @@ async fn a_token_is_shown_once_works_on_the_api_shows_its_last_use_and_is_revoke
     assert!(!row.contains("从未使用"), "{row}");
     assert!(row.contains("有效"), "{row}");
     assert!(
-        count(&sp, "SELECT COUNT(*) FROM api_tokens WHERE last_used_at IS NOT NULL") == 1
+        count(
+            &sp,
+            "SELECT COUNT(*) FROM api_tokens WHERE last_used_at IS NOT NULL"
+        ) == 1
     );
 
     // Revoked: refused by the API from then on.
@@ -176,7 +176,11 @@ async fn the_field_period_is_corrected_with_the_cli_rule_and_message() {
     let reversed = admin
         .post(
             &path,
-            &[("csrf", &csrf), ("from", "2022-11-30"), ("to", "2022-11-01")],
+            &[
+                ("csrf", &csrf),
+                ("from", "2022-11-30"),
+                ("to", "2022-11-01"),
+            ],
         )
         .await;
     assert_eq!(reversed.status, 422);
@@ -184,16 +188,40 @@ async fn the_field_period_is_corrected_with_the_cli_rule_and_message() {
     let bad = admin
         .post(
             &path,
-            &[("csrf", &csrf), ("from", "2022-13-01"), ("to", "2022-12-01")],
+            &[
+                ("csrf", &csrf),
+                ("from", "2022-13-01"),
+                ("to", "2022-12-01"),
+            ],
         )
         .await;
     assert_eq!(bad.status, 422);
-    assert!(bad.body.contains("开始日期“2022-13-01”不是有效日期"), "{}", bad.body);
+    assert!(
+        bad.body.contains("开始日期“2022-13-01”不是有效日期"),
+        "{}",
+        bad.body
+    );
     let empty = admin
         .post(&path, &[("csrf", &csrf), ("from", "2022-11-01")])
         .await;
     assert_eq!(empty.status, 422);
     assert!(empty.body.contains("请填写结束日期"));
+    // A new round's period: the same rule and message.
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .text("key", "2023")
+        .text("title", "2023年度")
+        .text("from", "2022-11-30")
+        .text("to", "2022-11-01");
+    let r = admin
+        .client
+        .post(format!("{}/admin/rounds", server.url))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert!(r.text().await.unwrap().contains(rule));
     let unchanged: String = sp
         .sql()
         .query_row("SELECT field_start FROM rounds WHERE key = 't'", [], |r| {
@@ -205,7 +233,11 @@ async fn the_field_period_is_corrected_with_the_cli_rule_and_message() {
     let ok = admin
         .post(
             &path,
-            &[("csrf", &csrf), ("from", "2022-11-01"), ("to", "2022-11-30")],
+            &[
+                ("csrf", &csrf),
+                ("from", "2022-11-01"),
+                ("to", "2022-11-30"),
+            ],
         )
         .await;
     assert_eq!(ok.status, 303, "{}", ok.body);
@@ -243,7 +275,11 @@ async fn the_field_period_is_corrected_with_the_cli_rule_and_message() {
     let locked = admin
         .post(
             &path,
-            &[("csrf", &csrf), ("from", "2022-11-02"), ("to", "2022-11-30")],
+            &[
+                ("csrf", &csrf),
+                ("from", "2022-11-02"),
+                ("to", "2022-11-30"),
+            ],
         )
         .await;
     assert_eq!(locked.status, 409);
@@ -321,7 +357,10 @@ async fn a_backup_downloads_as_a_valid_database_and_is_audited() {
     let forged = admin.post("/admin/backup", &[]).await;
     assert_eq!(forged.status, 403);
     assert_eq!(
-        count(&sp, "SELECT COUNT(*) FROM audit_log WHERE action = 'backup'"),
+        count(
+            &sp,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'backup'"
+        ),
         1
     );
 }
@@ -366,7 +405,11 @@ async fn contacts_are_purged_only_on_a_locked_round_with_the_key_typed() {
     let page = admin.get(&path).await;
     assert!(page.body.contains("purge-form"));
     assert_eq!(text_of(&page.body, "with-contacts").as_deref(), Some("15"));
-    assert!(page.body.contains("网页下载 sheping-backup-"), "{}", page.body);
+    assert!(
+        page.body.contains("网页下载 sheping-backup-"),
+        "{}",
+        page.body
+    );
     // The confirmation the lock asks too: the round's key typed in.
     let wrong = admin
         .post(&path, &[("csrf", &csrf), ("confirm", "T")])
@@ -407,24 +450,27 @@ async fn contacts_are_purged_only_on_a_locked_round_with_the_key_typed() {
     // The needles are as stored: the backup made before the purge holds every name and
     // every mobile number.
     let held = |bytes: &[u8], n: &str| bytes.windows(n.len()).any(|w| w == n.as_bytes());
-    for n in needles.iter().filter(|n| n.starts_with("代表") || n.starts_with("139")) {
-        assert!(held(&before_purge, n), "the backup before the purge lacks {n}");
+    for n in needles
+        .iter()
+        .filter(|n| n.starts_with("代表") || n.starts_with("139"))
+    {
+        assert!(
+            held(&before_purge, n),
+            "the backup before the purge lacks {n}"
+        );
     }
     let mut files = vec![sp.db.clone()];
-    let wal = sp
-        .db
-        .with_file_name(format!("{}-wal", sp.db.file_name().unwrap().to_str().unwrap()));
+    let wal = sp.db.with_file_name(format!(
+        "{}-wal",
+        sp.db.file_name().unwrap().to_str().unwrap()
+    ));
     if wal.exists() {
         files.push(wal);
     }
     for f in files {
         let bytes = std::fs::read(&f).unwrap();
         for n in &needles {
-            assert!(
-                !held(&bytes, n),
-                "{} still holds {n}",
-                f.display()
-            );
+            assert!(!held(&bytes, n), "{} still holds {n}", f.display());
         }
     }
 }
@@ -457,12 +503,24 @@ async fn the_round_path_follows_the_round_for_each_role() {
         "单位名称,单位类型,系统\n甲局,党政机关,测试\n乙局,党政机关,测试\n丙段,事业单位,测试\n"
             .as_bytes(),
     );
-    sp.ok(&["units", "import", "--round", "half", units.to_str().unwrap()]);
+    sp.ok(&[
+        "units",
+        "import",
+        "--round",
+        "half",
+        units.to_str().unwrap(),
+    ]);
     let roster = sp.write(
         "half-roster.csv",
         "参评单位,姓名,联系电话\n甲局,张三,13700000001\n甲局,李四,13700000002\n".as_bytes(),
     );
-    sp.ok(&["roster", "import", "--round", "half", roster.to_str().unwrap()]);
+    sp.ok(&[
+        "roster",
+        "import",
+        "--round",
+        "half",
+        roster.to_str().unwrap(),
+    ]);
     // Round t had its plan; two representatives come later and have no operator yet.
     let late = sp.write(
         "late.csv",
@@ -483,7 +541,15 @@ async fn the_round_path_follows_the_round_for_each_role() {
     let fresh = admin.get("/admin/rounds/fresh").await;
     assert_eq!(fresh.status, 200);
     for s in [
-        "units", "roster", "operators", "plan", "calling", "onsite", "results", "lock", "report",
+        "units",
+        "roster",
+        "operators",
+        "plan",
+        "calling",
+        "onsite",
+        "results",
+        "lock",
+        "report",
         "purge",
     ] {
         let want = if s == "operators" {
@@ -496,10 +562,12 @@ async fn the_round_path_follows_the_round_for_each_role() {
     assert!(stage_html(&fresh.body, "units").contains("尚未导入参评单位"));
     assert!(stage_html(&fresh.body, "plan").contains("尚未生成拨打计划"));
     // The stages are in order.
-    let order: Vec<usize> = ["units", "roster", "plan", "calling", "onsite", "lock", "purge"]
-        .iter()
-        .map(|s| fresh.body.find(&format!("id=\"stage-{s}\"")).unwrap())
-        .collect();
+    let order: Vec<usize> = [
+        "units", "roster", "plan", "calling", "onsite", "lock", "purge",
+    ]
+    .iter()
+    .map(|s| fresh.body.find(&format!("id=\"stage-{s}\"")).unwrap())
+    .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
 
     // A roster for one unit of three.
@@ -518,9 +586,7 @@ async fn the_round_path_follows_the_round_for_each_role() {
     assert_eq!(stage(&t.body, "onsite").as_deref(), Some("not-started"));
     assert!(stage_html(&t.body, "onsite").contains("3 个单位尚无现场评价数据"));
     assert!(stage_html(&t.body, "onsite").contains("href=\"/admin/rounds/t/onsite\""));
-    assert!(
-        stage_html(&t.body, "operators").contains("href=\"/admin/rounds/t/exclusions\"")
-    );
+    assert!(stage_html(&t.body, "operators").contains("href=\"/admin/rounds/t/exclusions\""));
     assert!(stage_html(&t.body, "purge").contains("href=\"/admin/rounds/t/purge-contacts\""));
 
     // Some calls: one complete interview.
@@ -560,7 +626,15 @@ async fn the_round_path_follows_the_round_for_each_role() {
     // The evaluator: the results stages only.
     let e = eval.get(&format!("/rounds/{ROUND}")).await;
     assert_eq!(e.status, 200);
-    for st in ["units", "roster", "operators", "plan", "calling", "onsite", "purge"] {
+    for st in [
+        "units",
+        "roster",
+        "operators",
+        "plan",
+        "calling",
+        "onsite",
+        "purge",
+    ] {
         assert_eq!(stage(&e.body, st), None, "evaluator sees {st}");
     }
     for st in ["results", "lock", "report"] {

@@ -195,7 +195,10 @@ mod tests {
         assert_eq!(check_field_period(d("2022-11-01"), d("2022-11-01")), Ok(()));
         let e = check_field_period(d("2022-11-30"), d("2022-11-01")).unwrap_err();
         let m = e.to_string();
-        assert!(m.contains("2022-11-30") && m.contains("晚于结束日期"), "{m}");
+        assert!(
+            m.contains("2022-11-30") && m.contains("晚于结束日期"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -225,10 +225,7 @@ fn stage(kind: StageKind, c: &RoundCounts) -> (StageState, String, Vec<String>) 
             }
         }
         StageKind::Operators => {
-            let summary = format!(
-                "{} 名在岗话务员,{} 条回避关系",
-                c.operators, c.exclusions
-            );
+            let summary = format!("{} 名在岗话务员,{} 条回避关系", c.operators, c.exclusions);
             if c.operators == 0 {
                 (
                     NotStarted,
@@ -241,10 +238,7 @@ fn stage(kind: StageKind, c: &RoundCounts) -> (StageState, String, Vec<String>) 
         }
         StageKind::Plan => {
             let assigned = c.members.saturating_sub(c.members_unassigned);
-            let summary = format!(
-                "{} 次计划或转派,{assigned} 名代表已分配话务员",
-                c.plans
-            );
+            let summary = format!("{} 次计划或转派,{assigned} 名代表已分配话务员", c.plans);
             if c.plans == 0 {
                 (NotStarted, summary, vec!["尚未生成拨打计划".into()])
             } else if c.members_unassigned > 0 {
@@ -268,10 +262,7 @@ fn stage(kind: StageKind, c: &RoundCounts) -> (StageState, String, Vec<String>) 
                 (
                     InProgress,
                     summary,
-                    vec![format!(
-                        "{} 个单位完成访问不足 {min} 份",
-                        c.units_short
-                    )],
+                    vec![format!("{} 个单位完成访问不足 {min} 份", c.units_short)],
                 )
             } else {
                 (Done, summary, vec![])
@@ -476,10 +467,7 @@ mod tests {
         let results = find(&path, StageKind::Results);
         assert_eq!(results.state, StageState::InProgress);
         assert_eq!(results.missing.len(), 2);
-        assert_eq!(
-            find(&path, StageKind::Report).state,
-            StageState::InProgress
-        );
+        assert_eq!(find(&path, StageKind::Report).state, StageState::InProgress);
         let some = RoundCounts {
             units_with_onsite: 1,
             ..c
@@ -560,10 +548,9 @@ mod tests {
                 .iter()
                 .all(|k| k.evaluator_link().is_none_or(|l| !l.starts_with("/admin")))
         );
-        assert!(
-            StageKind::ALL
-                .iter()
-                .all(|k| k.statistician_link().is_none_or(|l| !l.starts_with("/admin")))
-        );
+        assert!(StageKind::ALL.iter().all(|k| {
+            k.statistician_link()
+                .is_none_or(|l| !l.starts_with("/admin"))
+        }));
     }
 }

@@ -214,8 +214,10 @@ async fn create_round(
         }
     };
     let field = match (date("from"), date("to")) {
-        (Ok(Some(a)), Ok(Some(b))) if a <= b => Ok(Some((a, b))),
-        (Ok(Some(_)), Ok(Some(_))) => Err("实施期的开始日期不能晚于结束日期".to_string()),
+        // The CLI's rule and message (`round create --from/--to`).
+        (Ok(Some(a)), Ok(Some(b))) => round_text::check_field_period(a, b)
+            .map(|()| Some((a, b)))
+            .map_err(|e| e.to_string()),
         (Ok(None), Ok(None)) => Ok(None),
         (Err(e), _) | (_, Err(e)) => Err(e),
         _ => Err("实施期需同时填写开始和结束日期".to_string()),

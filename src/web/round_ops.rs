@@ -145,7 +145,9 @@ async fn set_field(
         })
         .await?;
     match stored {
-        Ok(()) => Ok(Redirect::to(&format!("{}/field?done=field", round_url(&key))).into_response()),
+        Ok(()) => {
+            Ok(Redirect::to(&format!("{}/field?done=field", round_url(&key))).into_response())
+        }
         Err(StorageError::Locked(_)) => {
             let error = format!("轮次 {key} 已锁定,调查期不能再更正。");
             let page = field_view(&state, &session, key, Some(&form), None, Some(error)).await?;
@@ -243,9 +245,7 @@ async fn purge(
 ) -> Result<Response, WebError> {
     // As the lock: the round's key typed in, since the purge cannot be undone.
     if form.confirm.trim() != key {
-        let error = format!(
-            "未清除:请在确认框中输入轮次代码“{key}”。清除后姓名和号码无法恢复。"
-        );
+        let error = format!("未清除:请在确认框中输入轮次代码“{key}”。清除后姓名和号码无法恢复。");
         let page = purge_view(&state, &session, key, None, Some(error)).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }

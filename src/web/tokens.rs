@@ -70,10 +70,8 @@ pub struct TokensPage {
 }
 
 fn time(ms: Option<i64>) -> String {
-    ms.map(|t| {
-        super::views::local_time(t, chrono_tz::Asia::Shanghai, "%Y-%m-%d %H:%M")
-    })
-    .unwrap_or_else(|| "—".into())
+    ms.map(|t| super::views::local_time(t, chrono_tz::Asia::Shanghai, "%Y-%m-%d %H:%M"))
+        .unwrap_or_else(|| "—".into())
 }
 
 async fn page(
@@ -111,8 +109,12 @@ async fn page(
                 label: t.label,
                 created: time(Some(t.created_at_ms)),
                 created_by: t.created_by,
-                expires: t.expires_at_ms.map_or_else(|| "永不过期".into(), |ms| time(Some(ms))),
-                last_used: t.last_used_at_ms.map_or_else(|| "从未使用".into(), |ms| time(Some(ms))),
+                expires: t
+                    .expires_at_ms
+                    .map_or_else(|| "永不过期".into(), |ms| time(Some(ms))),
+                last_used: t
+                    .last_used_at_ms
+                    .map_or_else(|| "从未使用".into(), |ms| time(Some(ms))),
                 login: t.login,
             })
             .collect(),
@@ -184,9 +186,7 @@ async fn create(
             let (label, actor) = (form.label.clone(), session.user.login.clone());
             let l = login.clone();
             let r = state
-                .blocking(move |s| {
-                    Ok(create_api_token(s, &l, &label, days, &actor, Utc::now()))
-                })
+                .blocking(move |s| Ok(create_api_token(s, &l, &label, days, &actor, Utc::now())))
                 .await?;
             match r {
                 Ok(created) => Ok(created),

@@ -47,9 +47,8 @@ impl RoundOpsStore for SqliteStore {
     fn round_counts(&self, round: &RoundRecord) -> Result<RoundCounts> {
         let min = round.survey.scoring.min_completes;
         self.read(|c| {
-            Ok(c.prepare_cached(COUNTS)?.query_row(
-                params![round.id, min, round.key],
-                |r| {
+            Ok(c.prepare_cached(COUNTS)?
+                .query_row(params![round.id, min, round.key], |r| {
                     let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as usize);
                     Ok(RoundCounts {
                         units: n(0)?,
@@ -69,8 +68,7 @@ impl RoundOpsStore for SqliteStore {
                         locked: r.get(13)?,
                         contacts_purged: r.get(14)?,
                     })
-                },
-            )?)
+                })?)
         })
     }
 
