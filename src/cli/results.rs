@@ -373,15 +373,7 @@ pub(super) fn token(db: &Path, cmd: TokenCmd) -> Result<ExitCode> {
                 };
                 println!("编号\t用户\t角色\t前缀\t说明\t创建\t到期\t最近使用\t状态");
                 for t in &tokens {
-                    let state = if t.revoked_at_ms.is_some() {
-                        "已吊销"
-                    } else if !t.user_active {
-                        "用户已停用"
-                    } else if t.is_usable(now) {
-                        "有效"
-                    } else {
-                        "已过期"
-                    };
+                    let state = t.state_label(now);
                     println!(
                         "{}\t{}\t{}\t{}…\t{}\t{}\t{}\t{}\t{state}",
                         t.id,

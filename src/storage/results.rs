@@ -82,6 +82,19 @@ impl ApiTokenRecord {
                 .expires_at_ms
                 .is_none_or(|e| e > now.timestamp_millis())
     }
+
+    /// Its state in words, as `token list` and the console show it.
+    pub fn state_label(&self, now: DateTime<Utc>) -> &'static str {
+        if self.revoked_at_ms.is_some() {
+            "已吊销"
+        } else if !self.user_active {
+            "用户已停用"
+        } else if self.is_usable(now) {
+            "有效"
+        } else {
+            "已过期"
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

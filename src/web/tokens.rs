@@ -93,15 +93,7 @@ async fn page(
             .rev()
             .map(|t| TokenRow {
                 // The same states as `sheping token list`.
-                state: if t.revoked_at_ms.is_some() {
-                    "已吊销"
-                } else if !t.user_active {
-                    "用户已停用"
-                } else if t.is_usable(now) {
-                    "有效"
-                } else {
-                    "已过期"
-                },
+                state: t.state_label(now),
                 revoked: t.revoked_at_ms.is_some(),
                 id: t.id,
                 role: t.role.label(),
