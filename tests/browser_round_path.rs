@@ -34,6 +34,13 @@ async fn the_round_path_fits_a_narrow_screen() {
     let b = Browser::start(false).await;
     let d = b.d();
     sign_in(d, &server.url, "admin").await;
+    d.goto(format!("{}/admin/rounds/{ROUND}", server.url))
+        .await
+        .unwrap();
+    wait_for(d, "#round-path").await;
+    d.screenshot(&screenshot_dir().join("round-path-admin-wide.png"))
+        .await
+        .unwrap();
     d.set_window_rect(0, 0, 360, 740).await.unwrap();
     let width = js(d, "return document.documentElement.clientWidth")
         .await
