@@ -264,3 +264,46 @@ fn two_runs_write_the_same_bytes() {
         }
     }
 }
+
+/// The API renders an xlsx download in memory: with no writable temporary directory (the
+/// exports used to go through a temporary file) it still serves the same workbook, and the
+/// same bytes over HTTP as the reference files hold (kinds that do not depend on the clock:
+/// the server computes at its own "now").
+#[tokio::test(flavor = "multi_thread")]
+async fn api_downloads_need_no_temporary_file() {
+    let sp = Sheping::new();
+    fixture(&sp);
+    common::add_user(&sp, "stat", "statistician");
+    let token = common::api_token(&sp, "stat");
+    let missing = sp.path("no-such-temp-dir");
+    let server = common::browser::WebServer::start(&sp, &[("TMPDIR", missing.to_str().unwrap())]);
+    let client = reqwest::Client::new();
+    for name in [
+        "2022-responses.xlsx",
+        "2022-onsite.xlsx",
+        "2022-responses.csv",
+    ] {
+        let (kind, format) = name
+            .strip_prefix("2022-")
+            .and_then(|n| n.split_once('.'))
+            .unwrap();
+        let r = client
+            .get(format!(
+                "{}/api/v1/rounds/2022/exports/{kind}?format={format}",
+                server.url
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{name}");
+        let got = r.bytes().await.unwrap();
+        let want = std::fs::read(Path::new(REFERENCE).join("api-plain").join(name)).unwrap();
+        if format == "xlsx" {
+            assert_eq!(xlsx_parts(&got), xlsx_parts(&want), "{name}");
+        } else {
+            assert!(*got == *want, "{name}: {}", first_difference(&want, &got));
+        }
+    }
+    assert!(!missing.exists());
+}
