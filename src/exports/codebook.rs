@@ -24,26 +24,18 @@ pub(super) struct Described {
 
 pub(super) fn columns() -> Columns<Described> {
     use VarType::*;
-    Columns::new()
-        .col(
-            "file",
-            "导出文件(export 种类)",
-            Text,
-            |r: &Described| r.kind.key().to_string(),
-        )
-        .col("variable", "变量名(列名)", Text, |r: &Described| {
+    Columns::<Described>::new()
+        .col("file", "导出文件(export 种类)", Text, |r| {
+            r.kind.key().to_string()
+        })
+        .col("variable", "变量名(列名)", Text, |r| {
             r.var.name.clone()
         })
-        .col("label", "变量说明", Text, |r: &Described| {
-            r.var.label.clone()
+        .col("label", "变量说明", Text, |r| r.var.label.clone())
+        .col("type", "类型(string/integer/number)", Text, |r| {
+            r.var.kind.key().to_string()
         })
-        .col(
-            "type",
-            "类型(string/integer/number)",
-            Text,
-            |r: &Described| r.var.kind.key().to_string(),
-        )
-        .col("values", "取值及含义", Text, |r: &Described| {
+        .col("values", "取值及含义", Text, |r| {
             let values: Vec<String> = r
                 .var
                 .values

@@ -42,54 +42,48 @@ pub(super) fn responses_columns<'a>(
 ) -> Columns<Interview<'a>> {
     use VarType::*;
     let levels = level_values(survey);
-    let c = unit_columns(Columns::new().col(
+    let c = unit_columns(Columns::<Interview>::new().col(
         "respondent_id",
         "受访者化名编号(本轮内稳定,不可反推身份)",
         Text,
-        |r: &Interview| r.cx.data.respondent_id(r.a.member_id),
+        |r| r.cx.data.respondent_id(r.a.member_id),
     ))
-    .col("category", "代表类别", Text, |r: &Interview| {
+    .col("category", "代表类别", Text, |r| {
         r.cx.data
             .categories
             .get(&r.a.member_id)
             .map(|c| c.label().to_string())
             .unwrap_or_default()
     })
-    .col("operator", "话务员(登录名)", Text, |r: &Interview| {
+    .col("operator", "话务员(登录名)", Text, |r| {
         r.a.operator.clone()
     })
-    .col(
-        "attempt_no",
-        "该代表的第几次拨打",
-        Integer,
-        |r: &Interview| r.a.attempt_no.to_string(),
-    )
+    .col("attempt_no", "该代表的第几次拨打", Integer, |r| {
+        r.a.attempt_no.to_string()
+    })
     .measure(Measure::Scale)
     .col(
         "interview_at",
         "访问时间(本地时间)",
         DateTime,
-        |r: &Interview| r.cx.data.local_time(r.a.recorded_at_ms),
+        |r| r.cx.data.local_time(r.a.recorded_at_ms),
     )
     .col(
         "duration_secs",
         "访问时长(秒,从领取到提交;导入的记录为空)",
         Number,
-        |r: &Interview| of(results::duration_secs(r.a)),
+        |r| of(results::duration_secs(r.a)),
     )
-    .col("outcome", "拨打结果", Text, |r: &Interview| {
+    .col("outcome", "拨打结果", Text, |r| {
         r.a.outcome.key().to_string()
     })
     .values(outcome_values(&[Outcome::Complete, Outcome::Partial]))
-    .col("aapor_code", "AAPOR 结果代码", Text, |r: &Interview| {
+    .col("aapor_code", "AAPOR 结果代码", Text, |r| {
         r.a.aapor_code.clone()
     })
-    .col(
-        "scored",
-        "是否计入得分(1=是,0=否)",
-        Integer,
-        |r: &Interview| u8::from(r.scored).to_string(),
-    )
+    .col("scored", "是否计入得分(1=是,0=否)", Integer, |r| {
+        u8::from(r.scored).to_string()
+    })
     .values(vec![
         ("1".into(), "计入".into()),
         ("0".into(), "不计入".into()),
@@ -99,8 +93,11 @@ pub(super) fn responses_columns<'a>(
             format!("{}_level", dim.key),
             format!("{}:等级序号(1=最好)", dim.label),
             Integer,
-            move |r: &Interview| {
-                r.answers[d]
+            move |r| {
+                r.answers
+                    .get(d)
+                    .copied()
+                    .flatten()
                     .map(|(l, _)| (l + 1).to_string())
                     .unwrap_or_default()
             },
@@ -111,23 +108,30 @@ pub(super) fn responses_columns<'a>(
             format!("{}_score", dim.key),
             format!("{}:等级分值", dim.label),
             Number,
-            move |r: &Interview| r.answers[d].map(|(_, s)| f(s)).unwrap_or_default(),
+            move |r| {
+                r.answers
+                    .get(d)
+                    .copied()
+                    .flatten()
+                    .map(|(_, s)| f(s))
+                    .unwrap_or_default()
+            },
         )
     })
     .col(
         "respondent_score",
         "受访者得分(各维度分值加权和,完成访问才有)",
         Number,
-        |r: &Interview| of(r.respondent_score),
+        |r| of(r.respondent_score),
     )
     .col(
         "satisfied_share",
         "满意答案占比(计为满意的等级,完成访问才有)",
         Number,
-        |r: &Interview| of(r.satisfied_share),
+        |r| of(r.satisfied_share),
     )
     .when(with_comments, |c| {
-        c.col(REMARK.0, REMARK.1, Text, |r: &Interview| r.cx.comment(r.a))
+        c.col(REMARK.0, REMARK.1, Text, |r| r.cx.comment(r.a))
     })
 }
 
@@ -193,91 +197,72 @@ pub(super) struct Attempt<'a> {
 
 pub(super) fn attempts_columns<'a>(with_comments: bool) -> Columns<Attempt<'a>> {
     use VarType::*;
-    Columns::new()
-        .col(
-            "respondent_id",
-            "受访者化名编号",
-            Text,
-            |r: &Attempt| r.cx.data.respondent_id(r.a.member_id),
-        )
-        .col("unit", "参评单位", Text, |r: &Attempt| {
-            r.unit.name.to_string()
+    Columns::<Attempt>::new()
+        .col("respondent_id", "受访者化名编号", Text, |r| {
+            r.cx.data.respondent_id(r.a.member_id)
         })
-        .col("unit_code", "单位代码", Text, |r: &Attempt| {
-            r.unit.code.clone()
-        })
-        .col("operator", "话务员(登录名)", Text, |r: &Attempt| {
+        .col("unit", "参评单位", Text, |r| r.unit.name.to_string())
+        .col("unit_code", "单位代码", Text, |r| r.unit.code.clone())
+        .col("operator", "话务员(登录名)", Text, |r| {
             r.a.operator.clone()
         })
-        .col(
-            "attempt_no",
-            "该代表的第几次拨打",
-            Integer,
-            |r: &Attempt| r.a.attempt_no.to_string(),
-        )
+        .col("attempt_no", "该代表的第几次拨打", Integer, |r| {
+            r.a.attempt_no.to_string()
+        })
         .measure(Measure::Scale)
         .col(
             "claimed_at",
             "领取时间(本地时间;导入的记录为空)",
             DateTime,
-            |r: &Attempt| {
+            |r| {
                 r.a.claimed_at_ms
                     .map(|t| r.cx.data.local_time(t))
                     .unwrap_or_default()
             },
         )
-        .col(
-            "recorded_at",
-            "记录时间(本地时间)",
-            DateTime,
-            |r: &Attempt| r.cx.data.local_time(r.a.recorded_at_ms),
-        )
+        .col("recorded_at", "记录时间(本地时间)", DateTime, |r| {
+            r.cx.data.local_time(r.a.recorded_at_ms)
+        })
         .col(
             "duration_secs",
             "时长(秒,从领取到提交;导入的记录为空)",
             Number,
-            |r: &Attempt| of(results::duration_secs(r.a)),
+            |r| of(results::duration_secs(r.a)),
         )
-        .col("outcome", "拨打结果", Text, |r: &Attempt| {
+        .col("outcome", "拨打结果", Text, |r| {
             r.a.outcome.key().to_string()
         })
         .values(outcome_values(Outcome::all()))
-        .col(
-            "outcome_label",
-            "拨打结果(中文)",
-            Text,
-            |r: &Attempt| r.a.outcome.label().to_string(),
-        )
-        .col("aapor_code", "AAPOR 结果代码", Text, |r: &Attempt| {
+        .col("outcome_label", "拨打结果(中文)", Text, |r| {
+            r.a.outcome.label().to_string()
+        })
+        .col("aapor_code", "AAPOR 结果代码", Text, |r| {
             r.a.aapor_code.clone()
         })
         .col(
             "aapor_category",
             "AAPOR 类别(I/P/R/NC/O/UH/UO)",
             Text,
-            |r: &Attempt| format!("{:?}", r.a.outcome.category()),
+            |r| format!("{:?}", r.a.outcome.category()),
         )
-        .col(
-            "answers",
-            "已回答的维度数",
-            Integer,
-            |r: &Attempt| r.a.answers.iter().flatten().count().to_string(),
-        )
+        .col("answers", "已回答的维度数", Integer, |r| {
+            r.a.answers.iter().flatten().count().to_string()
+        })
         .col(
             "appointment_at",
             "预约回访时间(本地时间)",
             DateTime,
-            |r: &Attempt| {
+            |r| {
                 r.a.appointment_at_ms
                     .map(|t| r.cx.data.local_time(t))
                     .unwrap_or_default()
             },
         )
-        .col("source", "来源(web/cli/import)", Text, |r: &Attempt| {
+        .col("source", "来源(web/cli/import)", Text, |r| {
             r.a.source.clone()
         })
         .when(with_comments, |c| {
-            c.col(REMARK.0, REMARK.1, Text, |r: &Attempt| r.cx.comment(r.a))
+            c.col(REMARK.0, REMARK.1, Text, |r| r.cx.comment(r.a))
         })
 }
 

@@ -45,18 +45,18 @@ impl OnsiteLine<'_> {
 pub(super) fn columns<'a>(survey: &Survey) -> Columns<OnsiteLine<'a>> {
     use VarType::*;
     let levels = level_values(survey);
-    let c = Columns::new().col(
+    let c = Columns::<OnsiteLine>::new().col(
         "unit_no",
         "单位在本轮单位顺序中的序号(计分与自助法按此顺序)",
         Integer,
-        |r: &OnsiteLine| r.unit_no.to_string(),
+        |r| r.unit_no.to_string(),
     );
     unit_columns(c)
         .col(
             "onsite_kind",
             "现场评价形式(ballots/direct)",
             Text,
-            |r: &OnsiteLine| {
+            |r| {
                 match r.entry {
                     Entry::Direct(_) => "direct",
                     Entry::Ballot { .. } => "ballots",
@@ -68,20 +68,17 @@ pub(super) fn columns<'a>(survey: &Survey) -> Columns<OnsiteLine<'a>> {
             "ballot_no",
             "选票在该单位中的序号(自助法按此顺序抽取;直接得分为空)",
             Integer,
-            |r: &OnsiteLine| r.ballot(|no, _, _| no.to_string()),
+            |r| r.ballot(|no, _, _| no.to_string()),
         )
-        .col(
-            "ballot",
-            "选票编号(导入时填写)",
-            Text,
-            |r: &OnsiteLine| r.ballot(|_, b, _| b.ballot.clone()),
-        )
+        .col("ballot", "选票编号(导入时填写)", Text, |r| {
+            r.ballot(|_, b, _| b.ballot.clone())
+        })
         .each(survey.dimensions.iter().enumerate(), |c, (d, dim)| {
             c.col(
                 format!("{}_level", dim.key),
                 format!("{}(等级序号,1 为最好;总体评价选票为空)", dim.label),
                 Integer,
-                move |r: &OnsiteLine| {
+                move |r| {
                     r.ballot(|_, b, _| match b.overall {
                         true => String::new(),
                         false => b
@@ -99,7 +96,7 @@ pub(super) fn columns<'a>(survey: &Survey) -> Columns<OnsiteLine<'a>> {
             "overall_level",
             "总体评价(等级序号,1 为最好;分维度选票为空)",
             Integer,
-            |r: &OnsiteLine| {
+            |r| {
                 r.ballot(|_, b, _| match b.overall {
                     true => (b.levels.first().copied().unwrap_or(0) + 1).to_string(),
                     false => String::new(),
@@ -112,13 +109,13 @@ pub(super) fn columns<'a>(survey: &Survey) -> Columns<OnsiteLine<'a>> {
             "ballot_score",
             "选票得分(Σ 权重×等级分,或总体评价的等级分)",
             Number,
-            |r: &OnsiteLine| r.ballot(|_, _, score| f(score)),
+            |r| r.ballot(|_, _, score| f(score)),
         )
         .col(
             "direct_score",
             "直接给出的现场评价得分",
             Number,
-            |r: &OnsiteLine| match r.entry {
+            |r| match r.entry {
                 Entry::Direct(x) => f(x),
                 Entry::Ballot { .. } => String::new(),
             },

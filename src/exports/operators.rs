@@ -90,103 +90,83 @@ pub(super) fn columns<'a>() -> Columns<OperatorLine<'a>> {
         }),
         ("final", "名下代表中已结束的人数", |t| t.final_),
     ];
-    let c = Columns::new()
-        .col(
-            "operator",
-            "话务员(登录名)",
-            Text,
-            |r: &OperatorLine| r.login.clone(),
-        )
+    let c = Columns::<OperatorLine>::new()
+        .col("operator", "话务员(登录名)", Text, |r| {
+            r.login.clone()
+        })
         .each(panel, |c, (name, label, get)| {
-            c.col(name, label, Integer, move |r: &OperatorLine| {
-                get(&r.panel).to_string()
-            })
+            c.col(name, label, Integer, move |r| get(&r.panel).to_string())
         });
     category_columns(c, "名下代表", |r, cat| r.panel.dispositions.get(cat))
-        .col(
-            "rr1",
-            "名下代表的应答率 RR1",
-            Number,
-            |r: &OperatorLine| of(r.panel.rates.rr1),
-        )
-        .col(
-            "attempts",
-            "该话务员的拨打次数",
-            Integer,
-            |r: &OperatorLine| r.calls.as_ref().map_or(0, |o| o.attempts).to_string(),
-        )
+        .col("rr1", "名下代表的应答率 RR1", Number, |r| {
+            of(r.panel.rates.rr1)
+        })
+        .col("attempts", "该话务员的拨打次数", Integer, |r| {
+            r.calls.as_ref().map_or(0, |o| o.attempts).to_string()
+        })
         .col(
             "complete_attempts",
             "该话务员拨打中结果为完成的次数",
             Integer,
-            |r: &OperatorLine| r.calls.as_ref().map_or(0, |o| o.completes).to_string(),
+            |r| r.calls.as_ref().map_or(0, |o| o.completes).to_string(),
         )
         .col(
             "completion_rate",
             "每次拨打完成率(完成次数 ÷ 拨打次数)",
             Number,
-            |r: &OperatorLine| of(r.calls.as_ref().and_then(|o| o.completion_rate)),
+            |r| of(r.calls.as_ref().and_then(|o| o.completion_rate)),
         )
         .col(
             "scored_interviews",
             "该话务员访问的、计入得分的完成访问数",
             Integer,
-            |r: &OperatorLine| r.check.map_or(0, |c| c.completes).to_string(),
+            |r| r.check.map_or(0, |c| c.completes).to_string(),
         )
         .col(
             "mean_centred",
             "受访者得分减去所在单位平均分后的平均值",
             Number,
-            |r: &OperatorLine| of(r.check.and_then(|c| c.mean_centred)),
+            |r| of(r.check.and_then(|c| c.mean_centred)),
         )
         .col(
             "welch_t",
             "Welch t 检验(与其他话务员比较)的 t 值",
             Number,
-            |r: &OperatorLine| of(r.check.and_then(|c| c.welch_t)),
+            |r| of(r.check.and_then(|c| c.welch_t)),
         )
-        .col(
-            "welch_df",
-            "Welch t 检验的自由度",
-            Number,
-            |r: &OperatorLine| of(r.check.and_then(|c| c.welch_df)),
-        )
-        .col(
-            "p",
-            "Welch t 检验的 p 值",
-            Number,
-            |r: &OperatorLine| of(r.check.and_then(|c| c.p)),
-        )
-        .col(
-            "p_holm",
-            "Holm 校正后的 p 值",
-            Number,
-            |r: &OperatorLine| of(r.check.and_then(|c| c.p_holm)),
-        )
+        .col("welch_df", "Welch t 检验的自由度", Number, |r| {
+            of(r.check.and_then(|c| c.welch_df))
+        })
+        .col("p", "Welch t 检验的 p 值", Number, |r| {
+            of(r.check.and_then(|c| c.p))
+        })
+        .col("p_holm", "Holm 校正后的 p 值", Number, |r| {
+            of(r.check.and_then(|c| c.p_holm))
+        })
         .col(
             "flagged",
             "话务员效应提示(1=是,0=否)",
             Integer,
-            |r: &OperatorLine| bit(r.check.is_some_and(|c| c.flagged)),
+            |r| bit(r.check.is_some_and(|c| c.flagged)),
         )
         .values(yes_no())
         .col(
             "straight_lines",
             "五个维度答案完全相同的完成访问数",
             Integer,
-            |r: &OperatorLine| r.check.map_or(0, |c| c.straight_lines).to_string(),
+            |r| r.check.map_or(0, |c| c.straight_lines).to_string(),
         )
         .col(
             "straight_line_p",
             "直线作答的二项检验 p 值(P(X ≥ 观察数))",
             Number,
-            |r: &OperatorLine| of(r.check.and_then(|c| c.straight_line_p)),
+            |r| of(r.check.and_then(|c| c.straight_line_p)),
         )
         .col(
             "straight_line_flagged",
             "直线作答提示(1=是,0=否)",
             Integer,
-            |r: &OperatorLine| bit(r.check.is_some_and(|c| c.straight_line_flagged)),
+            |r| bit(r.check.is_some_and(|c| c.straight_line_flagged)),
         )
         .values(yes_no())
 }

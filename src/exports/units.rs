@@ -26,53 +26,34 @@ pub(super) struct LevelCount<'a> {
 
 pub(super) fn distributions_columns<'a>(survey: &Survey) -> Columns<LevelCount<'a>> {
     use VarType::*;
-    Columns::new()
-        .col("unit", "参评单位", Text, |r: &LevelCount| {
-            r.unit.to_string()
-        })
-        .col("unit_code", "单位代码", Text, |r: &LevelCount| {
-            r.code.clone()
-        })
-        .col("dimension", "维度(键)", Text, |r: &LevelCount| {
+    Columns::<LevelCount>::new()
+        .col("unit", "参评单位", Text, |r| r.unit.to_string())
+        .col("unit_code", "单位代码", Text, |r| r.code.clone())
+        .col("dimension", "维度(键)", Text, |r| {
             r.dimension.to_string()
         })
-        .col("dimension_label", "维度", Text, |r: &LevelCount| {
+        .col("dimension_label", "维度", Text, |r| {
             r.dimension_label.to_string()
         })
-        .col(
-            "level_number",
-            "等级序号(1=最好)",
-            Integer,
-            |r: &LevelCount| (r.level + 1).to_string(),
-        )
+        .col("level_number", "等级序号(1=最好)", Integer, |r| {
+            (r.level + 1).to_string()
+        })
         .values(level_values(survey))
-        .col("level", "等级(键)", Text, |r: &LevelCount| {
-            r.level_key.to_string()
+        .col("level", "等级(键)", Text, |r| r.level_key.to_string())
+        .col("level_label", "等级", Text, |r| r.level_label.to_string())
+        .col("count", "回答该等级的完成访问数", Integer, |r| {
+            r.count.to_string()
         })
-        .col("level_label", "等级", Text, |r: &LevelCount| {
-            r.level_label.to_string()
-        })
-        .col(
-            "count",
-            "回答该等级的完成访问数",
-            Integer,
-            |r: &LevelCount| r.count.to_string(),
-        )
-        .col("completes", "完成访问数", Integer, |r: &LevelCount| {
+        .col("completes", "完成访问数", Integer, |r| {
             r.completes.to_string()
         })
-        .col(
-            "percent",
-            "占完成访问的百分比",
-            Number,
-            |r: &LevelCount| {
-                if r.completes > 0 {
-                    f(f64::from(r.count) / f64::from(r.completes) * 100.0)
-                } else {
-                    String::new()
-                }
-            },
-        )
+        .col("percent", "占完成访问的百分比", Number, |r| {
+            if r.completes > 0 {
+                f(f64::from(r.count) / f64::from(r.completes) * 100.0)
+            } else {
+                String::new()
+            }
+        })
 }
 
 /// Units in the round's order, each unit's dimensions, each dimension's levels.
@@ -205,62 +186,58 @@ pub(super) fn scores_columns<'a>(survey: &Survey) -> Columns<UnitLine<'a>> {
         ),
     ];
     let figure = |c: Columns<UnitLine<'a>>, (name, label, get): (&str, &str, Figure)| {
-        c.col(name, label, Number, move |r: &UnitLine| of(get(r.u)))
+        c.col(name, label, Number, move |r| of(get(r.u)))
     };
-    let c = unit_columns(Columns::new())
-        .col("panel", "代表人数", Integer, |r: &UnitLine| {
-            r.u.panel.to_string()
-        })
-        .col("completes", "完成访问数", Integer, |r: &UnitLine| {
+    let c = unit_columns(Columns::<UnitLine>::new())
+        .col("panel", "代表人数", Integer, |r| r.u.panel.to_string())
+        .col("completes", "完成访问数", Integer, |r| {
             r.u.phone.completes.to_string()
         })
-        .col("rr1", "应答率 RR1", Number, |r: &UnitLine| {
-            of(r.u.rates.rr1)
-        })
+        .col("rr1", "应答率 RR1", Number, |r| of(r.u.rates.rr1))
         .each(phone, figure);
     let c = c.each(survey.dimensions.iter().enumerate(), |c, (d, dim)| {
         c.col(
             format!("{}_mean", dim.key),
             format!("{}:平均分", dim.label),
             Number,
-            move |r: &UnitLine| of(dimension(r, d).and_then(|d| d.mean)),
+            move |r| of(dimension(r, d).and_then(|d| d.mean)),
         )
         .col(
             format!("{}_mean_ci95_low", dim.key),
             format!("{}:平均分 95% 置信区间下限", dim.label),
             Number,
-            move |r: &UnitLine| lo(dimension(r, d).and_then(|d| d.ci95)),
+            move |r| lo(dimension(r, d).and_then(|d| d.ci95)),
         )
         .col(
             format!("{}_mean_ci95_high", dim.key),
             format!("{}:平均分 95% 置信区间上限", dim.label),
             Number,
-            move |r: &UnitLine| hi(dimension(r, d).and_then(|d| d.ci95)),
+            move |r| hi(dimension(r, d).and_then(|d| d.ci95)),
         )
         .col(
             format!("{}_satisfaction_rate", dim.key),
             format!("{}:满意率", dim.label),
             Number,
-            move |r: &UnitLine| of(dimension(r, d).and_then(|d| d.satisfaction_rate)),
+            move |r| of(dimension(r, d).and_then(|d| d.satisfaction_rate)),
         )
         .col(
             format!("{}_satisfaction_rate_ci95_low", dim.key),
             format!("{}:满意率 Wilson 95% 区间下限", dim.label),
             Number,
-            move |r: &UnitLine| lo(dimension(r, d).and_then(|d| d.satisfaction_rate_ci95)),
+            move |r| lo(dimension(r, d).and_then(|d| d.satisfaction_rate_ci95)),
         )
         .col(
             format!("{}_satisfaction_rate_ci95_high", dim.key),
             format!("{}:满意率 Wilson 95% 区间上限", dim.label),
             Number,
-            move |r: &UnitLine| hi(dimension(r, d).and_then(|d| d.satisfaction_rate_ci95)),
+            move |r| hi(dimension(r, d).and_then(|d| d.satisfaction_rate_ci95)),
         )
     });
     c.col(
         "onsite_kind",
         "现场评价形式(ballots/direct)",
         Text,
-        |r: &UnitLine| {
+        |r| {
             r.u.onsite
                 .as_ref()
                 .map(|o| match o.kind {
@@ -275,40 +252,29 @@ pub(super) fn scores_columns<'a>(survey: &Survey) -> Columns<UnitLine<'a>> {
         ("ballots".into(), "逐张选票".into()),
         ("direct".into(), "直接给分".into()),
     ])
-    .col(
-        "onsite_ballots",
-        "现场评价选票数",
-        Integer,
-        |r: &UnitLine| ou(r.u.onsite.as_ref().map(|o| o.ballots)),
-    )
+    .col("onsite_ballots", "现场评价选票数", Integer, |r| {
+        ou(r.u.onsite.as_ref().map(|o| o.ballots))
+    })
     .each(onsite, figure)
     .each(social, figure)
-    .col("rank", "排名", Integer, |r: &UnitLine| {
-        ou(r.u.social.rank)
+    .col("rank", "排名", Integer, |r| ou(r.u.social.rank))
+    .col("rank_ci95_low", "排名 95% 区间(最好)", Integer, |r| {
+        ou(r.u.social.rank_ci95.map(|v| v[0]))
     })
-    .col(
-        "rank_ci95_low",
-        "排名 95% 区间(最好)",
-        Integer,
-        |r: &UnitLine| ou(r.u.social.rank_ci95.map(|v| v[0])),
-    )
     .col(
         "rank_ci95_high",
         "排名 95% 区间(最差)",
         Integer,
-        |r: &UnitLine| ou(r.u.social.rank_ci95.map(|v| v[1])),
+        |r| ou(r.u.social.rank_ci95.map(|v| v[1])),
     )
-    .col(
-        "p_bottom",
-        "落入倒数 k 名的概率",
-        Number,
-        |r: &UnitLine| of(r.u.social.p_bottom),
-    )
+    .col("p_bottom", "落入倒数 k 名的概率", Number, |r| {
+        of(r.u.social.p_bottom)
+    })
     .col(
         "flags",
         "提示(few_completes、onsite_missing、low_response、evidence_mismatch,分号分隔)",
         Text,
-        |r: &UnitLine| {
+        |r| {
             let flags: Vec<&str> = r.u.flags.iter().map(|f| results::flag_key(*f)).collect();
             flags.join(";")
         },
@@ -317,37 +283,37 @@ pub(super) fn scores_columns<'a>(survey: &Survey) -> Columns<UnitLine<'a>> {
         "evidence_complaint",
         "佐证:12345投诉件数",
         Integer,
-        |r: &UnitLine| ou(r.u.evidence.complaint),
+        |r| ou(r.u.evidence.complaint),
     )
     .col(
         "evidence_petition",
         "佐证:信访事项件数",
         Integer,
-        |r: &UnitLine| ou(r.u.evidence.petition),
+        |r| ou(r.u.evidence.petition),
     )
     .col(
         "evidence_discipline",
         "佐证:违纪违法案件数",
         Integer,
-        |r: &UnitLine| ou(r.u.evidence.discipline),
+        |r| ou(r.u.evidence.discipline),
     )
     .col(
         "evidence_volume",
         "佐证:本期业务量(件)",
         Integer,
-        |r: &UnitLine| ou(r.u.evidence.volume),
+        |r| ou(r.u.evidence.volume),
     )
     .col(
         "evidence_complaint_rate",
         "佐证:每千件业务量的12345投诉",
         Number,
-        |r: &UnitLine| of(r.u.evidence.complaint_rate),
+        |r| of(r.u.evidence.complaint_rate),
     )
     .col(
         "evidence_sources",
         "佐证:来源(分号分隔)",
         Text,
-        |r: &UnitLine| results::evidence_sources(&r.u.evidence),
+        |r| results::evidence_sources(&r.u.evidence),
     )
 }
 
@@ -364,11 +330,10 @@ pub(super) fn dispositions_columns<'a>() -> Columns<UnitLine<'a>> {
         ("ref1", "拒访率 REF1", |u| u.rates.ref1),
         ("con1", "接触率 CON1", |u| u.rates.con1),
     ];
-    let c = unit_columns(Columns::new()).col("panel", "代表人数", Integer, |r: &UnitLine| {
-        r.u.panel.to_string()
-    });
+    let c = unit_columns(Columns::<UnitLine>::new())
+        .col("panel", "代表人数", Integer, |r| r.u.panel.to_string());
     category_columns(c, "代表", |r, cat| r.u.dispositions.get(cat))
         .each(rates, |c, (name, label, get)| {
-            c.col(name, label, Number, move |r: &UnitLine| of(get(r.u)))
+            c.col(name, label, Number, move |r| of(get(r.u)))
         })
 }
