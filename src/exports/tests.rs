@@ -91,6 +91,30 @@ fn every_export_has_unique_spss_safe_names() {
     }
 }
 
+/// The measure each column declares (what `VARIABLE LEVEL` says in the `.sps`) follows one
+/// rule, so a new column gets the right one: levels ordinal, coded integers nominal, amounts
+/// and times scale, text none.
+#[test]
+fn every_column_declares_its_measure() {
+    let survey = Survey::from_toml_str(include_str!("../../surveys/default.toml")).unwrap();
+    for k in ExportKind::all() {
+        for v in variables(*k, &survey, true) {
+            let want = match v.kind {
+                VarType::Number | VarType::DateTime => Some(Measure::Scale),
+                VarType::Text => None,
+                VarType::Integer if v.name.ends_with("_level") => Some(Measure::Ordinal),
+                VarType::Integer if !v.values.is_empty() => Some(Measure::Nominal),
+                VarType::Integer if v.name == "attempt_no" => Some(Measure::Scale),
+                VarType::Integer => None,
+            };
+            assert_eq!(v.measure, want, "{k:?}: {}", v.name);
+            if v.measure == Some(Measure::Ordinal) {
+                assert_eq!(v.values, columns::level_values(&survey), "{}", v.name);
+            }
+        }
+    }
+}
+
 /// SPSS reserved words cannot name a variable; a name that is a command's first word
 /// (`comment`, `count`, `rank`, …) is read as that command at the start of a line of
 /// syntax. The responses file's variables are declared one per line in the `.sps`.
