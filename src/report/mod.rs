@@ -556,18 +556,21 @@ fn write_exports(
     let dir = out.join("csv");
     create_dir(&dir)?;
     let key = exports::file_name_part(&data.round.key);
+    let opts = exports::ExportOptions {
+        format: exports::ExportFormat::Csv,
+        bom: true,
+        with_comments,
+        responses_file: format!("{key}-responses.csv"),
+        ..exports::ExportOptions::default()
+    };
     let mut paths = Vec::new();
     for kind in REPORT_EXPORTS {
-        let table = exports::build_table(store, data, doc, kind, with_comments)?;
-        let path = dir.join(format!("{key}-{}.csv", kind.key()));
-        exports::write_table(&table, &path, exports::ExportFormat::Csv, true)?;
+        let rendered = exports::render(store, data, doc, kind, &opts)?;
+        let path = dir.join(format!("{key}-{}.{}", kind.key(), rendered.format));
+        write_file(&path, &rendered.bytes)?;
         paths.push(path);
-        if kind == ExportKind::Codebook {
-            let responses =
-                exports::build_table(store, data, doc, ExportKind::Responses, with_comments)?;
+        if let Some(text) = rendered.syntax_beside {
             let sps = dir.join(format!("{key}-responses.sps"));
-            let text =
-                exports::spss_syntax(&data.round, &responses, &format!("{key}-responses.csv"));
             write_file(&sps, text.as_bytes())?;
             paths.push(sps);
         }

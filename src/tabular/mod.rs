@@ -27,7 +27,7 @@ mod zipcheck;
 use decode::{Detected, SNIFF_BYTES, TextDecoder};
 use delimited::{Records, sniff_delimiter};
 use header::{Shaper, normalize_name};
-pub use write::{CsvRowWriter, write_csv, write_xlsx, write_xlsx_typed};
+pub use write::{CsvRowWriter, write_csv, write_xlsx, write_xlsx_typed, xlsx_typed_bytes};
 use xlsx::SheetRows;
 #[cfg(test)]
 use {

@@ -81,8 +81,38 @@ pub fn write_xlsx_typed(
     text: &[bool],
     rows: impl IntoIterator<Item = Vec<String>>,
 ) -> Result<(), TableError> {
-    use rust_xlsxwriter::{Format as XFormat, Workbook};
     let file = path.display().to_string();
+    let mut wb = workbook(&file, sheet, headers, text, rows)?;
+    wb.save(path).map_err(|e| TableError::Write {
+        file,
+        detail: e.to_string(),
+    })
+}
+
+/// [`write_xlsx_typed`] into memory (a download); `name` names the file in errors.
+pub fn xlsx_typed_bytes(
+    name: &str,
+    sheet: &str,
+    headers: &[&str],
+    text: &[bool],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> Result<Vec<u8>, TableError> {
+    let mut wb = workbook(name, sheet, headers, text, rows)?;
+    wb.save_to_buffer().map_err(|e| TableError::Write {
+        file: name.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+fn workbook(
+    file: &str,
+    sheet: &str,
+    headers: &[&str],
+    text: &[bool],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> Result<rust_xlsxwriter::Workbook, TableError> {
+    use rust_xlsxwriter::{Format as XFormat, Workbook};
+    let file = file.to_string();
     let werr = |e: rust_xlsxwriter::XlsxError| TableError::Write {
         file: file.clone(),
         detail: e.to_string(),
@@ -131,7 +161,7 @@ pub fn write_xlsx_typed(
             }
         }
     }
-    wb.save(path).map_err(werr)
+    Ok(wb)
 }
 
 fn xlsx_col(c: usize, file: &str) -> Result<u16, TableError> {
