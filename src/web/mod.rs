@@ -7,6 +7,7 @@
 //! | `call` | `/call`, `/call/next`, `/call/record`, `/call/release`, `/call/list` | operators |
 //! | `supervise` | `/progress`, `/rounds/{key}/progress[/live]`, `/audit` | admin; statisticians read-only |
 //! | `admin` | `/admin/...` | admin |
+//! | `round_tasks` | `/admin/rounds/{key}/onsite`, `/attempts` (upload, preview, confirm), `/exclusions` | admin |
 //! | `api` | `/api/v1/...` | see that module |
 
 mod admin;
@@ -19,6 +20,7 @@ pub mod config;
 mod error;
 pub mod listen;
 mod pages;
+mod round_tasks;
 mod screen_reader;
 mod security;
 mod supervise;
@@ -144,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .merge(call::router())
         .merge(supervise::router())
         .merge(admin::router())
+        .merge(round_tasks::router())
         .merge(api::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
