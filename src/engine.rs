@@ -627,9 +627,9 @@ impl ExclusionChange {
     pub fn messages(&self) -> Vec<String> {
         let (login, unit) = (&self.login, &self.unit);
         let mut out = vec![match (self.excluded, self.changed) {
-            (true, _) => format!(
-                "已记录回避:话务员 {login} 不拨打“{unit}”的代表。重新生成拨打计划后生效。"
-            ),
+            (true, _) => {
+                format!("已记录回避:话务员 {login} 不拨打“{unit}”的代表。重新生成拨打计划后生效。")
+            }
             (false, true) => format!(
                 "已取消回避:话务员 {login} 可以拨打“{unit}”的代表。重新生成拨打计划后生效。"
             ),

@@ -78,7 +78,12 @@ mod tests {
     #[test]
     fn lists_both_ways_and_counts_conflicts() {
         let ex: BTreeSet<(String, i64)> = [("op1".to_string(), 1), ("op2".to_string(), 1)].into();
-        let pending = [a(1, 1, "op1"), a(2, 1, "op3"), a(3, 2, "op1"), a(4, 2, "op2")];
+        let pending = [
+            a(1, 1, "op1"),
+            a(2, 1, "op3"),
+            a(3, 2, "op1"),
+            a(4, 2, "op2"),
+        ];
         let o = ExclusionOverview::new(&ex, &pending);
         assert_eq!(o.by_unit[&1].len(), 2);
         assert_eq!(o.by_operator["op1"], [1].into());

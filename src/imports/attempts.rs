@@ -366,10 +366,8 @@ pub fn attempts_check(
         .iter()
         .map(|m| (m.id, (m.unit_id, m.phone.as_deref())))
         .collect();
-    let op_names: BTreeMap<i64, &str> = operators
-        .iter()
-        .map(|o| (o.id, o.login.as_str()))
-        .collect();
+    let op_names: BTreeMap<i64, &str> =
+        operators.iter().map(|o| (o.id, o.login.as_str())).collect();
     let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for a in &ok {
         let unit = member_unit
@@ -399,11 +397,17 @@ pub fn attempts_check(
         let mut cells = vec![
             unit_names.get(&unit).copied().unwrap_or("").to_string(),
             phone.map(mask_canonical).unwrap_or_default(),
-            op_names.get(&a.operator_id).copied().unwrap_or("").to_string(),
+            op_names
+                .get(&a.operator_id)
+                .copied()
+                .unwrap_or("")
+                .to_string(),
             a.outcome.label().to_string(),
             local(a.recorded_at),
         ];
-        cells.extend((0..survey.dimensions.len()).map(|d| level(a.answers.get(d).copied().flatten())));
+        cells.extend(
+            (0..survey.dimensions.len()).map(|d| level(a.answers.get(d).copied().flatten())),
+        );
         cells.push(a.appointment.map(local).unwrap_or_default());
         rows.push((*line, cells));
     }

@@ -333,7 +333,11 @@ const REJECTS_MAX_BYTES: u64 = 256 * 1024 * 1024;
 const REJECTS_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl ImportView {
-    pub(super) fn new(what: &'static str, r: ImportReport, rejects: Option<(String, usize)>) -> ImportView {
+    pub(super) fn new(
+        what: &'static str,
+        r: ImportReport,
+        rejects: Option<(String, usize)>,
+    ) -> ImportView {
         let (rejects_url, rejects_in_file) = rejects.unzip();
         // Fields are named by the file's own headers, as the office's spreadsheet shows them.
         let rejected = r

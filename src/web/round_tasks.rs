@@ -400,7 +400,14 @@ async fn attempts_page(
     Allow(session): Allow<ADMIN>,
     Path(key): Path<String>,
 ) -> Result<UploadPage, WebError> {
-    upload_view(&state, &session, key, Kind::Attempts, UploadExtra::default()).await
+    upload_view(
+        &state,
+        &session,
+        key,
+        Kind::Attempts,
+        UploadExtra::default(),
+    )
+    .await
 }
 
 async fn onsite_upload(
@@ -611,9 +618,8 @@ async fn confirm(
             let owner = std::fs::read(&meta)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Pending>(&b).ok());
-            let ours = owner.is_some_and(|p| {
-                p.session == session_id && p.round == round.key && p.kind == kind
-            });
+            let ours = owner
+                .is_some_and(|p| p.session == session_id && p.round == round.key && p.kind == kind);
             if !ours {
                 return Ok(Confirmed::Missing);
             }
@@ -868,7 +874,10 @@ async fn change_exclusion(
     excluded: bool,
 ) -> Result<Response, WebError> {
     let (k, actor) = (key.clone(), session.user.login.clone());
-    let (login, unit) = (form.operator.trim().to_string(), form.unit.trim().to_string());
+    let (login, unit) = (
+        form.operator.trim().to_string(),
+        form.unit.trim().to_string(),
+    );
     let result = state
         .blocking(move |s| {
             let round = s.round(&k)?;
