@@ -367,7 +367,11 @@ async fn exclusions_are_listed_added_and_removed_with_the_plans_balance() {
     assert!(!page.body.contains("名待拨代表)"), "{}", page.body);
     // Each unit's five are shared within one between the operators who may call it: op1
     // gets at most 3 + 3 of the other two units, op2 the rest.
-    assert!(page.body.contains("<td class=\"num balance\">6</td>"), "{}", page.body);
+    assert!(
+        page.body.contains("<td class=\"num balance\">6</td>"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("<td class=\"num balance\">9</td>"));
     assert!(page.body.contains("相差 3 名"), "{}", page.body);
 
