@@ -295,7 +295,7 @@ async fn a_round_walked_through_the_console_equals_the_same_round_through_the_cl
     goto(d, &format!("{url}/admin")).await;
     let form = wait_for(d, "form[action='/admin/rounds']").await;
     for (name, value) in [("key", KEY), ("title", "控制台演练")] {
-        form.find(By::Css(&format!("input[name={name}]")))
+        form.find(By::Css(format!("input[name={name}]")))
             .await
             .unwrap()
             .send_keys(value)
@@ -305,7 +305,7 @@ async fn a_round_walked_through_the_console_equals_the_same_round_through_the_cl
     // Date inputs take their value as typed in the browser's locale: set it directly.
     for (name, value) in [("from", &from), ("to", &to)] {
         let input = form
-            .find(By::Css(&format!("input[name={name}]")))
+            .find(By::Css(format!("input[name={name}]")))
             .await
             .unwrap();
         d.execute(
@@ -351,7 +351,7 @@ async fn a_round_walked_through_the_console_equals_the_same_round_through_the_cl
         goto(d, &format!("{url}/admin/users")).await;
         let form = wait_for(d, "form[action='/admin/users']").await;
         for (field_name, value) in [("login", login), ("name", name), ("password", PASSWORD)] {
-            form.find(By::Css(&format!("input[name={field_name}]")))
+            form.find(By::Css(format!("input[name={field_name}]")))
                 .await
                 .unwrap()
                 .send_keys(value)
@@ -378,7 +378,7 @@ async fn a_round_walked_through_the_console_equals_the_same_round_through_the_cl
         .click()
         .await
         .unwrap();
-    form.find(By::Css(&format!(
+    form.find(By::Css(format!(
         "select[name=unit] option[value='{}']",
         UNITS[0]
     )))

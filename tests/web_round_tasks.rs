@@ -280,13 +280,21 @@ async fn paper_attempts_preview_then_confirm_like_the_cli() {
     assert!(!body.contains(&fixture_phones()[0]), "numbers are masked");
     assert_eq!(attempts(), before, "a preview stores nothing");
     assert_eq!(audit_count(&sp, "attempts.preview"), 2);
-    let r = admin
-        .post(
-            &format!("{path}/confirm"),
-            &[("csrf", &csrf), ("token", &token_of(&body))],
-        )
-        .await;
+    // Two confirmations of one preview at the same moment (a double click): stored once.
+    let token = token_of(&body);
+    let confirm_path = format!("{path}/confirm");
+    let form = [("csrf", csrf.as_str()), ("token", token.as_str())];
+    let (r, twice) = tokio::join!(
+        admin.post(&confirm_path, &form),
+        admin.post(&confirm_path, &form)
+    );
+    let (r, other) = if r.status == 200 {
+        (r, twice)
+    } else {
+        (twice, r)
+    };
     assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(other.status, 404, "{}", other.body);
     assert!(r.body.contains("已导入 3 条拨打记录"), "{}", r.body);
     assert_eq!(attempts(), before + 3);
     assert_eq!(audit_count(&sp, "attempts.import"), 1);

@@ -330,7 +330,7 @@ pub fn onsite_check(
                     Some(StoredOnsite::Direct(_)) if has_stored(unit) => {
                         report.rejected.push(reject(
                             "unit",
-                            "该单位已导入现场评价直接得分,不能再导入选票;如需改为选票,请加 --replace 替换".into(),
+                            "该单位已导入现场评价直接得分,不能再导入选票;如需改为选票,请选择替换(控制台勾选“替换文件中各单位原有的现场评价数据”,命令行加 --replace)".into(),
                         ));
                         continue;
                     }
@@ -340,7 +340,7 @@ pub fn onsite_check(
                         report.rejected.push(reject(
                             "ballot",
                             format!(
-                                "选票编号“{id}”已导入过;如需重新导入该单位的选票,请加 --replace"
+                                "选票编号“{id}”已导入过;如需重新导入该单位的选票,请选择替换(控制台勾选“替换…”,命令行加 --replace)"
                             ),
                         ));
                         continue;
@@ -453,7 +453,7 @@ pub fn onsite_check(
                 if has_stored(unit) {
                     report.rejected.push(reject(
                         "unit",
-                        "该单位已有现场评价数据;如需替换,请加 --replace".into(),
+                        "该单位已有现场评价数据;如需替换,请选择替换(控制台勾选“替换…”,命令行加 --replace)".into(),
                     ));
                     continue;
                 }

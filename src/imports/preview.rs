@@ -9,7 +9,7 @@ pub const PREVIEW_ROWS: usize = 20;
 
 #[derive(Debug, Clone, Default)]
 pub struct ImportPreview {
-    /// (unit name, what the file gives it, e.g. "12 张选票"), in the round's unit order.
+    /// (unit name, what the file gives it, e.g. "12 张选票"), by unit name.
     pub per_unit: Vec<(String, String)>,
     /// Headings of `rows` (after the line number).
     pub columns: Vec<String>,

@@ -168,21 +168,24 @@ fn save_pending(pending: &Pending, bytes: &[u8]) -> std::io::Result<String> {
     Ok(token)
 }
 
-/// The pending upload, once: its files are removed as it is taken.
+/// The pending upload, once: of two confirmations at the same moment only one renames its
+/// description away (an atomic rename), and both files are removed as it is taken.
 fn take_pending(token: &str) -> Option<(Pending, Vec<u8>)> {
     let (meta, data) = pending_paths(token)?;
-    let fresh = std::fs::metadata(&meta)
+    let taken = meta.with_extension("taken");
+    std::fs::rename(&meta, &taken).ok()?;
+    let fresh = std::fs::metadata(&taken)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.elapsed().ok())
         .is_some_and(|age| age <= PENDING_TTL);
     let read = fresh
         .then(|| {
-            let p: Pending = serde_json::from_slice(&std::fs::read(&meta).ok()?).ok()?;
+            let p: Pending = serde_json::from_slice(&std::fs::read(&taken).ok()?).ok()?;
             Some((p, std::fs::read(&data).ok()?))
         })
         .flatten();
-    let _ = std::fs::remove_file(&meta);
+    let _ = std::fs::remove_file(&taken);
     let _ = std::fs::remove_file(&data);
     read
 }
