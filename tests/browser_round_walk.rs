@@ -226,6 +226,11 @@ async fn onsite_upload(d: &WebDriver, url: &str, file: &std::path::Path, expect:
     let preview = text_of(d, "#preview").await;
     assert!(preview.contains("尚未保存任何数据"), "{preview}");
     assert!(preview.contains(expect), "{preview}");
+    let shot = common::browser::screenshot_dir().join(format!(
+        "round-walk-preview-{}.png",
+        file.file_stem().unwrap().to_string_lossy()
+    ));
+    d.screenshot(&shot).await.unwrap();
     wait_for(d, "#confirm").await.click().await.unwrap();
     let stored = text_of(d, "#stored").await;
     assert!(stored.contains("已导入"), "{stored}");
@@ -412,6 +417,9 @@ async fn a_round_walked_through_the_console_equals_the_same_round_through_the_cl
     // The balance after the plan: op1 may call only two units.
     goto(d, &format!("{url}/admin/rounds/{KEY}/exclusions")).await;
     assert!(text_of(d, "#balance").await.contains("相差"));
+    d.screenshot(&common::browser::screenshot_dir().join("round-walk-exclusions.png"))
+        .await
+        .unwrap();
 
     // The operators call everyone on the call screen.
     let calls = call_everyone(d, &url, "op1").await + call_everyone(d, &url, "op2").await;
