@@ -163,8 +163,17 @@ fn save_pending(pending: &Pending, bytes: &[u8]) -> std::io::Result<String> {
     rand::rng().fill_bytes(&mut raw);
     let token = hex::encode(raw);
     let (meta, data) = pending_paths(&token).ok_or_else(|| std::io::Error::other("token"))?;
-    std::fs::write(&data, bytes)?;
-    std::fs::write(&meta, serde_json::to_vec(pending)?)?;
+    // Paper attempts carry phone numbers: readable by the service's user only.
+    let write = |path: &std::path::Path, body: &[u8]| -> std::io::Result<()> {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(path)?.write_all(body)
+    };
+    write(&data, bytes)?;
+    write(&meta, &serde_json::to_vec(pending)?)?;
     Ok(token)
 }
 
