@@ -200,10 +200,18 @@ async fn submit_file(d: &WebDriver, form: &str, file: &std::path::Path) {
         .send_keys(file.to_str().unwrap())
         .await
         .unwrap();
-    f.find(By::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
+    click_through(d, f.find(By::Css("button[type=submit]")).await.unwrap()).await;
+}
+
+/// Clicks `target` and waits until the browser has left the page it was on: a form post
+/// answers with a new page, and ids repeat across pages, so reading before that could read the
+/// old page (or an element of it going stale).
+async fn click_through(d: &WebDriver, target: WebElement) {
+    let page = d.find(By::Css("html")).await.unwrap();
+    target.click().await.unwrap();
+    page.wait_until()
+        .wait(Duration::from_secs(15), Duration::from_millis(50))
+        .stale()
         .await
         .unwrap();
 }
@@ -221,7 +229,7 @@ async fn field(d: &WebDriver, css: &str, value: &str) {
 /// Uploads an on-site file on its page, checks the preview, confirms.
 async fn onsite_upload(d: &WebDriver, url: &str, file: &std::path::Path, expect: &str) {
     goto(d, &format!("{url}/admin/rounds/{KEY}")).await;
-    wait_for(d, "#link-onsite").await.click().await.unwrap();
+    click_through(d, wait_for(d, "#link-onsite").await).await;
     submit_file(d, "#upload-form", file).await;
     let preview = text_of(d, "#preview").await;
     assert!(preview.contains("尚未保存任何数据"), "{preview}");
@@ -231,9 +239,39 @@ async fn onsite_upload(d: &WebDriver, url: &str, file: &std::path::Path, expect:
         file.file_stem().unwrap().to_string_lossy()
     ));
     d.screenshot(&shot).await.unwrap();
-    wait_for(d, "#confirm").await.click().await.unwrap();
+    click_through(d, wait_for(d, "#confirm").await).await;
     let stored = text_of(d, "#stored").await;
     assert!(stored.contains("已导入"), "{stored}");
+}
+
+/// Waits until the page in the window has finished loading (the call screen answers each
+/// recorded call with a new page).
+async fn loaded(d: &WebDriver) {
+    for _ in 0..300 {
+        let state = d
+            .execute("return document.readyState;", vec![])
+            .await
+            .ok()
+            .and_then(|v| v.convert::<String>().ok());
+        if state.as_deref() == Some("complete") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the page did not finish loading");
+}
+
+/// A key press; sent again if the browser was between pages and did not take it (a busy
+/// machine). A key taken twice would shift the answers, and the comparison with the CLI's
+/// round would show it.
+async fn key(d: &WebDriver, k: impl Into<TypingData> + Clone) {
+    for _ in 0..3 {
+        match d.action_chain().send_keys(k.clone()).perform().await {
+            Ok(()) => return,
+            Err(_) => loaded(d).await,
+        }
+    }
+    press(d, k).await;
 }
 
 /// One operator calls every contact of their list on the call screen with the keyboard.
@@ -262,11 +300,12 @@ async fn call_everyone(d: &WebDriver, url: &str, login: &str) -> usize {
         }
         let Some(t) = next else { break };
         token = t;
+        loaded(d).await;
         let name = text_of(d, "#contact-name").await;
         for a in answers_of(&name) {
-            press(d, a.to_string()).await;
+            key(d, a.to_string()).await;
         }
-        press(d, Key::Enter).await;
+        key(d, Key::Enter).await;
         done += 1;
         assert!(
             done <= UNITS.len() * PER_UNIT,
@@ -326,12 +365,7 @@ async fn a_round_walked_through_the_console_equals_the_same_round_through_the_cl
         .send_keys(survey.to_str().unwrap())
         .await
         .unwrap();
-    form.find(By::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_through(d, form.find(By::Css("button[type=submit]")).await.unwrap()).await;
     wait_for(d, "#link-onsite").await;
     assert!(
         d.current_url()
@@ -363,19 +397,14 @@ async fn a_round_walked_through_the_console_equals_the_same_round_through_the_cl
                 .await
                 .unwrap();
         }
-        form.find(By::Css("button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click_through(d, form.find(By::Css("button[type=submit]")).await.unwrap()).await;
         let said = text_of(d, "main").await;
         assert!(said.contains(&format!("已添加用户 {login}")), "{said}");
     }
 
     // The conflict of interest: op1 never calls the first unit.
     goto(d, &format!("{url}/admin/rounds/{KEY}")).await;
-    wait_for(d, "#link-exclusions").await.click().await.unwrap();
+    click_through(d, wait_for(d, "#link-exclusions").await).await;
     let form = wait_for(d, "#exclusion-form").await;
     form.find(By::Css("select[name=operator] option[value=op1]"))
         .await
@@ -392,23 +421,14 @@ async fn a_round_walked_through_the_console_equals_the_same_round_through_the_cl
     .click()
     .await
     .unwrap();
-    form.find(By::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_through(d, form.find(By::Css("button[type=submit]")).await.unwrap()).await;
     assert!(text_of(d, "#message").await.contains("已记录回避"));
     assert!(text_of(d, "#by-unit").await.contains("op1"));
 
     // The plan, with the same seed as the CLI's.
     goto(d, &format!("{url}/admin/rounds/{KEY}")).await;
     field(d, "#plan-form input[name=seed]", SEED).await;
-    wait_for(d, "#plan-form button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click_through(d, wait_for(d, "#plan-form button[type=submit]").await).await;
     assert!(
         text_of(d, "#message")
             .await
@@ -442,11 +462,7 @@ async fn a_round_walked_through_the_console_equals_the_same_round_through_the_cl
     sign_in(d, &url, "admin").await;
     goto(d, &format!("{url}/admin/rounds/{KEY}")).await;
     field(d, "#lock-form input[name=confirm]", KEY).await;
-    wait_for(d, "#lock-form button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click_through(d, wait_for(d, "#lock-form button[type=submit]").await).await;
     wait_for(d, "#locked-badge").await;
     goto(d, &format!("{url}/rounds/{KEY}/results")).await;
     let page = text_of(d, "main").await;
