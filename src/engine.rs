@@ -592,3 +592,105 @@ pub const CALL_LIST_COLUMNS: [&str; 9] = [
     "unit_id",
     "member_id",
 ];
+
+// ---------------------------------------------------------------------------------------------
+// Conflicts of interest (`sheping operators …` and the console's exclusions page)
+
+/// The round's conflicts of interest with the pending contacts of the plan in force.
+pub fn exclusions(
+    store: &dyn Store,
+    round: &RoundRecord,
+) -> Result<crate::domain::exclusion::ExclusionOverview, EngineError> {
+    let state = store.plan_state(round)?;
+    let pending = store.pending_assignments(round)?;
+    Ok(crate::domain::exclusion::ExclusionOverview::new(
+        &state.exclusions,
+        &pending,
+    ))
+}
+
+/// An exclusion added or removed, and the plan's state after it.
+#[derive(Debug)]
+pub struct ExclusionChange {
+    pub login: String,
+    pub unit: String,
+    pub excluded: bool,
+    /// False when there was nothing to change (already excluded / not excluded).
+    pub changed: bool,
+    pub overview: crate::domain::exclusion::ExclusionOverview,
+    /// Pending contacts of that unit the operator still holds in the plan in force.
+    pub held: usize,
+}
+
+impl ExclusionChange {
+    /// What the CLI prints and the console shows.
+    pub fn messages(&self) -> Vec<String> {
+        let (login, unit) = (&self.login, &self.unit);
+        let mut out = vec![match (self.excluded, self.changed) {
+            (true, _) => {
+                format!("已记录回避:话务员 {login} 不拨打“{unit}”的代表。重新生成拨打计划后生效。")
+            }
+            (false, true) => format!(
+                "已取消回避:话务员 {login} 可以拨打“{unit}”的代表。重新生成拨打计划后生效。"
+            ),
+            (false, false) => {
+                format!("话务员 {login} 对“{unit}”本无回避记录,未作更改。")
+            }
+        }];
+        if self.excluded && self.held > 0 {
+            out.push(format!(
+                "注意:按现行计划,话务员 {login} 还有“{unit}”的 {} 名待拨代表;请重新生成拨打计划,或把 {login} 的待拨代表转派给其他话务员,回避才对这些代表生效。",
+                self.held
+            ));
+        }
+        out
+    }
+}
+
+/// Adds (`excluded`) or removes the conflict of interest between an operator and a unit (by
+/// name), logged in the audit log.
+pub fn set_exclusion(
+    store: &dyn Store,
+    round: &RoundRecord,
+    login: &str,
+    unit: &str,
+    excluded: bool,
+    actor: &str,
+) -> Result<ExclusionChange, EngineError> {
+    let unit_id = store
+        .units(round.id)?
+        .into_iter()
+        .find(|u| u.name == unit)
+        .map(|u| u.id)
+        .ok_or_else(|| EngineError::Invalid(format!("单位“{unit}”不在轮次 {} 中", round.key)))?;
+    match store.users()?.into_iter().find(|u| u.login == login) {
+        Some(u) if u.role == Role::Operator => {}
+        Some(_) => {
+            return Err(EngineError::Invalid(format!(
+                "用户 {login} 不是话务员:回避只针对话务员"
+            )));
+        }
+        None => return Err(EngineError::Invalid(format!("没有用户 `{login}`"))),
+    }
+    let changed = if excluded {
+        let before = store.plan_state(round)?.exclusions;
+        store.exclude_operator(round, login, unit_id, actor)?;
+        !before.contains(&(login.to_string(), unit_id))
+    } else {
+        store.remove_exclusion(round, login, unit_id, actor)?
+    };
+    let overview = exclusions(store, round)?;
+    let held = if excluded {
+        overview.conflict(login, unit_id)
+    } else {
+        0
+    };
+    Ok(ExclusionChange {
+        login: login.to_string(),
+        unit: unit.to_string(),
+        excluded,
+        changed,
+        overview,
+        held,
+    })
+}

@@ -120,6 +120,9 @@ fn get_routes(member: i64) -> Vec<(String, Allowed, u16)> {
             Allowed::Admin,
             200,
         ),
+        (format!("/admin/rounds/{r}/onsite"), Allowed::Admin, 200),
+        (format!("/admin/rounds/{r}/attempts"), Allowed::Admin, 200),
+        (format!("/admin/rounds/{r}/exclusions"), Allowed::Admin, 200),
     ]
 }
 
@@ -151,6 +154,28 @@ fn post_routes(member: i64, attempt: i64) -> Vec<(String, Allowed, bool)> {
         ),
         (
             format!("/admin/rounds/{r}/attempts/{attempt}/answers"),
+            Allowed::Admin,
+            false,
+        ),
+        (format!("/admin/rounds/{r}/onsite"), Allowed::Admin, true),
+        (
+            format!("/admin/rounds/{r}/onsite/confirm"),
+            Allowed::Admin,
+            false,
+        ),
+        (format!("/admin/rounds/{r}/attempts"), Allowed::Admin, true),
+        (
+            format!("/admin/rounds/{r}/attempts/confirm"),
+            Allowed::Admin,
+            false,
+        ),
+        (
+            format!("/admin/rounds/{r}/exclusions"),
+            Allowed::Admin,
+            false,
+        ),
+        (
+            format!("/admin/rounds/{r}/exclusions/remove"),
             Allowed::Admin,
             false,
         ),

@@ -191,6 +191,21 @@ enum OperatorsCmd {
         #[arg(long)]
         unit: String,
     },
+    /// End a conflict of interest recorded by `exclude`.
+    Include {
+        login: String,
+        #[arg(long)]
+        round: String,
+        #[arg(long)]
+        unit: String,
+    },
+    /// Conflicts of interest per operator and per unit, with each operator's pending contacts.
+    List {
+        #[arg(long)]
+        round: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -449,12 +464,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::User(cmd) => user(&open(&cli.db)?, cmd),
         Command::Operators(OperatorsCmd::Exclude { login, round, unit }) => {
-            let store = open(&cli.db)?;
-            let round = store.round(&round)?;
-            let unit_id = find_unit(&store, &round, &unit)?;
-            store.exclude_operator(&round, &login, unit_id, &cli_actor())?;
-            println!("已记录回避:话务员 {login} 不拨打“{unit}”的代表。重新生成拨打计划后生效。");
-            Ok(ExitCode::SUCCESS)
+            operators_exclusion(&open(&cli.db)?, &round, &login, &unit, true)
+        }
+        Command::Operators(OperatorsCmd::Include { login, round, unit }) => {
+            operators_exclusion(&open(&cli.db)?, &round, &login, &unit, false)
+        }
+        Command::Operators(OperatorsCmd::List { round, json }) => {
+            operators_list(&open(&cli.db)?, &round, json)
         }
         Command::Calls(cmd) => calls(&open(&cli.db)?, cmd),
         Command::Attempts(AttemptsCmd::Import {
@@ -712,13 +728,63 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
     }
 }
 
-fn find_unit(store: &SqliteStore, round: &crate::storage::RoundRecord, name: &str) -> Result<i64> {
-    store
+fn operators_exclusion(
+    store: &SqliteStore,
+    round: &str,
+    login: &str,
+    unit: &str,
+    excluded: bool,
+) -> Result<ExitCode> {
+    let round = store.round(round)?;
+    let change = engine::set_exclusion(store, &round, login, unit, excluded, &cli_actor())?;
+    for m in change.messages() {
+        println!("{m}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn operators_list(store: &SqliteStore, round: &str, json: bool) -> Result<ExitCode> {
+    let round = store.round(round)?;
+    let o = engine::exclusions(store, &round)?;
+    let names: std::collections::BTreeMap<i64, String> = store
         .units(round.id)?
         .into_iter()
-        .find(|u| u.name == name)
-        .map(|u| u.id)
-        .ok_or_else(|| anyhow!("单位“{name}”不在轮次 {} 中", round.key))
+        .map(|u| (u.id, u.name))
+        .collect();
+    let name = |id: &i64| names.get(id).cloned().unwrap_or_default();
+    if json {
+        let doc = serde_json::json!({
+            "by_operator": o.by_operator.iter().map(|(op, units)| {
+                (op.clone(), units.iter().map(name).collect::<Vec<_>>())
+            }).collect::<std::collections::BTreeMap<_, _>>(),
+            "by_unit": o.by_unit.iter().map(|(u, ops)| (name(u), ops.clone()))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+            "pending_per_operator": o.balance,
+            "conflicts": o.conflicts.iter().map(|((op, u), n)| {
+                serde_json::json!({ "operator": op, "unit": name(u), "pending": n })
+            }).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if o.by_operator.is_empty() {
+        println!("本轮没有回避记录。");
+    }
+    for (op, units) in &o.by_operator {
+        let list: Vec<String> = units.iter().map(name).collect();
+        println!("{op}\t回避:{}", list.join("、"));
+    }
+    println!("各话务员待拨代表:");
+    for (op, n) in &o.balance {
+        println!("{op}\t{n}");
+    }
+    for ((op, u), n) in &o.conflicts {
+        println!(
+            "注意:{op} 还有“{}”的 {n} 名待拨代表(回避在重新生成计划或转派后生效)",
+            name(u)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn user(store: &SqliteStore, cmd: UserCmd) -> Result<ExitCode> {

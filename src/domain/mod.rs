@@ -5,6 +5,7 @@ pub mod audit;
 pub mod compare;
 pub mod disposition;
 pub mod evidence;
+pub mod exclusion;
 pub mod import;
 pub mod personal;
 pub mod phone;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{ImportError, ImportReport};
+use super::{ImportError, ImportPreview, ImportReport, PREVIEW_ROWS, batch_digest};
 use crate::domain::import::{Rejection, TextColumn, refuse_control};
 use crate::storage::RoundRecord;
 use crate::tabular::Table;
@@ -14,7 +14,7 @@ use crate::domain::disposition::{
     AttemptFact, MemberHistory, Outcome, disposition, validate_attempt,
 };
 use crate::domain::import::{clean_cell, closest};
-use crate::domain::phone::parse_phone;
+use crate::domain::phone::{mask_canonical, parse_phone};
 use crate::domain::user::Role;
 use crate::engine::{Store, member_statuses};
 use crate::storage::ImportedAttempt;
@@ -56,6 +56,8 @@ struct AttemptColumns {
     dimensions: Vec<Option<usize>>,
 }
 
+/// Validates and stores a file of attempts (the CLI's `attempts import`): [`attempts_check`]
+/// then [`attempts_apply`].
 pub fn attempts_import(
     store: &dyn Store,
     round: &RoundRecord,
@@ -64,6 +66,49 @@ pub fn attempts_import(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<ImportReport, ImportError> {
+    let checked = attempts_check(store, round, table, now)?;
+    attempts_apply(store, round, checked, skip_invalid, actor, now)
+}
+
+/// A file of attempts validated against the round's members and histories, nothing stored.
+#[derive(Debug)]
+pub struct AttemptsChecked {
+    pub report: ImportReport,
+    pub attempts: Vec<ImportedAttempt>,
+    pub preview: ImportPreview,
+}
+
+/// Stores the checked attempts when no row was rejected (or `skip_invalid`); otherwise
+/// stores nothing.
+pub fn attempts_apply(
+    store: &dyn Store,
+    round: &RoundRecord,
+    checked: AttemptsChecked,
+    skip_invalid: bool,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<ImportReport, ImportError> {
+    super::ensure_open(round)?;
+    let AttemptsChecked {
+        mut report,
+        attempts,
+        ..
+    } = checked;
+    if report.rejected.is_empty() || skip_invalid {
+        report.imported = store.import_attempts(round, &attempts, actor, now)?;
+        report.applied = true;
+    }
+    Ok(report)
+}
+
+/// Validates a file of attempts (each against the member's history, in time order); stores
+/// nothing.
+pub fn attempts_check(
+    store: &dyn Store,
+    round: &RoundRecord,
+    table: &Table,
+    now: DateTime<Utc>,
+) -> Result<AttemptsChecked, ImportError> {
     super::ensure_open(round)?;
     let survey = &round.survey;
     let need = |aliases: &[&str], field: &str| {
@@ -131,6 +176,11 @@ pub fn attempts_import(
     for (d, c) in cols.dimensions.iter().enumerate() {
         text_columns.push((&survey.dimensions[d].key, &survey.dimensions[d].label, *c));
     }
+    // Errors name the columns by the file's own headers.
+    report.field_headers = text_columns
+        .iter()
+        .filter_map(|(field, _, c)| Some((field.to_string(), table.headers.get((*c)?)?.clone())))
+        .collect();
     // Parse every row first, then validate in time order per member (history matters).
     let mut parsed: Vec<(usize, ImportedAttempt, Vec<String>)> = Vec::new();
     for row in &table.rows {
@@ -269,6 +319,7 @@ pub fn attempts_import(
     }
     parsed.sort_by_key(|(line, a, _)| (a.recorded_at, *line));
     let mut ok = Vec::new();
+    let mut ok_lines = Vec::new();
     for (line, a, cells) in parsed {
         let (facts, reopened) = histories.entry(a.member_id).or_default();
         let current = disposition(
@@ -301,6 +352,7 @@ pub fn attempts_import(
                     appointment: a.appointment,
                 });
                 ok.push(a);
+                ok_lines.push(line);
             }
             Err(e) => report
                 .rejected
@@ -308,9 +360,71 @@ pub fn attempts_import(
         }
     }
     report.rejected.sort_by_key(|r| r.line);
-    if report.rejected.is_empty() || skip_invalid {
-        report.imported = store.import_attempts(round, &ok, actor, now)?;
-        report.applied = true;
+    // Preview: per unit, and the first rows in the order they will be stored.
+    let unit_names: BTreeMap<i64, &str> = units.iter().map(|(n, id)| (*id, n.as_str())).collect();
+    let member_unit: BTreeMap<i64, (i64, Option<&str>)> = members
+        .iter()
+        .map(|m| (m.id, (m.unit_id, m.phone.as_deref())))
+        .collect();
+    let op_names: BTreeMap<i64, &str> =
+        operators.iter().map(|o| (o.id, o.login.as_str())).collect();
+    let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for a in &ok {
+        let unit = member_unit
+            .get(&a.member_id)
+            .and_then(|(u, _)| unit_names.get(u))
+            .copied()
+            .unwrap_or("");
+        let e = counts.entry(unit).or_default();
+        e.0 += 1;
+        if a.outcome == Outcome::Complete {
+            e.1 += 1;
+        }
     }
-    Ok(report)
+    let level = |l: Option<usize>| {
+        l.and_then(|l| survey.levels.get(l))
+            .map_or(String::new(), |l| l.label.clone())
+    };
+    let mut columns: Vec<String> = ["单位", "联系电话", "话务员", "拨打结果", "拨打时间"]
+        .map(String::from)
+        .to_vec();
+    columns.extend(survey.dimensions.iter().map(|d| d.label.clone()));
+    columns.push("预约时间".into());
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+    let mut rows = Vec::new();
+    for (line, a) in ok_lines.iter().zip(&ok).take(PREVIEW_ROWS) {
+        let (unit, phone) = member_unit.get(&a.member_id).copied().unwrap_or((0, None));
+        let mut cells = vec![
+            unit_names.get(&unit).copied().unwrap_or("").to_string(),
+            phone.map(mask_canonical).unwrap_or_default(),
+            op_names
+                .get(&a.operator_id)
+                .copied()
+                .unwrap_or("")
+                .to_string(),
+            a.outcome.label().to_string(),
+            local(a.recorded_at),
+        ];
+        cells.extend(
+            (0..survey.dimensions.len()).map(|d| level(a.answers.get(d).copied().flatten())),
+        );
+        cells.push(a.appointment.map(local).unwrap_or_default());
+        rows.push((*line, cells));
+    }
+    let preview = ImportPreview {
+        per_unit: counts
+            .into_iter()
+            .map(|(u, (n, c))| (u.to_string(), format!("{n} 条拨打记录,其中完成访问 {c} 条")))
+            .collect(),
+        columns,
+        rows,
+        total: ok.len(),
+        notes: Vec::new(),
+        digest: batch_digest(&ok),
+    };
+    Ok(AttemptsChecked {
+        report,
+        attempts: ok,
+        preview,
+    })
 }

@@ -17,11 +17,17 @@ use crate::storage::{MemberSink, RoundRecord, Storage, StorageError};
 use crate::tabular::{self, CsvRowWriter, ReadOptions, Table, TableError, TableReader};
 
 mod attempts;
-pub use attempts::{attempts_import, parse_local_time};
+pub use attempts::{
+    AttemptsChecked, attempts_apply, attempts_check, attempts_import, parse_local_time,
+};
 mod evidence;
 pub use evidence::{EvidenceImport, demo_evidence, evidence_import};
 mod onsite;
-pub use onsite::{OnsiteImport, demo_onsite, onsite_import};
+pub use onsite::{
+    OnsiteChecked, OnsiteImport, demo_onsite, onsite_apply, onsite_check, onsite_import,
+};
+mod preview;
+pub use preview::{ImportPreview, PREVIEW_ROWS, batch_digest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{ImportError, ImportReport};
+use super::{ImportError, ImportPreview, ImportReport, PREVIEW_ROWS, batch_digest};
 use crate::domain::import::{Rejection, TextColumn, clean_cell, closest, refuse_control};
 use crate::engine::Store;
 use crate::storage::RoundRecord;
@@ -139,6 +139,8 @@ fn parse_score(text: &str) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
+/// Validates and stores an on-site file (the CLI's `onsite import`): [`onsite_check`] then
+/// [`onsite_apply`].
 pub fn onsite_import(
     store: &dyn Store,
     round: &RoundRecord,
@@ -146,6 +148,56 @@ pub fn onsite_import(
     opts: &OnsiteImport,
     actor: &str,
 ) -> Result<ImportReport, ImportError> {
+    let checked = onsite_check(store, round, table, opts)?;
+    onsite_apply(store, round, checked, opts.skip_invalid, actor)
+}
+
+/// An on-site file validated against the round, nothing stored yet.
+#[derive(Debug)]
+pub struct OnsiteChecked {
+    pub report: ImportReport,
+    pub batch: OnsiteBatch,
+    pub preview: ImportPreview,
+}
+
+/// Stores a checked file when it has no rejected rows (or `skip_invalid`); otherwise stores
+/// nothing. The report says which.
+pub fn onsite_apply(
+    store: &dyn Store,
+    round: &RoundRecord,
+    checked: OnsiteChecked,
+    skip_invalid: bool,
+    actor: &str,
+) -> Result<ImportReport, ImportError> {
+    super::ensure_open(round)?;
+    let OnsiteChecked {
+        mut report, batch, ..
+    } = checked;
+    if report.rejected.is_empty() || skip_invalid {
+        report.imported = store.store_onsite(round, &batch, actor)?;
+        report.applied = true;
+        let with_data: BTreeSet<i64> = store.onsite(round.id)?.into_keys().collect();
+        let missing = store
+            .units(round.id)?
+            .iter()
+            .filter(|u| !with_data.contains(&u.id))
+            .count();
+        if missing > 0 {
+            report.warnings.push(format!(
+                "本轮还有 {missing} 个单位没有现场评价数据(结果中标记 onsite_missing,不参与排名)"
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// Validates an on-site file against the round and its stored data; stores nothing.
+pub fn onsite_check(
+    store: &dyn Store,
+    round: &RoundRecord,
+    table: &Table,
+    opts: &OnsiteImport,
+) -> Result<OnsiteChecked, ImportError> {
     super::ensure_open(round)?;
     let survey = &round.survey;
     let (unit_col, shape) = shape(table, round)?;
@@ -221,6 +273,11 @@ pub fn onsite_import(
         }
         Shape::Direct { score } => text_columns.push(("score", "得分", Some(*score))),
     }
+    // Errors name the columns by the file's own headers.
+    report.field_headers = text_columns
+        .iter()
+        .filter_map(|(field, _, c)| Some((field.to_string(), table.headers.get((*c)?)?.clone())))
+        .collect();
     let refused = |row: &Row, report: &mut ImportReport| -> bool {
         match refuse_control(row.line, &row.cells, &text_columns) {
             Some(r) => {
@@ -273,7 +330,7 @@ pub fn onsite_import(
                     Some(StoredOnsite::Direct(_)) if has_stored(unit) => {
                         report.rejected.push(reject(
                             "unit",
-                            "该单位已导入现场评价直接得分,不能再导入选票;如需改为选票,请加 --replace 替换".into(),
+                            "该单位已导入现场评价直接得分,不能再导入选票;如需改为选票,请选择替换(控制台勾选“替换文件中各单位原有的现场评价数据”,命令行加 --replace)".into(),
                         ));
                         continue;
                     }
@@ -283,7 +340,7 @@ pub fn onsite_import(
                         report.rejected.push(reject(
                             "ballot",
                             format!(
-                                "选票编号“{id}”已导入过;如需重新导入该单位的选票,请加 --replace"
+                                "选票编号“{id}”已导入过;如需重新导入该单位的选票,请选择替换(控制台勾选“替换…”,命令行加 --replace)"
                             ),
                         ));
                         continue;
@@ -396,7 +453,7 @@ pub fn onsite_import(
                 if has_stored(unit) {
                     report.rejected.push(reject(
                         "unit",
-                        "该单位已有现场评价数据;如需替换,请加 --replace".into(),
+                        "该单位已有现场评价数据;如需替换,请选择替换(控制台勾选“替换…”,命令行加 --replace)".into(),
                     ));
                     continue;
                 }
@@ -442,18 +499,99 @@ pub fn onsite_import(
         }
         batch.replace_units = replaced;
     }
-    if report.rejected.is_empty() || opts.skip_invalid {
-        report.imported = store.store_onsite(round, &batch, actor)?;
-        report.applied = true;
-        let with_data: BTreeSet<i64> = store.onsite(round.id)?.into_keys().collect();
-        let missing = units.values().filter(|u| !with_data.contains(u)).count();
-        if missing > 0 {
-            report.warnings.push(format!(
-                "本轮还有 {missing} 个单位没有现场评价数据(结果中标记 onsite_missing,不参与排名)"
-            ));
+    let preview = onsite_preview(round, &units, &stored, &batch, opts);
+    Ok(OnsiteChecked {
+        report,
+        batch,
+        preview,
+    })
+}
+
+fn onsite_preview(
+    round: &RoundRecord,
+    units: &BTreeMap<String, i64>,
+    stored: &BTreeMap<i64, StoredOnsite>,
+    batch: &OnsiteBatch,
+    opts: &OnsiteImport,
+) -> ImportPreview {
+    let survey = &round.survey;
+    let names: BTreeMap<i64, &str> = units.iter().map(|(n, id)| (*id, n.as_str())).collect();
+    let name = |id: i64| names.get(&id).copied().unwrap_or("").to_string();
+    let mut ballots: BTreeMap<i64, (usize, usize)> = BTreeMap::new();
+    for (unit, b, _) in &batch.ballots {
+        let e = ballots.entry(*unit).or_default();
+        if b.overall {
+            e.1 += 1;
+        } else {
+            e.0 += 1;
         }
     }
-    Ok(report)
+    let mut per_unit = Vec::new();
+    for (unit, (full, overall)) in &ballots {
+        let mut what = format!("{} 张选票", full + overall);
+        if *overall > 0 {
+            what.push_str(&format!("(其中 {overall} 张只填总体评价)"));
+        }
+        if !opts.replace
+            && let Some(StoredOnsite::Ballots(b)) = stored.get(unit)
+        {
+            what.push_str(&format!(",另有已导入的 {} 张", b.len()));
+        }
+        per_unit.push((name(*unit), what));
+    }
+    for (unit, score, _) in &batch.scores {
+        per_unit.push((name(*unit), format!("直接得分 {score}")));
+    }
+    per_unit.sort();
+    let level = |l: usize| survey.levels.get(l).map_or("", |l| l.label.as_str());
+    let (columns, rows): (Vec<String>, Vec<(usize, Vec<String>)>) = if batch.scores.is_empty() {
+        let mut columns = vec!["单位".to_string(), "选票编号".to_string()];
+        columns.extend(survey.dimensions.iter().map(|d| d.label.clone()));
+        columns.push("总体评价".to_string());
+        let rows = batch
+            .ballots
+            .iter()
+            .take(PREVIEW_ROWS)
+            .map(|(unit, b, line)| {
+                let mut cells = vec![name(*unit), b.ballot.clone()];
+                if b.overall {
+                    cells.extend(std::iter::repeat_n(String::new(), survey.dimensions.len()));
+                    cells.push(b.levels.first().map_or("", |&l| level(l)).to_string());
+                } else {
+                    cells.extend(b.levels.iter().map(|&l| level(l).to_string()));
+                    cells.push(String::new());
+                }
+                (*line, cells)
+            })
+            .collect();
+        (columns, rows)
+    } else {
+        let rows = batch
+            .scores
+            .iter()
+            .take(PREVIEW_ROWS)
+            .map(|(unit, score, line)| (*line, vec![name(*unit), score.to_string()]))
+            .collect();
+        (vec!["单位".to_string(), "现场评价得分".to_string()], rows)
+    };
+    let mut with_data: BTreeSet<i64> = stored.keys().copied().collect();
+    with_data.extend(ballots.keys());
+    with_data.extend(batch.scores.iter().map(|(u, _, _)| *u));
+    let missing = units.values().filter(|u| !with_data.contains(u)).count();
+    let mut notes = Vec::new();
+    if missing > 0 {
+        notes.push(format!(
+            "保存后本轮还有 {missing} 个单位没有现场评价数据(结果中标记 onsite_missing,不参与排名)"
+        ));
+    }
+    ImportPreview {
+        per_unit,
+        columns,
+        rows,
+        total: batch.ballots.len() + batch.scores.len(),
+        notes,
+        digest: batch_digest(batch),
+    }
 }
 
 /// Demo on-site data: ballots for most of the demo round's units and a direct score for a few,

@@ -503,6 +503,14 @@ pub trait CallStore: Send + Sync {
         unit_id: i64,
         actor: &str,
     ) -> Result<()>;
+    /// Ends a conflict of interest; false when there was none (nothing logged then).
+    fn remove_exclusion(
+        &self,
+        round: &RoundRecord,
+        login: &str,
+        unit_id: i64,
+        actor: &str,
+    ) -> Result<bool>;
 
     fn plan_state(&self, round: &RoundRecord) -> Result<PlanState>;
     /// Stores assignments (replacing those of the same members) and their queue rows.

@@ -34,11 +34,11 @@ use crate::imports::{
 use crate::storage::{NewRound, NewUser, RoundRecord, StorageError};
 use crate::tabular::{ReadOptions, TableReader, read_table_bytes};
 
-const UPLOAD_LIMIT: usize = 32 * 1024 * 1024;
+pub(super) const UPLOAD_LIMIT: usize = 32 * 1024 * 1024;
 /// Most cells of an upload read whole (units, evidence): a province's units list is a few
 /// thousand rows; a million cells keep such a table, and its rejected rows, far below the
 /// server's 256 MiB bound per upload.
-const WHOLE_TABLE_CELLS: usize = 1_000_000;
+pub(super) const WHOLE_TABLE_CELLS: usize = 1_000_000;
 /// Largest survey definition accepted with a new round.
 const SURVEY_LIMIT: usize = 256 * 1024;
 
@@ -82,11 +82,11 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{login}/password", post(reset_password))
 }
 
-fn round_url(key: &str) -> String {
+pub(super) fn round_url(key: &str) -> String {
     format!("/admin/rounds/{}", encode_component(key))
 }
 
-fn import_error(e: ImportError) -> WebError {
+pub(super) fn import_error(e: ImportError) -> WebError {
     match e {
         ImportError::Table(t) => WebError::BadRequest(t.to_string()),
         ImportError::Header(m) => WebError::BadRequest(m),
@@ -97,13 +97,13 @@ fn import_error(e: ImportError) -> WebError {
 
 /// A multipart form: its text fields and at most one file.
 #[derive(Default)]
-struct Upload {
+pub(super) struct Upload {
     fields: BTreeMap<String, String>,
-    file: Option<(String, Vec<u8>)>,
+    pub(super) file: Option<(String, Vec<u8>)>,
 }
 
 impl Upload {
-    async fn read(mut mp: Multipart) -> Result<Upload, WebError> {
+    pub(super) async fn read(mut mp: Multipart) -> Result<Upload, WebError> {
         let mut up = Upload::default();
         let bad = |e: axum::extract::multipart::MultipartError| {
             WebError::BadRequest(format!("上传未完成:{}", e.body_text()))
@@ -126,11 +126,11 @@ impl Upload {
         Ok(up)
     }
 
-    fn get(&self, name: &str) -> &str {
+    pub(super) fn get(&self, name: &str) -> &str {
         self.fields.get(name).map_or("", |s| s.trim())
     }
 
-    fn flag(&self, name: &str) -> bool {
+    pub(super) fn flag(&self, name: &str) -> bool {
         matches!(self.get(name), "1" | "on" | "true")
     }
 }
@@ -337,7 +337,11 @@ const REJECTS_MAX_BYTES: u64 = 256 * 1024 * 1024;
 const REJECTS_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl ImportView {
-    fn new(what: &'static str, r: ImportReport, rejects: Option<(String, usize)>) -> ImportView {
+    pub(super) fn new(
+        what: &'static str,
+        r: ImportReport,
+        rejects: Option<(String, usize)>,
+    ) -> ImportView {
         let (rejects_url, rejects_in_file) = rejects.unzip();
         // Fields are named by the file's own headers, as the office's spreadsheet shows them.
         let rejected = r
@@ -376,7 +380,7 @@ fn rejects_path(token: &str) -> Option<std::path::PathBuf> {
 }
 
 /// A new token and its file's path; expired files are removed on the way.
-fn new_rejects_file() -> Option<(String, std::path::PathBuf)> {
+pub(super) fn new_rejects_file() -> Option<(String, std::path::PathBuf)> {
     use rand::Rng;
     let dir = rejects_dir();
     std::fs::create_dir_all(&dir).ok()?;

@@ -10,6 +10,7 @@
 //! | `tokens` | `/admin/tokens` (API tokens) | admin |
 //! | `round_ops` | `/admin/rounds/{key}/field`, `/admin/rounds/{key}/purge-contacts`, `/admin/backup` | admin |
 //! | `round_path` | `/rounds/{key}` (the round's path, read-only) | admin, statistician, evaluator |
+//! | `round_tasks` | `/admin/rounds/{key}/onsite`, `/attempts` (upload, preview, confirm), `/exclusions` | admin |
 //! | `api` | `/api/v1/...` | see that module |
 
 mod admin;
@@ -24,6 +25,7 @@ pub mod listen;
 mod pages;
 mod round_ops;
 mod round_path;
+mod round_tasks;
 mod screen_reader;
 mod security;
 mod supervise;
@@ -154,6 +156,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tokens::router())
         .merge(round_ops::router())
         .merge(round_path::router())
+        .merge(round_tasks::router())
         .merge(api::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

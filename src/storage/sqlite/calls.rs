@@ -419,6 +419,35 @@ impl CallStore for SqliteStore {
         })
     }
 
+    fn remove_exclusion(
+        &self,
+        round: &RoundRecord,
+        login: &str,
+        unit_id: i64,
+        actor: &str,
+    ) -> Result<bool> {
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            let op = operator_id(tx, login)?;
+            let n = tx.execute(
+                "DELETE FROM operator_exclusions WHERE round_id = ?1 AND user_id = ?2 AND unit_id = ?3",
+                params![round.id, op, unit_id],
+            )?;
+            if n > 0 {
+                append_audit(
+                    tx,
+                    &AuditEvent {
+                        actor,
+                        action: "operator.include",
+                        round_key: Some(&round.key),
+                        detail: serde_json::json!({ "operator": login, "unit_id": unit_id }),
+                    },
+                )?;
+            }
+            Ok(n > 0)
+        })
+    }
+
     fn plan_state(&self, round: &RoundRecord) -> Result<PlanState> {
         self.read(|c| {
             let mut state = PlanState::default();
