@@ -67,8 +67,6 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # --no-locale: the C locale, as a test machine may have no other; the schema declares its
 # text columns COLLATE "C" anyway. fsync off: a throwaway cluster need not survive a power cut.
@@ -87,7 +85,14 @@ fi
 started=1
 
 export SHEPING_TEST_PG="postgresql://postgres@/postgres?host=$dir&port=$port"
-echo "tests/pg_cluster.sh: PostgreSQL $("$bindir/pg_ctl" --version | awk '{print $NF}') at $SHEPING_TEST_PG" >&2
+echo "tests/pg_cluster.sh: PostgreSQL $("$bindir/pg_ctl" --version | awk '{print $3}') at $SHEPING_TEST_PG" >&2
 
-# Not exec: the trap stops and removes the cluster when the command ends.
-"$@"
+# Not exec, and in the background: bash runs a trap only once the foreground command has ended,
+# but interrupts `wait` at once. A TERM or INT sent to this script alone (a CI timeout) is passed
+# on to the command, and the cluster is stopped and removed either way.
+child=0
+trap 'kill -TERM "$child" 2>/dev/null || true; exit 143' TERM
+trap 'kill -INT "$child" 2>/dev/null || true; exit 130' INT
+"$@" &
+child=$!
+wait "$child"
