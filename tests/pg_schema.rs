@@ -826,6 +826,26 @@ fn identities_continue_after_rows_copied_with_their_ids() {
 }
 
 #[test]
+fn an_unreachable_server_is_named_with_the_reason() {
+    // No server behind this socket directory: the error says where and why, not only that.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "postgresql://sheping:hunter2@/sheping?host={}&port=5999",
+        dir.path().display()
+    );
+    let err = match block_on(PgStore::connect(&url)) {
+        Err(e) => e,
+        Ok(_) => panic!("nothing listens there"),
+    };
+    let text = err.to_string();
+    assert!(matches!(err, PgError::Connect { .. }), "{text}");
+    assert!(text.contains("无法连接 PostgreSQL 数据库"), "{text}");
+    assert!(text.contains("postgresql://sheping:***@/sheping"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("No such file or directory"), "{text}");
+}
+
+#[test]
 fn the_command_line_refuses_a_postgres_database_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let url = "postgres://sheping:hunter2@127.0.0.1:1/sheping";
