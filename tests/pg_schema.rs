@@ -152,6 +152,40 @@ fn two_instances_starting_at_once_migrate_once() {
 }
 
 #[test]
+fn a_database_at_an_older_version_gets_the_migrations_it_lacks() {
+    let Some(db) = pg::fresh_db("a_database_at_an_older_version_gets_the_migrations_it_lacks")
+    else {
+        return;
+    };
+    let (_dir, lite) = sqlite_db();
+    let expected = sqlite_schema(&lite);
+    block_on(async {
+        // A database an older build migrated to version 12.
+        let c = pg::connect(&db.url).await;
+        c.batch_execute(postgres::VERSION_TABLE_DDL).await.unwrap();
+        for m in &postgres::MIGRATIONS[..12] {
+            c.batch_execute(m.sql).await.unwrap();
+            c.execute(
+                &format!(
+                    "INSERT INTO {VERSION_TABLE} (version, name, applied_at, backend_pid) VALUES ($1, $2, 0, 0)"
+                ),
+                &[&m.version, &m.name],
+            )
+            .await
+            .unwrap();
+        }
+        let store = PgStore::connect(&db.url).await.expect("upgrade");
+        assert_eq!(store.applied_now(), &[13, 14, 15]);
+        assert_eq!(
+            store.stored_schema_version().await.unwrap(),
+            postgres::schema_version()
+        );
+        // The upgraded schema is the one a fresh database gets.
+        assert_eq!(pg_schema(&c).await, expected);
+    });
+}
+
+#[test]
 fn a_failed_migration_changes_nothing_and_names_itself() {
     let Some(db) = pg::fresh_db("a_failed_migration_changes_nothing_and_names_itself") else {
         return;

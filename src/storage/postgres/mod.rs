@@ -74,6 +74,14 @@ pub const TYPE_MAPPING: [(&str, &str); 4] = [
 /// PostgreSQL (SQLite keeps the version in the file header, `user_version`).
 pub const VERSION_TABLE: &str = "sheping_schema_migrations";
 
+/// Creates [`VERSION_TABLE`] where it is missing (the first step of every migration run).
+pub const VERSION_TABLE_DDL: &str = "CREATE TABLE IF NOT EXISTS sheping_schema_migrations (
+    version     BIGINT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    applied_at  BIGINT NOT NULL,   -- ms since the epoch, like every time in the schema
+    backend_pid INTEGER NOT NULL   -- the PostgreSQL session that ran it
+)";
+
 /// The key of the transaction-level advisory lock the migration runs under, so that instances
 /// starting at once migrate one after the other: the second finds the work done. ("shepingM"
 /// in ASCII; any constant works as long as nothing else in the database uses it.)
@@ -263,15 +271,7 @@ async fn migrate(client: &mut deadpool_postgres::Client) -> Result<Vec<i64>, PgE
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
         .await?;
     // After the lock: two sessions creating the same table at once can both fail.
-    tx.batch_execute(&format!(
-        "CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (
-             version     BIGINT PRIMARY KEY,
-             name        TEXT NOT NULL,
-             applied_at  BIGINT NOT NULL,   -- ms since the epoch, like every time in the schema
-             backend_pid INTEGER NOT NULL   -- the PostgreSQL session that ran it
-         )"
-    ))
-    .await?;
+    tx.batch_execute(VERSION_TABLE_DDL).await?;
     let current: i64 = tx
         .query_one(
             &format!("SELECT COALESCE(MAX(version), 0) FROM {VERSION_TABLE}"),
