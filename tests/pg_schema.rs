@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Barrier};
 
 use common::pg::{self, PgDb, block_on};
-use sheping::storage::postgres::{self, PgError, PgStore, TYPE_MAPPING, VERSION_TABLE};
+use sheping::storage::postgres::{self, PgError, PgStore, TYPE_MAPPING, VERSION_TABLE, audit};
 
 /// A freshly migrated SQLite database made by the application itself.
 fn sqlite_db() -> (tempfile::TempDir, rusqlite::Connection) {
@@ -877,6 +877,84 @@ fn an_unreachable_server_is_named_with_the_reason() {
     assert!(text.contains("postgresql://sheping:***@/sheping"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
     assert!(text.contains("No such file or directory"), "{text}");
+}
+
+#[test]
+fn concurrent_writers_extend_one_audit_chain() {
+    let Some(db) = migrated_db("concurrent_writers_extend_one_audit_chain") else {
+        return;
+    };
+    const WRITERS: usize = 6;
+    const APPENDS: usize = 40;
+    let start = Arc::new(Barrier::new(WRITERS));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (url, start) = (db.url.clone(), Arc::clone(&start));
+            std::thread::spawn(move || {
+                // Each writer is an instance of its own: its own runtime and pool.
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let store = PgStore::connect(&url).await?;
+                    start.wait();
+                    let mut kept = Vec::new();
+                    for i in 0..APPENDS {
+                        let mut client = store.client().await?;
+                        let tx = client.transaction().await.map_err(PgError::from)?;
+                        let detail = format!("{{\"writer\":{w},\"n\":{i}}}");
+                        audit::append(&tx, &format!("w{w}"), "test.append", Some("r1"), &detail)
+                            .await?;
+                        // Every tenth change fails after its entry: the entry goes with it.
+                        if i % 10 == 9 {
+                            tx.rollback().await.map_err(PgError::from)?;
+                        } else {
+                            tx.commit().await.map_err(PgError::from)?;
+                            kept.push(detail);
+                        }
+                    }
+                    Ok::<_, PgError>(kept)
+                })
+            })
+        })
+        .collect();
+    let kept: Vec<Vec<String>> = writers
+        .into_iter()
+        .map(|h| h.join().expect("writer thread").expect("writer"))
+        .collect();
+    let expected = WRITERS * (APPENDS - APPENDS / 10);
+    block_on(async {
+        let store = PgStore::connect(&db.url).await.unwrap();
+        let client = store.client().await.unwrap();
+        // One linear chain through every committed entry, and its head recorded.
+        assert_eq!(audit::verify(&client).await.unwrap(), Ok(expected));
+        let entries = audit::entries(&client).await.unwrap();
+        assert_eq!(
+            entries.iter().map(|e| e.id).collect::<Vec<_>>(),
+            (1..=expected as i64).collect::<Vec<_>>(),
+            "numbered without gaps: a rolled-back entry leaves none"
+        );
+        assert!(entries.windows(2).all(|p| p[0].at_ms <= p[1].at_ms));
+        // Each writer's entries, in its own order; none of the rolled-back ones.
+        for (w, kept) in kept.iter().enumerate() {
+            let mine: Vec<&str> = entries
+                .iter()
+                .filter(|e| e.actor == format!("w{w}"))
+                .map(|e| e.detail.as_str())
+                .collect();
+            assert_eq!(mine, kept.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        // And the check notices a change behind its back.
+        client
+            .execute("UPDATE audit_log SET detail = '{}' WHERE id = 7", &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            audit::verify(&client).await.unwrap(),
+            Err(sheping::domain::audit::ChainBreak::Altered { id: 7 })
+        );
+    });
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! tables on both backends and `sheping migrate` can copy a table row for row. Types follow
 //! [`TYPE_MAPPING`]; times stay BIGINT milliseconds since the epoch, as SQLite stores them.
 
+pub mod audit;
+
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
