@@ -958,6 +958,65 @@ fn concurrent_writers_extend_one_audit_chain() {
 }
 
 #[test]
+fn change_notices_reach_another_instance_on_commit_and_survive_a_lost_connection() {
+    use postgres::changes::{self, Change};
+    let Some(db) = migrated_db(
+        "change_notices_reach_another_instance_on_commit_and_survive_a_lost_connection",
+    ) else {
+        return;
+    };
+    block_on(async {
+        let (sender, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        let _listener = changes::Listener::start(&db.url, move |c| {
+            let _ = sender.send(c);
+        })
+        .await
+        .expect("listen");
+        // Bounded waits, so a missing notice fails the test instead of hanging it.
+        let mut next = async || {
+            tokio::time::timeout(std::time::Duration::from_secs(60), seen.recv())
+                .await
+                .expect("a notice within a minute")
+                .expect("listener running")
+        };
+        // Another instance writes.
+        let writer = PgStore::connect(&db.url).await.unwrap();
+        let mut client = writer.client().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        changes::notify(&tx, "rounds").await.unwrap();
+        tx.rollback().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        changes::notify(&tx, "sessions").await.unwrap();
+        changes::notify(&tx, "sessions").await.unwrap();
+        tx.commit().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        changes::notify(&tx, "users").await.unwrap();
+        tx.commit().await.unwrap();
+        // Notices come in commit order: the rolled-back one never came, the repeated one once.
+        assert_eq!(next().await, Change::Group("sessions".into()));
+        assert_eq!(next().await, Change::Group("users".into()));
+
+        // The listening connection is cut: the loss is reported, listening resumes (reported
+        // too), and notices flow again.
+        let cut: i64 = client
+            .query_one(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+                &[&changes::LISTENER_NAME],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(cut, 1);
+        assert_eq!(next().await, Change::Lost);
+        assert_eq!(next().await, Change::Lost);
+        let tx = client.transaction().await.unwrap();
+        changes::notify(&tx, "rounds").await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(next().await, Change::Group("rounds".into()));
+    });
+}
+
+#[test]
 fn the_command_line_refuses_a_postgres_database_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let url = "postgres://sheping:hunter2@127.0.0.1:1/sheping";

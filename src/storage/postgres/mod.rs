@@ -8,6 +8,7 @@
 //! [`TYPE_MAPPING`]; times stay BIGINT milliseconds since the epoch, as SQLite stores them.
 
 pub mod audit;
+pub mod changes;
 
 use std::time::Duration;
 
