@@ -23,6 +23,8 @@ if ! grep -qi "wenquanyi\|wqy" <<<"$fonts"; then
 fi
 # tests/plan_reference.rs runs tests/reference/plan_reference.py (standard library only).
 command -v python3 >/dev/null || need+=(python3)
+# The PostgreSQL tests (tests/pg_*.rs) run against a throwaway cluster (tests/pg_cluster.sh).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "tests/run.sh: installing ${need[*]} for the tests" >&2
@@ -35,4 +37,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 mkdir -p target/screenshots
 
-cargo test --locked --lib --bins --tests "$@"
+# One throwaway PostgreSQL cluster for the whole run, stopped and removed afterwards; each
+# PostgreSQL test makes a database of its own in it. SHEPING_REQUIRE_PG=1: a PostgreSQL test
+# that finds no cluster fails instead of skipping.
+export SHEPING_REQUIRE_PG=1
+bash tests/pg_cluster.sh cargo test --locked --lib --bins --tests "$@"

@@ -13,6 +13,7 @@ use crate::domain::survey::Survey;
 use crate::domain::user::{self, Role};
 use crate::engine;
 use crate::imports::{self, ImportReport, RosterImport};
+use crate::storage::DatabaseLocation;
 use crate::storage::sqlite::SqliteStore;
 use crate::storage::{AttemptInput, CallStore, NewRound, NewUser, Storage};
 
@@ -26,7 +27,8 @@ mod results;
     about = "社评: telephone social-evaluation survey service"
 )]
 struct Cli {
-    /// SQLite database file.
+    /// SQLite database file; a postgres:// or postgresql:// URL selects PostgreSQL (in progress:
+    /// refused for now, see docs/deploy.md).
     #[arg(
         long,
         global = true,
@@ -395,6 +397,13 @@ fn open(db: &Path) -> Result<SqliteStore> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    // Every command opens the database: refuse PostgreSQL here, before any of them would take
+    // the URL for a file name and create it.
+    if let DatabaseLocation::Postgres(url) = DatabaseLocation::from_os_str(cli.db.as_os_str())? {
+        bail!(
+            "PostgreSQL 后端尚未完成:--db(或 SHEPING_DB)的值 {url} 选择了 PostgreSQL,但本版本的命令、页面和接口只能使用 SQLite 数据库文件。请改用 SQLite 数据库文件的路径(例如 data/sheping.db);进展见 docs/deploy.md 的“PostgreSQL (in progress)”一节"
+        );
+    }
     match cli.command {
         Command::Round(cmd) => round(&open(&cli.db)?, cmd),
         Command::Units(UnitsCmd::Import {

@@ -4,6 +4,8 @@
 //! (with its own migrations) can sit beside [`sqlite::SqliteStore`] later.
 
 pub mod admin;
+pub mod location;
+pub mod postgres;
 pub mod results;
 pub mod round_ops;
 pub mod sessions;
@@ -16,6 +18,8 @@ use crate::domain::audit::{AuditEntry, ChainBreak};
 use crate::domain::roster::{MemberCategory, NewMember};
 use crate::domain::survey::Survey;
 use crate::domain::unit::{NewUnit, UnitKind};
+
+pub use location::DatabaseLocation;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

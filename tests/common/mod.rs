@@ -2,6 +2,7 @@
 //! random loopback port.
 #![allow(dead_code)]
 pub mod browser;
+pub mod pg;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
