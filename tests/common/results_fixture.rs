@@ -1,6 +1,6 @@
 //! A small round recorded through the real store (claims, recording, imports, on-site data),
 //! shared by the results, exports, on-site and API tests. Every figure it leads to is worked
-//! out by hand in `tests/results_store.rs`.
+//! out by hand in `tests/it/results_store.rs`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;

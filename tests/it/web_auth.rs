@@ -77,7 +77,7 @@ async fn sign_in_makes_a_new_http_only_session_and_sign_out_ends_it() {
     assert_eq!(audit_count(&sp, "auth.signout"), 1);
 
     // Behind a trusted TLS-terminating proxy the cookie is Secure (an untrusted
-    // `X-Forwarded-Proto` counts for nothing: tests/edge_security.rs).
+    // `X-Forwarded-Proto` counts for nothing: tests/it/edge_security.rs).
     drop(server);
     let server = WebServer::start(&sp, &[("SHEPING_TRUST_PROXY", "1")]);
     let tls = Web::new(&server.url);

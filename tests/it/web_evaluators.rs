@@ -438,5 +438,5 @@ async fn a_unit_page_shows_the_subscores_and_the_units_charts() {
             .status,
         404
     );
-    // (Operators and anonymous callers: tests/web_roles.rs, every route for every role.)
+    // (Operators and anonymous callers: tests/it/web_roles.rs, every route for every role.)
 }
