@@ -5,7 +5,9 @@
 //! Baselines measured in the same run: computing the results alone (`score_round`), and
 //! writing the same number of files, empty, into a fresh directory.
 
-#[path = "../tests/charts_support/mod.rs"]
+// Shared with the tests, which use the rest of it.
+#[allow(dead_code)]
+#[path = "../tests/common/charts_support.rs"]
 mod charts_support;
 
 use std::hint::black_box;

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The browser tests (tests/browser_*.rs) drive Debian's Chromium through its chromedriver; each
+# The browser tests (tests/browser/, `cargo test --test browser`) drive Debian's Chromium through its chromedriver; each
 # test starts its own chromedriver on a free port and a headless Chromium with a fresh profile.
 # A CJK font makes the screenshots under target/screenshots/ readable.
 need=()
@@ -21,7 +21,7 @@ fonts="$(fc-list 2>/dev/null || true)"
 if ! grep -qi "wenquanyi\|wqy" <<<"$fonts"; then
     need+=(fonts-wqy-microhei)
 fi
-# tests/plan_reference.rs runs tests/reference/plan_reference.py (standard library only).
+# tests/it/plan_reference.rs runs tests/reference/plan_reference.py (standard library only).
 command -v python3 >/dev/null || need+=(python3)
 # The PostgreSQL tests (tests/pg_*.rs) run against a throwaway cluster (tests/pg_cluster.sh).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)

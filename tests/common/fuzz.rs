@@ -1,7 +1,6 @@
 //! The fuzz tests' seed: fixed, so every CI run tries the same cases and a failure reruns as
 //! it failed. `PROPTEST_RNG_SEED=N` (any u64) explores other cases; a failing seed printed by
 //! such a run reproduces with the same variable.
-#![allow(dead_code)]
 
 use proptest::test_runner::{Config, RngSeed};
 

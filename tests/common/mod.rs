@@ -1,11 +1,14 @@
 //! Test helpers: the real `sheping` binary on a temporary database, and the real server on a
 //! random loopback port.
-#![allow(dead_code)]
 pub mod browser;
+pub mod charts_support;
+pub mod fuzz;
 pub mod pg;
+pub mod raw_http;
+pub mod results_fixture;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sheping");
@@ -129,12 +132,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
 }
 
 /// Units file used by roster tests: three units of a round.

@@ -1,0 +1,493 @@
+//! Imports at province scale, measured on the real processes: a million-row roster through the
+//! CLI in bounded memory, a zip bomb stopped at the unzip limit without inflating into memory,
+//! and an upload with hundreds of thousands of bad rows that neither grows the server nor its
+//! answer with the errors (the page lists the first 200; every rejected row is a download).
+//!
+//! Memory is the process's peak resident size (VmHWM in /proc), a bound rather than a timing.
+
+use crate::common;
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+
+use common::Sheping;
+use common::browser::{Web, WebServer, fixture};
+use reqwest::multipart::{Form, Part};
+
+const MIB: u64 = 1024 * 1024;
+
+/// The peak resident size of a running process, in bytes.
+fn vm_hwm(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Waits for `child`, polling its peak resident size; returns (exit success, peak bytes,
+/// stdout, stderr). Bounded: gives up (and kills the child) after about twenty minutes.
+fn run_measured(mut cmd: Command) -> (bool, u64, String, String) {
+    let out_path = tempfile::NamedTempFile::new().unwrap();
+    let err_path = tempfile::NamedTempFile::new().unwrap();
+    cmd.stdout(Stdio::from(out_path.reopen().unwrap()))
+        .stderr(Stdio::from(err_path.reopen().unwrap()));
+    let mut child: Child = cmd.spawn().expect("spawn sheping");
+    let mut peak = 0;
+    let mut status = None;
+    for _ in 0..120_000 {
+        if let Some(hwm) = vm_hwm(child.id()) {
+            peak = peak.max(hwm);
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the import did not finish");
+    };
+    let read = |p: &tempfile::NamedTempFile| std::fs::read_to_string(p.path()).unwrap();
+    (status.success(), peak, read(&out_path), read(&err_path))
+}
+
+/// The address of the rejects download an upload's page offers.
+fn rejects_link(page: &str) -> String {
+    page.split("id=\"rejects-link\"")
+        .next()
+        .and_then(|s| s.rsplit("href=\"").next())
+        .and_then(|s| s.split('"').next())
+        .expect("a rejects link")
+        .to_string()
+}
+
+/// Writes a roster of `rows` rows (45 per unit, messy but valid phones) and the units file it
+/// needs; returns (units path, roster path).
+fn million_roster(sp: &Sheping, rows: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    let per_unit = 45;
+    let units = sp.path("units.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&units).unwrap());
+    writeln!(out, "单位名称,单位类型").unwrap();
+    for u in 0..rows.div_ceil(per_unit) {
+        writeln!(out, "单位{u:06},事业单位").unwrap();
+    }
+    out.flush().unwrap();
+    let roster = sp.path("roster.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&roster).unwrap());
+    writeln!(out, "参评单位,姓名,联系电话,代表类别,工作单位及职务").unwrap();
+    for i in 0..rows {
+        let n = 3_000_000_000u64 + i as u64;
+        let phone = match i % 3 {
+            0 => format!(
+                "1{} {:04} {:05}",
+                3 + n % 7,
+                (n % 1_000_000_000) / 100_000,
+                n % 100_000
+            ),
+            1 => format!("+86-1{}{:09}", 3 + n % 7, n % 1_000_000_000),
+            _ => format!("1{}-{:09}", 3 + n % 7, n % 1_000_000_000),
+        };
+        let cat = if i % 15 == 0 { "人大代表" } else { "" };
+        writeln!(
+            out,
+            "单位{:06},代表{i},{phone},{cat},某社区居民委员会居民代表",
+            i / per_unit
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
+    (units, roster)
+}
+
+#[test]
+fn a_million_row_roster_above_the_old_size_cap_imports_in_bounded_memory() {
+    let sp = Sheping::new();
+    let rows = 1_000_000;
+    let (units, roster) = million_roster(&sp, rows);
+    let size = std::fs::metadata(&roster).unwrap().len();
+    // Above the 64 MiB the CLI used to refuse.
+    assert!(size > 64 * MIB, "{size}");
+    sp.ok(&["round", "create", "2022", "--title", "全省名单"]);
+    sp.ok(&[
+        "units",
+        "import",
+        "--round",
+        "2022",
+        units.to_str().unwrap(),
+    ]);
+    let mut cmd = sp.command();
+    cmd.args(["roster", "import", "--round", "2022"])
+        .arg(&roster);
+    let (ok, peak, stdout, stderr) = run_measured(cmd);
+    assert!(ok, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stdout.contains(&format!("已导入 {rows} 名代表")),
+        "{stdout}"
+    );
+    assert_eq!(sp.count("SELECT COUNT(*) FROM members"), rows as i64);
+    eprintln!(
+        "roster import of {rows} rows: peak memory {} MiB",
+        peak / MIB
+    );
+    assert!(
+        peak <= 128 * MIB,
+        "peak memory {} MiB for {rows} rows",
+        peak / MIB
+    );
+}
+
+#[test]
+fn a_bad_row_near_the_end_of_a_large_roster_stores_nothing_and_names_its_line() {
+    let sp = Sheping::new();
+    let rows = 200_000;
+    let (units, roster) = million_roster(&sp, rows);
+    // One unknown unit on the second-to-last data line.
+    let mut text = std::fs::read_to_string(&roster).unwrap();
+    let last_lines: Vec<&str> = text.trim_end().rsplitn(3, '\n').collect();
+    let bad = last_lines[1].replacen("单位", "无此单位", 1);
+    let cut = text.trim_end().len() - last_lines[0].len() - last_lines[1].len() - 1;
+    text = format!("{}{bad}\n{}\n", &text[..cut], last_lines[0]);
+    std::fs::write(&roster, text).unwrap();
+    sp.ok(&["round", "create", "2022", "--title", "名单"]);
+    sp.ok(&[
+        "units",
+        "import",
+        "--round",
+        "2022",
+        units.to_str().unwrap(),
+    ]);
+    let out = sp.run(&[
+        "roster",
+        "import",
+        "--round",
+        "2022",
+        roster.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Header on line 1, so data row k is on line k + 1: the bad one is row rows - 1.
+    assert!(stderr.contains(&format!("第 {} 行", rows)), "{stderr}");
+    assert_eq!(sp.count("SELECT COUNT(*) FROM members"), 0);
+}
+
+/// The raw deflate of an xlsx worksheet that repeats one row until it is `size` bytes.
+fn bomb_sheet(size: u64) -> Vec<u8> {
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(b"<?xml version=\"1.0\"?><worksheet><sheetData>")
+        .unwrap();
+    let row = b"<row><c t=\"inlineStr\"><is><t>x</t></is></c></row>".repeat(20_000);
+    let mut written = 0;
+    while written < size {
+        enc.write_all(&row).unwrap();
+        written += row.len() as u64;
+    }
+    enc.write_all(b"</sheetData></worksheet>").unwrap();
+    enc.finish().unwrap()
+}
+
+/// A zip with one deflated entry whose headers declare `declared` bytes unzipped.
+fn zip_one(name: &str, data: &[u8], declared: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let u16le = |v: usize| (v as u16).to_le_bytes();
+    let u32le = |v: usize| (v as u32).to_le_bytes();
+    let mut local = Vec::new();
+    local.extend(b"PK\x03\x04");
+    local.extend(u16le(20));
+    local.extend(u16le(0));
+    local.extend(u16le(8));
+    local.extend(u32le(0));
+    local.extend(u32le(0)); // crc
+    local.extend(u32le(data.len()));
+    local.extend(declared.to_le_bytes());
+    local.extend(u16le(name.len()));
+    local.extend(u16le(0));
+    local.extend(name.as_bytes());
+    out.extend(&local);
+    out.extend(data);
+    let cd_offset = out.len();
+    let mut central = Vec::new();
+    central.extend(b"PK\x01\x02");
+    central.extend(u16le(20));
+    central.extend(u16le(20));
+    central.extend(u16le(0));
+    central.extend(u16le(8));
+    central.extend(u32le(0));
+    central.extend(u32le(0));
+    central.extend(u32le(data.len()));
+    central.extend(declared.to_le_bytes());
+    central.extend(u16le(name.len()));
+    central.extend([0; 12]);
+    central.extend(u32le(0)); // local header offset
+    central.extend(name.as_bytes());
+    out.extend(&central);
+    out.extend(b"PK\x05\x06");
+    out.extend([0; 4]);
+    out.extend(u16le(1));
+    out.extend(u16le(1));
+    out.extend(u32le(central.len()));
+    out.extend(u32le(cd_offset));
+    out.extend(u16le(0));
+    out
+}
+
+/// An .xlsx of about a megabyte whose sheet declares 1 KB but inflates past the 1 GiB limit.
+fn bomb_xlsx() -> Vec<u8> {
+    zip_one(
+        "xl/worksheets/sheet1.xml",
+        &bomb_sheet(1024 * MIB + 64 * MIB),
+        1000,
+    )
+}
+
+#[test]
+fn a_zip_bomb_is_stopped_at_the_unzip_limit_in_bounded_memory() {
+    let sp = Sheping::new();
+    let bomb = bomb_xlsx();
+    assert!(bomb.len() < 8 * MIB as usize, "{}", bomb.len());
+    let path = sp.write("bomb.xlsx", &bomb);
+    sp.ok(&["round", "create", "2022", "--title", "炸弹"]);
+    let mut cmd = sp.command();
+    cmd.args(["roster", "import", "--round", "2022"]).arg(&path);
+    let (ok, peak, stdout, stderr) = run_measured(cmd);
+    assert!(!ok, "{stdout}");
+    assert!(stderr.contains("解压后的内容超过 1024 MiB"), "{stderr}");
+    assert!(peak <= 64 * MIB, "peak memory {} MiB", peak / MIB);
+}
+
+/// A roster upload of `rows` rows naming a unit that does not exist (each one rejected).
+fn bad_roster(rows: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows * 60);
+    out.extend("参评单位,姓名,联系电话,工作单位及职务\n".as_bytes());
+    for i in 0..rows {
+        writeln!(out, "不存在的单位,代表{i},139{:08},某社区居民", i).unwrap();
+    }
+    out
+}
+
+async fn upload(web: &Web, path: &str, csrf: &str, file: &str, bytes: Vec<u8>) -> (u16, String) {
+    let form = Form::new()
+        .text("csrf", csrf.to_string())
+        .text("skip_invalid", "1")
+        .part("file", Part::bytes(bytes).file_name(file.to_string()));
+    let r = web
+        .client
+        .post(format!("{}{path}", web.url))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_with_half_a_million_bad_rows_answers_briefly_and_offers_them_all() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    let pid = server.child.id();
+    let before = vm_hwm(pid).unwrap();
+    let rows = 500_000;
+    let body = bad_roster(rows);
+    assert!(body.len() < 32 * MIB as usize, "within the upload limit");
+    let (status, page) = upload(&admin, "/admin/rounds/t/roster", &csrf, "roster.csv", body).await;
+    let grown = vm_hwm(pid).unwrap().saturating_sub(before);
+    assert_eq!(status, 200, "{}", &page[..page.len().min(2000)]);
+    assert!(
+        page.contains(&format!("跳过了 {rows} 行")),
+        "the count is shown"
+    );
+    assert!(page.contains("下表只列出前 200 行"));
+    let report = page
+        .split("id=\"import-report\"")
+        .nth(1)
+        .and_then(|s| s.split("</section>").next())
+        .unwrap();
+    assert_eq!(report.matches("<td class=\"num\">").count(), 200);
+    assert!(page.len() < 256 * 1024, "page of {} bytes", page.len());
+    assert!(grown <= 256 * MIB, "the server grew by {} MiB", grown / MIB);
+    // Every rejected row, once, as a CSV with the reason.
+    let link = rejects_link(&page);
+    assert!(link.starts_with("/admin/rounds/t/rejects/"), "{link}");
+    let csv = admin.get(&link).await;
+    assert_eq!(csv.status, 200);
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines.len(), rows + 1);
+    assert!(lines[0].ends_with("错误"), "{}", lines[0]);
+    assert!(
+        lines[rows].starts_with(&format!("不存在的单位,代表{},", rows - 1)),
+        "{}",
+        lines[rows]
+    );
+    assert!(lines[rows].contains(&format!("第{}行", rows + 1)));
+    // Fetched once, it is gone.
+    assert_eq!(admin.get(&link).await.status, 404);
+    // Nobody else's link: a made-up token is not found either.
+    let other = format!("/admin/rounds/t/rejects/{}", "0".repeat(32));
+    assert_eq!(admin.get(&other).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_uploaded_zip_bomb_is_refused_without_growing_the_server() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    let pid = server.child.id();
+    let before = vm_hwm(pid).unwrap();
+    let (status, page) = upload(
+        &admin,
+        "/admin/rounds/t/roster",
+        &csrf,
+        "bomb.xlsx",
+        bomb_xlsx(),
+    )
+    .await;
+    let grown = vm_hwm(pid).unwrap().saturating_sub(before);
+    assert_eq!(status, 422);
+    assert!(page.contains("解压后的内容超过"), "{page}");
+    assert!(grown <= 256 * MIB, "the server grew by {} MiB", grown / MIB);
+}
+
+#[test]
+fn a_roster_read_through_the_cli_reports_lines_across_read_chunks() {
+    // Rows with multi-line quoted cells and CRLF line ends spanning the reader's chunks keep
+    // their physical line numbers.
+    let sp = Sheping::new();
+    common::round_with_units(&sp);
+    let mut text = String::from("参评单位,姓名,联系电话,备注\r\n");
+    // Well past the 4 MiB looked at first, so most rows are read in later chunks.
+    let rows = 120_000;
+    for i in 0..rows {
+        text.push_str(&format!(
+            "汉滨区教育体育局,代表{i},139{i:08},\"第一行\r\n第二行\"\r\n"
+        ));
+    }
+    text.push_str("汉滨区教育体育局,坏号,12345,\r\n");
+    let path = sp.write("multi.csv", text.as_bytes());
+    let out = sp.run(&[
+        "roster",
+        "import",
+        "--round",
+        "2022",
+        path.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Header line 1, then two physical lines per row.
+    assert!(text.len() > 5 * MIB as usize);
+    assert!(
+        stderr.contains(&format!("第 {} 行", 2 + 2 * rows)),
+        "{stderr}"
+    );
+}
+
+/// Uploads read whole (units, evidence) are bounded by their cell count, whatever the file's
+/// shape: a units file of nearly 32 MiB is refused naming the limit, and the server does not
+/// grow by more than 256 MiB.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_units_upload_is_refused_by_its_cell_budget_without_growing_the_server() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    let pid = server.child.id();
+    let before = vm_hwm(pid).unwrap();
+    // 15 million one-character cells: the most cells a 32 MiB CSV can hold.
+    let mut body = String::from("单位名称,单位类型,系统,单位代码\n");
+    while body.len() < 30 * MIB as usize {
+        body.push_str("x,y,z,w\n");
+    }
+    let (status, page) = upload(
+        &admin,
+        "/admin/rounds/t/units",
+        &csrf,
+        "units.csv",
+        body.into_bytes(),
+    )
+    .await;
+    let grown = vm_hwm(pid).unwrap().saturating_sub(before);
+    assert_eq!(status, 422, "{}", &page[..page.len().min(2000)]);
+    assert!(page.contains("超过 1000000 个单元格"), "{page}");
+    assert!(grown <= 256 * MIB, "the server grew by {} MiB", grown / MIB);
+    assert_eq!(sp.count("SELECT COUNT(*) FROM units"), 3);
+}
+
+/// A units upload's rejected rows are all offered as a download, like a roster's, and the
+/// page lists only the first 200 with the count (the helper uploads with 跳过有错误的行).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_units_upload_offers_every_rejected_row() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    let rows = 1_500;
+    let mut body = String::from("单位名称,单位类型,系统,单位代码\n");
+    for i in 0..rows {
+        body.push_str(&format!("新单位{i},不知道什么类型,测试,N{i}\n"));
+    }
+    let (status, page) = upload(
+        &admin,
+        "/admin/rounds/t/units",
+        &csrf,
+        "units.csv",
+        body.into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", &page[..page.len().min(2000)]);
+    assert!(page.contains(&format!("跳过了 {rows} 行")), "{page}");
+    assert!(page.contains("下表只列出前 200 行"), "{page}");
+    let link = rejects_link(&page);
+    assert!(link.starts_with("/admin/rounds/t/rejects/"), "{link}");
+    let csv = admin.get(&link).await;
+    assert_eq!(csv.status, 200);
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines.len(), rows + 1);
+    assert!(lines[0].ends_with("错误"), "{}", lines[0]);
+    assert!(
+        lines[rows].starts_with(&format!("新单位{},", rows - 1)),
+        "{}",
+        lines[rows]
+    );
+    assert_eq!(sp.count("SELECT COUNT(*) FROM units"), 3);
+}
+
+/// A survey definition uploaded with a new round is a few kilobytes: a file of many megabytes
+/// (within the upload limit) is refused before it is parsed, and the server does not grow.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_survey_upload_is_refused_before_it_is_parsed() {
+    let sp = fixture();
+    let server = WebServer::start(&sp, &[]);
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    let pid = server.child.id();
+    let before = vm_hwm(pid).unwrap();
+    let mut toml = String::from("title = \"大\"\n");
+    while toml.len() < 20 * MIB as usize {
+        toml.push_str("# 注释注释注释注释注释注释注释注释注释注释注释注释注释\n");
+    }
+    let form = Form::new()
+        .text("csrf", csrf)
+        .text("key", "big")
+        .text("title", "大问卷")
+        .part(
+            "survey",
+            Part::bytes(toml.into_bytes()).file_name("big.toml"),
+        );
+    let r = admin
+        .client
+        .post(format!("{}/admin/rounds", admin.url))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let page = r.text().await.unwrap();
+    let grown = vm_hwm(pid).unwrap().saturating_sub(before);
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("超过 256 KiB 的上限"), "{page}");
+    assert!(grown <= 256 * MIB, "the server grew by {} MiB", grown / MIB);
+    assert_eq!(sp.count("SELECT COUNT(*) FROM rounds WHERE key = 'big'"), 0);
+}
