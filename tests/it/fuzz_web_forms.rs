@@ -81,6 +81,13 @@ struct Route {
 }
 
 const UNITS_FILE: &str = "单位名称,单位类型,系统,单位代码\n汉滨区新单位,事业单位,测试,Z9\n";
+/// On-site ballots and paper attempts for the fixture's units (the attempt's number is not in the
+/// roster: a line the importer refuses).
+const ONSITE_FILE: &str = "参评单位,选票编号,职能职责履行,办事效率,服务质量,作风形象,社会反响,总体评价\n\
+     汉滨区教育体育局,1,满意,满意,比较满意,满意,满意,\n\
+     汉滨区公路管理段,1,基本满意,比较满意,满意,满意,不满意,\n";
+const ATTEMPTS_FILE: &str = "参评单位,联系电话,话务员,拨打结果,拨打时间,职能职责履行,办事效率,服务质量,作风形象,社会反响\n\
+     汉滨区教育体育局,13900000000,op1,no_answer,2022-11-02 10:05,,,,,\n";
 const ROSTER_FILE: &str =
     "参评单位,姓名,联系电话,代表类别\n汉滨区公路管理段,新代表,13955554444,人大代表\n";
 
@@ -309,6 +316,56 @@ const ROUTES: &[Route] = &[
         allowed: &[Who::Admin],
         kind: Kind::Form,
         template: &[("csrf", "$CSRF")],
+        file: None,
+    },
+    Route {
+        path: "/admin/rounds/{key}/onsite",
+        allowed: &[Who::Admin],
+        kind: Kind::Multipart,
+        template: &[("csrf", "$CSRF"), ("skip_invalid", "on"), ("replace", "")],
+        file: Some(("ballots.csv", ONSITE_FILE)),
+    },
+    Route {
+        path: "/admin/rounds/{key}/onsite/confirm",
+        allowed: &[Who::Admin],
+        kind: Kind::Form,
+        template: &[("csrf", "$CSRF"), ("token", "0123456789abcdef")],
+        file: None,
+    },
+    Route {
+        path: "/admin/rounds/{key}/attempts",
+        allowed: &[Who::Admin],
+        kind: Kind::Multipart,
+        template: &[("csrf", "$CSRF"), ("skip_invalid", "on")],
+        file: Some(("attempts.csv", ATTEMPTS_FILE)),
+    },
+    Route {
+        path: "/admin/rounds/{key}/attempts/confirm",
+        allowed: &[Who::Admin],
+        kind: Kind::Form,
+        template: &[("csrf", "$CSRF"), ("token", "0123456789abcdef")],
+        file: None,
+    },
+    Route {
+        path: "/admin/rounds/{key}/exclusions",
+        allowed: &[Who::Admin],
+        kind: Kind::Form,
+        template: &[
+            ("csrf", "$CSRF"),
+            ("operator", "op1"),
+            ("unit", "汉滨区公路管理段"),
+        ],
+        file: None,
+    },
+    Route {
+        path: "/admin/rounds/{key}/exclusions/remove",
+        allowed: &[Who::Admin],
+        kind: Kind::Form,
+        template: &[
+            ("csrf", "$CSRF"),
+            ("operator", "op1"),
+            ("unit", "汉滨区公路管理段"),
+        ],
         file: None,
     },
     Route {
@@ -1272,6 +1329,8 @@ fn hostile_forms_never_break_the_server_or_the_store() {
         ("/admin/users", &[200, 409, 422]),
         ("/admin/rounds/{key}/roster", &[200, 422]),
         ("/admin/rounds", &[303, 422]),
+        ("/admin/rounds/{key}/onsite", &[200, 422]),
+        ("/admin/rounds/{key}/exclusions", &[200, 303, 422]),
     ] {
         assert!(reached(route, ok) > 0, "{route}: {statuses:?}");
     }
