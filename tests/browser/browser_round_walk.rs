@@ -471,6 +471,35 @@ async fn a_round_walked_through_the_console_equals_the_same_round_through_the_cl
     for u in UNITS {
         assert!(page.contains(u), "the results page lists {u}: {page}");
     }
+    // …and the report: a unit's feedback page from the table, and the whole report as a zip.
+    click_through(
+        d,
+        wait_for(d, &format!("a[href$='/units/{}']", urlencoding(UNITS[0]))).await,
+    )
+    .await;
+    let unit_page = text_of(d, "main").await;
+    assert!(unit_page.contains(UNITS[0]), "{unit_page}");
+    assert!(
+        unit_page.contains("社会评价"),
+        "the feedback page shows the social score: {unit_page}"
+    );
+    let cookies = d
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}={}", c.name, c.value))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let zip = reqwest::Client::new()
+        .get(format!("{url}/rounds/{KEY}/report.zip"))
+        .header("cookie", cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zip.status(), 200);
+    let bytes = zip.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"PK\x03\x04"), "the report is a zip file");
     b.quit().await;
     drop(server);
 
@@ -487,4 +516,17 @@ async fn a_round_walked_through_the_console_equals_the_same_round_through_the_cl
         assert!(u["social"]["rank"].as_u64().is_some(), "{u}");
     }
     assert_eq!(walked["locked"], true);
+}
+
+/// The unit's name as the results table writes it in its links (`urlencode_strict`).
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
