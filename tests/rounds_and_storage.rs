@@ -3,7 +3,7 @@
 mod common;
 
 use common::Sheping;
-use sheping::storage::Storage;
+use sheping::storage::prelude::*;
 use sheping::storage::sqlite::{SqliteStore, schema_version};
 
 #[test]
@@ -262,7 +262,8 @@ fn round_keys_and_titles_with_control_characters_are_refused() {
 #[test]
 fn a_snapshot_reads_one_state_and_ends_with_its_closure() {
     use sheping::domain::user::Role;
-    use sheping::storage::{CallStore, NewUser, in_snapshot};
+    use sheping::storage::prelude::*;
+    use sheping::storage::{NewUser, in_snapshot};
     let sp = Sheping::new();
     let store = SqliteStore::open(&sp.db).unwrap();
     let other = SqliteStore::open(&sp.db).unwrap();

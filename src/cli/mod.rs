@@ -13,8 +13,9 @@ use crate::domain::survey::Survey;
 use crate::domain::user::{self, Role};
 use crate::engine;
 use crate::imports::{self, ImportReport, RosterImport};
+use crate::storage::prelude::*;
 use crate::storage::sqlite::SqliteStore;
-use crate::storage::{AttemptInput, CallStore, NewRound, NewUser, Storage};
+use crate::storage::{AttemptInput, NewRound, NewUser};
 
 mod report;
 mod results;
@@ -617,12 +618,7 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
                 r.key, r.title, r.survey_source
             );
             if let Some(p) = previous {
-                crate::storage::results::ResultsStore::set_previous_round(
-                    store,
-                    &r,
-                    &p,
-                    &cli_actor(),
-                )?;
+                RoundStore::set_previous_round(store, &r, &p, &cli_actor())?;
                 println!("上一轮:{}", p.key);
             }
             Ok(ExitCode::SUCCESS)
