@@ -8,8 +8,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::BadStoredValue;
-use super::{MemberRecord, Queued, Result, RoundRecord, StorageError, UserRecord, ms_to_utc};
+use super::{
+    BadStoredValue, MemberRecord, Queued, Result, RoundRecord, StorageError, UserRecord, ms_to_utc,
+};
 use crate::domain::disposition::{AttemptFact, Outcome};
 use crate::domain::roster::MemberCategory;
 
