@@ -13,8 +13,9 @@ use sheping::domain::survey::Survey;
 use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::domain::user::Role;
 use sheping::engine;
+use sheping::storage::prelude::*;
 use sheping::storage::sqlite::SqliteStore;
-use sheping::storage::{AttemptInput, CallStore, NewRound, NewUser, Storage};
+use sheping::storage::{AttemptInput, NewRound, NewUser};
 
 fn run(group_commit: bool, threads: usize, per_thread: usize) -> (f64, usize) {
     let dir = tempfile::tempdir().unwrap();

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use operator_client::OperatorClient;
 use sheping::domain::disposition::Outcome;
+use sheping::storage::prelude::*;
 use sheping::storage::sqlite::SqliteStore;
-use sheping::storage::{CallStore, Storage};
 
 /// This process's CPU time (user + system) in seconds: the bench's clients, between two calls.
 fn own_cpu_seconds() -> f64 {
@@ -81,7 +81,7 @@ fn claim_latency(path: &std::path::Path, samples: usize) -> f64 {
 /// the cycle's server time goes, without HTTP.
 fn cycle_breakdown(path: &std::path::Path, samples: usize) -> Vec<(&'static str, f64)> {
     use sheping::storage::AttemptInput;
-    use sheping::storage::admin::AdminStore;
+    use sheping::storage::prelude::*;
     let store = SqliteStore::open(path).unwrap();
     let round = store.round("bench").unwrap();
     let op = store.user("op1").unwrap();

@@ -16,9 +16,10 @@ use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::domain::user::Role;
 use sheping::exports::{self, ExportKind, ExportOptions};
 use sheping::results::{self, ResultsOptions};
-use sheping::storage::results::{OnsiteBatch, ResultsStore, StoredBallot};
+use sheping::storage::prelude::*;
+use sheping::storage::results::{OnsiteBatch, StoredBallot};
 use sheping::storage::sqlite::SqliteStore;
-use sheping::storage::{CallStore, NewRound, NewUser, Storage};
+use sheping::storage::{NewRound, NewUser};
 
 const UNITS: usize = 10_000;
 const RESPONDENTS: usize = 45;

@@ -10,8 +10,9 @@ use std::time::Instant;
 
 use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::imports::{self, RosterImport};
+use sheping::storage::NewRound;
+use sheping::storage::prelude::*;
 use sheping::storage::sqlite::SqliteStore;
-use sheping::storage::{NewRound, Storage};
 
 fn main() {
     let rows: usize = std::env::var("ROWS")

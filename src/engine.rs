@@ -10,9 +10,9 @@ use crate::domain::disposition::{AttemptFact, Disposition, MemberHistory};
 use crate::domain::plan::{self, Loads, PlanInput, PlanInputs, PlanKind, PlanMember};
 use crate::domain::progress::{self, MemberFacts, OperatorTally, Tally};
 use crate::domain::user::Role;
+pub use crate::storage::Store;
 use crate::storage::{
-    CallStore, FieldData, NewPlan, PlanRecord, RoundRecord, Storage, StorageError, UnitRecord,
-    ms_to_utc,
+    FieldData, NewPlan, PlanRecord, RoundRecord, StorageError, UnitRecord, ms_to_utc,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -24,10 +24,6 @@ pub enum EngineError {
     #[error("{0}")]
     Invalid(String),
 }
-
-/// Storage with both interfaces (the service needs both).
-pub trait Store: Storage + CallStore + crate::storage::results::ResultsStore {}
-impl<T: Storage + CallStore + crate::storage::results::ResultsStore> Store for T {}
 
 #[derive(Debug, Serialize)]
 pub struct PlanOutcome {

@@ -327,14 +327,14 @@ pub fn new_api_token(
     login: &str,
     label: &str,
     expires_at: Option<DateTime<Utc>>,
-) -> (String, crate::storage::results::NewApiToken) {
+) -> (String, crate::storage::NewApiToken) {
     let mut bytes = [0u8; 32];
     {
         use rand::Rng;
         rand::rng().fill_bytes(&mut bytes);
     }
     let token = format!("{API_TOKEN_PREFIX}{}", hex::encode(bytes));
-    let new = crate::storage::results::NewApiToken {
+    let new = crate::storage::NewApiToken {
         login: login.to_string(),
         token_hash: api_token_hash(&token),
         prefix: token[..API_TOKEN_PREFIX.len() + 8].to_string(),
@@ -367,7 +367,7 @@ pub enum TokenError {
 /// A token just created: the secret (shown once, never stored), what is stored, its user.
 pub struct CreatedToken {
     pub secret: String,
-    pub record: crate::storage::results::ApiTokenRecord,
+    pub record: crate::storage::ApiTokenRecord,
     pub user: crate::storage::UserRecord,
     pub expires_at: Option<DateTime<Utc>>,
 }

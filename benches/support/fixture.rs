@@ -9,8 +9,9 @@ use sheping::domain::roster::{MemberCategory, NewMember};
 use sheping::domain::survey::Survey;
 use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::domain::user::{Role, hash_password};
+use sheping::storage::prelude::*;
 use sheping::storage::sqlite::SqliteStore;
-use sheping::storage::{CallStore, NewRound, NewUser, Storage};
+use sheping::storage::{NewRound, NewUser};
 
 pub const PASSWORD: &str = "fixture-password-1";
 

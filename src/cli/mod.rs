@@ -14,8 +14,9 @@ use crate::domain::user::{self, Role};
 use crate::engine;
 use crate::imports::{self, ImportReport, RosterImport};
 use crate::storage::DatabaseLocation;
+use crate::storage::prelude::*;
 use crate::storage::sqlite::SqliteStore;
-use crate::storage::{AttemptInput, CallStore, NewRound, NewUser, Storage};
+use crate::storage::{AttemptInput, NewRound, NewUser};
 
 mod report;
 mod results;
@@ -539,7 +540,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Backup { out } => {
             let store = open(&cli.db)?;
-            crate::storage::round_ops::RoundOpsStore::backup_logged(
+            crate::storage::BackupStore::backup_logged(
                 &store,
                 &out,
                 &out.display().to_string(),
@@ -643,12 +644,7 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
                 r.key, r.title, r.survey_source
             );
             if let Some(p) = previous {
-                crate::storage::results::ResultsStore::set_previous_round(
-                    store,
-                    &r,
-                    &p,
-                    &cli_actor(),
-                )?;
+                RoundStore::set_previous_round(store, &r, &p, &cli_actor())?;
                 println!("上一轮:{}", p.key);
             }
             Ok(ExitCode::SUCCESS)

@@ -11,8 +11,8 @@ use super::{ImportArgs, cli_actor, finish_import, open};
 use crate::exports::{self, ExportFormat, ExportKind, ExportOptions};
 use crate::imports::{self, EvidenceImport, OnsiteImport};
 use crate::results::{self, ResultsOptions};
-use crate::storage::Storage;
-use crate::storage::results::{ResultsStore, StoredOnsite};
+use crate::storage::StoredOnsite;
+use crate::storage::prelude::*;
 
 /// Options of the computation (defaults: the round's stored seed, 2,000 replicates, bottom 3,
 /// 60 s, 2 s).

@@ -803,11 +803,71 @@ pub fn stored_attempt_problem(
     }
 }
 
+/// Why edited answers are refused; the message is shown to the administrator.
+pub fn check_edited_answers(
+    outcome: Outcome,
+    answers: &[Option<usize>],
+    n_dimensions: usize,
+    n_levels: usize,
+) -> std::result::Result<(), String> {
+    if !outcome.needs_answers() {
+        return Err(format!(
+            "这次拨打的结果是“{}”,没有答案可以修改",
+            outcome.label()
+        ));
+    }
+    if answers.len() != n_dimensions {
+        return Err(format!(
+            "答案数量不符:问卷共 {n_dimensions} 个维度,收到 {} 个",
+            answers.len()
+        ));
+    }
+    if let Some((d, l)) = answers
+        .iter()
+        .enumerate()
+        .find_map(|(d, l)| l.filter(|l| *l >= n_levels).map(|l| (d, l)))
+    {
+        return Err(format!(
+            "第 {} 个维度的答案超出范围:共 {n_levels} 个等级,收到第 {} 级",
+            d + 1,
+            l + 1
+        ));
+    }
+    let answered = answers.iter().filter(|a| a.is_some()).count();
+    match outcome {
+        Outcome::Complete if answered < n_dimensions => Err(format!(
+            "完成访问必须回答全部 {n_dimensions} 个维度,还缺 {} 个",
+            n_dimensions - answered
+        )),
+        Outcome::Partial if answered == 0 => Err("部分完成至少要有一个维度的答案".into()),
+        Outcome::Partial if answered == n_dimensions => Err(format!(
+            "{n_dimensions} 个维度都有答案就不是部分完成;如确属完成访问,请说明情况后由统计人员处理"
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone};
     use proptest::prelude::*;
+
+    #[test]
+    fn edited_answers_follow_the_outcome() {
+        let all = vec![Some(0), Some(1), Some(2), Some(3), Some(0)];
+        assert!(check_edited_answers(Outcome::Complete, &all, 5, 4).is_ok());
+        assert!(check_edited_answers(Outcome::Partial, &all, 5, 4).is_err());
+        let some = vec![Some(0), None, None, None, None];
+        assert!(check_edited_answers(Outcome::Partial, &some, 5, 4).is_ok());
+        assert!(check_edited_answers(Outcome::Complete, &some, 5, 4).is_err());
+        assert!(check_edited_answers(Outcome::Partial, &[None; 5], 5, 4).is_err());
+        assert!(check_edited_answers(Outcome::Refused, &all, 5, 4).is_err());
+        assert!(check_edited_answers(Outcome::Complete, &all[..4], 5, 4).is_err());
+        let out = vec![Some(0), Some(1), Some(2), Some(4), Some(0)];
+        let e = check_edited_answers(Outcome::Complete, &out, 5, 4).unwrap_err();
+        assert!(e.contains("第 4 个维度"), "{e}");
+    }
 
     fn t(minutes: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2024, 5, 6, 1, 0, 0).unwrap() + Duration::minutes(minutes)

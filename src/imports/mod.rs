@@ -13,7 +13,7 @@ use crate::domain::roster::{
     self, NewMember, RosterOptions, RosterSummary, RosterUnit, RowChecker, UnitPanel,
 };
 use crate::domain::unit::{UNIT_COLUMNS, validate_units};
-use crate::storage::{MemberSink, RoundRecord, Storage, StorageError};
+use crate::storage::{MemberSink, RoundRecord, StorageError, Store};
 use crate::tabular::{self, CsvRowWriter, ReadOptions, Table, TableError, TableReader};
 
 mod attempts;
@@ -123,7 +123,7 @@ fn rows(table: &Table) -> impl Iterator<Item = (usize, &[String])> {
 }
 
 pub fn units_import(
-    store: &dyn Storage,
+    store: &dyn Store,
     round: &RoundRecord,
     table: &Table,
     skip_invalid: bool,
@@ -178,7 +178,7 @@ const BATCHES_AHEAD: usize = 8;
 
 /// Imports a roster read whole; see [`roster_import_stream`]. Every rejected row is kept.
 pub fn roster_import(
-    store: &dyn Storage,
+    store: &dyn Store,
     round: &RoundRecord,
     table: &Table,
     opts: &RosterImport,
@@ -201,7 +201,7 @@ pub fn roster_import(
 /// halfway stores nothing either. Memory does not grow with the file: rows flow from the reader
 /// through the checker to the writer, and rejected rows go to `rejects`.
 pub fn roster_import_stream(
-    store: &dyn Storage,
+    store: &dyn Store,
     round: &RoundRecord,
     mut reader: TableReader<'_>,
     opts: &RosterImport,
@@ -574,6 +574,7 @@ mod tests {
     use super::*;
     use crate::domain::unit::{NewUnit, UnitKind};
     use crate::storage::NewRound;
+    use crate::storage::prelude::*;
     use crate::storage::sqlite::SqliteStore;
     use crate::tabular::{Format, Row};
 

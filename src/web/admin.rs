@@ -1039,7 +1039,7 @@ async fn member_view(
     error: Option<String>,
 ) -> Result<MemberPage, WebError> {
     let (round, member, attempts, edits, status) = state
-        .console_blocking(move |s| {
+        .blocking(move |s| {
             let round = s.round(&key)?;
             let member = s
                 .members(round.id, None)?
@@ -1322,7 +1322,7 @@ async fn edit_answers(
     let reason = get("reason").trim().to_string();
     let k = key.clone();
     let (round, attempt) = state
-        .console_blocking(move |s| {
+        .blocking(move |s| {
             let round = s.round(&k)?;
             let (attempt, round_id) = s.attempt(attempt_id)?;
             if round_id != round.id {
@@ -1348,7 +1348,7 @@ async fn edit_answers(
     text::check_reason(&reason).map_err(|e| WebError::BadRequest(e.to_string()))?;
     let actor = session.user.login.clone();
     let result = state
-        .console_blocking(move |s| {
+        .blocking(move |s| {
             Ok(s.edit_answers(&round, attempt_id, &answers, &reason, &actor, Utc::now())?)
         })
         .await;
@@ -1526,7 +1526,7 @@ async fn set_active(
     let actor = session.user.login.clone();
     let l = login.clone();
     state
-        .console_blocking(move |s| {
+        .blocking(move |s| {
             s.set_user_active(&l, active, &actor)?;
             if !active {
                 let u = s.user(&l)?;
@@ -1556,7 +1556,7 @@ async fn reset_password(
     let (l, pw) = (login.clone(), password.clone());
     let keep = (login == session.user.login).then(|| session.id_hash.clone());
     state
-        .console_blocking(move |s| {
+        .blocking(move |s| {
             let hash = user::hash_password(&pw);
             s.set_password(&l, &hash, &actor)?;
             let u = s.user(&l)?;

@@ -27,8 +27,8 @@ use super::security::{
 use super::views::{Frame, local_time};
 use super::{AppState, WebError};
 use crate::domain::user::{self, Role};
-use crate::storage::sessions::{FailureReason, Lockout, NewSession, SessionLookup};
 use crate::storage::{AuditEvent, StorageError, UserRecord};
+use crate::storage::{FailureReason, Lockout, NewSession, SessionLookup};
 
 pub const SESSION_COOKIE: &str = "sheping_session";
 const SIGNIN_COOKIE: &str = "sheping_signin";
@@ -140,15 +140,12 @@ impl FromRequestParts<AppState> for Session {
         // Background refreshes (live progress) do not count as activity.
         let touch = !parts.headers.contains_key("x-requested-with");
         // Most requests find their session in memory: no trip to the blocking pool.
-        let lookup = match state
-            .console
-            .session_cached(&id_hash, now_ms, &limits, touch)
-        {
+        let lookup = match state.store.session_cached(&id_hash, now_ms, &limits, touch) {
             Some(record) => SessionLookup::Valid(record),
             None => {
                 let id_hash = id_hash.clone();
                 state
-                    .console_blocking(move |s| Ok(s.session(&id_hash, now_ms, &limits, touch)?))
+                    .blocking(move |s| Ok(s.session(&id_hash, now_ms, &limits, touch)?))
                     .await?
             }
         };
@@ -466,7 +463,7 @@ pub async fn login_submit(
     let login = typed.clone();
     let ip2 = ip.clone();
     let outcome = state
-        .console_blocking(move |s| {
+        .blocking(move |s| {
             let lock = s.signin_lockout(&login, &ip2, now_ms, &policy)?;
             if lock != Lockout::Open {
                 // Counted, not logged one by one: the window's single audit entry carries
@@ -549,7 +546,7 @@ pub async fn logout(
     let id_hash = session.id_hash.clone();
     let login = session.user.login.clone();
     state
-        .console_blocking(move |s| Ok(s.end_session(&id_hash, &login)?))
+        .blocking(move |s| Ok(s.end_session(&id_hash, &login)?))
         .await?;
     let mut res = Redirect::to("/login?signed_out=1").into_response();
     res.headers_mut()
@@ -626,7 +623,7 @@ pub async fn password_submit(
     let ip = session.ip.clone();
     let new = form.new.clone();
     state
-        .console_blocking(move |s| {
+        .blocking(move |s| {
             let hash = user::hash_password(&new);
             Ok(s.change_own_password(&user, &hash, &keep, &ip)?)
         })

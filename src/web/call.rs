@@ -28,15 +28,14 @@ use serde::Deserialize;
 use super::auth::{Allow, CheckedForm, OPERATOR, Session};
 use super::error::encode_component;
 use super::views::{Frame, local_midnight_ms, local_time, short_time};
-use super::{AppState, ConsoleStore, WebError};
+use super::{AppState, Store, WebError};
 use crate::domain::appointment::{self, AppointmentError};
 use crate::domain::disposition::Outcome;
 use crate::domain::phone::Phone;
 use crate::domain::survey::Survey;
-use crate::storage::admin::OperatorDay;
 use crate::storage::{
-    AttemptInput, AuditEvent, CallScreen, Claim, RecordError, RoundRecord, StorageError,
-    UserRecord, in_snapshot,
+    AttemptBrief, AttemptInput, AuditEvent, Claim, OperatorDay, RecordError, RecordedCall,
+    RoundRecord, StorageError, UserRecord, in_snapshot,
 };
 
 super::auth::form_token!(NextForm, ReleaseForm, RenewForm);
@@ -396,6 +395,25 @@ fn choose_round(
     }))
 }
 
+/// What the call screen is made from: the contacts the operator holds (the screen shows the
+/// first), the operator's figures, and the attempt just recorded (its "just recorded" line).
+/// Read in one snapshot, or in the record's own write ([`RecordedCall`]).
+struct CallScreen {
+    held: Vec<Claim>,
+    day: OperatorDay,
+    done: Option<AttemptBrief>,
+}
+
+impl From<RecordedCall> for CallScreen {
+    fn from(call: RecordedCall) -> CallScreen {
+        CallScreen {
+            held: call.held,
+            day: call.day,
+            done: call.brief,
+        }
+    }
+}
+
 #[derive(Default)]
 struct PageOptions {
     done: Option<i64>,
@@ -406,7 +424,7 @@ struct PageOptions {
 
 /// The screen's reads; the caller runs them in one snapshot.
 fn load_screen(
-    s: &dyn ConsoleStore,
+    s: &dyn Store,
     round: &RoundRecord,
     user: &UserRecord,
     done_id: Option<i64>,
@@ -417,7 +435,7 @@ fn load_screen(
         held: s.held_claims(round, user, now)?,
         day: s.operator_day(round, user.id, since, now)?,
         done: match done_id {
-            Some(id) => s.recorded_line(id)?,
+            Some(id) => s.attempt_brief(id)?,
             None => None,
         },
     })
@@ -766,7 +784,7 @@ async fn record(
             let since = local_midnight_ms(or.round.survey.timezone(), now);
             let result = state
                 .store
-                .record_then_screen_queued(&or.round, &token, &session.user, &input, now, since)
+                .record_then_claim_queued(&or.round, &token, &session.user, &input, now, since)
                 .await;
             Some((or, submitted, result))
         }
@@ -794,7 +812,7 @@ async fn record(
                 notice: call.recorded.late.then(|| LATE_NOTICE.to_string()),
                 ..Default::default()
             };
-            Ok(page(&state, &session, or, opts, call.screen, now)
+            Ok(page(&state, &session, or, opts, call.into(), now)
                 .await?
                 .into_response())
         }
@@ -980,7 +998,7 @@ async fn my_list(
     let round = or.round.clone();
     let user_id = session.user.id;
     let queue = state
-        .console_blocking(move |s| Ok(s.operator_queue(&round, user_id, now)?))
+        .blocking(move |s| Ok(s.operator_queue(&round, user_id, now)?))
         .await?;
     let tz = or.round.survey.timezone();
     let now_ms = now.timestamp_millis();

@@ -21,7 +21,7 @@
 //! and send `X-Forwarded-Proto: https` when the proxy terminates TLS, so that cookies are marked
 //! Secure and HSTS is sent.
 
-use crate::storage::sessions::{SessionLimits, ThrottlePolicy};
+use crate::storage::{SessionLimits, ThrottlePolicy};
 
 #[derive(Debug, Clone)]
 pub struct WebConfig {

@@ -47,19 +47,12 @@ use tower_http::trace::TraceLayer;
 pub use config::WebConfig;
 pub use error::WebError;
 
-use crate::engine::Store;
-use crate::storage::admin::AdminStore;
-use crate::storage::round_ops::RoundOpsStore;
-use crate::storage::sessions::SessionStore;
-
-/// Everything the consoles need from storage.
-pub trait ConsoleStore: Store + SessionStore + AdminStore + RoundOpsStore {}
-impl<T: Store + SessionStore + AdminStore + RoundOpsStore> ConsoleStore for T {}
+use crate::storage::Store;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The one storage handle (every aggregate's trait).
     pub store: Arc<dyn Store>,
-    pub console: Arc<dyn ConsoleStore>,
     pub config: Arc<WebConfig>,
     /// Session → the claim it just made: the first display of that contact is covered by the
     /// claim's audit entry; any later display of the full number is logged as a view.
@@ -69,16 +62,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new<S: ConsoleStore + 'static>(
-        store: Arc<S>,
-        config: WebConfig,
-    ) -> std::io::Result<AppState> {
-        let console: Arc<dyn ConsoleStore> = store;
+    pub fn new<S: Store + 'static>(store: Arc<S>, config: WebConfig) -> std::io::Result<AppState> {
+        let store: Arc<dyn Store> = store;
         let screen_reader =
-            screen_reader::ScreenReader::start(console.clone(), config.screen_reads as usize)?;
+            screen_reader::ScreenReader::start(store.clone(), config.screen_reads as usize)?;
         Ok(AppState {
-            store: console.clone(),
-            console,
+            store,
             config: Arc::new(config),
             fresh_claims: Arc::default(),
             screen_reader: Arc::new(screen_reader),
@@ -90,7 +79,7 @@ impl AppState {
     /// (see `web/screen_reader.rs`).
     pub async fn screen_read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&dyn ConsoleStore) -> Result<T, WebError> + Send + 'static,
+        f: impl FnOnce(&dyn Store) -> Result<T, WebError> + Send + 'static,
     ) -> Result<T, WebError> {
         self.screen_reader.read(f).await
     }
@@ -101,17 +90,6 @@ impl AppState {
         f: impl FnOnce(&dyn Store) -> Result<T, WebError> + Send + 'static,
     ) -> Result<T, WebError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
-            .await
-            .map_err(|e| WebError::Internal(format!("task failed: {e}")))?
-    }
-
-    /// Like [`AppState::blocking`], with the consoles' storage (sessions, admin).
-    pub async fn console_blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn ConsoleStore) -> Result<T, WebError> + Send + 'static,
-    ) -> Result<T, WebError> {
-        let store = self.console.clone();
         tokio::task::spawn_blocking(move || f(store.as_ref()))
             .await
             .map_err(|e| WebError::Internal(format!("task failed: {e}")))?
@@ -182,7 +160,7 @@ async fn not_found() -> WebError {
 
 /// Serves until `shutdown` resolves, then stops accepting and finishes the requests in flight
 /// (see [`listen`]). Settings come from the environment ([`WebConfig::from_env`]).
-pub async fn serve<S: ConsoleStore + 'static>(
+pub async fn serve<S: Store + 'static>(
     listener: TcpListener,
     store: Arc<S>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -214,7 +192,7 @@ fn spawn_purger(state: AppState) -> tokio::task::JoinHandle<()> {
             let (limits, policy) = (state.config.limits, state.config.throttle);
             let now = chrono::Utc::now().timestamp_millis();
             let r = state
-                .console_blocking(move |s| Ok(s.purge_web_state(now, &limits, &policy)?))
+                .blocking(move |s| Ok(s.purge_web_state(now, &limits, &policy)?))
                 .await;
             if let Err(e) = r {
                 tracing::warn!(error = %e, "purging sessions failed");

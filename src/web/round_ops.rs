@@ -189,7 +189,7 @@ async fn purge_view(
     error: Option<String>,
 ) -> Result<PurgePage, WebError> {
     let (round, counts, backups) = state
-        .console_blocking(move |s| {
+        .blocking(move |s| {
             let round = s.round(&key)?;
             let counts = s.round_counts(&round)?;
             let backups = s.backups_made_since(round.created_at_ms)?;
@@ -314,7 +314,7 @@ async fn backup(
     let recorded = format!("网页下载 {name}(由 {actor} 下载,服务器上不留副本)");
     let path = tmp.clone();
     let made = state
-        .console_blocking(move |s| Ok(s.backup_logged(&path, &recorded, &actor)))
+        .blocking(move |s| Ok(s.backup_logged(&path, &recorded, &actor)))
         .await;
     let file = match made {
         Ok(Ok(())) => tokio::fs::File::open(&tmp).await,

@@ -70,7 +70,7 @@ impl PathView {
     /// Reads the round's counts and builds the view for `role`.
     pub async fn load(state: &AppState, round_key: String, role: Role) -> Result<Self, WebError> {
         let (key, counts) = state
-            .console_blocking(move |s| {
+            .blocking(move |s| {
                 let round = s.round(&round_key)?;
                 Ok((round.key.clone(), s.round_counts(&round)?))
             })

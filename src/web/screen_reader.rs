@@ -14,11 +14,11 @@
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
-use super::ConsoleStore;
+use super::Store;
 use super::error::WebError;
 
 /// A queued read: runs against the store inside the batch's snapshot and sends its answer.
-type ReadJob = Box<dyn FnOnce(&dyn ConsoleStore) + Send>;
+type ReadJob = Box<dyn FnOnce(&dyn Store) + Send>;
 
 /// The most reads one snapshot serves; the rest wait for the next batch or another thread.
 const MAX_BATCH: usize = 64;
@@ -26,18 +26,18 @@ const MAX_BATCH: usize = 64;
 pub struct ScreenReader {
     queue: Mutex<Sender<ReadJob>>,
     /// For reads queued after every reader thread has ended (see [`ScreenReader::read`]).
-    store: Arc<dyn ConsoleStore>,
+    store: Arc<dyn Store>,
     /// Set once the threads are found gone (logged once).
     lost: std::sync::atomic::AtomicBool,
 }
 
 impl ScreenReader {
     /// Starts `threads` reader threads (at least one). They end when the reader is dropped.
-    pub fn start(store: Arc<dyn ConsoleStore>, threads: usize) -> std::io::Result<ScreenReader> {
+    pub fn start(store: Arc<dyn Store>, threads: usize) -> std::io::Result<ScreenReader> {
         Self::with_threads(store, threads.max(1))
     }
 
-    fn with_threads(store: Arc<dyn ConsoleStore>, threads: usize) -> std::io::Result<ScreenReader> {
+    fn with_threads(store: Arc<dyn Store>, threads: usize) -> std::io::Result<ScreenReader> {
         let (queue, jobs) = channel::<ReadJob>();
         let jobs = Arc::new(Mutex::new(jobs));
         for _ in 0..threads {
@@ -56,7 +56,7 @@ impl ScreenReader {
     /// Runs `f` in the next batch's snapshot and returns its answer.
     pub async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&dyn ConsoleStore) -> Result<T, WebError> + Send + 'static,
+        f: impl FnOnce(&dyn Store) -> Result<T, WebError> + Send + 'static,
     ) -> Result<T, WebError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: ReadJob = Box::new(move |store| {
@@ -86,7 +86,7 @@ impl ScreenReader {
     }
 }
 
-fn serve(store: &dyn ConsoleStore, jobs: &Mutex<Receiver<ReadJob>>) {
+fn serve(store: &dyn Store, jobs: &Mutex<Receiver<ReadJob>>) {
     loop {
         let batch: Vec<ReadJob> = {
             let jobs = jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -102,7 +102,7 @@ fn serve(store: &dyn ConsoleStore, jobs: &Mutex<Receiver<ReadJob>>) {
 }
 
 /// Runs a batch of reads in one snapshot.
-fn run_in_snapshot(store: &dyn ConsoleStore, batch: Vec<ReadJob>) {
+fn run_in_snapshot(store: &dyn Store, batch: Vec<ReadJob>) {
     let mut batch = Some(batch);
     store.snapshot(&mut || {
         for job in batch.take().unwrap_or_default() {
@@ -152,7 +152,7 @@ mod tests {
                         let s = store.clone();
                         let l = login.clone();
                         tokio::task::spawn_blocking(move || {
-                            use crate::storage::CallStore;
+                            use crate::storage::AccountStore;
                             s.add_user(&user(&l), "test").unwrap()
                         })
                         .await
@@ -180,7 +180,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
         {
-            use crate::storage::CallStore;
+            use crate::storage::AccountStore;
             store.add_user(&user("op"), "test").unwrap();
         }
         // No threads: the queue's receiving end is gone, as after every thread ended.

@@ -20,7 +20,7 @@ use super::{AppState, WebError};
 use crate::domain::progress::Tally;
 use crate::domain::user::Role;
 use crate::engine::{self, EngineError};
-use crate::storage::admin::AuditFilter;
+use crate::storage::AuditFilter;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -313,7 +313,7 @@ async fn audit_page(
         offset: (page - 1) * PAGE_SIZE,
     };
     let (found, (actions, actors), rounds, chain) = state
-        .console_blocking(move |s| {
+        .blocking(move |s| {
             let found = s.search_audit(&filter)?;
             let facets = s.audit_facets()?;
             let rounds: Vec<String> = s.rounds()?.into_iter().map(|r| r.round.key).collect();

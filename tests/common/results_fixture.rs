@@ -13,11 +13,10 @@ use sheping::domain::survey::Survey;
 use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::domain::user::Role;
 use sheping::engine;
-use sheping::storage::results::{OnsiteBatch, ResultsStore, StoredBallot};
+use sheping::storage::prelude::*;
+use sheping::storage::results::{OnsiteBatch, StoredBallot};
 use sheping::storage::sqlite::SqliteStore;
-use sheping::storage::{
-    AttemptInput, CallStore, NewRound, NewUser, RoundRecord, Storage, UnitRecord, UserRecord,
-};
+use sheping::storage::{AttemptInput, NewRound, NewUser, RoundRecord, UnitRecord, UserRecord};
 
 pub const ROUND: &str = "2022";
 pub const PER_UNIT: usize = 5;

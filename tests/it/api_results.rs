@@ -9,7 +9,7 @@ use common::browser::{Web, WebServer};
 use common::{Sheping, add_user, api_token};
 use reqwest::StatusCode;
 use serde_json::Value;
-use sheping::storage::results::ResultsStore;
+use sheping::storage::prelude::*;
 
 use results_fixture::{ROUND, UNITS, build};
 

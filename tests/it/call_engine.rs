@@ -11,10 +11,9 @@ use sheping::domain::survey::Survey;
 use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::domain::user::Role;
 use sheping::engine;
+use sheping::storage::prelude::*;
 use sheping::storage::sqlite::SqliteStore;
-use sheping::storage::{
-    AttemptInput, CallStore, NewRound, NewUser, RecordError, RoundRecord, Storage, UserRecord,
-};
+use sheping::storage::{AttemptInput, NewRound, NewUser, RecordError, RoundRecord, UserRecord};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -574,18 +573,17 @@ fn concurrent_operators_never_share_a_contact_and_lose_no_attempt() {
                             store.record_then_claim(&round, &c.token, &op, &input, t0)
                         } else {
                             let since = t0.timestamp_millis() - 3_600_000;
-                            let queued = store.record_then_screen_queued(
-                                &round, &c.token, &op, &input, t0, since,
-                            );
+                            let queued = store
+                                .record_then_claim_queued(&round, &c.token, &op, &input, t0, since);
                             rt.block_on(queued).map(|call| {
                                 // The screen read in the same write shows this record and
                                 // the contact it claimed.
-                                let done = call.screen.done.as_ref().expect("the record's line");
+                                let done = call.brief.as_ref().expect("the record's line");
                                 assert_eq!((done.operator_id, done.round_id), (op.id, round.id));
                                 assert_eq!(done.attempt_no, call.recorded.attempt_no);
                                 if let Some(next) = &call.claimed {
                                     assert!(
-                                        call.screen.held.iter().any(|h| h.token == next.token
+                                        call.held.iter().any(|h| h.token == next.token
                                             && h.member.id == next.member_id)
                                     );
                                 }
@@ -652,7 +650,8 @@ fn concurrent_operators_never_share_a_contact_and_lose_no_attempt() {
 /// behind its back (another process, the sqlite3 shell) within the cache's TTL of a second.
 #[test]
 fn cached_rounds_and_sessions_follow_every_change() {
-    use sheping::storage::sessions::{NewSession, SessionLimits, SessionLookup, SessionStore};
+    use sheping::storage::prelude::*;
+    use sheping::storage::{NewSession, SessionLimits, SessionLookup};
     let f = setup(2, 3, 2);
     let op = &f.ops[0];
     assert!(

@@ -7,8 +7,7 @@ use crate::common;
 use common::Sheping;
 use common::browser::{Web, WebServer};
 use serde_json::Value;
-use sheping::storage::Storage;
-use sheping::storage::results::ResultsStore;
+use sheping::storage::prelude::*;
 
 fn demo() -> Sheping {
     let sp = Sheping::new();

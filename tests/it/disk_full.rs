@@ -10,10 +10,9 @@ use sheping::domain::roster::{MemberCategory, NewMember};
 use sheping::domain::survey::Survey;
 use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::domain::user::Role;
+use sheping::storage::prelude::*;
 use sheping::storage::sqlite::SqliteStore;
-use sheping::storage::{
-    AttemptInput, CallStore, NewRound, NewUser, RecordError, Storage, StorageError,
-};
+use sheping::storage::{AttemptInput, NewRound, NewUser, RecordError, StorageError};
 
 /// A size-limited tmpfs, unmounted on drop.
 struct Tmpfs {

@@ -9,8 +9,9 @@ use proptest::test_runner::{Config, FileFailurePersistence};
 use sheping::domain::survey::Survey;
 use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::imports::{self, EvidenceImport};
+use sheping::storage::NewRound;
+use sheping::storage::prelude::*;
 use sheping::storage::sqlite::SqliteStore;
-use sheping::storage::{NewRound, Storage};
 use sheping::tabular::{ReadOptions, read_table_bytes};
 
 const TOKENS: &[&str] = &[

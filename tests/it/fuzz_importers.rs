@@ -9,9 +9,9 @@ use proptest::test_runner::{Config, FileFailurePersistence};
 use sheping::domain::survey::Survey;
 use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::imports::{self, OnsiteImport, RosterImport};
-use sheping::storage::results::ResultsStore;
+use sheping::storage::prelude::*;
 use sheping::storage::sqlite::SqliteStore;
-use sheping::storage::{CallStore, NewRound, NewUser, RoundRecord, Storage};
+use sheping::storage::{NewRound, NewUser, RoundRecord};
 use sheping::tabular::{ReadOptions, Table, read_table_bytes};
 
 const TOKENS: &[&str] = &[

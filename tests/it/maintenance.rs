@@ -275,8 +275,7 @@ fn purging_contacts_needs_a_lock_and_keeps_what_results_need() {
 /// sheping's back (and `--repair-round` count them again).
 #[test]
 fn tallies_equal_the_slow_counts_and_check_catches_drift() {
-    use sheping::storage::admin::AdminStore;
-    use sheping::storage::{CallStore, Storage};
+    use sheping::storage::prelude::*;
     let sp = Sheping::new();
     demo_db(&sp);
     let store = sheping::storage::sqlite::SqliteStore::open(&sp.db).unwrap();

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sheping::storage::Storage;
+use sheping::storage::prelude::*;
 use sheping::storage::sqlite::SqliteStore;
 
 struct Demo {

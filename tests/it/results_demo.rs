@@ -2,8 +2,7 @@
 
 use sheping::imports::demo_onsite;
 use sheping::results::{self, ResultsOptions};
-use sheping::storage::Storage;
-use sheping::storage::results::ResultsStore;
+use sheping::storage::prelude::*;
 use sheping::storage::sqlite::SqliteStore;
 
 #[test]

@@ -10,8 +10,8 @@ use serde_json::Value;
 use sheping::domain::disposition::Outcome;
 use sheping::domain::scoring::{Flag, OnsiteKind, RankBasis, SuspicionReason};
 use sheping::results::{self, ResultsOptions};
-use sheping::storage::results::ResultsStore;
-use sheping::storage::{CallStore, ImportedAttempt, Storage};
+use sheping::storage::ImportedAttempt;
+use sheping::storage::prelude::*;
 
 use results_fixture::*;
 

@@ -3,7 +3,7 @@
 use crate::common;
 
 use common::Sheping;
-use sheping::storage::Storage;
+use sheping::storage::prelude::*;
 use sheping::storage::sqlite::{SqliteStore, schema_version};
 
 #[test]
@@ -262,7 +262,8 @@ fn round_keys_and_titles_with_control_characters_are_refused() {
 #[test]
 fn a_snapshot_reads_one_state_and_ends_with_its_closure() {
     use sheping::domain::user::Role;
-    use sheping::storage::{CallStore, NewUser, in_snapshot};
+    use sheping::storage::prelude::*;
+    use sheping::storage::{NewUser, in_snapshot};
     let sp = Sheping::new();
     let store = SqliteStore::open(&sp.db).unwrap();
     let other = SqliteStore::open(&sp.db).unwrap();
@@ -336,4 +337,94 @@ fn no_index_repeats_another() {
             panic!("{table}: indexes {other} and {name} both cover {columns:?}");
         }
     }
+}
+
+/// The web state's one handle: every aggregate's trait is reached through a single
+/// `Arc<dyn Store>` (each trait object-safe on its own), and writes made through different
+/// aggregates land on one store and in one audit chain.
+#[test]
+fn one_store_handle_serves_every_aggregate() {
+    use std::sync::Arc;
+
+    use sheping::domain::survey::Survey;
+    use sheping::domain::unit::{NewUnit, UnitKind};
+    use sheping::domain::user::Role;
+    use sheping::storage::{AuditEvent, NewRound, NewUser};
+    let sp = Sheping::new();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&sp.db).unwrap());
+    let rounds: &dyn RoundStore = store.as_ref();
+    let accounts: &dyn AccountStore = store.as_ref();
+    let plans: &dyn PlanStore = store.as_ref();
+    let calls: &dyn CallStore = store.as_ref();
+    let roster: &dyn RosterStore = store.as_ref();
+    let results: &dyn ResultsStore = store.as_ref();
+    let audit: &dyn AuditStore = store.as_ref();
+    let survey =
+        Survey::from_toml_str(include_str!("../../surveys/default.toml")).expect("default survey");
+    let round = rounds
+        .create_round(
+            &NewRound {
+                key: "2024".into(),
+                title: "t".into(),
+                survey,
+                survey_source: "default".into(),
+                field: None,
+            },
+            "test",
+        )
+        .unwrap();
+    let unit = NewUnit {
+        name: "单位甲".into(),
+        kind: UnitKind::Organ,
+        sector: String::new(),
+        code: None,
+        line: 2,
+    };
+    assert_eq!(rounds.add_units(&round, &[unit], "test").unwrap(), 1);
+    accounts
+        .add_user(
+            &NewUser {
+                login: "op1".into(),
+                name: "n".into(),
+                role: Role::Operator,
+                password_hash: "x".into(),
+            },
+            "test",
+        )
+        .unwrap();
+    audit
+        .audit(&AuditEvent {
+            actor: "test",
+            action: "test.note",
+            round_key: Some("2024"),
+            detail: serde_json::json!({}),
+        })
+        .unwrap();
+    // Read back through the other aggregates and the supertrait itself.
+    assert_eq!(store.round("2024").unwrap().id, round.id);
+    assert_eq!(store.units(round.id).unwrap().len(), 1);
+    assert_eq!(accounts.user("op1").unwrap().role, Role::Operator);
+    assert!(roster.members(round.id, None).unwrap().is_empty());
+    assert!(plans.plans(&round).unwrap().is_empty());
+    assert!(
+        calls
+            .operator_rounds(accounts.user("op1").unwrap().id)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(results.results_settings(round.id).unwrap().is_none());
+    let actions: Vec<String> = audit
+        .audit_entries(None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions.len(), 4, "{actions:?}");
+    assert_eq!(actions[0], "round.create");
+    assert_eq!(actions[3], "test.note");
+    assert_eq!(
+        store.verify_audit().unwrap(),
+        Ok(4),
+        "one chain over every aggregate"
+    );
 }

@@ -1,43 +1,24 @@
-//! The call engine on SQLite: users, plans, the queue with its claims, and call attempts.
+//! [`CallStore`] on SQLite: the queue with its claims, call attempts, reopenings, answer
+//! corrections, and an operator's day and list.
 //! Every state change runs in one IMMEDIATE transaction on the single writer connection, so
 //! concurrent operators are serialised and a contact can never be held twice.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     SqliteStore, append_audit, conflict_on_unique, ensure_unlocked, map_full, member_from_row,
-    now_ms, strict,
+    strict,
 };
 use crate::domain::disposition::{
     AttemptFact, MemberHistory, Outcome, check_still_open, disposition, validate_record,
 };
-use crate::domain::plan::{Assignment, PlanMember};
-use crate::domain::queue::{Priority, QueueSlot, queue_slot};
+use crate::domain::queue::{QueueSlot, queue_slot};
 use crate::domain::roster::MemberCategory;
 use crate::domain::unit::UnitKind;
-use crate::domain::user::Role;
 use crate::storage::*;
-
-fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<UserRecord> {
-    Ok(UserRecord {
-        id: r.get("id")?,
-        login: r.get("login")?,
-        name: r.get("name")?,
-        role: strict(
-            r,
-            r.as_ref().column_index("role")?,
-            "users",
-            "role",
-            r.get("id")?,
-            Role::from_key,
-        )?,
-        active: r.get("active")?,
-        password_hash: r.get("password_hash")?,
-    })
-}
 
 const ATTEMPT_COLUMNS: &str = "a.id, a.member_id, m.unit_id, u.login, a.attempt_no, a.claimed_at, a.recorded_at, a.outcome, \
      a.aapor_code, a.answers, a.answer_ms, a.comment, a.appointment_at, a.source, a.late";
@@ -278,7 +259,7 @@ fn held_claims_in(
         .collect()
 }
 
-fn recorded_line_in(c: &Connection, attempt_id: i64) -> Result<Option<RecordedLine>> {
+fn attempt_brief_in(c: &Connection, attempt_id: i64) -> Result<Option<AttemptBrief>> {
     Ok(c.prepare_cached(
         "SELECT a.operator_id, un.round_id, un.name, a.attempt_no, a.outcome, a.recorded_at,
                 a.appointment_at
@@ -286,7 +267,7 @@ fn recorded_line_in(c: &Connection, attempt_id: i64) -> Result<Option<RecordedLi
          WHERE a.id = ?1",
     )?
     .query_row([attempt_id], |r| {
-        Ok(RecordedLine {
+        Ok(AttemptBrief {
             operator_id: r.get(0)?,
             round_id: r.get(1)?,
             unit_name: r.get(2)?,
@@ -299,349 +280,52 @@ fn recorded_line_in(c: &Connection, attempt_id: i64) -> Result<Option<RecordedLi
     .optional()?)
 }
 
-fn operator_id(c: &Connection, login: &str) -> Result<i64> {
-    c.prepare_cached("SELECT id FROM users WHERE login = ?1")?
-        .query_row([login], |r| r.get(0))
+/// The columns of `calls::ATTEMPT_COLUMNS`, in its order, then the round's id.
+const ATTEMPT_SELECT: &str = "SELECT a.id, a.member_id, m.unit_id, us.login, a.attempt_no, a.claimed_at, a.recorded_at,
+        a.outcome, a.aapor_code, a.answers, a.answer_ms, a.comment, a.appointment_at, a.source, a.late, un.round_id
+     FROM attempts a JOIN members m ON m.id = a.member_id JOIN units un ON un.id = m.unit_id
+     JOIN users us ON us.id = a.operator_id";
+
+fn json_vec<T: serde::de::DeserializeOwned>(s: Option<String>) -> Vec<T> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
+/// An attempt in `ATTEMPT_SELECT`'s columns (the engine's, then the round's id).
+fn attempt_row(r: &rusqlite::Row) -> rusqlite::Result<(AttemptRecord, i64)> {
+    Ok((attempt_from_row(r)?, r.get(15)?))
+}
+
+fn load_attempt(c: &Connection, attempt_id: i64) -> Result<(AttemptRecord, i64)> {
+    c.prepare_cached(&format!("{ATTEMPT_SELECT} WHERE a.id = ?1"))?
+        .query_row([attempt_id], attempt_row)
         .optional()?
-        .ok_or_else(|| StorageError::NotFound(format!("没有用户 `{login}`")))
+        .ok_or_else(|| StorageError::NotFound(format!("没有第 {attempt_id} 号拨打记录")))
+}
+
+fn labels(round: &RoundRecord, answers: &[Option<usize>]) -> Vec<String> {
+    answers
+        .iter()
+        .map(|a| {
+            a.and_then(|l| round.survey.levels.get(l))
+                .map_or_else(|| "未答".to_string(), |l| l.label.clone())
+        })
+        .collect()
+}
+
+fn edit_row(r: &rusqlite::Row) -> rusqlite::Result<AnswerEditRecord> {
+    Ok(AnswerEditRecord {
+        id: r.get(0)?,
+        attempt_id: r.get(1)?,
+        at_ms: r.get(2)?,
+        actor: r.get(3)?,
+        reason: r.get(4)?,
+        before: json_vec(r.get(5)?),
+        after: json_vec(r.get(6)?),
+    })
 }
 
 impl CallStore for SqliteStore {
-    fn add_user(&self, user: &NewUser, actor: &str) -> Result<UserRecord> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO users (login, name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![user.login, user.name, user.role.key(), user.password_hash, now_ms()],
-            )
-            .map_err(|e| conflict_on_unique(e, || format!("登录名 `{}` 已被使用", user.login)))?;
-            append_audit(
-                tx,
-                &AuditEvent {
-                    actor,
-                    action: "user.add",
-                    round_key: None,
-                    detail: serde_json::json!({ "login": user.login, "role": user.role.key() }),
-                },
-            )?;
-            Ok(())
-        })?;
-        self.user(&user.login)
-    }
-
-    fn users(&self) -> Result<Vec<UserRecord>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached("SELECT * FROM users ORDER BY role, login")?;
-            Ok(stmt
-                .query_map([], user_from_row)?
-                .collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn user(&self, login: &str) -> Result<UserRecord> {
-        self.read(|c| {
-            c.prepare_cached("SELECT * FROM users WHERE login = ?1")?
-                .query_row([login], user_from_row)
-                .optional()?
-                .ok_or_else(|| StorageError::NotFound(format!("没有用户 `{login}`")))
-        })
-    }
-
-    fn set_user_active(&self, login: &str, active: bool, actor: &str) -> Result<()> {
-        self.write(|tx| {
-            let n = tx.execute(
-                "UPDATE users SET active = ?1 WHERE login = ?2",
-                params![active, login],
-            )?;
-            if n == 0 {
-                return Err(StorageError::NotFound(format!("没有用户 `{login}`")));
-            }
-            let action = if active {
-                "user.enable"
-            } else {
-                "user.disable"
-            };
-            append_audit(
-                tx,
-                &AuditEvent {
-                    actor,
-                    action,
-                    round_key: None,
-                    detail: serde_json::json!({ "login": login }),
-                },
-            )
-        })
-    }
-
-    fn set_password(&self, login: &str, password_hash: &str, actor: &str) -> Result<()> {
-        self.write(|tx| {
-            let n = tx.execute(
-                "UPDATE users SET password_hash = ?1 WHERE login = ?2",
-                params![password_hash, login],
-            )?;
-            if n == 0 {
-                return Err(StorageError::NotFound(format!("没有用户 `{login}`")));
-            }
-            append_audit(
-                tx,
-                &AuditEvent {
-                    actor,
-                    action: "user.password",
-                    round_key: None,
-                    detail: serde_json::json!({ "login": login }),
-                },
-            )
-        })
-    }
-
-    fn exclude_operator(
-        &self,
-        round: &RoundRecord,
-        login: &str,
-        unit_id: i64,
-        actor: &str,
-    ) -> Result<()> {
-        self.write(|tx| {
-            ensure_unlocked(tx, round.id)?;
-            let op = operator_id(tx, login)?;
-            tx.execute(
-                "INSERT OR IGNORE INTO operator_exclusions (round_id, user_id, unit_id, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![round.id, op, unit_id, now_ms()],
-            )?;
-            append_audit(
-                tx,
-                &AuditEvent {
-                    actor,
-                    action: "operator.exclude",
-                    round_key: Some(&round.key),
-                    detail: serde_json::json!({ "operator": login, "unit_id": unit_id }),
-                },
-            )
-        })
-    }
-
-    fn remove_exclusion(
-        &self,
-        round: &RoundRecord,
-        login: &str,
-        unit_id: i64,
-        actor: &str,
-    ) -> Result<bool> {
-        self.write(|tx| {
-            ensure_unlocked(tx, round.id)?;
-            let op = operator_id(tx, login)?;
-            let n = tx.execute(
-                "DELETE FROM operator_exclusions WHERE round_id = ?1 AND user_id = ?2 AND unit_id = ?3",
-                params![round.id, op, unit_id],
-            )?;
-            if n > 0 {
-                append_audit(
-                    tx,
-                    &AuditEvent {
-                        actor,
-                        action: "operator.include",
-                        round_key: Some(&round.key),
-                        detail: serde_json::json!({ "operator": login, "unit_id": unit_id }),
-                    },
-                )?;
-            }
-            Ok(n > 0)
-        })
-    }
-
-    fn plan_state(&self, round: &RoundRecord) -> Result<PlanState> {
-        self.read(|c| {
-            let mut state = PlanState::default();
-            let mut stmt = c.prepare_cached(
-                "SELECT m.id, m.unit_id,
-                        EXISTS(SELECT 1 FROM attempts a WHERE a.member_id = m.id) AS called,
-                        q.claim_token IS NOT NULL AND q.claim_expires > ?2 AS claimed,
-                        q.member_id IS NOT NULL AS queued, u2.login, s.seq
-                 FROM members m JOIN units u ON u.id = m.unit_id
-                 LEFT JOIN queue q ON q.member_id = m.id
-                 LEFT JOIN assignments s ON s.member_id = m.id
-                 LEFT JOIN users u2 ON u2.id = s.operator_id
-                 WHERE u.round_id = ?1 ORDER BY m.unit_id, m.id",
-            )?;
-            let rows = stmt.query_map(params![round.id, now_ms()], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, bool>(2)?,
-                    r.get::<_, bool>(3)?,
-                    r.get::<_, bool>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<u32>>(6)?,
-                ))
-            })?;
-            for row in rows {
-                let (member_id, unit_id, called, claimed, queued, login, seq) = row?;
-                if called {
-                    state.called += 1;
-                }
-                if !called && login.is_none() {
-                    state.unassigned.push(PlanMember { member_id, unit_id });
-                }
-                if !called && !claimed {
-                    state.never_called.push(PlanMember { member_id, unit_id });
-                } else if queued && let (Some(operator), Some(seq)) = (login, seq) {
-                    state.kept.push(Assignment { member_id, unit_id, operator, seq });
-                }
-            }
-            let mut stmt = c.prepare_cached(
-                "SELECT u.login, e.unit_id FROM operator_exclusions e JOIN users u ON u.id = e.user_id WHERE e.round_id = ?1",
-            )?;
-            for r in stmt.query_map([round.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-                state.exclusions.insert(r?);
-            }
-            Ok(state)
-        })
-    }
-
-    fn apply_plan(
-        &self,
-        round: &RoundRecord,
-        plan: &NewPlan,
-        assignments: &[Assignment],
-        actor: &str,
-    ) -> Result<PlanRecord> {
-        let now = Utc::now();
-        let plan_id = self.write_bulk(|tx| {
-            ensure_unlocked(tx, round.id)?;
-            tx.execute(
-                "INSERT INTO plans (round_id, kind, seed, algorithm, operators, members, digest, created_at, created_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    round.id,
-                    plan.kind,
-                    plan.seed.to_string(),
-                    plan.algorithm,
-                    serde_json::to_string(&plan.operators).unwrap_or_default(),
-                    assignments.len() as i64,
-                    plan.digest,
-                    now.timestamp_millis(),
-                    actor
-                ],
-            )?;
-            let plan_id = tx.last_insert_rowid();
-            tx.execute("INSERT INTO plan_inputs (plan_id, inputs) VALUES (?1, ?2)", params![plan_id, plan.inputs])?;
-            let mut ids: BTreeMap<&str, i64> = BTreeMap::new();
-            for login in &plan.operators {
-                ids.insert(login, operator_id(tx, login)?);
-            }
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO assignments (member_id, operator_id, seq, plan_id) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(member_id) DO UPDATE SET operator_id = excluded.operator_id, seq = excluded.seq, plan_id = excluded.plan_id",
-            )?;
-            // A generated plan holds only members never called: their queue slot is a first
-            // call at their plan position, no history needed. Reassigned members may have a
-            // history (retries, appointments), so their slot is recomputed.
-            let mut first_call = tx.prepare_cached(
-                "INSERT INTO queue (member_id, round_id, operator_id, priority, sort_key) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(member_id) DO UPDATE SET operator_id = excluded.operator_id, priority = excluded.priority,
-                     sort_key = excluded.sort_key",
-            )?;
-            for a in assignments {
-                let op = ids.get(a.operator.as_str()).copied().ok_or_else(|| StorageError::NotFound(a.operator.clone()))?;
-                upsert.execute(params![a.member_id, op, a.seq, plan_id])?;
-                if plan.kind == "generate" {
-                    first_call.execute(params![a.member_id, round.id, op, Priority::FirstCall as i64, i64::from(a.seq)])?;
-                } else {
-                    refresh_queue(tx, round, a.member_id, now, false)?;
-                }
-            }
-            append_audit(
-                tx,
-                &AuditEvent {
-                    actor,
-                    action: if plan.kind == "generate" { "plan.generate" } else { "plan.reassign" },
-                    round_key: Some(&round.key),
-                    detail: serde_json::json!({
-                        "plan_id": plan_id, "seed": plan.seed.to_string(), "algorithm": plan.algorithm,
-                        "operators": plan.operators, "members": assignments.len(), "digest": plan.digest,
-                    }),
-                },
-            )?;
-            Ok(plan_id)
-        })?;
-        self.plans(round)?
-            .into_iter()
-            .find(|p| p.id == plan_id)
-            .ok_or_else(|| StorageError::NotFound("plan".into()))
-    }
-
-    fn plans(&self, round: &RoundRecord) -> Result<Vec<PlanRecord>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, kind, seed, algorithm, operators, members, digest, created_at, created_by FROM plans WHERE round_id = ?1 ORDER BY id",
-            )?;
-            let rows = stmt.query_map([round.id], |r| {
-                Ok(PlanRecord {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    seed: r.get::<_, String>(2)?.parse().unwrap_or_default(),
-                    algorithm: r.get(3)?,
-                    operators: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
-                    members: r.get::<_, i64>(5)? as usize,
-                    digest: r.get(6)?,
-                    created_at_ms: r.get(7)?,
-                    created_by: r.get(8)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn plan_inputs(&self, round: &RoundRecord, plan_id: i64) -> Result<Option<String>> {
-        self.read(|c| {
-            let inputs: Option<Option<String>> = c
-                .query_row(
-                    "SELECT i.inputs FROM plans p LEFT JOIN plan_inputs i ON i.plan_id = p.id
-                     WHERE p.id = ?1 AND p.round_id = ?2",
-                    params![plan_id, round.id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            inputs.ok_or_else(|| StorageError::NotFound(format!("plan #{plan_id}")))
-        })
-    }
-
-    fn plan_assignments(&self, round: &RoundRecord, plan_id: i64) -> Result<Vec<Assignment>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT s.member_id, m.unit_id, u.login, s.seq FROM assignments s
-                 JOIN members m ON m.id = s.member_id JOIN users u ON u.id = s.operator_id
-                 JOIN plans p ON p.id = s.plan_id
-                 WHERE s.plan_id = ?1 AND p.round_id = ?2
-                 ORDER BY u.login, s.seq, m.unit_id, s.member_id",
-            )?;
-            let rows = stmt.query_map(params![plan_id, round.id], |r| {
-                Ok(Assignment {
-                    member_id: r.get(0)?,
-                    unit_id: r.get(1)?,
-                    operator: r.get(2)?,
-                    seq: r.get(3)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn pending_assignments(&self, round: &RoundRecord) -> Result<Vec<Assignment>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT q.member_id, m.unit_id, u.login, s.seq FROM queue q
-                 JOIN members m ON m.id = q.member_id JOIN assignments s ON s.member_id = q.member_id
-                 JOIN users u ON u.id = s.operator_id
-                 WHERE q.round_id = ?1 AND (q.claim_token IS NULL OR q.claim_expires <= ?2)
-                 ORDER BY u.login, s.seq",
-            )?;
-            let rows = stmt.query_map(params![round.id, now_ms()], |r| {
-                Ok(Assignment { member_id: r.get(0)?, unit_id: r.get(1)?, operator: r.get(2)?, seq: r.get(3)? })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
     fn operator_rounds(&self, operator_id: i64) -> Result<Vec<RoundRecord>> {
         let generation = self.generations.rounds.now();
         if let Some(rounds) = self.operator_rounds.get(&operator_id, generation) {
@@ -698,8 +382,8 @@ impl CallStore for SqliteStore {
         self.read(|c| held_claims_in(c, round, operator, now))
     }
 
-    fn recorded_line(&self, attempt_id: i64) -> Result<Option<RecordedLine>> {
-        self.read(|c| recorded_line_in(c, attempt_id))
+    fn attempt_brief(&self, attempt_id: i64) -> Result<Option<AttemptBrief>> {
+        self.read(|c| attempt_brief_in(c, attempt_id))
     }
 
     fn release(&self, token: &str, operator: &UserRecord) -> Result<bool> {
@@ -771,7 +455,7 @@ impl CallStore for SqliteStore {
         out.unwrap_or_else(|e| Err(RecordError::Storage(e)))
     }
 
-    fn record_then_screen_queued(
+    fn record_then_claim_queued(
         &self,
         round: &RoundRecord,
         token: &str,
@@ -788,20 +472,9 @@ impl CallStore for SqliteStore {
                     Ok(done) => done,
                     Err(refusal) => return Ok(Err(refusal)),
                 };
-            let screen = screen_after_record_in(
-                tx,
-                &round,
-                &operator,
-                &recorded,
-                claimed.as_ref(),
-                since_ms,
-                now,
-            )?;
-            Ok(Ok(RecordedCall {
-                recorded,
-                claimed,
-                screen,
-            }))
+            Ok(Ok(read_back_in(
+                tx, &round, &operator, recorded, claimed, since_ms, now,
+            )?))
         });
         Box::pin(async move {
             match answer.await {
@@ -956,30 +629,6 @@ impl CallStore for SqliteStore {
         })
     }
 
-    fn call_list(&self, round: &RoundRecord, operator: Option<&str>) -> Result<Vec<CallListRow>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT us.login, s.seq, m.id, m.unit_id, u.name, m.name, m.phone, m.category
-                 FROM assignments s JOIN members m ON m.id = s.member_id JOIN units u ON u.id = m.unit_id
-                 JOIN users us ON us.id = s.operator_id
-                 WHERE u.round_id = ?1 AND (?2 IS NULL OR us.login = ?2) ORDER BY us.login, s.seq",
-            )?;
-            let rows = stmt.query_map(params![round.id, operator], |r| {
-                Ok(CallListRow {
-                    operator: r.get(0)?,
-                    seq: r.get(1)?,
-                    member_id: r.get(2)?,
-                    unit_id: r.get(3)?,
-                    unit: r.get(4)?,
-                    name: r.get(5)?,
-                    phone: r.get(6)?,
-                    category: strict(r, 7, "members", "category", r.get(2)?, MemberCategory::from_stored_label)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
     fn import_attempts(
         &self,
         round: &RoundRecord,
@@ -1019,6 +668,179 @@ impl CallStore for SqliteStore {
             Ok(attempts.len())
         })
     }
+
+    fn attempt(&self, attempt_id: i64) -> Result<(AttemptRecord, i64)> {
+        self.read(|c| load_attempt(c, attempt_id))
+    }
+
+    fn member_attempts(&self, member_id: i64) -> Result<Vec<AttemptRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "{ATTEMPT_SELECT} WHERE a.member_id = ?1 ORDER BY a.recorded_at, a.attempt_no"
+            ))?;
+            let rows = stmt.query_map([member_id], attempt_row)?;
+            Ok(rows
+                .map(|r| r.map(|(a, _)| a))
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn edit_answers(
+        &self,
+        round: &RoundRecord,
+        attempt_id: i64,
+        answers: &[Option<usize>],
+        reason: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AnswerEditRecord> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(StorageError::Conflict("修改答案必须填写原因".into()));
+        }
+        self.write(|tx| {
+            ensure_unlocked(tx, round.id)?;
+            let (attempt, round_id) = load_attempt(tx, attempt_id)?;
+            if round_id != round.id {
+                return Err(StorageError::NotFound(format!(
+                    "第 {attempt_id} 号拨打记录不在轮次 {} 中",
+                    round.key
+                )));
+            }
+            crate::domain::disposition::check_edited_answers(
+                attempt.outcome,
+                answers,
+                round.survey.dimensions.len(),
+                round.survey.levels.len(),
+            )
+            .map_err(StorageError::Conflict)?;
+            if attempt.answers == answers {
+                return Err(StorageError::Conflict("答案没有变化,未保存".into()));
+            }
+            let before = serde_json::to_string(&attempt.answers).unwrap_or_default();
+            let after = serde_json::to_string(answers).unwrap_or_default();
+            tx.execute(
+                "UPDATE attempts SET answers = ?1 WHERE id = ?2",
+                params![after, attempt_id],
+            )
+            .map_err(map_full)?;
+            let at = now.timestamp_millis();
+            tx.execute(
+                "INSERT INTO answer_edits (attempt_id, at, actor, reason, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![attempt_id, at, actor, reason, before, after],
+            )
+            .map_err(map_full)?;
+            let id = tx.last_insert_rowid();
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "attempt.edit_answers",
+                    round_key: Some(&round.key),
+                    detail: serde_json::json!({
+                        "attempt_id": attempt_id,
+                        "member_id": attempt.member_id,
+                        "operator": attempt.operator,
+                        "before": attempt.answers,
+                        "after": answers,
+                        "before_labels": labels(round, &attempt.answers),
+                        "after_labels": labels(round, answers),
+                        "reason": reason,
+                    }),
+                },
+            )?;
+            Ok(AnswerEditRecord {
+                id,
+                attempt_id,
+                at_ms: at,
+                actor: actor.to_string(),
+                reason: reason.to_string(),
+                before: attempt.answers.clone(),
+                after: answers.to_vec(),
+            })
+        })
+    }
+
+    fn answer_edits(&self, attempt_ids: &[i64]) -> Result<Vec<AnswerEditRecord>> {
+        self.read(|c| {
+            let mut out = Vec::new();
+            let mut stmt = c.prepare_cached(
+                "SELECT id, attempt_id, at, actor, reason, before, after FROM answer_edits
+                 WHERE attempt_id = ?1 ORDER BY at, id",
+            )?;
+            for id in attempt_ids {
+                for r in stmt.query_map([id], edit_row)? {
+                    out.push(r?);
+                }
+            }
+            out.sort_by_key(|e| (e.at_ms, e.id));
+            Ok(out)
+        })
+    }
+
+    fn operator_day(
+        &self,
+        round: &RoundRecord,
+        operator_id: i64,
+        since_ms: i64,
+        now: DateTime<Utc>,
+    ) -> Result<OperatorDay> {
+        self.read(|c| operator_day_in(c, round, operator_id, since_ms, now))
+    }
+
+    fn operator_queue(
+        &self,
+        round: &RoundRecord,
+        operator_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<QueueRow>> {
+        let now_ms = now.timestamp_millis();
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT q.member_id, COALESCE(s.seq, 0), un.name, m.category, q.priority, q.sort_key,
+                        (SELECT COUNT(*) FROM attempts a WHERE a.member_id = q.member_id),
+                        (SELECT a.outcome FROM attempts a WHERE a.member_id = q.member_id
+                          ORDER BY a.recorded_at DESC, a.attempt_no DESC LIMIT 1),
+                        q.claim_token IS NOT NULL AND q.claim_expires > ?3
+                 FROM queue q JOIN members m ON m.id = q.member_id JOIN units un ON un.id = m.unit_id
+                 LEFT JOIN assignments s ON s.member_id = q.member_id
+                 WHERE q.operator_id = ?1 AND q.round_id = ?2
+                 ORDER BY q.priority, q.sort_key",
+            )?;
+            let rows = stmt.query_map(params![operator_id, round.id, now_ms], |r| {
+                let priority: i64 = r.get(4)?;
+                let sort_key: i64 = r.get(5)?;
+                let last: Option<String> = r.get(7)?;
+                let last_outcome = match last {
+                    None => None,
+                    Some(key) => match Outcome::from_key(&key) {
+                        Some(o) => Some(o),
+                        // Only on bad data: which attempt it is (the list's query stays lean).
+                        None => {
+                            let attempt: i64 = c.query_row(
+                                "SELECT id FROM attempts WHERE member_id = ?1 ORDER BY recorded_at DESC, attempt_no DESC LIMIT 1",
+                                [r.get::<_, i64>(0)?],
+                                |r| r.get(0),
+                            )?;
+                            return Err(super::bad_value(7, "attempts", "outcome", attempt, key));
+                        }
+                    },
+                };
+                Ok(QueueRow {
+                    member_id: r.get(0)?,
+                    seq: r.get(1)?,
+                    unit: r.get(2)?,
+                    category: super::strict(r, 3, "members", "category", r.get(0)?, MemberCategory::from_stored_label)?,
+                    priority: priority as u8,
+                    due_ms: (priority < 2).then_some(sort_key),
+                    attempts: r.get(6)?,
+                    last_outcome,
+                    on_call: r.get(8)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
 }
 
 /// The operator's whole cycle inside the caller's transaction: the answer and the next contact
@@ -1044,19 +866,19 @@ fn record_then_claim_in(
     Ok(Ok((rec, claim_next_checked_in(tx, round, operator, now)?)))
 }
 
-/// The call screen after a record, read in the record's own transaction: its pages are in the
-/// writer's cache, and the screen is the state this very commit leaves (a reader's snapshot
+/// What the operator has after a record, read in the record's own transaction: its pages are
+/// in the writer's cache, and it is the state this very commit leaves (a reader's snapshot
 /// would start with an emptied cache after every commit, and read the WAL's pages again).
-fn screen_after_record_in(
+fn read_back_in(
     tx: &Connection,
     round: &RoundRecord,
     operator: &UserRecord,
-    recorded: &Recorded,
-    claimed: Option<&Claimed>,
+    recorded: Recorded,
+    claimed: Option<Claimed>,
     since_ms: i64,
     now: DateTime<Utc>,
-) -> Result<CallScreen> {
-    let held = match claimed {
+) -> Result<RecordedCall> {
+    let held = match &claimed {
         // Claimed only when the operator held nothing: the new claim is all they hold.
         Some(c) => vec![claim_view(
             tx,
@@ -1067,10 +889,12 @@ fn screen_after_record_in(
         )?],
         None => held_claims_in(tx, round, operator, now)?,
     };
-    Ok(CallScreen {
+    Ok(RecordedCall {
         held,
-        day: super::admin::operator_day_in(tx, round, operator.id, since_ms, now)?,
-        done: recorded_line_in(tx, recorded.attempt_id)?,
+        day: operator_day_in(tx, round, operator.id, since_ms, now)?,
+        brief: attempt_brief_in(tx, recorded.attempt_id)?,
+        recorded,
+        claimed,
     })
 }
 
@@ -1432,5 +1256,53 @@ fn record_in(
         outcome,
         duplicate: false,
         late,
+    })
+}
+
+/// [`CallStore::operator_day`] on the caller's connection: a reader's snapshot, or the
+/// writer's transaction that just recorded the operator's call.
+pub(super) fn operator_day_in(
+    c: &Connection,
+    round: &RoundRecord,
+    operator_id: i64,
+    since_ms: i64,
+    now: DateTime<Utc>,
+) -> Result<OperatorDay> {
+    let now_ms = now.timestamp_millis();
+    let first_calls_open =
+        crate::domain::schedule::may_call_now(&round.survey, &round.field_period(), now);
+    // Local midnight falls on a quarter hour in every time zone in use: the tally is exact.
+    let (completes, attempts): (i64, i64) = c
+        .prepare_cached(
+            "SELECT COALESCE(SUM(completes), 0), COALESCE(SUM(attempts), 0) FROM operator_tally
+             WHERE round_id = ?1 AND operator_id = ?2 AND quarter >= ?3",
+        )?
+        .query_row(
+            params![round.id, operator_id, since_ms.div_euclid(900_000)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+    // First calls are many (thousands per operator in a large round) and all alike:
+    // read their number from the tally. Retries and appointments are few: aggregate those.
+    let first_calls: i64 = c
+        .prepare_cached(
+            "SELECT COALESCE(SUM(n), 0) FROM queue_tally WHERE round_id = ?1 AND operator_id = ?2 AND priority = 2",
+        )?
+        .query_row(params![round.id, operator_id], |r| r.get(0))?;
+    let (callbacks, callbacks_due, next_due): (i64, i64, Option<i64>) = c
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(sort_key <= ?3), 0), MIN(CASE WHEN sort_key > ?3 THEN sort_key END)
+             FROM queue WHERE operator_id = ?1 AND round_id = ?2 AND priority < 2",
+        )?
+        .query_row(params![operator_id, round.id, now_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    let remaining = first_calls + callbacks;
+    let due_now = callbacks_due + if first_calls_open { first_calls } else { 0 };
+    Ok(OperatorDay {
+        completes_today: completes as u32,
+        attempts_today: attempts as u32,
+        remaining: remaining as u32,
+        due_now: due_now as u32,
+        next_due_ms: next_due,
     })
 }

@@ -1,5 +1,8 @@
-//! SQLite-specific maintenance: online backup, integrity and invariant checks, and rebuilding
-//! the queue (a derived index) from the attempts.
+//! SQLite-specific maintenance: online backup, WAL checkpoint, the purge's file rewrite,
+//! integrity and invariant checks, rebuilding the queue (a derived index) from the attempts,
+//! and the schema version. These are inherent methods of [`SqliteStore`], deliberately not
+//! part of the `storage::Store` seam: a PostgreSQL backend has its own tools for each (dumps,
+//! `VACUUM`, `amcheck`, its own migrations) and the CLI calls these only on a SQLite file.
 
 use std::path::Path;
 
@@ -8,7 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use super::{SqliteStore, calls::refresh_queue};
-use crate::storage::{CallStore, Result, Storage, StorageError, ms_to_utc};
+use crate::storage::{AuditStore, CallStore, Result, RoundStore, StorageError, ms_to_utc};
 
 /// What `sheping check` found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -119,6 +122,11 @@ pub struct Checkpoint {
 }
 
 impl SqliteStore {
+    /// The schema version stored in the file (SQLite `user_version`).
+    pub fn user_version(&self) -> Result<i64> {
+        self.read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+    }
+
     /// Copies every committed page from the WAL into the database file and empties the WAL
     /// (`wal_checkpoint(TRUNCATE)`), waiting at most `wait` for readers of other processes.
     /// Idle reader connections of this store are closed first.

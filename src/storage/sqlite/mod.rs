@@ -1,29 +1,35 @@
-//! The SQLite implementation of [`Storage`]: one file, WAL, foreign keys on, `synchronous=FULL`
+//! The SQLite implementation of [`Store`]: one file, WAL, foreign keys on, `synchronous=FULL`
 //! so that an acknowledged write survives a power loss, schema under versioned migrations.
+//!
+//! One file per aggregate (`rounds`, `plans`, `calls`, `accounts`, `results`, `audit`); the
+//! roster's impl is here, beside its import's write path. Everything SQLite-only (backup,
+//! checkpoint, `check`, queue rebuild, `user_version`) is inherent methods of [`SqliteStore`]
+//! in `maintenance.rs`, outside the seam a second backend implements.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::NaiveDate;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, params};
 use rusqlite_migration::{M, Migrations};
 
-mod admin;
+mod accounts;
+mod audit;
+mod backup;
 mod calls;
 mod maintenance;
+mod plans;
 mod read_cache;
 mod results;
-mod round_ops;
-mod sessions;
+mod rounds;
 mod writer;
+pub(crate) use audit::append_audit;
 pub use maintenance::{BackupRecord, CheckReport, Checkpoint};
 
 use super::*;
-use crate::domain::audit::{self, AuditEntry, ChainBreak};
 use crate::domain::roster::{MemberCategory, NewMember, RosterUnit};
 use crate::domain::survey::Survey;
-use crate::domain::unit::{NewUnit, UnitKind};
 
 /// The schema's migrations in order; an applied migration is never edited, only followed.
 const MIGRATION_SQL: [&str; 15] = [
@@ -67,11 +73,11 @@ pub struct SqliteStore {
     /// Each operator's rounds (every call-screen request asks).
     operator_rounds: read_cache::ReadCache<i64, Vec<RoundRecord>>,
     /// Valid sessions by the hash of their id (every signed-in request asks).
-    sessions: read_cache::ReadCache<String, crate::storage::sessions::SessionRecord>,
+    sessions: read_cache::ReadCache<String, crate::storage::SessionRecord>,
 }
 
 thread_local! {
-    /// The read connection of a [`Storage::snapshot`] running on this thread, by store.
+    /// The read connection of a [`Store::snapshot`] running on this thread, by store.
     static SNAPSHOT: std::cell::RefCell<Option<(usize, Connection)>> =
         const { std::cell::RefCell::new(None) };
 }
@@ -308,11 +314,6 @@ impl SqliteStore {
         }
     }
 
-    /// The schema version stored in the file (SQLite `user_version`).
-    pub fn user_version(&self) -> Result<i64> {
-        self.read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
-    }
-
     pub(crate) fn round_from_row(row: &rusqlite::Row) -> rusqlite::Result<(RoundRecord, String)> {
         let toml: String = row.get("survey_toml")?;
         let date =
@@ -515,7 +516,6 @@ pub(crate) fn ensure_unlocked(tx: &Connection, round_id: i64) -> Result<()> {
     }
 }
 
-/// Appends an audit entry inside the caller's transaction, extending the hash chain.
 /// Closing the store leaves a self-contained `.db`: without this the WAL outlived every
 /// command (the read-only reader connections, closed after the writer, cannot checkpoint), and
 /// copying the `.db` alone lost the latest writes.
@@ -531,82 +531,7 @@ impl Drop for SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// The purge's rows: names, numbers and free text of a locked round's members.
-    fn purge_rows(&self, round: &RoundRecord, actor: &str) -> Result<usize> {
-        self.write(|tx| {
-            let locked: Option<i64> = tx.query_row("SELECT locked_at FROM rounds WHERE id = ?1", [round.id], |r| r.get(0))?;
-            if locked.is_none() {
-                return Err(StorageError::Conflict(format!(
-                    "轮次 {} 尚未锁定:先锁定轮次(结果定稿)再清除联系方式",
-                    round.key
-                )));
-            }
-            // Comments the operators typed may name the respondent or a number: masked for
-            // good, as exports and feedback pages already show them.
-            let comments: Vec<(i64, String, Vec<String>)> = tx
-                .prepare(
-                    "SELECT a.id, a.comment, m.name, m.phone, m.phone_alt FROM attempts a
-                     JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id
-                     WHERE u.round_id = ?1 AND a.comment IS NOT NULL",
-                )?
-                .query_map([round.id], |r| {
-                    let personal = [r.get::<_, Option<String>>(2)?, r.get(3)?, r.get(4)?];
-                    Ok((r.get(0)?, r.get(1)?, personal.into_iter().flatten().collect()))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut mask = tx.prepare("UPDATE attempts SET comment = ?2 WHERE id = ?1")?;
-            for (id, comment, personal) in &comments {
-                let refs: Vec<&str> = personal.iter().map(String::as_str).collect();
-                let masked = crate::domain::personal::scrub_comment(comment, &refs);
-                if masked != *comment {
-                    mask.execute(params![id, masked])?;
-                }
-            }
-            let n = tx.execute(
-                "UPDATE members SET name = NULL, phone = NULL, phone_alt = NULL, organization = NULL, note = NULL
-                 WHERE unit_id IN (SELECT id FROM units WHERE round_id = ?1) AND (name IS NOT NULL OR phone IS NOT NULL OR phone_alt IS NOT NULL OR organization IS NOT NULL OR note IS NOT NULL)",
-                [round.id],
-            )?;
-            append_audit(
-                tx,
-                &AuditEvent { actor, action: "round.purge_contacts", round_key: Some(&round.key), detail: serde_json::json!({ "members": n }) },
-            )?;
-            Ok(n)
-        })
-    }
-}
-
-pub(crate) fn append_audit(tx: &Connection, event: &AuditEvent) -> Result<()> {
-    // The chain's head and the next entry's number in one read (every call appends one).
-    let (prev, id): (Option<String>, i64) = tx
-        .prepare_cached(
-            "SELECT (SELECT value FROM meta WHERE key = 'audit_head'),
-                    (SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log)",
-        )?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let prev = prev.unwrap_or_else(|| audit::GENESIS.to_string());
-    let at = now_ms();
-    let detail = event.detail.to_string();
-    let hash = audit::entry_hash(
-        &prev,
-        id,
-        at,
-        event.actor,
-        event.action,
-        event.round_key,
-        &detail,
-    );
-    tx.prepare_cached(
-        "INSERT INTO audit_log (id, at, actor, action, round_key, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![id, at, event.actor, event.action, event.round_key, detail, prev, hash])?;
-    tx.prepare_cached("INSERT INTO meta (key, value) VALUES ('audit_head', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
-        .execute([&hash])?;
-    Ok(())
-}
-
-impl Storage for SqliteStore {
+impl Store for SqliteStore {
     fn snapshot(&self, f: &mut dyn FnMut()) {
         let key = self.snapshot_key();
         if SNAPSHOT.with(|s| s.borrow().as_ref().is_some_and(|(k, _)| *k == key)) {
@@ -644,181 +569,10 @@ impl Storage for SqliteStore {
         };
         f();
     }
+}
 
-    fn create_round(&self, round: &NewRound, actor: &str) -> Result<RoundRecord> {
-        self.write(|tx| {
-            let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM rounds WHERE key = ?1)", [&round.key], |r| r.get(0))?;
-            if exists {
-                return Err(StorageError::Conflict(format!("评估轮次 `{}` 已存在", round.key)));
-            }
-            let fmt = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
-            tx.execute(
-                "INSERT INTO rounds (key, title, survey_toml, survey_source, field_start, field_end, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    round.key,
-                    round.title,
-                    round.survey.to_toml_string(),
-                    round.survey_source,
-                    round.field.map(|f| fmt(f.0)),
-                    round.field.map(|f| fmt(f.1)),
-                    now_ms()
-                ],
-            )?;
-            append_audit(
-                tx,
-                &AuditEvent {
-                    actor,
-                    action: "round.create",
-                    round_key: Some(&round.key),
-                    detail: serde_json::json!({ "title": round.title, "survey": round.survey_source }),
-                },
-            )?;
-            Ok(())
-        })?;
-        self.round(&round.key)
-    }
-
-    fn rounds(&self) -> Result<Vec<RoundSummary>> {
-        self.read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT r.*, (SELECT COUNT(*) FROM units u WHERE u.round_id = r.id) AS n_units,
-                        (SELECT COUNT(*) FROM members m JOIN units u ON m.unit_id = u.id WHERE u.round_id = r.id) AS n_members
-                 FROM rounds r ORDER BY r.created_at DESC, r.id DESC",
-            )?;
-            let rows = stmt.query_map([], |row| {
-                let pair = Self::round_from_row(row)?;
-                Ok((pair, row.get::<_, i64>("n_units")? as usize, row.get::<_, i64>("n_members")? as usize))
-            })?;
-            let mut out = Vec::new();
-            for r in rows {
-                let (pair, units, members) = r?;
-                out.push(RoundSummary { round: self.parse_round(pair)?, units, members });
-            }
-            Ok(out)
-        })
-    }
-
-    fn round(&self, key: &str) -> Result<RoundRecord> {
-        let pair = self.read(|c| {
-            Ok(c.query_row(
-                "SELECT * FROM rounds WHERE key = ?1",
-                [key],
-                Self::round_from_row,
-            )
-            .optional()?)
-        })?;
-        match pair {
-            Some(p) => self.parse_round(p),
-            None => Err(StorageError::NotFound(format!(
-                "没有评估轮次 `{key}`(用 `sheping round list` 查看已有轮次)"
-            ))),
-        }
-    }
-
-    fn set_field_period(
-        &self,
-        round: &RoundRecord,
-        start: NaiveDate,
-        end: NaiveDate,
-        actor: &str,
-    ) -> Result<()> {
-        self.write(|tx| {
-            ensure_unlocked(tx, round.id)?;
-            tx.execute(
-                "UPDATE rounds SET field_start = ?1, field_end = ?2 WHERE id = ?3",
-                params![
-                    start.format("%Y-%m-%d").to_string(),
-                    end.format("%Y-%m-%d").to_string(),
-                    round.id
-                ],
-            )?;
-            append_audit(
-                tx,
-                &AuditEvent {
-                    actor,
-                    action: "round.field",
-                    round_key: Some(&round.key),
-                    detail: serde_json::json!({
-                        "before": [round.field_start, round.field_end],
-                        "after": [start, end],
-                    }),
-                },
-            )
-        })
-    }
-
-    fn lock_round(&self, round: &RoundRecord, actor: &str) -> Result<()> {
-        self.write(|tx| {
-            ensure_unlocked(tx, round.id)?;
-            tx.execute("UPDATE rounds SET locked_at = ?1, locked_by = ?2 WHERE id = ?3", params![now_ms(), actor, round.id])?;
-            // Claims end with the lock: nothing more can be recorded.
-            tx.execute("UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL WHERE round_id = ?1", [round.id])?;
-            append_audit(tx, &AuditEvent { actor, action: "round.lock", round_key: Some(&round.key), detail: serde_json::json!({}) })
-        })
-    }
-
-    /// Deletes for real (个人信息保护法): the freed cells are zeroed (`secure_delete`), then the
-    /// file is rewritten without free pages and the WAL emptied ([`SqliteStore::scrub`]), so no
-    /// purged name or number is left in the database file or its WAL.
-    fn purge_contacts(&self, round: &RoundRecord, actor: &str) -> Result<usize> {
-        // Only for the purge: zeroing every deletion would cost the operators' hot path.
-        self.writer
-            .outside_tx(|c| Ok(c.pragma_update(None, "secure_delete", "ON")?))?;
-        let purged = self.purge_rows(round, actor);
-        let off = self
-            .writer
-            .outside_tx(|c| Ok(c.pragma_update(None, "secure_delete", "OFF")?));
-        let n = purged?;
-        off?;
-        if !self.scrub()? {
-            return Err(StorageError::Conflict(format!(
-                "已清除轮次 {} 中 {n} 名代表的姓名和联系方式,但另一个进程(如正在运行的 sheping serve)仍在读取数据库,\
-                 预写日志(-wal)未能清空,其中可能仍有旧数据:停止服务后再运行一次 `sheping round purge-contacts {}`",
-                round.key, round.key
-            )));
-        }
-        Ok(n)
-    }
-
-    fn units(&self, round_id: i64) -> Result<Vec<UnitRecord>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT u.id, u.name, u.kind, u.sector, u.code,
-                        COUNT(m.id) AS panel,
-                        COALESCE(SUM(m.category IN ('党代表', '人大代表', '政协委员')), 0) AS deputies
-                 FROM units u LEFT JOIN members m ON m.unit_id = u.id
-                 WHERE u.round_id = ?1 GROUP BY u.id ORDER BY u.id",
-            )?;
-            let rows = stmt.query_map([round_id], |r| {
-                Ok(UnitRecord {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    kind: strict(r, 2, "units", "kind", r.get(0)?, UnitKind::from_stored_label)?,
-                    sector: r.get(3)?,
-                    code: r.get(4)?,
-                    panel: r.get::<_, i64>(5)? as usize,
-                    two_deputies_one_member: r.get::<_, i64>(6)? as usize,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn add_units(&self, round: &RoundRecord, units: &[NewUnit], actor: &str) -> Result<usize> {
-        self.write(|tx| {
-            ensure_unlocked(tx, round.id)?;
-            let mut ins = tx.prepare_cached("INSERT INTO units (round_id, name, kind, sector, code) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-            for u in units {
-                ins.execute(params![round.id, u.name, u.kind.label(), u.sector, u.code]).map_err(|e| conflict_on_unique(e, || format!("单位“{}”已在本轮评估中", u.name)))?;
-            }
-            append_audit(
-                tx,
-                &AuditEvent { actor, action: "units.import", round_key: Some(&round.key), detail: serde_json::json!({ "units": units.len() }) },
-            )?;
-            Ok(units.len())
-        })
-    }
-
+/// The roster beside its import's write path (`MembersSink`, `insert_members` above).
+impl RosterStore for SqliteStore {
     fn roster_units(&self, round_id: i64) -> Result<Vec<RosterUnit>> {
         self.read(|c| {
             let mut units: BTreeMap<i64, RosterUnit> = BTreeMap::new();
@@ -914,45 +668,6 @@ impl Storage for SqliteStore {
             let rows = stmt.query_map(params![round_id, unit_id], member_from_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
-    }
-
-    fn audit(&self, event: &AuditEvent) -> Result<()> {
-        self.write(|tx| append_audit(tx, event))
-    }
-
-    fn audit_entries(&self, round_key: Option<&str>) -> Result<Vec<AuditEntry>> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, at, actor, action, round_key, detail, prev_hash, hash FROM audit_log
-                 WHERE ?1 IS NULL OR round_key = ?1 ORDER BY id",
-            )?;
-            let rows = stmt.query_map([round_key], |r| {
-                Ok(AuditEntry {
-                    id: r.get(0)?,
-                    at_ms: r.get(1)?,
-                    actor: r.get(2)?,
-                    action: r.get(3)?,
-                    round_key: r.get(4)?,
-                    detail: r.get(5)?,
-                    prev_hash: r.get(6)?,
-                    hash: r.get(7)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn verify_audit(&self) -> Result<Result<usize, ChainBreak>> {
-        let entries = self.audit_entries(None)?;
-        let head: Option<String> = self.read(|c| {
-            Ok(
-                c.query_row("SELECT value FROM meta WHERE key = 'audit_head'", [], |r| {
-                    r.get(0)
-                })
-                .optional()?,
-            )
-        })?;
-        Ok(audit::verify_chain(&entries, head.as_deref()))
     }
 }
 

@@ -1,39 +1,13 @@
-//! [`ResultsStore`] on SQLite: on-site data, results settings and API tokens (migration 004).
+//! [`ResultsStore`] on SQLite: on-site data, evidence and results settings (migration 004).
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, append_audit, ensure_unlocked, map_full, now_ms};
 use crate::domain::evidence::{EvidenceKind, EvidenceRecord};
-use crate::domain::user::Role;
 use crate::storage::results::*;
 use crate::storage::*;
-
-/// How often a token's `last_used_at` is refreshed (a write on every request would compete
-/// with the operators' recording for the single writer).
-const LAST_USED_RESOLUTION_MS: i64 = 60_000;
-
-const TOKEN_COLUMNS: &str = "t.id, u.login, u.role, u.active, t.prefix, t.label, t.created_at, t.created_by, \
-     t.expires_at, t.revoked_at, t.last_used_at, u.id";
-
-fn token_from_row(r: &rusqlite::Row) -> rusqlite::Result<ApiTokenRecord> {
-    Ok(ApiTokenRecord {
-        id: r.get(0)?,
-        login: r.get(1)?,
-        // Column 11 is the user's id (the row the role belongs to).
-        role: super::strict(r, 2, "users", "role", r.get(11)?, Role::from_key)?,
-        user_active: r.get(3)?,
-        prefix: r.get(4)?,
-        label: r.get(5)?,
-        created_at_ms: r.get(6)?,
-        created_by: r.get(7)?,
-        expires_at_ms: r.get(8)?,
-        revoked_at_ms: r.get(9)?,
-        last_used_at_ms: r.get(10)?,
-    })
-}
 
 fn parse_key(hex_key: &str) -> Option<[u8; 32]> {
     hex::decode(hex_key).ok()?.try_into().ok()
@@ -250,49 +224,6 @@ impl ResultsStore for SqliteStore {
         })
     }
 
-    fn set_previous_round(
-        &self,
-        round: &RoundRecord,
-        previous: &RoundRecord,
-        actor: &str,
-    ) -> Result<()> {
-        if round.id == previous.id {
-            return Err(StorageError::Conflict(format!(
-                "轮次 {} 不能以自身为上一轮",
-                round.key
-            )));
-        }
-        self.write(|tx| {
-            tx.prepare_cached(
-                "INSERT INTO round_previous (round_id, previous_round_id) VALUES (?1, ?2)
-                 ON CONFLICT (round_id) DO UPDATE SET previous_round_id = excluded.previous_round_id",
-            )?
-            .execute([round.id, previous.id])?;
-            append_audit(
-                tx,
-                &AuditEvent {
-                    actor,
-                    action: "round.previous",
-                    round_key: Some(&round.key),
-                    detail: serde_json::json!({ "previous": previous.key }),
-                },
-            )?;
-            Ok(())
-        })
-    }
-
-    fn previous_round(&self, round_id: i64) -> Result<Option<String>> {
-        self.read(|c| {
-            Ok(c.query_row(
-                "SELECT r.key FROM round_previous p JOIN rounds r ON r.id = p.previous_round_id
-                 WHERE p.round_id = ?1",
-                [round_id],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })
-    }
-
     fn results_settings(&self, round_id: i64) -> Result<Option<ResultsSettings>> {
         let row: Option<(String, String)> = self.read(|c| {
             Ok(c.query_row(
@@ -352,134 +283,5 @@ impl ResultsStore for SqliteStore {
         self.results_settings(round.id)?.ok_or_else(|| {
             StorageError::NotFound(format!("results settings of round {}", round.key))
         })
-    }
-
-    fn add_api_token(&self, token: &NewApiToken, actor: &str) -> Result<ApiTokenRecord> {
-        let id = self.write(|tx| {
-            let user: Option<i64> = tx
-                .query_row("SELECT id FROM users WHERE login = ?1", [&token.login], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            let Some(user) = user else {
-                return Err(StorageError::NotFound(format!(
-                    "没有用户 `{}`(用 `sheping user list` 查看)",
-                    token.login
-                )));
-            };
-            tx.execute(
-                "INSERT INTO api_tokens (user_id, token_hash, prefix, label, created_at, created_by, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    user,
-                    token.token_hash,
-                    token.prefix,
-                    token.label,
-                    now_ms(),
-                    actor,
-                    token.expires_at.map(|t| t.timestamp_millis())
-                ],
-            )
-            .map_err(map_full)?;
-            let id = tx.last_insert_rowid();
-            append_audit(
-                tx,
-                &AuditEvent {
-                    actor,
-                    action: "api_token.create",
-                    round_key: None,
-                    detail: serde_json::json!({
-                        "id": id,
-                        "login": token.login,
-                        "prefix": token.prefix,
-                        "label": token.label,
-                        "expires_at": token.expires_at,
-                    }),
-                },
-            )?;
-            Ok(id)
-        })?;
-        self.api_tokens()?
-            .into_iter()
-            .find(|t| t.id == id)
-            .ok_or_else(|| StorageError::NotFound(format!("API token {id}")))
-    }
-
-    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>> {
-        self.read(|c| {
-            let sql = format!(
-                "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id"
-            );
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map([], token_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn revoke_api_token(&self, id: i64, actor: &str) -> Result<()> {
-        self.write(|tx| {
-            let n = tx.execute(
-                "UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
-                params![now_ms(), id],
-            )?;
-            if n == 0 {
-                return Err(StorageError::NotFound(format!(
-                    "没有可吊销的 API 令牌 #{id}(用 `sheping token list` 查看)"
-                )));
-            }
-            append_audit(
-                tx,
-                &AuditEvent {
-                    actor,
-                    action: "api_token.revoke",
-                    round_key: None,
-                    detail: serde_json::json!({ "id": id }),
-                },
-            )
-        })
-    }
-
-    fn api_token_user(
-        &self,
-        token_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<(ApiTokenRecord, UserRecord)>> {
-        let found = self.read(|c| {
-            let sql = format!(
-                "SELECT {TOKEN_COLUMNS}, u.name, u.password_hash FROM api_tokens t JOIN users u ON u.id = t.user_id
-                 WHERE t.token_hash = ?1"
-            );
-            Ok(c.prepare_cached(&sql)?
-                .query_row([token_hash], |r| {
-                    let token = token_from_row(r)?;
-                    let user = UserRecord {
-                        id: r.get(11)?,
-                        login: token.login.clone(),
-                        name: r.get(12)?,
-                        role: token.role,
-                        active: token.user_active,
-                        password_hash: r.get(13)?,
-                    };
-                    Ok((token, user))
-                })
-                .optional()?)
-        })?;
-        if let Some((token, _)) = &found {
-            let now_ms = now.timestamp_millis();
-            let stale = token
-                .last_used_at_ms
-                .is_none_or(|t| now_ms - t >= LAST_USED_RESOLUTION_MS);
-            if stale && token.is_usable(now) {
-                self.write(|tx| {
-                    tx.execute(
-                        "UPDATE api_tokens SET last_used_at = ?1 WHERE id = ?2",
-                        params![now_ms, token.id],
-                    )
-                    .map_err(map_full)?;
-                    Ok(())
-                })?;
-            }
-        }
-        Ok(found)
     }
 }

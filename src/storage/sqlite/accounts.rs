@@ -1,11 +1,54 @@
-//! Web sessions and sign-in throttling on SQLite.
+//! [`AccountStore`] on SQLite: users, web sessions and sign-in throttling, API tokens.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SqliteStore, append_audit, map_full};
+use chrono::{DateTime, Utc};
+
+use super::{SqliteStore, append_audit, conflict_on_unique, map_full, now_ms, strict};
 use crate::domain::user::Role;
-use crate::storage::sessions::*;
-use crate::storage::{AuditEvent, Result, UserRecord};
+use crate::storage::*;
+
+fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<UserRecord> {
+    Ok(UserRecord {
+        id: r.get("id")?,
+        login: r.get("login")?,
+        name: r.get("name")?,
+        role: strict(
+            r,
+            r.as_ref().column_index("role")?,
+            "users",
+            "role",
+            r.get("id")?,
+            Role::from_key,
+        )?,
+        active: r.get("active")?,
+        password_hash: r.get("password_hash")?,
+    })
+}
+
+/// How often a token's `last_used_at` is refreshed (a write on every request would compete
+/// with the operators' recording for the single writer).
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+const TOKEN_COLUMNS: &str = "t.id, u.login, u.role, u.active, t.prefix, t.label, t.created_at, t.created_by, \
+     t.expires_at, t.revoked_at, t.last_used_at, u.id";
+
+fn token_from_row(r: &rusqlite::Row) -> rusqlite::Result<ApiTokenRecord> {
+    Ok(ApiTokenRecord {
+        id: r.get(0)?,
+        login: r.get(1)?,
+        // Column 11 is the user's id (the row the role belongs to).
+        role: super::strict(r, 2, "users", "role", r.get(11)?, Role::from_key)?,
+        user_active: r.get(3)?,
+        prefix: r.get(4)?,
+        label: r.get(5)?,
+        created_at_ms: r.get(6)?,
+        created_by: r.get(7)?,
+        expires_at_ms: r.get(8)?,
+        revoked_at_ms: r.get(9)?,
+        last_used_at_ms: r.get(10)?,
+    })
+}
 
 fn session_row(c: &Connection, id_hash: &str) -> rusqlite::Result<Option<SessionRecord>> {
     c.prepare_cached(
@@ -130,7 +173,93 @@ fn log_ended_refusals(tx: &Connection, now_ms: i64) -> Result<usize> {
     Ok(ended.len())
 }
 
-impl SessionStore for SqliteStore {
+impl AccountStore for SqliteStore {
+    fn add_user(&self, user: &NewUser, actor: &str) -> Result<UserRecord> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO users (login, name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![user.login, user.name, user.role.key(), user.password_hash, now_ms()],
+            )
+            .map_err(|e| conflict_on_unique(e, || format!("登录名 `{}` 已被使用", user.login)))?;
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "user.add",
+                    round_key: None,
+                    detail: serde_json::json!({ "login": user.login, "role": user.role.key() }),
+                },
+            )?;
+            Ok(())
+        })?;
+        self.user(&user.login)
+    }
+
+    fn users(&self) -> Result<Vec<UserRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT * FROM users ORDER BY role, login")?;
+            Ok(stmt
+                .query_map([], user_from_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn user(&self, login: &str) -> Result<UserRecord> {
+        self.read(|c| {
+            c.prepare_cached("SELECT * FROM users WHERE login = ?1")?
+                .query_row([login], user_from_row)
+                .optional()?
+                .ok_or_else(|| StorageError::NotFound(format!("没有用户 `{login}`")))
+        })
+    }
+
+    fn set_user_active(&self, login: &str, active: bool, actor: &str) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE users SET active = ?1 WHERE login = ?2",
+                params![active, login],
+            )?;
+            if n == 0 {
+                return Err(StorageError::NotFound(format!("没有用户 `{login}`")));
+            }
+            let action = if active {
+                "user.enable"
+            } else {
+                "user.disable"
+            };
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action,
+                    round_key: None,
+                    detail: serde_json::json!({ "login": login }),
+                },
+            )
+        })
+    }
+
+    fn set_password(&self, login: &str, password_hash: &str, actor: &str) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE users SET password_hash = ?1 WHERE login = ?2",
+                params![password_hash, login],
+            )?;
+            if n == 0 {
+                return Err(StorageError::NotFound(format!("没有用户 `{login}`")));
+            }
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "user.password",
+                    round_key: None,
+                    detail: serde_json::json!({ "login": login }),
+                },
+            )
+        })
+    }
+
     fn start_session(&self, s: &NewSession, replaces: Option<&str>) -> Result<()> {
         self.write(|tx| {
             if let Some(old) = replaces {
@@ -398,5 +527,134 @@ impl SessionStore for SqliteStore {
                 .execute([now_ms - horizon])?;
             Ok(sessions + failures + refusals)
         })
+    }
+
+    fn add_api_token(&self, token: &NewApiToken, actor: &str) -> Result<ApiTokenRecord> {
+        let id = self.write(|tx| {
+            let user: Option<i64> = tx
+                .query_row("SELECT id FROM users WHERE login = ?1", [&token.login], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let Some(user) = user else {
+                return Err(StorageError::NotFound(format!(
+                    "没有用户 `{}`(用 `sheping user list` 查看)",
+                    token.login
+                )));
+            };
+            tx.execute(
+                "INSERT INTO api_tokens (user_id, token_hash, prefix, label, created_at, created_by, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    user,
+                    token.token_hash,
+                    token.prefix,
+                    token.label,
+                    now_ms(),
+                    actor,
+                    token.expires_at.map(|t| t.timestamp_millis())
+                ],
+            )
+            .map_err(map_full)?;
+            let id = tx.last_insert_rowid();
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "api_token.create",
+                    round_key: None,
+                    detail: serde_json::json!({
+                        "id": id,
+                        "login": token.login,
+                        "prefix": token.prefix,
+                        "label": token.label,
+                        "expires_at": token.expires_at,
+                    }),
+                },
+            )?;
+            Ok(id)
+        })?;
+        self.api_tokens()?
+            .into_iter()
+            .find(|t| t.id == id)
+            .ok_or_else(|| StorageError::NotFound(format!("API token {id}")))
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>> {
+        self.read(|c| {
+            let sql = format!(
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map([], token_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn revoke_api_token(&self, id: i64, actor: &str) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+                params![now_ms(), id],
+            )?;
+            if n == 0 {
+                return Err(StorageError::NotFound(format!(
+                    "没有可吊销的 API 令牌 #{id}(用 `sheping token list` 查看)"
+                )));
+            }
+            append_audit(
+                tx,
+                &AuditEvent {
+                    actor,
+                    action: "api_token.revoke",
+                    round_key: None,
+                    detail: serde_json::json!({ "id": id }),
+                },
+            )
+        })
+    }
+
+    fn api_token_user(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(ApiTokenRecord, UserRecord)>> {
+        let found = self.read(|c| {
+            let sql = format!(
+                "SELECT {TOKEN_COLUMNS}, u.name, u.password_hash FROM api_tokens t JOIN users u ON u.id = t.user_id
+                 WHERE t.token_hash = ?1"
+            );
+            Ok(c.prepare_cached(&sql)?
+                .query_row([token_hash], |r| {
+                    let token = token_from_row(r)?;
+                    let user = UserRecord {
+                        id: r.get(11)?,
+                        login: token.login.clone(),
+                        name: r.get(12)?,
+                        role: token.role,
+                        active: token.user_active,
+                        password_hash: r.get(13)?,
+                    };
+                    Ok((token, user))
+                })
+                .optional()?)
+        })?;
+        if let Some((token, _)) = &found {
+            let now_ms = now.timestamp_millis();
+            let stale = token
+                .last_used_at_ms
+                .is_none_or(|t| now_ms - t >= LAST_USED_RESOLUTION_MS);
+            if stale && token.is_usable(now) {
+                self.write(|tx| {
+                    tx.execute(
+                        "UPDATE api_tokens SET last_used_at = ?1 WHERE id = ?2",
+                        params![now_ms, token.id],
+                    )
+                    .map_err(map_full)?;
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(found)
     }
 }

@@ -1,16 +1,14 @@
-//! What the console's round operations need beyond the other traits: a round's counts for
-//! its path (`domain::round_path`), and the logged online backup. The SQLite implementation
-//! is `sqlite/round_ops.rs`.
+//! The logged online copy of the whole database that the console hands out, and the copies
+//! made since a moment (the purge lists them: a copy holds personal data). The SQLite
+//! implementation is `sqlite/backup.rs`; a backend without a file copy (PostgreSQL: `pg_dump`
+//! and its standby) refuses `backup_logged` with a message naming its own tool.
 
 use std::path::Path;
 
-use super::{Result, RoundRecord};
-use crate::domain::round_path::RoundCounts;
+use super::Result;
 pub use crate::storage::sqlite::BackupRecord;
 
-pub trait RoundOpsStore: Send + Sync {
-    /// The counts a round's path is computed from, read in one snapshot.
-    fn round_counts(&self, round: &RoundRecord) -> Result<RoundCounts>;
+pub trait BackupStore: Send + Sync {
     /// Copies the whole database to `out` (a new file) with SQLite's online backup, then
     /// logs a `backup` entry naming the copy as `recorded_as` (a path, or how it was handed
     /// out): a backup holds personal data, and the purge lists backups made before it.

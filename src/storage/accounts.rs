@@ -1,12 +1,85 @@
-//! Web sessions and sign-in throttling: the storage interface, in plain types. The SQLite
-//! implementation is `sqlite::sessions`.
+//! Accounts: users, their web sessions and sign-in throttling, and API tokens. The SQLite
+//! implementation is `sqlite::accounts`.
 //!
 //! A session is known by the SHA-256 of the random token in the browser's cookie (the token
 //! itself is never stored). Sessions end after `idle_ms` without a request, after
 //! `absolute_ms` whatever happens, at sign-out, when the user is disabled, and (the other
 //! sessions of the user) when the password changes.
 
-use super::{Result, UserRecord};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::Result;
+use crate::domain::user::Role;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserRecord {
+    pub id: i64,
+    pub login: String,
+    pub name: String,
+    pub role: Role,
+    pub active: bool,
+    #[serde(skip)]
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub login: String,
+    pub name: String,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiTokenRecord {
+    pub id: i64,
+    pub login: String,
+    pub role: Role,
+    pub user_active: bool,
+    /// First characters of the token (never the whole token).
+    pub prefix: String,
+    pub label: String,
+    pub created_at_ms: i64,
+    pub created_by: String,
+    pub expires_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+    pub last_used_at_ms: Option<i64>,
+}
+
+impl ApiTokenRecord {
+    /// Its state in words, as `token list` and the console show it.
+    pub fn state_label(&self, now: DateTime<Utc>) -> &'static str {
+        if self.revoked_at_ms.is_some() {
+            "已吊销"
+        } else if !self.user_active {
+            "用户已停用"
+        } else if self.is_usable(now) {
+            "有效"
+        } else {
+            "已过期"
+        }
+    }
+
+    /// Not revoked, not expired at `now`, and its user is active.
+    pub fn is_usable(&self, now: DateTime<Utc>) -> bool {
+        self.user_active
+            && self.revoked_at_ms.is_none()
+            && self
+                .expires_at_ms
+                .is_none_or(|e| e > now.timestamp_millis())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub login: String,
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    pub prefix: String,
+    pub label: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
 
 #[derive(Debug, Clone)]
 pub struct NewSession<'a> {
@@ -148,7 +221,15 @@ pub fn throttle_login_key(login: &str) -> String {
     login.trim().to_lowercase().chars().take(64).collect()
 }
 
-pub trait SessionStore: Send + Sync {
+pub trait AccountStore: Send + Sync {
+    fn add_user(&self, user: &NewUser, actor: &str) -> Result<UserRecord>;
+    fn users(&self) -> Result<Vec<UserRecord>>;
+    fn user(&self, login: &str) -> Result<UserRecord>;
+    /// Enables or disables a user; disabling ends the user's sessions at their next request.
+    fn set_user_active(&self, login: &str, active: bool, actor: &str) -> Result<()>;
+    /// An administrator sets a user's password.
+    fn set_password(&self, login: &str, password_hash: &str, actor: &str) -> Result<()>;
+
     /// Signs in: stores the new session, deletes `replaces` (this browser's previous session),
     /// clears the login's failed sign-ins and writes `auth.signin` — in one transaction.
     fn start_session(&self, session: &NewSession, replaces: Option<&str>) -> Result<()>;
@@ -162,9 +243,9 @@ pub trait SessionStore: Send + Sync {
         touch: bool,
     ) -> Result<SessionLookup>;
 
-    /// [`SessionStore::session`] answered from memory when that needs no read and no write
+    /// [`AccountStore::session`] answered from memory when that needs no read and no write
     /// (the session is cached, current, unexpired, its user active, and no touch is due);
-    /// else `None`: ask [`SessionStore::session`]. Cheap enough for an async request thread.
+    /// else `None`: ask [`AccountStore::session`]. Cheap enough for an async request thread.
     fn session_cached(
         &self,
         id_hash: &str,
@@ -200,7 +281,7 @@ pub trait SessionStore: Send + Sync {
 
     /// Counts a sign-in attempt refused because `lock` is on (no audit entry of its own: one
     /// `auth.signin_locked` entry per address and lock window carries the count once the
-    /// window has ended; see [`SessionStore::purge_web_state`]).
+    /// window has ended; see [`AccountStore::purge_web_state`]).
     fn signin_refused(&self, login: &str, ip: &str, lock: Lockout, now_ms: i64) -> Result<()>;
 
     /// Records a failed sign-in (`auth.signin_failed`) and, when it reaches a limit, the lock
@@ -223,6 +304,17 @@ pub trait SessionStore: Send + Sync {
         limits: &SessionLimits,
         policy: &ThrottlePolicy,
     ) -> Result<usize>;
+
+    fn add_api_token(&self, token: &NewApiToken, actor: &str) -> Result<ApiTokenRecord>;
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>>;
+    fn revoke_api_token(&self, id: i64, actor: &str) -> Result<()>;
+    /// The token with this hash and its user, if any (usable or not: the caller decides).
+    /// Records the use time (at most once a minute per token).
+    fn api_token_user(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(ApiTokenRecord, UserRecord)>>;
 }
 
 #[cfg(test)]
