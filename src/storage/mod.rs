@@ -64,6 +64,9 @@ pub enum StorageError {
     Full,
     #[error("database error: {0}")]
     Database(rusqlite::Error),
+    /// An error of a backend other than SQLite (PostgreSQL), with the server's whole message.
+    #[error("database error: {0}")]
+    Backend(String),
     /// A stored enumerated value no reader knows: written before migration 013's triggers,
     /// or by hand. Named, never read as some default.
     #[error(transparent)]

@@ -9,6 +9,9 @@
 
 pub mod audit;
 pub mod changes;
+mod sync;
+
+pub use sync::PgBackend;
 
 use std::time::Duration;
 

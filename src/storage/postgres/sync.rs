@@ -1,0 +1,69 @@
+//! [`PgStore`] behind the synchronous storage traits (`storage::Store`). The traits block (the
+//! web layer calls them inside `spawn_blocking`, the CLI directly); the pool's connections are
+//! tasks of a runtime of the store's own, and each trait method blocks on it. Owning the
+//! runtime keeps the connections alive whoever calls — the CLI has no runtime, the server's
+//! blocking threads must not block on the server's own.
+
+use std::future::Future;
+
+use super::{PgError, PgStore, describe};
+use crate::storage::StorageError;
+
+/// The PostgreSQL backend: a [`PgStore`] and the runtime its connections live on.
+pub struct PgBackend {
+    // Declared first: dropped before the runtime that runs its connections.
+    store: PgStore,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl PgBackend {
+    /// Connects to `url` and brings the schema up to date (see [`PgStore::connect`]).
+    pub fn open(url: &str) -> Result<PgBackend, PgError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sheping-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| PgError::Pool(format!("无法启动数据库连接线程:{e}")))?;
+        let store = runtime.block_on(PgStore::connect(url))?;
+        Ok(PgBackend { store, runtime })
+    }
+
+    pub fn store(&self) -> &PgStore {
+        &self.store
+    }
+
+    /// Runs `f` to completion on the store's runtime. Call it from a thread that is not
+    /// driving async tasks (the CLI, `spawn_blocking`, a reader thread).
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+}
+
+/// SQLSTATE classes the service answers as its own errors; everything else is a database
+/// error with the server's whole message.
+impl From<PgError> for StorageError {
+    fn from(e: PgError) -> Self {
+        if let PgError::Database(db) = &e
+            && let Some(server) = db.as_db_error()
+        {
+            let code = server.code().code();
+            return match code {
+                // unique_violation, exclusion_violation: the row named by the server's message.
+                "23505" | "23P01" => StorageError::Conflict(server.message().to_string()),
+                // check_violation, raised by migration 013's triggers with SQLite's messages.
+                "23514" => StorageError::Conflict(server.message().to_string()),
+                // disk_full, insufficient_resources, out_of_memory.
+                "53100" | "53000" | "53200" => StorageError::Full,
+                _ => StorageError::Backend(describe(db)),
+            };
+        }
+        StorageError::Backend(e.to_string())
+    }
+}
+
+impl From<tokio_postgres::Error> for StorageError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StorageError::from(PgError::Database(e))
+    }
+}
