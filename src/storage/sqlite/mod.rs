@@ -14,6 +14,7 @@ mod calls;
 mod maintenance;
 mod read_cache;
 mod results;
+mod roster_write;
 mod sessions;
 mod writer;
 pub use maintenance::{BackupRecord, CheckReport, Checkpoint};
@@ -413,11 +414,19 @@ struct MembersSink<'c> {
     now: i64,
     stored: usize,
     replaced: Vec<i64>,
+    /// Triggers a large import sets aside until it is kept (`roster_write`).
+    suspended: roster_write::Suspended,
+    /// The units stored members belong to, each with the first line naming it: checked
+    /// against the round's units before the import is kept, as foreign-key enforcement is off
+    /// for its rows.
+    units: roster_write::UnitsSeen,
 }
 
 impl MemberSink for MembersSink<'_> {
     fn replace_panel(&mut self, unit_id: i64) -> Result<()> {
-        if self.called.contains(&unit_id) {
+        // Foreign keys are not enforced during the import: a member another table refers to
+        // is refused here, as the enforcement would.
+        if self.called.contains(&unit_id) || roster_write::panel_referenced(self.tx, unit_id)? {
             return Err(StorageError::Conflict(
                 "该单位已排入拨打计划或已开始电话调查,不能替换代表名单".into(),
             ));
@@ -430,10 +439,59 @@ impl MemberSink for MembersSink<'_> {
     }
 
     fn add(&mut self, members: &[NewMember]) -> Result<()> {
+        if !self.suspended.active()
+            && self.stored + members.len() > roster_write::SUSPEND_TRIGGERS_ABOVE
+        {
+            self.suspended.suspend(self.tx)?;
+        }
+        for m in members {
+            self.units.note(m.unit_id, m.line);
+        }
         insert_members(self.tx, members, self.now)?;
         self.stored += members.len();
         Ok(())
     }
+}
+
+/// The roster import inside its transaction (see [`Storage::add_members_streamed`]).
+fn import_members(
+    tx: &Connection,
+    round: &RoundRecord,
+    actor: &str,
+    feed: &mut dyn FnMut(&mut dyn MemberSink) -> Result<bool>,
+) -> Result<Option<usize>> {
+    ensure_unlocked(tx, round.id)?;
+    let mut sink = MembersSink {
+        tx,
+        called: units_in_use(tx, round.id)?,
+        now: now_ms(),
+        stored: 0,
+        replaced: Vec::new(),
+        suspended: Default::default(),
+        units: Default::default(),
+    };
+    // Its own savepoint, to drop what was stored when `feed` does not keep it; an error
+    // rolls back the writer's savepoint around all of this.
+    tx.execute_batch("SAVEPOINT roster_import")?;
+    if !feed(&mut sink)? {
+        tx.execute_batch("ROLLBACK TO roster_import; RELEASE roster_import")?;
+        return Ok(None);
+    }
+    sink.units.check(tx, round.id)?;
+    sink.suspended.restore(tx)?;
+    tx.execute_batch("RELEASE roster_import")?;
+    let (stored, mut replaced) = (sink.stored, sink.replaced);
+    replaced.sort_unstable();
+    append_audit(
+        tx,
+        &AuditEvent {
+            actor,
+            action: "roster.import",
+            round_key: Some(&round.key),
+            detail: serde_json::json!({ "members": stored, "replaced_units": replaced }),
+        },
+    )?;
+    Ok(Some(stored))
 }
 
 /// Rows per multi-row INSERT of members (9 parameters each, far below SQLite's limit of 32,766).
@@ -871,36 +929,18 @@ impl Storage for SqliteStore {
         actor: &str,
         feed: &mut dyn FnMut(&mut dyn MemberSink) -> Result<bool>,
     ) -> Result<Option<usize>> {
-        self.write_bulk_with_cache(ROSTER_CACHE_KIB, |tx| {
-            ensure_unlocked(tx, round.id)?;
-            let mut sink = MembersSink {
-                tx,
-                called: units_in_use(tx, round.id)?,
-                now: now_ms(),
-                stored: 0,
-                replaced: Vec::new(),
-            };
-            // Its own savepoint, to drop what was stored when `feed` does not keep it; an error
-            // rolls back the writer's savepoint around all of this.
-            tx.execute_batch("SAVEPOINT roster_import")?;
-            if !feed(&mut sink)? {
-                tx.execute_batch("ROLLBACK TO roster_import; RELEASE roster_import")?;
-                return Ok(None);
+        // Without foreign-key enforcement: it cost a lookup of the unit and of each table that
+        // refers to members for every row; the import checks its units itself (`roster_write`).
+        let out = self.writer.write_without_foreign_keys(|tx| {
+            tx.pragma_update(None, "cache_size", -ROSTER_CACHE_KIB)?;
+            let out = import_members(tx, round, actor, feed);
+            if let Err(e) = tx.pragma_update(None, "cache_size", -WRITER_CACHE_KIB) {
+                tracing::warn!(error = %e, "could not shrink the writer's page cache after a roster import");
             }
-            tx.execute_batch("RELEASE roster_import")?;
-            let (stored, mut replaced) = (sink.stored, sink.replaced);
-            replaced.sort_unstable();
-            append_audit(
-                tx,
-                &AuditEvent {
-                    actor,
-                    action: "roster.import",
-                    round_key: Some(&round.key),
-                    detail: serde_json::json!({ "members": stored, "replaced_units": replaced }),
-                },
-            )?;
-            Ok(Some(stored))
-        })
+            out
+        });
+        self.after_write();
+        out
     }
 
     fn members(&self, round_id: i64, unit_id: Option<i64>) -> Result<Vec<MemberRecord>> {
