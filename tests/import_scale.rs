@@ -571,7 +571,11 @@ fn a_large_import_leaves_the_schema_as_it_was_with_its_indexes_and_triggers() {
     ]);
     assert!(out.contains(&format!("已导入 {rows} 名代表")), "{out}");
     assert_eq!(sp.count("SELECT COUNT(*) FROM members"), rows as i64);
-    assert_eq!(schema(&sp), before, "the schema is the same after the import");
+    assert_eq!(
+        schema(&sp),
+        before,
+        "the schema is the same after the import"
+    );
     assert_category_trigger_works(&sp);
     let check = sp.run(&["check"]);
     assert!(
@@ -693,7 +697,12 @@ mod storage_checks {
         ]);
         let store = SqliteStore::open(&sp.db).unwrap();
         let round = store.round("2022").unwrap();
-        let ids = store.units(round.id).unwrap().iter().map(|u| u.id).collect();
+        let ids = store
+            .units(round.id)
+            .unwrap()
+            .iter()
+            .map(|u| u.id)
+            .collect();
         let old = store.round("2021").unwrap();
         let old_unit = store.units(old.id).unwrap()[0].id;
         (store, round, ids, old_unit)
@@ -753,7 +762,12 @@ mod storage_checks {
         let sp = Sheping::new();
         let (store, round, units, _) = setup(&sp);
         store
-            .add_members(&round, &[member(units[0], 1), member(units[1], 2)], &[], "t")
+            .add_members(
+                &round,
+                &[member(units[0], 1), member(units[1], 2)],
+                &[],
+                "t",
+            )
             .unwrap();
         // A reopening names the member of 甲局 (no attempt, no assignment): deleting the
         // member would break the reference.

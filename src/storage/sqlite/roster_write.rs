@@ -122,7 +122,10 @@ pub(super) fn panel_referenced(tx: &Connection, unit_id: i64) -> Result<bool> {
         let sql = format!(
             "SELECT EXISTS (SELECT 1 FROM \"{table}\" WHERE \"{column}\" IN (SELECT id FROM members WHERE unit_id = ?1))"
         );
-        if tx.prepare_cached(&sql)?.query_row([unit_id], |r| r.get::<_, bool>(0))? {
+        if tx
+            .prepare_cached(&sql)?
+            .query_row([unit_id], |r| r.get::<_, bool>(0))?
+        {
             return Ok(true);
         }
     }
