@@ -498,11 +498,13 @@ fn import_members(
 const MEMBERS_PER_INSERT: usize = 64;
 
 /// Inserts members in file order (so their ids follow the file), many rows per statement: one
-/// statement execution per row costs more than the row itself. A batch that breaks a
-/// constraint is undone by SQLite and inserted again row by row to name the offending line.
+/// statement execution per row costs more than the row itself. The many-row statement is
+/// `INSERT OR FAIL`: a conflict stops it, keeping the rows before (the import fails as a
+/// whole anyway), so SQLite keeps no statement journal of every page it changes. The rest of
+/// that batch is then inserted row by row to name the offending line.
 fn insert_members(tx: &Connection, members: &[NewMember], now: i64) -> Result<()> {
     /// `?1` is the time, the same for every row; a row's own values are 8 parameters after it.
-    fn sql(rows: usize) -> String {
+    fn sql(verb: &str, rows: usize) -> String {
         let values: Vec<String> = (0..rows)
             .map(|i| {
                 let p: Vec<String> = (2 + 8 * i..2 + 8 * (i + 1))
@@ -513,11 +515,11 @@ fn insert_members(tx: &Connection, members: &[NewMember], now: i64) -> Result<()
             .collect();
         let values = values.join(", ");
         format!(
-            "INSERT INTO members (unit_id, name, phone, phone_alt, category, organization, note, source_line, created_at) VALUES {values}"
+            "{verb} INTO members (unit_id, name, phone, phone_alt, category, organization, note, source_line, created_at) VALUES {values}"
         )
     }
-    static MANY: LazyLock<String> = LazyLock::new(|| sql(MEMBERS_PER_INSERT));
-    static ONE: LazyLock<String> = LazyLock::new(|| sql(1));
+    static MANY: LazyLock<String> = LazyLock::new(|| sql("INSERT OR FAIL", MEMBERS_PER_INSERT));
+    static ONE: LazyLock<String> = LazyLock::new(|| sql("INSERT", 1));
     let bind = |stmt: &mut rusqlite::Statement<'_>, row: usize, m: &NewMember| {
         let p = 2 + 8 * row;
         stmt.raw_bind_parameter(p, m.unit_id)?;
@@ -534,6 +536,7 @@ fn insert_members(tx: &Connection, members: &[NewMember], now: i64) -> Result<()
     many.raw_bind_parameter(1, now)?;
     one.raw_bind_parameter(1, now)?;
     for chunk in members.chunks(MEMBERS_PER_INSERT) {
+        let mut rest = chunk;
         if chunk.len() == MEMBERS_PER_INSERT {
             for (i, m) in chunk.iter().enumerate() {
                 bind(&mut many, i, m)?;
@@ -541,11 +544,16 @@ fn insert_members(tx: &Connection, members: &[NewMember], now: i64) -> Result<()
             match many.raw_execute() {
                 Ok(_) => continue,
                 Err(e)
-                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {}
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+                {
+                    // The rows the statement stored before it failed.
+                    let kept = usize::try_from(tx.changes()).unwrap_or(0).min(chunk.len());
+                    rest = &chunk[kept..];
+                }
                 Err(e) => return Err(map_full(e)),
             }
         }
-        for m in chunk {
+        for m in rest {
             bind(&mut one, 0, m)?;
             one.raw_execute().map_err(|e| {
                 conflict_on_unique(e, || {
