@@ -20,7 +20,11 @@ use crate::storage::{Result, StorageError};
 
 /// Triggers on `members` that cannot refuse an imported row: they check only what the import
 /// has already checked (the category is a `MemberCategory` label).
-const REDUNDANT_FOR_IMPORT: &[&str] = &["members_category_insert"];
+/// (name, the statement that drops it).
+const REDUNDANT_FOR_IMPORT: &[(&str, &str)] = &[(
+    "members_category_insert",
+    "DROP TRIGGER members_category_insert",
+)];
 
 /// Imports up to this many rows keep the triggers: for them the schema change (every
 /// connection prepares its statements again) costs more than the trigger.
@@ -44,7 +48,7 @@ impl Suspended {
         if self.active {
             return Ok(());
         }
-        for name in REDUNDANT_FOR_IMPORT {
+        for (name, drop) in REDUNDANT_FOR_IMPORT {
             let sql: Option<String> = tx
                 .prepare_cached(
                     "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?1 AND tbl_name = 'members'",
@@ -52,7 +56,7 @@ impl Suspended {
                 .query_row([name], |r| r.get(0))
                 .optional()?;
             if let Some(sql) = sql {
-                tx.execute_batch(&format!("DROP TRIGGER \"{name}\""))?;
+                tx.execute_batch(drop)?;
                 self.triggers.push((name.to_string(), sql));
             }
         }
@@ -108,26 +112,55 @@ impl UnitsSeen {
     }
 }
 
-/// Whether a row of another table refers to a member of the unit: what foreign-key enforcement
-/// would refuse to delete. The tables are found from the schema, so one added later counts too.
+/// Whether a row of another table refers to a member of the unit: what foreign-key
+/// enforcement would refuse to delete. Every table with a foreign key to members is here (a
+/// test checks it against the schema, so a table added later cannot be missed).
+const REFERENCED: &str = "SELECT EXISTS (SELECT 1 FROM assignments WHERE member_id IN (SELECT id FROM members WHERE unit_id = ?1))
+        OR EXISTS (SELECT 1 FROM queue WHERE member_id IN (SELECT id FROM members WHERE unit_id = ?1))
+        OR EXISTS (SELECT 1 FROM attempts WHERE member_id IN (SELECT id FROM members WHERE unit_id = ?1))
+        OR EXISTS (SELECT 1 FROM reopenings WHERE member_id IN (SELECT id FROM members WHERE unit_id = ?1))
+        OR EXISTS (SELECT 1 FROM ended_claims WHERE member_id IN (SELECT id FROM members WHERE unit_id = ?1))";
+
 pub(super) fn panel_referenced(tx: &Connection, unit_id: i64) -> Result<bool> {
-    let children: Vec<(String, String)> = tx
-        .prepare_cached(
-            "SELECT m.name, f.\"from\" FROM sqlite_master m, pragma_foreign_key_list(m.name) f
-             WHERE m.type = 'table' AND f.\"table\" = 'members'",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (table, column) in children {
-        let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM \"{table}\" WHERE \"{column}\" IN (SELECT id FROM members WHERE unit_id = ?1))"
-        );
-        if tx
-            .prepare_cached(&sql)?
-            .query_row([unit_id], |r| r.get::<_, bool>(0))?
-        {
-            return Ok(true);
+    Ok(tx
+        .prepare_cached(REFERENCED)?
+        .query_row([unit_id], |r| r.get::<_, bool>(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every table that refers to members is in [`REFERENCED`], with its column.
+    #[test]
+    fn the_member_references_are_every_foreign_key_to_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::SqliteStore::open(&dir.path().join("fk.db")).unwrap();
+        let mut found: Vec<(String, String)> = store
+            .write(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT m.name, f.\"from\" FROM sqlite_master m, pragma_foreign_key_list(m.name) f
+                     WHERE m.type = 'table' AND f.\"table\" = 'members'",
+                )?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap();
+        found.sort();
+        assert!(!found.is_empty());
+        for (table, column) in &found {
+            let probe = [
+                "FROM ",
+                table,
+                " WHERE ",
+                column,
+                " IN (SELECT id FROM members",
+            ]
+            .concat();
+            assert!(
+                REFERENCED.contains(&probe),
+                "{table}.{column} is not checked"
+            );
         }
     }
-    Ok(false)
 }
