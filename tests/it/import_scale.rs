@@ -491,3 +491,365 @@ async fn a_huge_survey_upload_is_refused_before_it_is_parsed() {
     assert!(grown <= 256 * MIB, "the server grew by {} MiB", grown / MIB);
     assert_eq!(sp.count("SELECT COUNT(*) FROM rounds WHERE key = 'big'"), 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The large import's write plan (issue 20.2): foreign-key enforcement off and the category
+// trigger set aside inside the import's transaction, every guarantee kept.
+
+/// The schema as `sqlite_master` holds it: (type, name, table, SQL), ordered.
+fn schema(sp: &Sheping) -> Vec<(String, String, String, Option<String>)> {
+    let conn = sp.sql();
+    let mut stmt = conn
+        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Round 2022 with the units of a `rows`-row [`million_roster`]; returns the roster's path.
+fn round_for_roster(sp: &Sheping, rows: usize) -> std::path::PathBuf {
+    let (units, roster) = million_roster(sp, rows);
+    sp.ok(&["round", "create", "2022", "--title", "名单"]);
+    sp.ok(&[
+        "units",
+        "import",
+        "--round",
+        "2022",
+        units.to_str().unwrap(),
+    ]);
+    roster
+}
+
+/// Replaces data row `row` (0-based) of a roster file with `line`.
+fn replace_row(roster: &std::path::Path, row: usize, line: &str) {
+    let text = std::fs::read_to_string(roster).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[row + 1] = line;
+    std::fs::write(roster, lines.join("\n") + "\n").unwrap();
+}
+
+/// The category trigger must refuse a bad category on this connection (it is there and works).
+fn assert_category_trigger_works(sp: &Sheping) {
+    let conn = sp.sql();
+    let unit: i64 = conn
+        .query_row("SELECT MIN(id) FROM units", [], |r| r.get(0))
+        .unwrap();
+    let refused = conn.execute(
+        "INSERT INTO members (unit_id, name, phone, category, created_at) VALUES (?1, '甲', '13999999999', '不存在的类别', 0)",
+        [unit],
+    );
+    assert!(
+        matches!(&refused, Err(e) if e.to_string().contains("members.category")),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_large_import_leaves_the_schema_as_it_was_with_its_indexes_and_triggers() {
+    let sp = Sheping::new();
+    let rows = 20_000;
+    let roster = round_for_roster(&sp, rows);
+    let before = schema(&sp);
+    assert!(
+        before
+            .iter()
+            .any(|(t, n, _, _)| t == "trigger" && n == "members_category_insert")
+    );
+    assert!(
+        before
+            .iter()
+            .any(|(t, n, _, _)| t == "index" && n == "sqlite_autoindex_members_1")
+    );
+    let out = sp.ok(&[
+        "roster",
+        "import",
+        "--round",
+        "2022",
+        roster.to_str().unwrap(),
+    ]);
+    assert!(out.contains(&format!("已导入 {rows} 名代表")), "{out}");
+    assert_eq!(sp.count("SELECT COUNT(*) FROM members"), rows as i64);
+    assert_eq!(
+        schema(&sp),
+        before,
+        "the schema is the same after the import"
+    );
+    assert_category_trigger_works(&sp);
+    let check = sp.run(&["check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+#[test]
+fn a_duplicate_phone_in_a_large_roster_is_refused_with_its_line_and_nothing_stored() {
+    let sp = Sheping::new();
+    let rows = 20_000;
+    let roster = round_for_roster(&sp, rows);
+    let before = schema(&sp);
+    // Row 15,000 repeats row 14,999's phone in the same unit (rows 14,985..15,029 are one
+    // unit): far past the rows whose import set the trigger aside.
+    let text = std::fs::read_to_string(&roster).unwrap();
+    let previous: Vec<&str> = text.lines().nth(14_999 + 1).unwrap().split(',').collect();
+    replace_row(
+        &roster,
+        15_000,
+        &format!("{},重复者,{},,", previous[0], previous[2]),
+    );
+    let out = sp.run(&[
+        "roster",
+        "import",
+        "--round",
+        "2022",
+        roster.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Header on line 1: data row k is on line k + 2.
+    assert!(stderr.contains("第 15002 行"), "{stderr}");
+    assert_eq!(sp.count("SELECT COUNT(*) FROM members"), 0);
+    assert_eq!(schema(&sp), before);
+    assert_category_trigger_works(&sp);
+}
+
+#[test]
+fn a_phone_already_stored_is_refused_in_a_large_roster_with_its_line() {
+    let sp = Sheping::new();
+    let rows = 20_000;
+    let roster = round_for_roster(&sp, rows);
+    // A member stored first, in the unit of row 12,000, with a phone the roster repeats there.
+    let text = std::fs::read_to_string(&roster).unwrap();
+    let row: Vec<&str> = text.lines().nth(12_000 + 1).unwrap().split(',').collect();
+    let first = sp.write(
+        "first.csv",
+        format!("参评单位,姓名,联系电话\n{},先到者,{}\n", row[0], row[2]).as_bytes(),
+    );
+    sp.ok(&[
+        "roster",
+        "import",
+        "--round",
+        "2022",
+        first.to_str().unwrap(),
+    ]);
+    let before = schema(&sp);
+    let out = sp.run(&[
+        "roster",
+        "import",
+        "--round",
+        "2022",
+        roster.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("第 12002 行"), "{stderr}");
+    assert_eq!(sp.count("SELECT COUNT(*) FROM members"), 1);
+    assert_eq!(schema(&sp), before);
+}
+
+/// The writer's own checks, behind the roster checker: members handed straight to the storage
+/// (as a concurrent import or a bug in the checker would), in one large batch.
+mod storage_checks {
+    use super::*;
+    use sheping::domain::roster::{MemberCategory, NewMember};
+    use sheping::storage::StorageError;
+    use sheping::storage::prelude::*;
+    use sheping::storage::sqlite::SqliteStore;
+
+    fn member(unit_id: i64, i: usize) -> NewMember {
+        NewMember {
+            unit_id,
+            name: format!("代表{i}"),
+            phone: format!("139{i:08}"),
+            phone_alt: None,
+            category: MemberCategory::ServiceRecipient,
+            organization: None,
+            note: None,
+            line: i + 2,
+        }
+    }
+
+    /// A store with round 2022 (two units) and round 2021 (one unit); returns the store, the
+    /// 2022 round, its unit ids and the 2021 unit's id.
+    fn setup(sp: &Sheping) -> (SqliteStore, sheping::storage::RoundRecord, Vec<i64>, i64) {
+        sp.ok(&["round", "create", "2021", "--title", "去年"]);
+        let units = sp.write("u21.csv", "单位名称,单位类型\n旧局,事业单位\n".as_bytes());
+        sp.ok(&[
+            "units",
+            "import",
+            "--round",
+            "2021",
+            units.to_str().unwrap(),
+        ]);
+        sp.ok(&["round", "create", "2022", "--title", "今年"]);
+        let units = sp.write(
+            "u22.csv",
+            "单位名称,单位类型\n甲局,事业单位\n乙局,事业单位\n".as_bytes(),
+        );
+        sp.ok(&[
+            "units",
+            "import",
+            "--round",
+            "2022",
+            units.to_str().unwrap(),
+        ]);
+        let store = SqliteStore::open(&sp.db).unwrap();
+        let round = store.round("2022").unwrap();
+        let ids = store
+            .units(round.id)
+            .unwrap()
+            .iter()
+            .map(|u| u.id)
+            .collect();
+        let old = store.round("2021").unwrap();
+        let old_unit = store.units(old.id).unwrap()[0].id;
+        (store, round, ids, old_unit)
+    }
+
+    fn refusal(out: Result<usize, StorageError>) -> String {
+        match out {
+            Err(StorageError::Conflict(m)) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_unit_of_another_round_or_none_is_refused_with_its_line() {
+        let sp = Sheping::new();
+        let (store, round, units, old_unit) = setup(&sp);
+        let before = schema(&sp);
+        for (stranger, what) in [(old_unit, "another round's unit"), (987_654, "no unit")] {
+            let mut members: Vec<NewMember> = (0..10_000).map(|i| member(units[0], i)).collect();
+            members[8_000].unit_id = stranger;
+            let m = refusal(store.add_members(&round, &members, &[], "t"));
+            assert!(m.contains("第 8002 行"), "{what}: {m}");
+            assert_eq!(sp.count("SELECT COUNT(*) FROM members"), 0, "{what}");
+            assert_eq!(schema(&sp), before, "{what}");
+        }
+        // Foreign keys are enforced again on the writer after the import.
+        let on: i64 = store
+            .write(|c| Ok(c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(on, 1);
+    }
+
+    #[test]
+    fn a_duplicate_the_checker_did_not_see_is_refused_with_its_line() {
+        let sp = Sheping::new();
+        let (store, round, units, _) = setup(&sp);
+        store
+            .add_members(&round, &[member(units[1], 5_000)], &[], "t")
+            .unwrap();
+        let before = schema(&sp);
+        // Inside the batch: row 9,000 repeats row 10's phone in the same unit.
+        let mut members: Vec<NewMember> = (0..10_000).map(|i| member(units[0], i)).collect();
+        members[9_000].phone = members[10].phone.clone();
+        let m = refusal(store.add_members(&round, &members, &[], "t"));
+        assert!(m.contains("第 9002 行"), "{m}");
+        // Against the member stored before: row 5,000 is in its unit with its phone.
+        let mut members: Vec<NewMember> = (0..10_000).map(|i| member(units[0], i)).collect();
+        members[5_000].unit_id = units[1];
+        let m = refusal(store.add_members(&round, &members, &[], "t"));
+        assert!(m.contains("第 5002 行"), "{m}");
+        assert_eq!(sp.count("SELECT COUNT(*) FROM members"), 1);
+        assert_eq!(schema(&sp), before);
+    }
+
+    #[test]
+    fn a_panel_another_table_refers_to_is_not_replaced() {
+        let sp = Sheping::new();
+        let (store, round, units, _) = setup(&sp);
+        store
+            .add_members(
+                &round,
+                &[member(units[0], 1), member(units[1], 2)],
+                &[],
+                "t",
+            )
+            .unwrap();
+        // A reopening names the member of 甲局 (no attempt, no assignment): deleting the
+        // member would break the reference.
+        sp.sql()
+            .execute(
+                "INSERT INTO reopenings (member_id, at, reason, actor) SELECT id, 0, '核对号码', 't' FROM members WHERE unit_id = ?1",
+                [units[0]],
+            )
+            .unwrap();
+        let new: Vec<NewMember> = (10..6_000).map(|i| member(units[0], i)).collect();
+        let m = refusal(store.add_members(&round, &new, &[units[0]], "t"));
+        assert!(m.contains("不能替换"), "{m}");
+        assert_eq!(sp.count("SELECT COUNT(*) FROM members"), 2);
+        // The panel nothing refers to is replaced.
+        let new: Vec<NewMember> = (10..6_000).map(|i| member(units[1], i)).collect();
+        assert_eq!(
+            store.add_members(&round, &new, &[units[1]], "t").unwrap(),
+            5_990
+        );
+        let fk: i64 = sp.count("SELECT COUNT(*) FROM pragma_foreign_key_check('members')");
+        assert_eq!(fk, 0);
+    }
+}
+
+#[test]
+fn a_roster_import_killed_midway_leaves_the_database_as_it_was() {
+    let sp = Sheping::new();
+    let rows = 400_000;
+    let roster = round_for_roster(&sp, rows);
+    // Something stored before, which must stay.
+    let first = sp.write(
+        "first.csv",
+        "参评单位,姓名,联系电话\n单位000000,先到者,13912345678\n".as_bytes(),
+    );
+    sp.ok(&[
+        "roster",
+        "import",
+        "--round",
+        "2022",
+        first.to_str().unwrap(),
+    ]);
+    let before = schema(&sp);
+    let wal = sp.db.with_extension("db-wal");
+    let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let start = wal_size();
+    let mut child = sp
+        .command()
+        .args(["roster", "import", "--round", "2022"])
+        .arg(&roster)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the import has written pages of its transaction to the WAL (past the
+    // trigger's drop, which comes with its first rows), while it still runs.
+    let mut killed = false;
+    for _ in 0..30_000 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if wal_size() > start + 4 * MIB {
+            child.kill().unwrap();
+            killed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = child.wait();
+    assert!(killed, "the import ended before it could be killed midway");
+    assert_eq!(sp.count("SELECT COUNT(*) FROM members"), 1);
+    assert_eq!(schema(&sp), before, "the schema is as it was");
+    let integrity: String = sp
+        .sql()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    assert_category_trigger_works(&sp);
+    let check = sp.run(&["check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}

@@ -22,6 +22,7 @@ mod maintenance;
 mod plans;
 mod read_cache;
 mod results;
+mod roster_write;
 mod rounds;
 mod writer;
 pub(crate) use audit::append_audit;
@@ -415,11 +416,19 @@ struct MembersSink<'c> {
     now: i64,
     stored: usize,
     replaced: Vec<i64>,
+    /// Triggers a large import sets aside until it is kept (`roster_write`).
+    suspended: roster_write::Suspended,
+    /// The units stored members belong to, each with the first line naming it: checked
+    /// against the round's units before the import is kept, as foreign-key enforcement is off
+    /// for its rows.
+    units: roster_write::UnitsSeen,
 }
 
 impl MemberSink for MembersSink<'_> {
     fn replace_panel(&mut self, unit_id: i64) -> Result<()> {
-        if self.called.contains(&unit_id) {
+        // Foreign keys are not enforced during the import: a member another table refers to
+        // is refused here, as the enforcement would.
+        if self.called.contains(&unit_id) || roster_write::panel_referenced(self.tx, unit_id)? {
             return Err(StorageError::Conflict(
                 "该单位已排入拨打计划或已开始电话调查,不能替换代表名单".into(),
             ));
@@ -432,21 +441,72 @@ impl MemberSink for MembersSink<'_> {
     }
 
     fn add(&mut self, members: &[NewMember]) -> Result<()> {
+        if !self.suspended.active()
+            && self.stored + members.len() > roster_write::SUSPEND_TRIGGERS_ABOVE
+        {
+            self.suspended.suspend(self.tx)?;
+        }
+        for m in members {
+            self.units.note(m.unit_id, m.line);
+        }
         insert_members(self.tx, members, self.now)?;
         self.stored += members.len();
         Ok(())
     }
 }
 
+/// The roster import inside its transaction (see [`Storage::add_members_streamed`]).
+fn import_members(
+    tx: &Connection,
+    round: &RoundRecord,
+    actor: &str,
+    feed: &mut dyn FnMut(&mut dyn MemberSink) -> Result<bool>,
+) -> Result<Option<usize>> {
+    ensure_unlocked(tx, round.id)?;
+    let mut sink = MembersSink {
+        tx,
+        called: units_in_use(tx, round.id)?,
+        now: now_ms(),
+        stored: 0,
+        replaced: Vec::new(),
+        suspended: Default::default(),
+        units: Default::default(),
+    };
+    // Its own savepoint, to drop what was stored when `feed` does not keep it; an error
+    // rolls back the writer's savepoint around all of this.
+    tx.execute_batch("SAVEPOINT roster_import")?;
+    if !feed(&mut sink)? {
+        tx.execute_batch("ROLLBACK TO roster_import; RELEASE roster_import")?;
+        return Ok(None);
+    }
+    sink.units.check(tx, round.id)?;
+    sink.suspended.restore(tx)?;
+    tx.execute_batch("RELEASE roster_import")?;
+    let (stored, mut replaced) = (sink.stored, sink.replaced);
+    replaced.sort_unstable();
+    append_audit(
+        tx,
+        &AuditEvent {
+            actor,
+            action: "roster.import",
+            round_key: Some(&round.key),
+            detail: serde_json::json!({ "members": stored, "replaced_units": replaced }),
+        },
+    )?;
+    Ok(Some(stored))
+}
+
 /// Rows per multi-row INSERT of members (9 parameters each, far below SQLite's limit of 32,766).
 const MEMBERS_PER_INSERT: usize = 64;
 
 /// Inserts members in file order (so their ids follow the file), many rows per statement: one
-/// statement execution per row costs more than the row itself. A batch that breaks a
-/// constraint is undone by SQLite and inserted again row by row to name the offending line.
+/// statement execution per row costs more than the row itself. The many-row statement is
+/// `INSERT OR FAIL`: a conflict stops it, keeping the rows before (the import fails as a
+/// whole anyway), so SQLite keeps no statement journal of every page it changes. The rest of
+/// that batch is then inserted row by row to name the offending line.
 fn insert_members(tx: &Connection, members: &[NewMember], now: i64) -> Result<()> {
     /// `?1` is the time, the same for every row; a row's own values are 8 parameters after it.
-    fn sql(rows: usize) -> String {
+    fn sql(verb: &str, rows: usize) -> String {
         let values: Vec<String> = (0..rows)
             .map(|i| {
                 let p: Vec<String> = (2 + 8 * i..2 + 8 * (i + 1))
@@ -457,11 +517,11 @@ fn insert_members(tx: &Connection, members: &[NewMember], now: i64) -> Result<()
             .collect();
         let values = values.join(", ");
         format!(
-            "INSERT INTO members (unit_id, name, phone, phone_alt, category, organization, note, source_line, created_at) VALUES {values}"
+            "{verb} INTO members (unit_id, name, phone, phone_alt, category, organization, note, source_line, created_at) VALUES {values}"
         )
     }
-    static MANY: LazyLock<String> = LazyLock::new(|| sql(MEMBERS_PER_INSERT));
-    static ONE: LazyLock<String> = LazyLock::new(|| sql(1));
+    static MANY: LazyLock<String> = LazyLock::new(|| sql("INSERT OR FAIL", MEMBERS_PER_INSERT));
+    static ONE: LazyLock<String> = LazyLock::new(|| sql("INSERT", 1));
     let bind = |stmt: &mut rusqlite::Statement<'_>, row: usize, m: &NewMember| {
         let p = 2 + 8 * row;
         stmt.raw_bind_parameter(p, m.unit_id)?;
@@ -478,6 +538,7 @@ fn insert_members(tx: &Connection, members: &[NewMember], now: i64) -> Result<()
     many.raw_bind_parameter(1, now)?;
     one.raw_bind_parameter(1, now)?;
     for chunk in members.chunks(MEMBERS_PER_INSERT) {
+        let mut rest = chunk;
         if chunk.len() == MEMBERS_PER_INSERT {
             for (i, m) in chunk.iter().enumerate() {
                 bind(&mut many, i, m)?;
@@ -485,11 +546,16 @@ fn insert_members(tx: &Connection, members: &[NewMember], now: i64) -> Result<()
             match many.raw_execute() {
                 Ok(_) => continue,
                 Err(e)
-                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {}
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+                {
+                    // The rows the statement stored before it failed.
+                    let kept = usize::try_from(tx.changes()).unwrap_or(0).min(chunk.len());
+                    rest = &chunk[kept..];
+                }
                 Err(e) => return Err(map_full(e)),
             }
         }
-        for m in chunk {
+        for m in rest {
             bind(&mut one, 0, m)?;
             one.raw_execute().map_err(|e| {
                 conflict_on_unique(e, || {
@@ -626,36 +692,18 @@ impl RosterStore for SqliteStore {
         actor: &str,
         feed: &mut dyn FnMut(&mut dyn MemberSink) -> Result<bool>,
     ) -> Result<Option<usize>> {
-        self.write_bulk_with_cache(ROSTER_CACHE_KIB, |tx| {
-            ensure_unlocked(tx, round.id)?;
-            let mut sink = MembersSink {
-                tx,
-                called: units_in_use(tx, round.id)?,
-                now: now_ms(),
-                stored: 0,
-                replaced: Vec::new(),
-            };
-            // Its own savepoint, to drop what was stored when `feed` does not keep it; an error
-            // rolls back the writer's savepoint around all of this.
-            tx.execute_batch("SAVEPOINT roster_import")?;
-            if !feed(&mut sink)? {
-                tx.execute_batch("ROLLBACK TO roster_import; RELEASE roster_import")?;
-                return Ok(None);
+        // Without foreign-key enforcement: it cost a lookup of the unit and of each table that
+        // refers to members for every row; the import checks its units itself (`roster_write`).
+        let out = self.writer.write_without_foreign_keys(|tx| {
+            tx.pragma_update(None, "cache_size", -ROSTER_CACHE_KIB)?;
+            let out = import_members(tx, round, actor, feed);
+            if let Err(e) = tx.pragma_update(None, "cache_size", -WRITER_CACHE_KIB) {
+                tracing::warn!(error = %e, "could not shrink the writer's page cache after a roster import");
             }
-            tx.execute_batch("RELEASE roster_import")?;
-            let (stored, mut replaced) = (sink.stored, sink.replaced);
-            replaced.sort_unstable();
-            append_audit(
-                tx,
-                &AuditEvent {
-                    actor,
-                    action: "roster.import",
-                    round_key: Some(&round.key),
-                    detail: serde_json::json!({ "members": stored, "replaced_units": replaced }),
-                },
-            )?;
-            Ok(Some(stored))
-        })
+            out
+        });
+        self.after_write();
+        out
     }
 
     fn members(&self, round_id: i64, unit_id: Option<i64>) -> Result<Vec<MemberRecord>> {

@@ -154,6 +154,18 @@ impl Writer {
         self.shared.write(f)
     }
 
+    /// Like [`Writer::write`], with the connection's foreign-key enforcement off: for a bulk
+    /// write that checks the references it writes itself (the roster import). `PRAGMA
+    /// foreign_keys` takes effect only outside a transaction, so a group left open for waiting
+    /// writers is committed first, and this write's transaction is committed before the
+    /// enforcement is turned back on and anyone else's write can join it.
+    pub(crate) fn write_without_foreign_keys<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        self.shared.write_without_foreign_keys(f)
+    }
+
     /// Runs `f` on the writer connection outside any transaction (a pragma, a checkpoint,
     /// VACUUM), in its turn; a group left open for waiting writers is committed first.
     pub(crate) fn outside_tx<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -287,6 +299,29 @@ impl Shared {
         let mut st = self.lock();
         let (out, ticket) = self.step(&mut st, f);
         self.commit_unless_awaited(&mut st);
+        drop(st);
+        let value = out?;
+        match ticket {
+            Some(ticket) => self.durable(ticket).map(|()| value),
+            None => Ok(value),
+        }
+    }
+
+    /// See [`Writer::write_without_foreign_keys`].
+    fn write_without_foreign_keys<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let mut st = self.lock();
+        if st.in_tx {
+            self.commit(&mut st);
+        }
+        run(&st.conn, "PRAGMA foreign_keys = OFF")?;
+        let (out, ticket) = self.step(&mut st, f);
+        // Alone in its transaction: nobody else's write runs unchecked.
+        if st.in_tx {
+            self.commit(&mut st);
+        }
+        if let Err(e) = run(&st.conn, "PRAGMA foreign_keys = ON") {
+            tracing::error!(error = %e, "could not turn foreign keys back on after a bulk write");
+        }
         drop(st);
         let value = out?;
         match ticket {
