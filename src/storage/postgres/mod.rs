@@ -9,6 +9,11 @@
 
 pub mod audit;
 pub mod changes;
+mod audit_store;
+pub mod backup;
+mod results;
+mod roster;
+mod rounds;
 mod sync;
 
 pub use sync::PgBackend;
