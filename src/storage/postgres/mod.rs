@@ -8,9 +8,9 @@
 //! [`TYPE_MAPPING`]; times stay BIGINT milliseconds since the epoch, as SQLite stores them.
 
 pub mod audit;
-pub mod changes;
 mod audit_store;
 pub mod backup;
+pub mod changes;
 mod results;
 mod roster;
 mod rounds;

@@ -65,8 +65,7 @@ pub(crate) fn conflict_on_violation(
 }
 
 /// The columns [`round_from_row`] reads, in its order.
-const ROUND_COLUMNS: &str =
-    "r.id, r.key, r.title, r.survey_toml, r.survey_source, r.field_start, r.field_end, r.locked_at, r.created_at";
+const ROUND_COLUMNS: &str = "r.id, r.key, r.title, r.survey_toml, r.survey_source, r.field_start, r.field_end, r.locked_at, r.created_at";
 
 fn round_from_row(row: &tokio_postgres::Row) -> Result<RoundRecord> {
     let key: String = row.get(1);
@@ -332,9 +331,10 @@ impl RoundStore for PgBackend {
             )
             .await?;
             tx.commit().await?;
-            // Outside any transaction (VACUUM cannot run in one).
-            c.batch_execute("VACUUM FULL members; VACUUM FULL attempts")
-                .await?;
+            // Outside any transaction, one statement each (VACUUM cannot run in a transaction
+            // block, and several statements in one query string make one).
+            c.batch_execute("VACUUM FULL members").await?;
+            c.batch_execute("VACUUM FULL attempts").await?;
             Ok(n)
         })?;
         Ok(n)
