@@ -121,13 +121,13 @@ pub(crate) fn member(unit_id: i64, phone: String, line: usize) -> NewMember {
         unit_id,
         name: format!("代表{line}"),
         phone,
-        phone_alt: (line % 3 == 0).then(|| format!("0571{line:08}")),
-        category: if line % 4 == 0 {
+        phone_alt: line.is_multiple_of(3).then(|| format!("0571{line:08}")),
+        category: if line.is_multiple_of(4) {
             MemberCategory::NpcDeputy
         } else {
             MemberCategory::ServiceRecipient
         },
-        organization: (line % 2 == 0).then(|| "某街道".to_string()),
+        organization: line.is_multiple_of(2).then(|| "某街道".to_string()),
         note: None,
         line,
     }

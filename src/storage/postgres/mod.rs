@@ -1,6 +1,8 @@
 //! The PostgreSQL backend (issue 22), in progress: the connection pool and the schema, which
-//! migrates itself like the SQLite one. The storage traits are not implemented on it yet; the
-//! command line refuses a `postgres://` database until they are (docs/deploy.md, "PostgreSQL").
+//! migrates itself like the SQLite one, and [`PgBackend`] behind the storage traits (rounds,
+//! roster, results, audit, backup so far: one file per aggregate, as under `sqlite/`). The
+//! command line refuses a `postgres://` database until every trait is (docs/deploy.md,
+//! "PostgreSQL").
 //!
 //! The schema mirrors SQLite's migration for migration (src/storage/postgres/migrations/NNN is
 //! src/storage/migrations/NNN in PostgreSQL's dialect), so one schema version means the same
