@@ -252,6 +252,35 @@ fn pg_contract_rounds_and_units_answer_alike() {
         0
     );
 
+    // Nor does any file of the schema's tables and indexes: the old row versions the purge's
+    // updates left are gone (after a checkpoint, every page is in its file).
+    sql_pg(&b.pg, "CHECKPOINT");
+    assert_eq!(
+        count_pg(
+            &b.pg,
+            "SELECT COUNT(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i', 't')
+               AND (position(convert_to('13800000000', 'UTF8') IN pg_read_binary_file(pg_relation_filepath(c.oid))) > 0
+                 OR position(convert_to('13800000002', 'UTF8') IN pg_read_binary_file(pg_relation_filepath(c.oid))) > 0)"
+        ),
+        0,
+        "a purged number is still in a table's or an index's file: {:?}",
+        b.pg.block_on(async {
+            let c = b.pg.store().client().await.unwrap();
+            c.query(
+                "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i', 't')
+                   AND position(convert_to('13800000000', 'UTF8') IN pg_read_binary_file(pg_relation_filepath(c.oid))) > 0",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+        })
+    );
+
     // The same audit trail, and PostgreSQL's chain verifies.
     let trail_sqlite = audit_trail(&b.sqlite.audit_entries(None).unwrap());
     let trail_pg = audit_trail(&b.pg.audit_entries(None).unwrap());

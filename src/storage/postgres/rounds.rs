@@ -64,6 +64,10 @@ pub(crate) fn conflict_on_violation(
     }
 }
 
+/// How long the purge waits for snapshots older than it before rewriting the tables.
+const PURGE_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(100);
+const PURGE_WAIT_STEPS: usize = 300;
+
 /// The columns [`round_from_row`] reads, in its order.
 const ROUND_COLUMNS: &str = "r.id, r.key, r.title, r.survey_toml, r.survey_source, r.field_start, r.field_end, r.locked_at, r.created_at";
 
@@ -330,14 +334,49 @@ impl RoundStore for PgBackend {
                 },
             )
             .await?;
+            // This transaction's id, as `xid` (the low 32 bits), to wait for older snapshots.
+            let xid: String = tx
+                .query_one("SELECT (pg_current_xact_id()::text::numeric % 4294967296)::text", &[])
+                .await?
+                .get(0);
             tx.commit().await?;
+            // VACUUM FULL keeps a row version a running transaction may still see, so one that
+            // began before the purge (another instance's long read or import) would keep the old
+            // names and numbers in the files. Wait for those to end (bounded), then rewrite the
+            // tables. Every session of the server counts, not only this database's: measured,
+            // a long import in another database of the cluster kept them too.
+            let mut settled = false;
+            for _ in 0..PURGE_WAIT_STEPS {
+                let older: i64 = c
+                    .query_one(
+                        "SELECT COUNT(*) FROM pg_stat_activity
+                         WHERE pid <> pg_backend_pid()
+                           AND (age(backend_xmin) >= age($1::text::xid)
+                                OR age(backend_xid) >= age($1::text::xid))",
+                        &[&xid],
+                    )
+                    .await?
+                    .get(0);
+                if older == 0 {
+                    settled = true;
+                    break;
+                }
+                tokio::time::sleep(PURGE_WAIT_STEP).await;
+            }
             // Outside any transaction, one statement each (VACUUM cannot run in a transaction
             // block, and several statements in one query string make one).
             c.batch_execute("VACUUM FULL members").await?;
             c.batch_execute("VACUUM FULL attempts").await?;
-            Ok(n)
+            Ok((n, settled))
         })?;
-        Ok(n)
+        match n {
+            (n, true) => Ok(n),
+            (n, false) => Err(StorageError::Conflict(format!(
+                "已清除轮次 {} 中 {n} 名代表的姓名和联系方式,但数据库中仍有清除前开始的读取(如另一个实例上的长时间查询),\
+                 旧数据可能仍留在数据表文件中:稍后再运行一次 `sheping round purge-contacts {}`",
+                round.key, round.key
+            ))),
+        }
     }
 
     fn units(&self, round_id: i64) -> Result<Vec<UnitRecord>> {
