@@ -236,3 +236,56 @@ fn pg_contract_a_large_streamed_import_stores_the_same_rows() {
         format!("{units:?}")
     );
 }
+
+/// Two instances on one database import the same phone into one unit at once: the second
+/// import waits for the first, then refuses naming its own line, and stores nothing.
+#[test]
+fn pg_contract_two_instances_importing_one_phone_conflict_by_line() {
+    let Some(b) = backends("pg_contract_two_instances_importing_one_phone_conflict_by_line") else {
+        return;
+    };
+    let second = sheping::storage::postgres::PgBackend::open(&b.url()).unwrap();
+    let round = b.pg.create_round(&new_round("2026"), "admin").unwrap();
+    b.pg.add_units(&round, &[unit("市教育局", 2)], "admin")
+        .unwrap();
+    let u = b.pg.units(round.id).unwrap()[0].id;
+    let (inserted_tx, inserted_rx) = std::sync::mpsc::channel::<()>();
+    let first_round = round.clone();
+    let (pg, second, later_round) = (&b.pg, &second, &round);
+    let (first, later) = std::thread::scope(|scope| {
+        let first = scope.spawn(move || {
+            pg.add_members_streamed(&first_round, "a", &mut |sink| {
+                sink.add(&[member(u, "13800000001".into(), 2)])?;
+                // Not committed yet: the other instance starts its import now.
+                inserted_tx.send(()).unwrap();
+                Ok(true)
+            })
+        });
+        let later = scope.spawn(move || {
+            inserted_rx.recv().unwrap();
+            second.add_members(
+                later_round,
+                &[
+                    member(u, "13800000002".into(), 2),
+                    member(u, "13800000001".into(), 3),
+                ],
+                &[],
+                "b",
+            )
+        });
+        (first.join().unwrap(), later.join().unwrap())
+    });
+    assert_eq!(first.unwrap(), Some(1));
+    assert_eq!(
+        crate::pg_contract_rounds::kind(&later.unwrap_err()),
+        "Conflict: 第 3 行:该号码已在该单位的代表名单中(可能是同时进行的另一次导入)"
+    );
+    let phones: Vec<Option<String>> =
+        b.pg.members(round.id, None)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.phone)
+            .collect();
+    assert_eq!(phones, [Some("13800000001".to_string())]);
+    assert!(b.pg.verify_audit().unwrap().is_ok());
+}

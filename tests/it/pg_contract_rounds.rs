@@ -26,6 +26,13 @@ pub(crate) struct Backends {
     _db: PgDb,
 }
 
+impl Backends {
+    /// The PostgreSQL database's URL, for a second instance on it.
+    pub fn url(&self) -> String {
+        self._db.url.clone()
+    }
+}
+
 /// Both backends, or `None` when PostgreSQL tests skip.
 pub(crate) fn backends(test: &str) -> Option<Backends> {
     let db = pg::fresh_db(test)?;
