@@ -233,23 +233,25 @@ impl PgStore {
     /// itself numbers after the largest rowid, PostgreSQL's identity does not look).
     pub async fn move_identities_past_stored_ids(&self) -> Result<(), PgError> {
         let client = self.client().await?;
-        let identities = client
-            .query(
-                "SELECT table_name::text, column_name::text FROM information_schema.columns
-                 WHERE table_schema = current_schema() AND is_identity = 'YES'
-                 ORDER BY table_name",
-                &[],
+        // The names come from the catalogue and are quoted by the server (`%I`, `%L`): no SQL
+        // is spliced together in Rust.
+        client
+            .batch_execute(
+                "DO $$
+                 DECLARE r record;
+                 BEGIN
+                     FOR r IN SELECT table_name::text AS t, column_name::text AS c
+                              FROM information_schema.columns
+                              WHERE table_schema = current_schema() AND is_identity = 'YES'
+                              ORDER BY table_name
+                     LOOP
+                         EXECUTE format(
+                             'SELECT setval(pg_get_serial_sequence(%L, %L), COALESCE(MAX(%I), 0) + 1, false) FROM %I',
+                             r.t, r.c, r.c, r.t);
+                     END LOOP;
+                 END $$",
             )
             .await?;
-        for row in identities {
-            let (table, column): (String, String) = (row.get(0), row.get(1));
-            // Names from the catalogue, quoted; setval(…, 1, false) when the table is empty.
-            let sql = format!(
-                "SELECT setval(pg_get_serial_sequence($1, $2), COALESCE(MAX(\"{column}\"), 0) + 1, false)
-                 FROM \"{table}\""
-            );
-            client.execute(&sql, &[&table, &column]).await?;
-        }
         Ok(())
     }
 
