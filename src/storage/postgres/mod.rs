@@ -7,6 +7,7 @@
 //! tables on both backends and `sheping migrate` can copy a table row for row. Types follow
 //! [`TYPE_MAPPING`]; times stay BIGINT milliseconds since the epoch, as SQLite stores them.
 
+pub mod accounts;
 pub mod audit;
 pub mod changes;
 mod sync;
