@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod changes;
+pub mod copy;
 mod sync;
 
 pub use sync::PgBackend;
@@ -234,24 +235,12 @@ impl PgStore {
     /// itself numbers after the largest rowid, PostgreSQL's identity does not look).
     pub async fn move_identities_past_stored_ids(&self) -> Result<(), PgError> {
         let client = self.client().await?;
-        let identities = client
-            .query(
-                "SELECT table_name::text, column_name::text FROM information_schema.columns
-                 WHERE table_schema = current_schema() AND is_identity = 'YES'
-                 ORDER BY table_name",
-                &[],
-            )
-            .await?;
-        for row in identities {
-            let (table, column): (String, String) = (row.get(0), row.get(1));
-            // Names from the catalogue, quoted; setval(…, 1, false) when the table is empty.
-            let sql = format!(
-                "SELECT setval(pg_get_serial_sequence($1, $2), COALESCE(MAX(\"{column}\"), 0) + 1, false)
-                 FROM \"{table}\""
-            );
-            client.execute(&sql, &[&table, &column]).await?;
-        }
-        Ok(())
+        move_identities(&client).await
+    }
+
+    /// The database's URL (shown with its password hidden).
+    pub fn url(&self) -> &PostgresUrl {
+        &self.url
     }
 
     /// The schema version recorded in the database.
@@ -265,6 +254,32 @@ impl PgStore {
             .await?;
         Ok(row.get(0))
     }
+}
+
+/// [`PgStore::move_identities_past_stored_ids`] on `client`, which may be a transaction: the
+/// maxima it reads are then the transaction's own rows (`sheping migrate` calls it before it
+/// commits its copy).
+pub async fn move_identities<C: deadpool_postgres::GenericClient>(
+    client: &C,
+) -> Result<(), PgError> {
+    let identities = client
+        .query(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND is_identity = 'YES'
+             ORDER BY table_name",
+            &[],
+        )
+        .await?;
+    for row in identities {
+        let (table, column): (String, String) = (row.get(0), row.get(1));
+        // Names from the catalogue, quoted; setval(…, 1, false) when the table is empty.
+        let sql = format!(
+            "SELECT setval(pg_get_serial_sequence($1, $2), COALESCE(MAX(\"{column}\"), 0) + 1, false)
+             FROM \"{table}\""
+        );
+        client.execute(&sql, &[&table, &column]).await?;
+    }
+    Ok(())
 }
 
 /// Brings the schema up to date in one transaction under [`MIGRATION_LOCK_KEY`]. The lock is
