@@ -312,6 +312,18 @@ fn order_by(cols: &[Column]) -> String {
         .join(", ")
 }
 
+/// Every row of `table` in the canonical order. SQL from names: `table` is one of [`TABLES`],
+/// the columns are the names both catalogues agree on ([`columns`]), all quoted.
+fn select_all(table: &str, cols: &[Column]) -> String {
+    let columns = cols
+        .iter()
+        .map(|c| quote(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (table, order) = (quote(table), order_by(cols));
+    format!("SELECT {columns} FROM {table} ORDER BY {order}")
+}
+
 /// Row count and checksum of `table` on the SQLite side.
 fn sqlite_checksum(
     src: &rusqlite::Connection,
@@ -323,14 +335,7 @@ fn sqlite_checksum(
         path: path.to_owned(),
         error: e.to_string(),
     };
-    let names = cols.iter().map(|c| quote(&c.name)).collect::<Vec<_>>();
-    // `table` is from TABLES, the column names from both catalogues (checked equal), quoted.
-    let sql = format!(
-        "SELECT {} FROM {} ORDER BY {}",
-        names.join(", "),
-        quote(table),
-        order_by(cols)
-    );
+    let sql = select_all(table, cols);
     let mut stmt = src.prepare(&sql).map_err(source)?;
     let mut rows = stmt.query([]).map_err(source)?;
     let mut h = Sha256::new();
@@ -351,13 +356,7 @@ async fn pg_checksum(
     table: &str,
     cols: &[Column],
 ) -> Result<(u64, String), MigrateError> {
-    let names = cols.iter().map(|c| quote(&c.name)).collect::<Vec<_>>();
-    let sql = format!(
-        "SELECT {} FROM {} ORDER BY {}",
-        names.join(", "),
-        quote(table),
-        order_by(cols)
-    );
+    let sql = select_all(table, cols);
     let stmt = tx.prepare(&sql).await?;
     let portal = tx.bind(&stmt, &[]).await?;
     let mut h = Sha256::new();
@@ -399,15 +398,10 @@ async fn copy_table(
         table: table.to_owned(),
         error: describe(&e),
     };
-    let names = cols.iter().map(|c| quote(&c.name)).collect::<Vec<_>>();
-    let sql = format!(
-        "SELECT {} FROM {} ORDER BY {}",
-        names.join(", "),
-        quote(table),
-        order_by(cols)
-    );
+    let sql = select_all(table, cols);
     let mut stmt = src.prepare(&sql).map_err(source)?;
     let mut rows = stmt.query([]).map_err(source)?;
+    let names = cols.iter().map(|c| quote(&c.name)).collect::<Vec<_>>();
     let copy = format!(
         "COPY {} ({}) FROM STDIN (FORMAT binary)",
         quote(table),
@@ -542,7 +536,8 @@ pub fn migrate(from: &Path, to: &str) -> Result<MigrateReport, MigrateError> {
         )
         .await?;
         for table in tables() {
-            let sql = format!("SELECT COUNT(*) FROM {}", quote(table));
+            let table_name = quote(table);
+            let sql = format!("SELECT COUNT(*) FROM {table_name}");
             let rows: i64 = tx.query_one(&sql, &[]).await?.get(0);
             if rows > 0 {
                 return Err(MigrateError::TargetNotEmpty {
@@ -557,7 +552,8 @@ pub fn migrate(from: &Path, to: &str) -> Result<MigrateReport, MigrateError> {
             let cols = columns(&tx, &src, table, &path).await?;
             if TALLIES.contains(&table) {
                 // What the triggers counted while queue and attempts came in.
-                tx.execute(&format!("DELETE FROM {}", quote(table)), &[])
+                let table_name = quote(table);
+                tx.execute(&format!("DELETE FROM {table_name}"), &[])
                     .await?;
             }
             let rows = copy_table(&tx, &src, table, &cols, &path).await?;
