@@ -336,3 +336,39 @@ fn pg_migrate_refuses_a_broken_audit_chain() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("不是 PostgreSQL 连接地址"));
 }
+
+#[test]
+fn pg_migrate_rolls_back_everything_when_a_row_cannot_be_copied() {
+    let Some(db) = pg::fresh_db("pg_migrate_rolls_back") else {
+        return;
+    };
+    let sp = Sheping::new();
+    common::round_with_units(&sp);
+    common::add_user(&sp, "op1", "operator");
+    // SQLite keeps a NUL inside text; PostgreSQL's text cannot hold one. `meta` comes after
+    // rounds, units, users and the audit log, which are copied by then.
+    sp.sql()
+        .execute(
+            "INSERT INTO meta (key, value) VALUES ('note', 'a' || char(0) || 'b')",
+            [],
+        )
+        .unwrap();
+    let before = std::fs::read(&sp.db).unwrap();
+    let out = sp.run(&[
+        "migrate",
+        "--from",
+        sp.db.to_str().unwrap(),
+        "--to",
+        &db.url,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("复制表 meta"), "{err}");
+    assert!(err.contains("已回滚"), "{err}");
+    // Not a row anywhere on the target, and the source file untouched (opened read-only).
+    assert!(pg_counts(&db.url).iter().all(|(_, n)| *n == 0));
+    assert!(
+        std::fs::read(&sp.db).unwrap() == before,
+        "the source changed"
+    );
+}
