@@ -32,6 +32,8 @@ mod onsite_export;
 mod onsite_import;
 mod operators_cli;
 mod path_traversal;
+mod pg_contract_accounts;
+mod pg_migrate;
 mod pg_schema;
 mod plan_reference;
 mod report_files;

@@ -7,8 +7,10 @@
 //! tables on both backends and `sheping migrate` can copy a table row for row. Types follow
 //! [`TYPE_MAPPING`]; times stay BIGINT milliseconds since the epoch, as SQLite stores them.
 
+pub mod accounts;
 pub mod audit;
 pub mod changes;
+pub mod copy;
 mod sync;
 
 pub use sync::PgBackend;
@@ -233,26 +235,12 @@ impl PgStore {
     /// itself numbers after the largest rowid, PostgreSQL's identity does not look).
     pub async fn move_identities_past_stored_ids(&self) -> Result<(), PgError> {
         let client = self.client().await?;
-        // The names come from the catalogue and are quoted by the server (`%I`, `%L`): no SQL
-        // is spliced together in Rust.
-        client
-            .batch_execute(
-                "DO $$
-                 DECLARE r record;
-                 BEGIN
-                     FOR r IN SELECT table_name::text AS t, column_name::text AS c
-                              FROM information_schema.columns
-                              WHERE table_schema = current_schema() AND is_identity = 'YES'
-                              ORDER BY table_name
-                     LOOP
-                         EXECUTE format(
-                             'SELECT setval(pg_get_serial_sequence(%L, %L), COALESCE(MAX(%I), 0) + 1, false) FROM %I',
-                             r.t, r.c, r.c, r.t);
-                     END LOOP;
-                 END $$",
-            )
-            .await?;
-        Ok(())
+        move_identities(&client).await
+    }
+
+    /// The database's URL (shown with its password hidden).
+    pub fn url(&self) -> &PostgresUrl {
+        &self.url
     }
 
     /// The schema version recorded in the database.
@@ -266,6 +254,34 @@ impl PgStore {
             .await?;
         Ok(row.get(0))
     }
+}
+
+/// [`PgStore::move_identities_past_stored_ids`] on `client`, which may be a transaction: the
+/// maxima it reads are then the transaction's own rows (`sheping migrate` calls it before it
+/// commits its copy).
+pub async fn move_identities<C: deadpool_postgres::GenericClient>(
+    client: &C,
+) -> Result<(), PgError> {
+    // The names come from the catalogue and are quoted by the server (`%I`, `%L`): no SQL is
+    // spliced together in Rust.
+    client
+        .batch_execute(
+            "DO $$
+             DECLARE r record;
+             BEGIN
+                 FOR r IN SELECT table_name::text AS t, column_name::text AS c
+                          FROM information_schema.columns
+                          WHERE table_schema = current_schema() AND is_identity = 'YES'
+                          ORDER BY table_name
+                 LOOP
+                     EXECUTE format(
+                         'SELECT setval(pg_get_serial_sequence(%L, %L), COALESCE(MAX(%I), 0) + 1, false) FROM %I',
+                         r.t, r.c, r.c, r.t);
+                 END LOOP;
+             END $$",
+        )
+        .await?;
+    Ok(())
 }
 
 /// Brings the schema up to date in one transaction under [`MIGRATION_LOCK_KEY`]. The lock is
