@@ -32,6 +32,7 @@ mod onsite_export;
 mod onsite_import;
 mod operators_cli;
 mod path_traversal;
+mod pg_contract_calls;
 mod pg_schema;
 mod plan_reference;
 mod report_files;

@@ -8,7 +8,9 @@
 //! [`TYPE_MAPPING`]; times stay BIGINT milliseconds since the epoch, as SQLite stores them.
 
 pub mod audit;
+mod calls;
 pub mod changes;
+mod plans;
 mod sync;
 
 pub use sync::PgBackend;
