@@ -797,7 +797,8 @@ fn plan_and_call_stores_answer_alike_on_sqlite_and_postgres() {
 }
 
 /// Several instances on one database: 8 threads, each with its own `PgBackend`, two per
-/// operator, claim and record until the queue is empty. No member is held by two claims at
+/// operator (one claiming with `claim_next`, one with `claim_next_if_free`), claim and record
+/// until the queue is empty. No member is held by two claims at
 /// once, every member is recorded exactly once, and the attempts stored are exactly those
 /// acknowledged.
 #[test]
@@ -865,7 +866,15 @@ fn instances_claim_and_record_without_overlap() {
                 let mut done = false;
                 for i in 0..20_000 {
                     let Some((m, token)) = held.take() else {
-                        match s.claim_next_if_free(&round, &op, now).unwrap() {
+                        // Half the instances claim with `claim_next` (no check of what the
+                        // operator holds): then only the row lock keeps the two instances of
+                        // one operator from taking the same contact.
+                        let claimed = if t < OPERATORS {
+                            s.claim_next(&round, &op, now).unwrap()
+                        } else {
+                            s.claim_next_if_free(&round, &op, now).unwrap()
+                        };
+                        match claimed {
                             Some(c) => {
                                 take(c.member.id, &c.token, &mut overlaps);
                                 held = Some((c.member.id, c.token));
@@ -937,4 +946,66 @@ fn instances_claim_and_record_without_overlap() {
         postgres::audit::verify(&c).await.unwrap()
     });
     assert!(verified.is_ok(), "{verified:?}");
+}
+
+/// Two tabs on several instances: the same operator asks `claim_next_if_free` on 8 instances at
+/// once; exactly one gets a contact.
+#[test]
+fn if_free_hands_one_contact_to_one_operator_across_instances() {
+    let Some(db) = pg::fresh_db("if_free_across_instances") else {
+        return;
+    };
+    let first = PgBackend::open(&db.url).expect("open PostgreSQL");
+    pg_exec(&db.url, &fixture_sql(1, 2, 10));
+    let round = round();
+    let assignments: Vec<Assignment> = (1..=20)
+        .map(|m| Assignment {
+            member_id: m,
+            unit_id: (m - 1) / 10 + 1,
+            operator: "op0".into(),
+            seq: m as u32,
+        })
+        .collect();
+    first
+        .apply_plan(
+            &round,
+            &NewPlan {
+                kind: "generate",
+                seed: 1,
+                algorithm: plan::PLAN_ALGORITHM,
+                operators: vec!["op0".into()],
+                digest: plan::plan_digest(&assignments),
+                inputs: "{}".into(),
+            },
+            &assignments,
+            "admin",
+        )
+        .unwrap();
+    drop(first);
+    const INSTANCES: usize = 8;
+    let barrier = Arc::new(std::sync::Barrier::new(INSTANCES));
+    let threads: Vec<_> = (0..INSTANCES)
+        .map(|_| {
+            let (url, round, barrier) = (db.url.clone(), round.clone(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let s = PgBackend::open(&url).expect("an instance");
+                barrier.wait();
+                s.claim_next_if_free(&round, &operator(1), local(2, 10, 0))
+                    .unwrap()
+                    .map(|c| c.member.id)
+            })
+        })
+        .collect();
+    let got: Vec<i64> = threads
+        .into_iter()
+        .filter_map(|t| t.join().expect("thread"))
+        .collect();
+    assert_eq!(got, vec![1], "one claim, the first in the queue");
+    assert_eq!(
+        pg_query_i64(
+            &db.url,
+            "SELECT COUNT(*) FROM queue WHERE claim_token IS NOT NULL"
+        ),
+        vec![vec![1]]
+    );
 }
