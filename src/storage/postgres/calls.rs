@@ -1246,8 +1246,7 @@ impl CallStore for PgBackend {
                 .read_only(true)
                 .start()
                 .await?;
-            let mut data = FieldData::default();
-            data.members = tx
+            let members = tx
                 .query(
                     "SELECT m.id, m.unit_id, us.login FROM members m JOIN units u ON u.id = m.unit_id
                      LEFT JOIN assignments s ON s.member_id = m.id LEFT JOIN users us ON us.id = s.operator_id
@@ -1258,6 +1257,10 @@ impl CallStore for PgBackend {
                 .iter()
                 .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .collect();
+            let mut data = FieldData {
+                members,
+                ..FieldData::default()
+            };
             let rows = tx
                 .query(
                     &format!(

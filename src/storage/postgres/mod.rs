@@ -1,6 +1,7 @@
 //! The PostgreSQL backend (issue 22), in progress: the connection pool and the schema, which
-//! migrates itself like the SQLite one. The storage traits are not implemented on it yet; the
-//! command line refuses a `postgres://` database until they are (docs/deploy.md, "PostgreSQL").
+//! migrates itself like the SQLite one. `PlanStore` and `CallStore` are implemented on
+//! [`PgBackend`] (`plans.rs`, `calls.rs`); the other traits are not yet, and the command line
+//! refuses a `postgres://` database until they are (docs/deploy.md, "PostgreSQL").
 //!
 //! The schema mirrors SQLite's migration for migration (src/storage/postgres/migrations/NNN is
 //! src/storage/migrations/NNN in PostgreSQL's dialect), so one schema version means the same
