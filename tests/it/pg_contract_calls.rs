@@ -1009,3 +1009,83 @@ fn if_free_hands_one_contact_to_one_operator_across_instances() {
         vec![vec![1]]
     );
 }
+
+/// A double submit landing on several instances at once: the same token recorded on 8
+/// instances together stores one attempt; every other answer is that attempt, `duplicate`.
+#[test]
+fn one_token_recorded_on_many_instances_at_once_stores_one_attempt() {
+    let Some(db) = pg::fresh_db("one_token_many_instances") else {
+        return;
+    };
+    let first = PgBackend::open(&db.url).expect("open PostgreSQL");
+    pg_exec(&db.url, &fixture_sql(1, 1, 2));
+    let round = round();
+    let assignments: Vec<Assignment> = (1..=2)
+        .map(|m| Assignment {
+            member_id: m,
+            unit_id: 1,
+            operator: "op0".into(),
+            seq: m as u32,
+        })
+        .collect();
+    first
+        .apply_plan(
+            &round,
+            &NewPlan {
+                kind: "generate",
+                seed: 1,
+                algorithm: plan::PLAN_ALGORITHM,
+                operators: vec!["op0".into()],
+                digest: plan::plan_digest(&assignments),
+                inputs: "{}".into(),
+            },
+            &assignments,
+            "admin",
+        )
+        .unwrap();
+    let now = local(2, 10, 0);
+    let claim = first
+        .claim_next(&round, &operator(1), now)
+        .unwrap()
+        .unwrap();
+    drop(first);
+    const INSTANCES: usize = 8;
+    let barrier = Arc::new(std::sync::Barrier::new(INSTANCES));
+    let threads: Vec<_> = (0..INSTANCES)
+        .map(|i| {
+            let (url, round, barrier) = (db.url.clone(), round.clone(), Arc::clone(&barrier));
+            let token = claim.token.clone();
+            std::thread::spawn(move || {
+                let s = PgBackend::open(&url).expect("an instance");
+                let input = complete(vec![Some(0), Some(1), Some(0), Some(2), Some(0)]);
+                barrier.wait();
+                if i % 2 == 0 {
+                    s.record(&round, &token, &operator(1), &input, now).unwrap()
+                } else {
+                    s.record_then_claim(&round, &token, &operator(1), &input, now)
+                        .unwrap()
+                        .0
+                }
+            })
+        })
+        .collect();
+    let answers: Vec<_> = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    assert_eq!(
+        answers.iter().filter(|r| !r.duplicate).count(),
+        1,
+        "{answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|r| r.attempt_id == answers[0].attempt_id && r.member_id == 1 && !r.late),
+        "{answers:?}"
+    );
+    assert_eq!(
+        pg_query_i64(&db.url, "SELECT COUNT(*) FROM attempts"),
+        vec![vec![1]]
+    );
+}
