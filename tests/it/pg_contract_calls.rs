@@ -445,14 +445,18 @@ fn scenario<S: PlanStore + CallStore + ?Sized>(s: &S, exec: &dyn Fn(&str)) -> Ve
     );
     let next = next.expect("a next contact");
     let t5 = t4 + Duration::minutes(3);
-    let call = block_on(s.record_then_claim_queued(
-        &round,
-        &next.token,
-        &op0,
-        &complete(answers.clone()),
-        t5,
-        local(2, 0, 0).timestamp_millis(),
-    ))
+    // Called and awaited inside an async task, as the web layer does.
+    let call = block_on(async {
+        s.record_then_claim_queued(
+            &round,
+            &next.token,
+            &op0,
+            &complete(answers.clone()),
+            t5,
+            local(2, 0, 0).timestamp_millis(),
+        )
+        .await
+    })
     .unwrap();
     log(
         "record_then_claim_queued",
@@ -891,14 +895,23 @@ fn instances_claim_and_record_without_overlap() {
                     let input = complete(vec![Some(0), Some(1), Some(0), Some(2), Some(0)]);
                     // Before the write: once committed, the contact is gone from the queue.
                     live.lock().unwrap().remove(&m);
-                    if i % 2 == 0 {
+                    if i % 3 == 0 {
                         let r = s.record(&round, &token, &op, &input, now).unwrap();
                         assert!(!r.duplicate && !r.late, "{r:?}");
                         acknowledged.push(r.member_id);
                     } else {
-                        let (r, next) = s
-                            .record_then_claim(&round, &token, &op, &input, now)
+                        // The cycle, blocking or awaited in an async task (the web layer's way).
+                        let (r, next) = if i % 3 == 1 {
+                            s.record_then_claim(&round, &token, &op, &input, now)
+                                .unwrap()
+                        } else {
+                            let call = block_on(async {
+                                s.record_then_claim_queued(&round, &token, &op, &input, now, 0)
+                                    .await
+                            })
                             .unwrap();
+                            (call.recorded, call.claimed)
+                        };
                         assert!(!r.duplicate && !r.late, "{r:?}");
                         acknowledged.push(r.member_id);
                         if let Some(c) = next {
@@ -1059,12 +1072,21 @@ fn one_token_recorded_on_many_instances_at_once_stores_one_attempt() {
                 let s = PgBackend::open(&url).expect("an instance");
                 let input = complete(vec![Some(0), Some(1), Some(0), Some(2), Some(0)]);
                 barrier.wait();
-                if i % 2 == 0 {
-                    s.record(&round, &token, &operator(1), &input, now).unwrap()
-                } else {
-                    s.record_then_claim(&round, &token, &operator(1), &input, now)
+                match i % 3 {
+                    0 => s.record(&round, &token, &operator(1), &input, now).unwrap(),
+                    1 => {
+                        s.record_then_claim(&round, &token, &operator(1), &input, now)
+                            .unwrap()
+                            .0
+                    }
+                    _ => {
+                        block_on(async {
+                            s.record_then_claim_queued(&round, &token, &operator(1), &input, now, 0)
+                                .await
+                        })
                         .unwrap()
-                        .0
+                        .recorded
+                    }
                 }
             })
         })

@@ -925,44 +925,6 @@ impl PgBackend {
             .await?,
         ))
     }
-
-    fn record_then_claim_read(
-        &self,
-        round: &RoundRecord,
-        token: &str,
-        operator: &UserRecord,
-        input: &AttemptInput,
-        now: DateTime<Utc>,
-        since_ms: Option<i64>,
-    ) -> std::result::Result<(Recorded, Option<Claimed>, Option<RecordedCall>), RecordError> {
-        let out: Pg<std::result::Result<_, RecordError>> = self.block_on(async {
-            let mut client = self.store().client().await?;
-            let tx = client.transaction().await?;
-            let (recorded, claimed) =
-                match record_then_claim_in(&tx, round, token, operator, input, now).await? {
-                    Ok(done) => done,
-                    Err(refusal) => return Ok(Err(refusal)),
-                };
-            let call = match since_ms {
-                Some(since) => Some(
-                    read_back_in(
-                        &tx,
-                        round,
-                        operator,
-                        recorded.clone(),
-                        claimed.clone(),
-                        since,
-                        now,
-                    )
-                    .await?,
-                ),
-                None => None,
-            };
-            tx.commit().await?;
-            Ok(Ok((recorded, claimed, call)))
-        });
-        out.unwrap_or_else(|e| Err(RecordError::Storage(e)))
-    }
 }
 
 impl CallStore for PgBackend {
@@ -1107,12 +1069,19 @@ impl CallStore for PgBackend {
         input: &AttemptInput,
         now: DateTime<Utc>,
     ) -> Result<(Recorded, Option<Claimed>), RecordError> {
-        self.record_then_claim_read(round, token, operator, input, now, None)
-            .map(|(r, c, _)| (r, c))
+        let out: Pg<std::result::Result<_, RecordError>> = self.block_on(async {
+            let mut client = self.store().client().await?;
+            let tx = client.transaction().await?;
+            let answer = record_then_claim_in(&tx, round, token, operator, input, now).await?;
+            tx.commit().await?;
+            Ok(answer)
+        });
+        out.unwrap_or_else(|e| Err(RecordError::Storage(e)))
     }
 
-    /// The write runs (and commits) before this returns; the future is ready at once. The
-    /// contract only asks that it resolve once the write is durable, which it then is.
+    /// The write runs as a task on the backend's own runtime, so the caller (an async request)
+    /// awaits it without blocking its thread; the future resolves once the transaction has
+    /// committed, i.e. once the write is durable.
     fn record_then_claim_queued(
         &self,
         round: &RoundRecord,
@@ -1122,16 +1091,36 @@ impl CallStore for PgBackend {
         now: DateTime<Utc>,
         since_ms: i64,
     ) -> Queued<Result<RecordedCall, RecordError>> {
-        let answer = self
-            .record_then_claim_read(round, token, operator, input, now, Some(since_ms))
-            .and_then(|(_, _, call)| {
-                call.ok_or_else(|| {
-                    RecordError::Storage(StorageError::Backend(
-                        "record_then_claim_queued: nothing read back".into(),
-                    ))
-                })
-            });
-        Box::pin(std::future::ready(answer))
+        let store = self.store().clone();
+        let (round, operator) = (round.clone(), operator.clone());
+        let (token, input) = (token.to_string(), input.clone());
+        let task = self.spawn(async move {
+            let out: Pg<std::result::Result<RecordedCall, RecordError>> = async {
+                let mut client = store.client().await?;
+                let tx = client.transaction().await?;
+                let (recorded, claimed) = match record_then_claim_in(
+                    &tx, &round, &token, &operator, &input, now,
+                )
+                .await?
+                {
+                    Ok(done) => done,
+                    Err(refusal) => return Ok(Err(refusal)),
+                };
+                let call =
+                    read_back_in(&tx, &round, &operator, recorded, claimed, since_ms, now).await?;
+                tx.commit().await?;
+                Ok(Ok(call))
+            }
+            .await;
+            out.unwrap_or_else(|e| Err(RecordError::Storage(e)))
+        });
+        Box::pin(async move {
+            task.await.unwrap_or_else(|e| {
+                Err(RecordError::Storage(StorageError::Backend(format!(
+                    "记录任务意外中止:{e}"
+                ))))
+            })
+        })
     }
 
     fn fix_phone(

@@ -155,7 +155,9 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     text
 }
 
-/// The PostgreSQL store: a pool of connections to one database whose schema is current.
+/// The PostgreSQL store: a pool of connections to one database whose schema is current. A clone
+/// shares the pool (a task spawned on the backend's runtime takes one along).
+#[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
     url: PostgresUrl,
