@@ -33,6 +33,7 @@ mod onsite_import;
 mod operators_cli;
 mod path_traversal;
 mod pg_contract_accounts;
+mod pg_contract_calls;
 mod pg_migrate;
 mod pg_schema;
 mod plan_reference;

@@ -1,6 +1,7 @@
 //! The PostgreSQL backend (issue 22), in progress: the connection pool and the schema, which
-//! migrates itself like the SQLite one. The storage traits are not implemented on it yet; the
-//! command line refuses a `postgres://` database until they are (docs/deploy.md, "PostgreSQL").
+//! migrates itself like the SQLite one. `PlanStore` and `CallStore` are implemented on
+//! [`PgBackend`] (`plans.rs`, `calls.rs`); the other traits are not yet, and the command line
+//! refuses a `postgres://` database until they are (docs/deploy.md, "PostgreSQL").
 //!
 //! The schema mirrors SQLite's migration for migration (src/storage/postgres/migrations/NNN is
 //! src/storage/migrations/NNN in PostgreSQL's dialect), so one schema version means the same
@@ -9,8 +10,10 @@
 
 pub mod accounts;
 pub mod audit;
+mod calls;
 pub mod changes;
 pub mod copy;
+mod plans;
 mod sync;
 
 pub use sync::PgBackend;
@@ -154,7 +157,9 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     text
 }
 
-/// The PostgreSQL store: a pool of connections to one database whose schema is current.
+/// The PostgreSQL store: a pool of connections to one database whose schema is current. A clone
+/// shares the pool (a task spawned on the backend's runtime takes one along).
+#[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
     url: PostgresUrl,
