@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command beside a throwaway PostgreSQL cluster:
 #
-#     bash tests/pg_cluster.sh cargo test --test pg_schema
+#     bash tests/pg_cluster.sh cargo test --test it pg_schema::
 #
 # The cluster lives in a new temporary directory, listens only on a Unix socket in that
 # directory (no TCP port to collide with anything), trusts local connections, and is stopped and

@@ -29,7 +29,7 @@ pub fn cluster_url(test: &str) -> Option<String> {
             let _ = writeln!(
                 std::io::stderr(),
                 "\n!!!!!!!! SKIPPED {test}: no PostgreSQL (SHEPING_TEST_PG is unset). Run \
-                 `bash tests/pg_cluster.sh cargo test --test pg_schema` to start a throwaway \
+                 `bash tests/pg_cluster.sh cargo test --test it pg_schema::` to start a throwaway \
                  cluster for it. !!!!!!!!\n"
             );
             None

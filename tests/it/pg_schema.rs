@@ -2,7 +2,7 @@
 //! when two instances start together, and it is the SQLite schema in PostgreSQL's dialect —
 //! the same tables, columns, keys, indexes, constraints and triggers, behaving the same.
 //!
-//! These tests need a PostgreSQL cluster: `bash tests/pg_cluster.sh cargo test --test pg_schema`
+//! These tests need a PostgreSQL cluster: `bash tests/pg_cluster.sh cargo test --test it pg_schema::`
 //! (tests/run.sh does this for the whole suite). Without one they skip, loudly.
 
 use crate::common;

@@ -1,18 +1,22 @@
 //! The PostgreSQL backend (issue 22), in progress: the connection pool and the schema, which
-//! migrates itself like the SQLite one, and [`PgBackend`] behind the storage traits (rounds,
-//! roster, results, audit, backup so far: one file per aggregate, as under `sqlite/`). The
-//! command line refuses a `postgres://` database until every trait is (docs/deploy.md,
-//! "PostgreSQL").
+//! migrates itself like the SQLite one, and [`PgBackend`] behind the storage traits, one file
+//! per aggregate as under `sqlite/` (`rounds`, `roster`, `plans`, `calls`, `accounts`,
+//! `results`, `audit_store`, `backup`). The command line refuses a `postgres://` database
+//! until it is wired to them (docs/deploy.md, "PostgreSQL").
 //!
 //! The schema mirrors SQLite's migration for migration (src/storage/postgres/migrations/NNN is
 //! src/storage/migrations/NNN in PostgreSQL's dialect), so one schema version means the same
 //! tables on both backends and `sheping migrate` can copy a table row for row. Types follow
 //! [`TYPE_MAPPING`]; times stay BIGINT milliseconds since the epoch, as SQLite stores them.
 
+pub mod accounts;
 pub mod audit;
 mod audit_store;
 pub mod backup;
+mod calls;
 pub mod changes;
+pub mod copy;
+mod plans;
 mod results;
 mod roster;
 mod rounds;
@@ -159,7 +163,9 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     text
 }
 
-/// The PostgreSQL store: a pool of connections to one database whose schema is current.
+/// The PostgreSQL store: a pool of connections to one database whose schema is current. A clone
+/// shares the pool (a task spawned on the backend's runtime takes one along).
+#[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
     url: PostgresUrl,
@@ -240,24 +246,12 @@ impl PgStore {
     /// itself numbers after the largest rowid, PostgreSQL's identity does not look).
     pub async fn move_identities_past_stored_ids(&self) -> Result<(), PgError> {
         let client = self.client().await?;
-        let identities = client
-            .query(
-                "SELECT table_name::text, column_name::text FROM information_schema.columns
-                 WHERE table_schema = current_schema() AND is_identity = 'YES'
-                 ORDER BY table_name",
-                &[],
-            )
-            .await?;
-        for row in identities {
-            let (table, column): (String, String) = (row.get(0), row.get(1));
-            // Names from the catalogue, quoted; setval(…, 1, false) when the table is empty.
-            let sql = format!(
-                "SELECT setval(pg_get_serial_sequence($1, $2), COALESCE(MAX(\"{column}\"), 0) + 1, false)
-                 FROM \"{table}\""
-            );
-            client.execute(&sql, &[&table, &column]).await?;
-        }
-        Ok(())
+        move_identities(&client).await
+    }
+
+    /// The database's URL (shown with its password hidden).
+    pub fn url(&self) -> &PostgresUrl {
+        &self.url
     }
 
     /// The schema version recorded in the database.
@@ -271,6 +265,34 @@ impl PgStore {
             .await?;
         Ok(row.get(0))
     }
+}
+
+/// [`PgStore::move_identities_past_stored_ids`] on `client`, which may be a transaction: the
+/// maxima it reads are then the transaction's own rows (`sheping migrate` calls it before it
+/// commits its copy).
+pub async fn move_identities<C: deadpool_postgres::GenericClient>(
+    client: &C,
+) -> Result<(), PgError> {
+    // The names come from the catalogue and are quoted by the server (`%I`, `%L`): no SQL is
+    // spliced together in Rust.
+    client
+        .batch_execute(
+            "DO $$
+             DECLARE r record;
+             BEGIN
+                 FOR r IN SELECT table_name::text AS t, column_name::text AS c
+                          FROM information_schema.columns
+                          WHERE table_schema = current_schema() AND is_identity = 'YES'
+                          ORDER BY table_name
+                 LOOP
+                     EXECUTE format(
+                         'SELECT setval(pg_get_serial_sequence(%L, %L), COALESCE(MAX(%I), 0) + 1, false) FROM %I',
+                         r.t, r.c, r.c, r.t);
+                 END LOOP;
+             END $$",
+        )
+        .await?;
+    Ok(())
 }
 
 /// Brings the schema up to date in one transaction under [`MIGRATION_LOCK_KEY`]. The lock is

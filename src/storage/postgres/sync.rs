@@ -33,6 +33,17 @@ impl PgBackend {
         &self.store
     }
 
+    /// Runs `f` on the store's runtime as a task of its own: for work a caller on another
+    /// runtime awaits (an async request must not block its thread, nor call [`Self::block_on`]
+    /// from inside a runtime).
+    pub fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime.spawn(f)
+    }
+
     /// Runs `f` to completion on the store's runtime. Call it from a thread that is not
     /// driving async tasks (the CLI, `spawn_blocking`, a reader thread).
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {
