@@ -2,6 +2,7 @@
 //! round. The SQL is `sqlite/rounds.rs`'s in PostgreSQL's dialect; the helpers every
 //! aggregate's writes share (the lock check, the audit append) are here too.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -74,22 +75,45 @@ const ROUND_COLUMNS: &str = "r.id, r.key, r.title, r.survey_toml, r.survey_sourc
 fn round_from_row(row: &tokio_postgres::Row) -> Result<RoundRecord> {
     let key: String = row.get(1);
     let toml: String = row.get(3);
-    let survey = Survey::from_toml_str(&toml).map_err(|e| StorageError::CorruptSurvey {
-        round: key.clone(),
-        error: e.to_string(),
-    })?;
+    let survey = parsed_survey(&key, toml)?;
     let date = |s: Option<String>| s.and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
     Ok(RoundRecord {
         id: row.get(0),
         key,
         title: row.get(2),
-        survey: Arc::new(survey),
+        survey,
         survey_source: row.get(4),
         field_start: date(row.get(5)),
         field_end: date(row.get(6)),
         locked_at_ms: row.get(7),
         created_at_ms: row.get(8),
     })
+}
+
+/// Parsed survey definitions by their TOML text, as the SQLite store keeps them: rounds are
+/// read on most requests and parsing the TOML cost more than the read. Keyed by the text, so
+/// an entry cannot go stale (a stored definition never changes); shared by every backend of
+/// the process, a handful of rounds.
+fn parsed_survey(round_key: &str, toml: String) -> Result<Arc<Survey>> {
+    static SURVEYS: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Arc<Survey>>>> =
+        std::sync::LazyLock::new(Default::default);
+    if let Some(s) = SURVEYS.lock().unwrap_or_else(|p| p.into_inner()).get(&toml) {
+        return Ok(Arc::clone(s));
+    }
+    let survey =
+        Arc::new(
+            Survey::from_toml_str(&toml).map_err(|e| StorageError::CorruptSurvey {
+                round: round_key.to_owned(),
+                error: e.to_string(),
+            })?,
+        );
+    let mut cache = SURVEYS.lock().unwrap_or_else(|p| p.into_inner());
+    // The bound only guards against a pathological caller.
+    if cache.len() >= 64 {
+        cache.clear();
+    }
+    cache.insert(toml, Arc::clone(&survey));
+    Ok(survey)
 }
 
 fn round_not_found(key: &str) -> StorageError {
