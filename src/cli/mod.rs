@@ -28,8 +28,8 @@ mod results;
     about = "社评: telephone social-evaluation survey service"
 )]
 struct Cli {
-    /// SQLite database file; a postgres:// or postgresql:// URL selects PostgreSQL (in progress:
-    /// refused for now, see docs/deploy.md).
+    /// SQLite database file; a postgres:// or postgresql:// URL selects PostgreSQL (so far for
+    /// `serve`, `demo` and `migrate`; see docs/deploy.md).
     #[arg(
         long,
         global = true,
@@ -433,14 +433,16 @@ fn open(db: &Path) -> Result<SqliteStore> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    // Every command opens the database: refuse PostgreSQL here, before any of them would take
-    // the URL for a file name and create it.
-    // (`migrate` names its databases itself: --db and SHEPING_DB play no part in it.)
-    if !matches!(cli.command, Command::Migrate { .. })
-        && let DatabaseLocation::Postgres(url) = DatabaseLocation::from_os_str(cli.db.as_os_str())?
+    // Every command opens the database. On PostgreSQL only the server runs so far (`serve`,
+    // `demo`); the other commands are refused here, before any of them would take the URL for
+    // a file name and create it. (`migrate` names its databases itself.)
+    if !matches!(
+        cli.command,
+        Command::Migrate { .. } | Command::Serve(_) | Command::Demo(_)
+    ) && let DatabaseLocation::Postgres(url) = DatabaseLocation::from_os_str(cli.db.as_os_str())?
     {
         bail!(
-            "PostgreSQL 后端尚未完成:--db(或 SHEPING_DB)的值 {url} 选择了 PostgreSQL,但本版本的命令、页面和接口只能使用 SQLite 数据库文件。请改用 SQLite 数据库文件的路径(例如 data/sheping.db);进展见 docs/deploy.md 的“PostgreSQL (in progress)”一节"
+            "该命令尚不支持 PostgreSQL:--db(或 SHEPING_DB)的值 {url} 选择了 PostgreSQL,而目前在 PostgreSQL 上只能运行 `sheping serve`、`sheping demo` 和 `sheping migrate`。请对 SQLite 数据库文件运行此命令,再用 `sheping migrate` 迁移;进展见 docs/deploy.md 的“PostgreSQL”一节"
         );
     }
     match cli.command {
@@ -1255,6 +1257,9 @@ fn roster_show(
 }
 
 fn serve(db: PathBuf, args: ServeArgs, demo: bool) -> Result<ExitCode> {
+    if let DatabaseLocation::Postgres(url) = DatabaseLocation::from_os_str(db.as_os_str())? {
+        return serve_postgres(url, args, demo);
+    }
     let store = std::sync::Arc::new(open(&db)?);
     if demo {
         crate::demo::ensure_demo(store.as_ref())?;
@@ -1285,6 +1290,37 @@ fn serve(db: PathBuf, args: ServeArgs, demo: bool) -> Result<ExitCode> {
         ),
         Err(e) => tracing::error!(error = %e, "checkpoint at shutdown failed"),
     }
+    outcome?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `serve` (and `demo`) on PostgreSQL: several instances may serve one database at once; the
+/// database keeps every write, so there is no checkpoint at the end.
+fn serve_postgres(
+    url: crate::storage::location::PostgresUrl,
+    args: ServeArgs,
+    demo: bool,
+) -> Result<ExitCode> {
+    let store = std::sync::Arc::new(crate::storage::postgres::PgBackend::open(url.secret_str())?);
+    if demo {
+        crate::demo::ensure_demo(store.as_ref())?;
+    }
+    let served = std::sync::Arc::clone(&store);
+    let rt = tokio::runtime::Runtime::new()?;
+    let outcome = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.addr)
+            .await
+            .with_context(|| format!("binding {}", args.addr))?;
+        let addr = listener.local_addr()?;
+        let stop = crate::web::shutdown_signal();
+        println!("sheping 已启动: http://{addr}/  (数据库 {url})");
+        if demo {
+            crate::demo::print_logins();
+        }
+        crate::web::serve(listener, served, stop).await?;
+        Ok::<_, anyhow::Error>(())
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(10));
     outcome?;
     Ok(ExitCode::SUCCESS)
 }

@@ -186,7 +186,7 @@ pub struct Page {
 }
 
 impl Page {
-    async fn from(r: reqwest::Response) -> Page {
+    pub async fn from(r: reqwest::Response) -> Page {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let location = headers

@@ -93,9 +93,15 @@ pub struct Server {
 impl Server {
     /// Starts `sheping <args> --addr 127.0.0.1:0` and waits for the URL it prints.
     pub fn start(sp: &Sheping, args: &[&str]) -> Server {
-        let mut child = sp
-            .command()
-            .args(args)
+        let mut command = sp.command();
+        command.args(args);
+        Server::spawn(command)
+    }
+
+    /// Starts `command --addr 127.0.0.1:0` (a `sheping serve` or `demo` of the caller's making,
+    /// e.g. on a PostgreSQL database) and waits for the URL it prints.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .args(["--addr", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -39,6 +39,7 @@ mod pg_contract_roster;
 mod pg_contract_rounds;
 mod pg_migrate;
 mod pg_schema;
+mod pg_serve;
 mod plan_reference;
 mod report_files;
 mod results_demo;

@@ -51,6 +51,17 @@ impl PgBackend {
     }
 }
 
+/// Every aggregate's trait is implemented on [`PgBackend`] (one file each beside this one).
+/// A snapshot here only runs `f`: each method reads in its own transaction, so the reads of
+/// one page agree per method but not across methods (the SQLite store pins one read
+/// transaction per thread). Pinning a `REPEATABLE READ` connection to the thread is the way to
+/// give PostgreSQL the same guarantee; until then a page may mix two moments in a busy round.
+impl crate::storage::Store for PgBackend {
+    fn snapshot(&self, f: &mut dyn FnMut()) {
+        f()
+    }
+}
+
 /// SQLSTATE classes the service answers as its own errors; everything else is a database
 /// error with the server's whole message.
 impl From<PgError> for StorageError {
