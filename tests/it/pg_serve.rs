@@ -79,7 +79,7 @@ fn prepared_round() -> common::Sheping {
         roster.to_str().unwrap(),
     ]);
     for i in 0..OPERATORS {
-        common::add_user(&sp, &login(i), "operator");
+        common::add_user(&sp, login(i), "operator");
     }
     sp.ok(&["calls", "generate", "--round", DEMO_ROUND, "--seed", "7"]);
     sp
