@@ -1,8 +1,8 @@
 //! The PostgreSQL backend (issue 22), in progress: the connection pool and the schema, which
 //! migrates itself like the SQLite one, and [`PgBackend`] behind the storage traits, one file
 //! per aggregate as under `sqlite/` (`rounds`, `roster`, `plans`, `calls`, `accounts`,
-//! `results`, `audit_store`, `backup`). The command line refuses a `postgres://` database
-//! until it is wired to them (docs/deploy.md, "PostgreSQL").
+//! `results`, `audit_store`, `backup`). `serve`, `demo` and `migrate` run on it; the other
+//! commands still refuse a `postgres://` database (docs/deploy.md, "PostgreSQL").
 //!
 //! The schema mirrors SQLite's migration for migration (src/storage/postgres/migrations/NNN is
 //! src/storage/migrations/NNN in PostgreSQL's dialect), so one schema version means the same
