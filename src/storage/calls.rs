@@ -370,3 +370,44 @@ pub trait CallStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<QueueRow>>;
 }
+
+/// The checks of a record once its claim is found, the same on every backend (no SQL): unless
+/// the record is late (someone recorded or claimed the member after this claim began — the
+/// interview happened all the same, so it is stored even when the member became final
+/// meanwhile), the member must still be open; the attempt itself must fit the round's survey
+/// and field period; the comment must be clean text.
+pub fn check_record(
+    round: &RoundRecord,
+    facts: &[AttemptFact],
+    reopened_at: Option<DateTime<Utc>>,
+    late: bool,
+    outcome: Outcome,
+    input: &AttemptInput,
+    now: DateTime<Utc>,
+) -> Result<(), RecordError> {
+    use crate::domain::disposition::{
+        MemberHistory, check_still_open, disposition, validate_comment, validate_record,
+    };
+    if !late {
+        let history = MemberHistory {
+            attempts: facts,
+            reopened_at,
+        };
+        check_still_open(&disposition(
+            &history,
+            round.survey.calling.max_attempts,
+            round.field_closed(now),
+        ))?;
+    }
+    validate_record(
+        outcome,
+        &input.answers,
+        round.survey.dimensions.len(),
+        round.survey.levels.len(),
+        input.appointment,
+        now,
+        Some(round.field_period().ends_at(round.survey.timezone())),
+    )?;
+    validate_comment(input.comment.as_deref())?;
+    Ok(())
+}

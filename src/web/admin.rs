@@ -333,8 +333,9 @@ const REJECTS_SHOWN: usize = 200;
 /// Most bytes of rejected rows kept (on disk) for download per upload: every row of a full
 /// upload with a long reason each.
 const REJECTS_MAX_BYTES: u64 = 256 * 1024 * 1024;
-/// A rejects download not fetched within this long is removed.
-const REJECTS_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Rejects downloads, removed when not fetched within an hour.
+const REJECTS: super::temp_area::TempArea =
+    super::temp_area::TempArea::new("sheping-rejects", std::time::Duration::from_secs(3600));
 
 impl ImportView {
     pub(super) fn new(
@@ -370,36 +371,14 @@ impl ImportView {
 
 /// Uploads' rejected rows wait here for their download, one CSV file per upload, named by a
 /// random token (the link is the only way to it; it is removed once fetched or expired).
-fn rejects_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join("sheping-rejects")
-}
-
 fn rejects_path(token: &str) -> Option<std::path::PathBuf> {
-    let valid = token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit());
-    valid.then(|| rejects_dir().join(format!("{token}.csv")))
+    super::temp_area::TempArea::valid_token(token)
+        .then(|| REJECTS.dir().join(format!("{token}.csv")))
 }
 
 /// A new token and its file's path; expired files are removed on the way.
 pub(super) fn new_rejects_file() -> Option<(String, std::path::PathBuf)> {
-    use rand::Rng;
-    let dir = rejects_dir();
-    std::fs::create_dir_all(&dir).ok()?;
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for entry in entries.flatten() {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > REJECTS_TTL);
-            if old {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    let token = hex::encode(bytes);
+    let token = REJECTS.new_token().ok()?;
     let path = rejects_path(&token)?;
     Some((token, path))
 }

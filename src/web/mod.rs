@@ -29,6 +29,7 @@ mod round_tasks;
 mod screen_reader;
 mod security;
 mod supervise;
+mod temp_area;
 mod tokens;
 mod views;
 

@@ -119,16 +119,13 @@ struct Pending {
     digest: String,
 }
 
-/// A preview not confirmed within this long is removed.
-const PENDING_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
-
-fn pending_dir() -> PathBuf {
-    std::env::temp_dir().join("sheping-previews")
-}
+/// Uploads waiting for their confirmation, removed when not confirmed within an hour.
+const PENDING: super::temp_area::TempArea =
+    super::temp_area::TempArea::new("sheping-previews", std::time::Duration::from_secs(3600));
 
 fn pending_paths(token: &str) -> Option<(PathBuf, PathBuf)> {
-    let valid = token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit());
-    let dir = pending_dir();
+    let valid = super::temp_area::TempArea::valid_token(token);
+    let dir = PENDING.dir();
     valid.then(|| {
         (
             dir.join(format!("{token}.json")),
@@ -139,29 +136,7 @@ fn pending_paths(token: &str) -> Option<(PathBuf, PathBuf)> {
 
 /// Keeps an upload for its confirmation; expired ones are removed on the way.
 fn save_pending(pending: &Pending, bytes: &[u8]) -> std::io::Result<String> {
-    use rand::Rng;
-    let dir = pending_dir();
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(&dir)?;
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for entry in entries.flatten() {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > PENDING_TTL);
-            if old {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
-    let mut raw = [0u8; 16];
-    rand::rng().fill_bytes(&mut raw);
-    let token = hex::encode(raw);
+    let token = PENDING.new_token()?;
     let (meta, data) = pending_paths(&token).ok_or_else(|| std::io::Error::other("token"))?;
     // Paper attempts carry phone numbers: readable by the service's user only.
     let write = |path: &std::path::Path, body: &[u8]| -> std::io::Result<()> {
@@ -183,11 +158,7 @@ fn take_pending(token: &str) -> Option<(Pending, Vec<u8>)> {
     let (meta, data) = pending_paths(token)?;
     let taken = meta.with_extension("taken");
     std::fs::rename(&meta, &taken).ok()?;
-    let fresh = std::fs::metadata(&taken)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age <= PENDING_TTL);
+    let fresh = PENDING.fresh(&taken);
     let read = fresh
         .then(|| {
             let p: Pending = serde_json::from_slice(&std::fs::read(&taken).ok()?).ok()?;

@@ -928,3 +928,38 @@ async fn a_refused_upload_speaks_the_offices_language() {
         0
     );
 }
+
+/// Rejected rows wait for their download on the server's disk, with the names and numbers the
+/// file had: in a folder only the service's user may enter, even one an older build left open.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn rejected_rows_wait_in_a_folder_only_the_service_may_enter() {
+    use std::os::unix::fs::PermissionsExt;
+    let sp = fixture();
+    let tmp = sp.path("server-tmp");
+    let rejects = tmp.join("sheping-rejects");
+    std::fs::create_dir_all(&rejects).unwrap();
+    std::fs::set_permissions(&rejects, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = WebServer::start(&sp, &[("TMPDIR", tmp.to_str().unwrap())]);
+    let admin = Web::signed_in(&server.url, "admin").await;
+    let csrf = admin.csrf().await;
+    let roster = "参评单位,姓名,联系电话\n汉滨区教育体育局,王五,12345\n";
+    let (status, page) = upload(
+        &admin,
+        &format!("/admin/rounds/{ROUND}/roster"),
+        &csrf,
+        "bad.csv",
+        roster.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(status, 422, "{page}");
+    let files: Vec<_> = std::fs::read_dir(&rejects).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "the rejected row waits for its download");
+    assert!(
+        std::fs::read_to_string(files[0].path())
+            .unwrap()
+            .contains("王五")
+    );
+    let mode = std::fs::metadata(&rejects).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "rejects folder mode {mode:o}");
+}

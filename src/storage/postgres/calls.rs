@@ -18,9 +18,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::PgBackend;
-use crate::domain::disposition::{
-    AttemptFact, MemberHistory, Outcome, check_still_open, disposition, validate_record,
-};
+use crate::domain::disposition::{AttemptFact, MemberHistory, Outcome};
 use crate::domain::queue::{QueueSlot, queue_slot};
 use crate::domain::roster::MemberCategory;
 use crate::domain::unit::UnitKind;
@@ -682,28 +680,7 @@ async fn record_in<C: GenericClient>(
         .iter()
         .any(|f| f.at.timestamp_millis() >= claim.claimed_at)
         || (!claim.live && claimed_since(tx, member_id, token, claim.claimed_at).await?);
-    let tz = round.survey.timezone();
-    if !late {
-        let history = MemberHistory {
-            attempts: &facts,
-            reopened_at: reopened,
-        };
-        check_still_open(&disposition(
-            &history,
-            round.survey.calling.max_attempts,
-            round.field_closed(now),
-        ))?;
-    }
-    validate_record(
-        outcome,
-        &input.answers,
-        round.survey.dimensions.len(),
-        round.survey.levels.len(),
-        input.appointment,
-        now,
-        Some(round.field_period().ends_at(tz)),
-    )?;
-    crate::domain::disposition::validate_comment(input.comment.as_deref())?;
+    crate::storage::check_record(round, &facts, reopened, late, outcome, input, now)?;
     let other = if claim.live {
         None
     } else {

@@ -12,9 +12,7 @@ use super::{
     SqliteStore, append_audit, conflict_on_unique, ensure_unlocked, map_full, member_from_row,
     strict,
 };
-use crate::domain::disposition::{
-    AttemptFact, MemberHistory, Outcome, check_still_open, disposition, validate_record,
-};
+use crate::domain::disposition::{AttemptFact, MemberHistory, Outcome};
 use crate::domain::queue::{QueueSlot, queue_slot};
 use crate::domain::roster::MemberCategory;
 use crate::domain::unit::UnitKind;
@@ -1155,30 +1153,7 @@ fn record_in(
         .iter()
         .any(|f| f.at.timestamp_millis() >= claim.claimed_at)
         || (!claim.live && claimed_since(tx, member_id, token, claim.claimed_at)?);
-    let tz = round.survey.timezone();
-    if !late {
-        // A late record is stored even when the member became final meanwhile: the interview
-        // happened all the same. Otherwise the member must still be open.
-        let history = MemberHistory {
-            attempts: &facts,
-            reopened_at: reopened,
-        };
-        check_still_open(&disposition(
-            &history,
-            round.survey.calling.max_attempts,
-            round.field_closed(now),
-        ))?;
-    }
-    validate_record(
-        outcome,
-        &input.answers,
-        round.survey.dimensions.len(),
-        round.survey.levels.len(),
-        input.appointment,
-        now,
-        Some(round.field_period().ends_at(tz)),
-    )?;
-    crate::domain::disposition::validate_comment(input.comment.as_deref())?;
+    crate::storage::check_record(round, &facts, reopened, late, outcome, input, now)?;
     let other = if claim.live {
         None
     } else {
