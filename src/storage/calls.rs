@@ -411,3 +411,33 @@ pub fn check_record(
     validate_comment(input.comment.as_deref())?;
     Ok(())
 }
+
+/// A claim token: the claim time, then 128 random bits. The time prefix makes each new token
+/// sort after the last, so the two unique indexes on claim tokens (queue, attempts) grow at
+/// their right edge instead of dirtying a random page per call; the random part keeps it
+/// unguessable.
+pub fn new_token(now_ms: i64) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    format!(
+        "{:011x}{:016x}{:016x}",
+        now_ms.max(0),
+        rng.next_u64(),
+        rng.next_u64()
+    )
+}
+
+/// A claim's lease: the round's `lease_minutes`, or `SHEPING_LEASE_SECS` when set (tests and
+/// trials let a claim lapse in seconds instead of a quarter of an hour).
+pub fn lease_ms(round: &RoundRecord) -> i64 {
+    static OVERRIDE: std::sync::LazyLock<Option<i64>> = std::sync::LazyLock::new(|| {
+        std::env::var("SHEPING_LEASE_SECS")
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|s| (1..=4 * 3600).contains(s))
+    });
+    OVERRIDE.map_or_else(
+        || i64::from(round.survey.calling.lease_minutes) * 60_000,
+        |s| s * 1000,
+    )
+}

@@ -15,6 +15,7 @@ use tokio_postgres::Row;
 
 use super::PgBackend;
 use super::audit::append;
+use super::rounds::now_ms;
 use crate::domain::user::Role;
 use crate::storage::*;
 
@@ -28,10 +29,6 @@ const USER_COLUMNS: &str = "id, login, name, role, active, password_hash";
 
 const TOKEN_COLUMNS: &str = "t.id, u.login, u.role, u.active, t.prefix, t.label, t.created_at, t.created_by, \
      t.expires_at, t.revoked_at, t.last_used_at, u.id";
-
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
 
 /// The role in column `idx` of a `users` row with id `row_id`, strictly (contract point 9).
 fn role(r: &Row, idx: usize, row_id: i64) -> Result<Role> {

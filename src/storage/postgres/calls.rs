@@ -18,6 +18,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::PgBackend;
+use super::rounds::{append_audit, ensure_unlocked};
 use crate::domain::disposition::{AttemptFact, MemberHistory, Outcome};
 use crate::domain::queue::{QueueSlot, queue_slot};
 use crate::domain::roster::MemberCategory;
@@ -41,36 +42,6 @@ pub(super) fn strict<T>(
         column,
         value,
     }))
-}
-
-/// Fails with `Locked` when the round is locked. `FOR SHARE`: a concurrent `lock_round`
-/// (an UPDATE of the row) waits until this transaction ends, so no write slips in after it.
-pub(super) async fn ensure_unlocked<C: GenericClient>(tx: &C, round_id: i64) -> Pg<()> {
-    let row = tx
-        .query_opt(
-            "SELECT key, locked_at FROM rounds WHERE id = $1 FOR SHARE",
-            &[&round_id],
-        )
-        .await?
-        .ok_or_else(|| StorageError::NotFound(format!("没有第 {round_id} 号轮次")))?;
-    let (key, locked): (String, Option<i64>) = (row.get(0), row.get(1));
-    match locked {
-        Some(_) => Err(StorageError::Locked(key)),
-        None => Ok(()),
-    }
-}
-
-/// Appends the audit entry (last step of the caller's transaction).
-pub(super) async fn append_audit<C: GenericClient>(tx: &C, event: &AuditEvent<'_>) -> Pg<()> {
-    super::audit::append(
-        tx,
-        event.actor,
-        event.action,
-        event.round_key,
-        &event.detail.to_string(),
-    )
-    .await?;
-    Ok(())
 }
 
 /// The columns of an attempt, in `attempt_from_row`'s order, then the round's id.
@@ -272,32 +243,6 @@ async fn place_in_queue<C: GenericClient>(
         }
     }
     Ok(())
-}
-
-/// A claim token: the claim time, then 128 random bits (as SQLite's).
-fn new_token(now_ms: i64) -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    format!(
-        "{:011x}{:016x}{:016x}",
-        now_ms.max(0),
-        rng.next_u64(),
-        rng.next_u64()
-    )
-}
-
-/// A claim's lease: the round's `lease_minutes`, or `SHEPING_LEASE_SECS` (as SQLite's).
-fn lease_ms(round: &RoundRecord) -> i64 {
-    static OVERRIDE: std::sync::LazyLock<Option<i64>> = std::sync::LazyLock::new(|| {
-        std::env::var("SHEPING_LEASE_SECS")
-            .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .filter(|s| (1..=4 * 3600).contains(s))
-    });
-    OVERRIDE.map_or_else(
-        || i64::from(round.survey.calling.lease_minutes) * 60_000,
-        |s| s * 1000,
-    )
 }
 
 async fn claim_view<C: GenericClient>(
@@ -865,18 +810,12 @@ pub(super) fn round_from_row(row: &Row) -> Pg<RoundRecord> {
     let date =
         |s: Option<String>| s.and_then(|s| chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
     let key: String = row.get("key");
-    let toml: String = row.get("survey_toml");
-    let survey = crate::domain::survey::Survey::from_toml_str(&toml).map_err(|e| {
-        StorageError::CorruptSurvey {
-            round: key.clone(),
-            error: e.to_string(),
-        }
-    })?;
+    let survey = super::rounds::parsed_survey(&key, row.get("survey_toml"))?;
     Ok(RoundRecord {
         id: row.get("id"),
         key,
         title: row.get("title"),
-        survey: std::sync::Arc::new(survey),
+        survey,
         survey_source: row.get("survey_source"),
         field_start: date(row.get("field_start")),
         field_end: date(row.get("field_end")),

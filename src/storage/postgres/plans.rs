@@ -7,7 +7,9 @@ use chrono::Utc;
 use deadpool_postgres::GenericClient;
 
 use super::PgBackend;
-use super::calls::{append_audit, ensure_unlocked, refresh_queue, strict};
+use super::calls::{refresh_queue, strict};
+use super::rounds::now_ms;
+use super::rounds::{append_audit, ensure_unlocked};
 use crate::domain::plan::{Assignment, PlanMember};
 use crate::domain::queue::Priority;
 use crate::domain::roster::MemberCategory;
@@ -18,10 +20,6 @@ async fn operator_id<C: GenericClient>(c: &C, login: &str) -> Result<i64> {
         .await?
         .map(|r| r.get(0))
         .ok_or_else(|| StorageError::NotFound(format!("没有用户 `{login}`")))
-}
-
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
 }
 
 impl PlanStore for PgBackend {

@@ -94,7 +94,7 @@ fn round_from_row(row: &tokio_postgres::Row) -> Result<RoundRecord> {
 /// read on most requests and parsing the TOML cost more than the read. Keyed by the text, so
 /// an entry cannot go stale (a stored definition never changes); shared by every backend of
 /// the process, a handful of rounds.
-fn parsed_survey(round_key: &str, toml: String) -> Result<Arc<Survey>> {
+pub(super) fn parsed_survey(round_key: &str, toml: String) -> Result<Arc<Survey>> {
     static SURVEYS: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Arc<Survey>>>> =
         std::sync::LazyLock::new(Default::default);
     if let Some(s) = SURVEYS.lock().unwrap_or_else(|p| p.into_inner()).get(&toml) {

@@ -175,21 +175,6 @@ fn place_in_queue(
     Ok(())
 }
 
-/// A claim token: the claim time, then 128 random bits. The time prefix makes each new token
-/// sort after the last, so the two unique indexes on claim tokens (queue, attempts) grow at
-/// their right edge instead of dirtying a random page per call; the random part keeps it
-/// unguessable.
-fn new_token(now_ms: i64) -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    format!(
-        "{:011x}{:016x}{:016x}",
-        now_ms.max(0),
-        rng.next_u64(),
-        rng.next_u64()
-    )
-}
-
 impl SqliteStore {
     /// A claim's record and history are read after the commit, outside the one writer's turn
     /// (every other operator's write waits for it).
@@ -991,21 +976,6 @@ fn holds_claim(
             "SELECT 1 FROM queue WHERE operator_id = ?1 AND round_id = ?2 AND claim_token IS NOT NULL AND claim_expires > ?3 LIMIT 1",
         )?
         .exists(params![operator.id, round.id, now.timestamp_millis()])?)
-}
-
-/// A claim's lease: the round's `lease_minutes`, or `SHEPING_LEASE_SECS` when set (tests and
-/// trials let a claim lapse in seconds instead of a quarter of an hour).
-pub(crate) fn lease_ms(round: &RoundRecord) -> i64 {
-    static OVERRIDE: std::sync::LazyLock<Option<i64>> = std::sync::LazyLock::new(|| {
-        std::env::var("SHEPING_LEASE_SECS")
-            .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .filter(|s| (1..=4 * 3600).contains(s))
-    });
-    OVERRIDE.map_or_else(
-        || i64::from(round.survey.calling.lease_minutes) * 60_000,
-        |s| s * 1000,
-    )
 }
 
 /// The claim a token names: the live one in the queue, else one that ended unrecorded.
