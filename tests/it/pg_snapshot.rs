@@ -5,7 +5,7 @@
 //! the test cluster (`bash tests/pg_cluster.sh cargo test --test it pg_snapshot`).
 
 use crate::common;
-use crate::pg_contract_rounds::{new_round, unit};
+use crate::pg_contract_rounds::{new_round, sql_pg, unit};
 
 use common::pg;
 use sheping::storage::postgres::PgBackend;
@@ -101,7 +101,27 @@ fn pg_snapshot_leaves_no_transaction_open() {
         return;
     };
     let a = PgBackend::open(&db.url).unwrap();
+    let b = PgBackend::open(&db.url).unwrap();
     let round = a.create_round(&new_round("2024"), "root").unwrap();
+    // A write that takes a connection of its own (plain SQL through the backend's runtime)
+    // also starts a new snapshot: the read after it sees it, and what B committed before.
+    in_snapshot(&a, || {
+        assert_eq!(a.units(round.id).unwrap().len(), 0);
+        b.add_units(&round, &[unit("乙局", 1)], "root").unwrap();
+        assert_eq!(a.units(round.id).unwrap().len(), 0);
+        sql_pg(
+            &a,
+            &format!(
+                "INSERT INTO units (round_id, name, kind, sector) VALUES ({}, '甲局', '党政机关', '综合')",
+                round.id
+            ),
+        );
+        assert_eq!(a.units(round.id).unwrap().len(), 2);
+    });
+    sql_pg(
+        &a,
+        &format!("DELETE FROM units WHERE round_id = {}", round.id),
+    );
     for i in 0..20 {
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             in_snapshot(&a, || {

@@ -139,6 +139,19 @@ fn take_client(p: &mut Pinned) -> (Option<Client>, bool) {
     (client, open)
 }
 
+/// Sends `sql` on `client` without waiting for its answer. The connection runs requests in
+/// the order they were sent, so what is sent next on it — by this thread or by the pool's next
+/// user — runs after it: a round trip saved per snapshot. Only for a ROLLBACK, whose failure
+/// leaves nothing to do (it fails only with the connection, which the pool then drops).
+/// tokio-postgres sends a request when its future is first polled (its pipelining), which is
+/// what the one poll here relies on; `tests/it/pg_snapshot.rs` checks that no connection is
+/// left in a transaction.
+fn send_only(client: &Client, sql: &str) {
+    let mut request = std::pin::pin!(client.batch_execute(sql));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let _ = request.as_mut().poll(&mut cx);
+}
+
 /// Errors that come from the server: after one, the read transaction may be aborted.
 fn server_error<T>(out: &Result<T, StorageError>) -> bool {
     matches!(
@@ -223,7 +236,11 @@ impl PgBackend {
             open,
         };
         if let Some(client) = client {
-            if !open || client.batch_execute("ROLLBACK").await.is_ok() {
+            if !client.is_closed() {
+                if open {
+                    // The write's own statements queue behind it on the connection.
+                    send_only(&client, "ROLLBACK");
+                }
                 conn.client = Some(client);
                 conn.open = false;
                 return Ok(conn);
@@ -271,9 +288,10 @@ impl PgBackend {
                 if !consistent {
                     return f(conn.client()).await;
                 }
-                conn.batch_execute(BEGIN_READ).await?;
                 conn.open = true;
-                let out = f(conn.client()).await;
+                let (begun, out) =
+                    tokio::join!(biased; conn.client().batch_execute(BEGIN_READ), f(conn.client()));
+                begun?;
                 // COMMIT also ends a transaction an error aborted (as a rollback).
                 conn.batch_execute("COMMIT").await?;
                 conn.open = false;
@@ -284,27 +302,42 @@ impl PgBackend {
                 pinned: Some(key),
                 open,
             };
-            let begin = match (open, stale) {
+            let client = match client {
+                Some(c) if !c.is_closed() => c,
+                lost => {
+                    // The connection broke (or there was none yet): the snapshot goes on
+                    // with another, in a new transaction.
+                    if let Some(c) = lost {
+                        discard_if(c, true);
+                    }
+                    conn.open = false;
+                    self.store.client().await?
+                }
+            };
+            let begin = match (conn.open, stale) {
                 (true, false) => None,
                 (true, true) => Some("ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
                 (false, _) => Some(BEGIN_READ),
             };
-            let mut client = match client {
-                Some(c) => c,
-                None => self.store.client().await?,
-            };
-            if let Some(begin) = begin
-                && client.batch_execute(begin).await.is_err()
-            {
-                // The connection broke: the snapshot goes on with another.
-                discard_if(client, true);
-                client = self.store.client().await?;
-                client.batch_execute(BEGIN_READ).await?;
-            }
             conn.client = Some(client);
             conn.open = true;
             with_pinned(key, |p| p.stale = false);
-            let out = f(conn.client()).await;
+            let out = match begin {
+                None => f(conn.client()).await,
+                Some(begin) => {
+                    // Pipelined: BEGIN goes out first (`biased`: polled first) and the read's
+                    // statements right behind it, without waiting a round trip for it (the
+                    // connection runs them in order; tokio-postgres sends a request when its
+                    // future is first polled).
+                    let (begun, out) =
+                        tokio::join!(biased; conn.client().batch_execute(begin), f(conn.client()));
+                    match begun {
+                        Ok(()) => out,
+                        // The reads may have run outside the snapshot: not answered.
+                        Err(e) => Err(e.into()),
+                    }
+                }
+            };
             if server_error(&out) {
                 with_pinned(key, |p| p.stale = true);
             }
@@ -337,10 +370,10 @@ impl crate::storage::Store for PgBackend {
             })
         });
         /// Ends the read transaction and gives the connection back, also if `f` panics.
-        struct Unpin<'a>(&'a PgBackend, usize);
-        impl Drop for Unpin<'_> {
+        struct Unpin(usize);
+        impl Drop for Unpin {
             fn drop(&mut self) {
-                let key = self.1;
+                let key = self.0;
                 let pinned = PINNED.with(|p| {
                     let mut p = p.borrow_mut();
                     let i = p.iter().position(|x| x.key == key)?;
@@ -357,18 +390,15 @@ impl crate::storage::Store for PgBackend {
                 if !open {
                     return drop(client);
                 }
-                if std::thread::panicking() {
+                if std::thread::panicking() || client.is_closed() {
                     return discard_if(client, true);
                 }
-                let ended = self
-                    .0
-                    .runtime
-                    .block_on(client.batch_execute("ROLLBACK"))
-                    .is_ok();
-                discard_if(client, !ended);
+                // The pool's next user of the connection queues behind the ROLLBACK.
+                send_only(&client, "ROLLBACK");
+                drop(client);
             }
         }
-        let _unpin = Unpin(self, key);
+        let _unpin = Unpin(key);
         f()
     }
 }
