@@ -354,21 +354,16 @@ impl AccountStore for PgBackend {
         limits: &SessionLimits,
         touch: bool,
     ) -> Result<SessionLookup> {
-        // As `sqlite/accounts.rs`: the cached row when it is current, else one read.
+        // As `sqlite/accounts.rs`: the cached row when it is current and needs nothing done,
+        // else one read. (A due touch reads again: the entry kept after it is then fresh, so
+        // no entry serves data older than the cache's bound.)
         let generation = self.caches.generations.sessions.now();
-        let found = match self.caches.sessions.get(id_hash, generation) {
-            Some(s) => Some(s),
-            None => {
-                let row = self.read(async |c| session_row(c, id_hash).await)?;
-                if let Some(s) = &row {
-                    self.caches
-                        .sessions
-                        .put(id_hash.to_string(), generation, s.clone());
-                }
-                row
-            }
-        };
-        let Some(mut s) = found else {
+        if let Some(s) = self.caches.sessions.get(id_hash, generation)
+            && limits.due(&s, now_ms, touch) == SessionDue::Nothing
+        {
+            return Ok(SessionLookup::Valid(s));
+        }
+        let Some(mut s) = self.read(async |c| session_row(c, id_hash).await)? else {
             return Ok(SessionLookup::Missing);
         };
         match limits.due(&s, now_ms, touch) {
@@ -403,14 +398,14 @@ impl AccountStore for PgBackend {
                     Ok::<_, StorageError>(())
                 })?;
                 s.last_seen_ms = now_ms;
-                // Only this session's last_seen changed: keep it (under the generation taken
-                // before the read, so a sign-out through this instance meanwhile still wins).
-                self.caches
-                    .sessions
-                    .put(id_hash.to_string(), generation, s.clone());
             }
             SessionDue::Nothing => {}
         }
+        // Kept under the generation taken before the read: a sign-out through this instance
+        // meanwhile leaves the entry stale.
+        self.caches
+            .sessions
+            .put(id_hash.to_string(), generation, s.clone());
         Ok(SessionLookup::Valid(s))
     }
 
