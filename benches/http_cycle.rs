@@ -6,13 +6,24 @@
 //! this machine). Also: claiming at 10,000 vs 1,000,000 members (O(log n)), and the server's
 //! peak memory.
 //!
+//! Then, given a PostgreSQL cluster (`SHEPING_BENCH_PG`, or `SHEPING_TEST_PG` as
+//! tests/pg_cluster.sh sets it: a postgresql:// URL where the bench may CREATE DATABASE), the
+//! same round copied there with `sheping migrate` and the same 64 clients against one
+//! `sheping serve --db postgres://…`, then against two instances on that database with the
+//! clients split half and half (each operator still signs in once, on one instance, as in the
+//! SQLite run), each beside the SQLite figure of the same run. After every load the bench
+//! counts in the database that each acknowledged cycle was stored once and nothing else was.
+//!
 //! Run: `cargo bench --bench http_cycle` (MEMBERS=..., CLIENTS=..., SECONDS=... to change;
-//! SHEPING_BIN=path to run another build of the server).
+//! SHEPING_BIN=path to run another build of the server), or
+//! `bash tests/pg_cluster.sh cargo bench --bench http_cycle` for the PostgreSQL part too.
 
 #[path = "support/fixture.rs"]
 mod fixture;
 #[path = "support/operator_client.rs"]
 mod operator_client;
+#[path = "support/pg.rs"]
+mod pg;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -249,11 +260,17 @@ fn raw_sqlite_cycles(path: &std::path::Path, secs: u64, rows: RawRows) -> Load {
                         .unwrap()
                         .execute([*member])
                         .unwrap();
-                    let next: i64 = tx
-                        .prepare_cached(next_sql)
-                        .unwrap()
-                        .query_row([*op, round, 1], |r| r.get(0))
-                        .unwrap();
+                    // A small round (MEMBERS=…) may run out of contacts: the baseline ends there.
+                    let next: Option<i64> = rusqlite::OptionalExtension::optional(
+                        tx.prepare_cached(next_sql)
+                            .unwrap()
+                            .query_row([*op, round, 1], |r| r.get(0)),
+                    )
+                    .unwrap();
+                    let Some(next) = next else {
+                        tx.commit().unwrap();
+                        break 'load;
+                    };
                     tx.prepare_cached(
                         "UPDATE queue SET claim_token = ?1, claimed_at = ?2, claim_expires = ?3 WHERE member_id = ?4",
                     )
@@ -293,23 +310,22 @@ fn raw_sqlite_cycles(path: &std::path::Path, secs: u64, rows: RawRows) -> Load {
     summarise(lat, start.elapsed().as_secs_f64())
 }
 
+/// The `sheping` binary: SHEPING_BIN runs another build of the server against the same load
+/// (A/B runs).
+fn server_bin() -> String {
+    std::env::var("SHEPING_BIN").unwrap_or(env!("CARGO_BIN_EXE_sheping").into())
+}
+
 struct ServerProcess {
     child: std::process::Child,
     url: String,
 }
 
 impl ServerProcess {
-    fn start(db: &std::path::Path) -> ServerProcess {
-        // SHEPING_BIN runs another build of the server against the same load (A/B runs).
-        let bin = std::env::var("SHEPING_BIN").unwrap_or(env!("CARGO_BIN_EXE_sheping").into());
-        let mut child = Command::new(bin)
-            .args([
-                "--db",
-                db.to_str().unwrap(),
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-            ])
+    /// `sheping --db DB serve` on a free loopback port: a SQLite file or a postgres:// URL.
+    fn start(db: &str) -> ServerProcess {
+        let mut child = Command::new(server_bin())
+            .args(["--db", db, "serve", "--addr", "127.0.0.1:0"])
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .spawn()
@@ -419,10 +435,13 @@ fn summarise(mut lat: Vec<f64>, secs: f64) -> Load {
     }
 }
 
-/// Signs in every operator and puts a contact on each screen.
-async fn sign_in_all(url: &str, clients: usize) -> Vec<OperatorClient> {
+/// Signs in every operator and puts a contact on each screen. With several servers, operator
+/// `op{i}` signs in on server `i * servers / clients` (the first ones on the first server…):
+/// each operator still has one client, on one server.
+async fn sign_in_all(urls: &[&str], clients: usize) -> Vec<OperatorClient> {
     let mut signed = Vec::new();
     for i in 0..clients {
+        let url = urls[i * urls.len() / clients];
         let mut c = OperatorClient::sign_in(url, &format!("op{i}"), fixture::PASSWORD, "bench")
             .await
             .unwrap();
@@ -499,13 +518,13 @@ fn main() {
     if let Ok(path) = std::env::var("LOAD_ONLY") {
         // Only the HTTP load against an existing database at PATH (for profiling by hand).
         settle(std::path::Path::new(&path));
-        let server = ServerProcess::start(std::path::Path::new(&path));
+        let server = ServerProcess::start(&path);
         println!("server pid {}", server.child.id());
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .unwrap();
-        let signed = rt.block_on(sign_in_all(&server.url, clients));
+        let signed = rt.block_on(sign_in_all(&[&server.url], clients));
         let cpu = server.cpu_seconds();
         let cycle = rt.block_on(cycle_load(signed, secs));
         let cpu = server.cpu_seconds() - cpu;
@@ -526,6 +545,18 @@ fn main() {
     let big = dir.path().join("big.db");
     let built = build(&big, members, clients);
     println!("setup: {members} members, {clients} operators, built in {built:.1} s");
+    // The PostgreSQL part copies the round as built, before any load here changes it (the raw
+    // baseline's audit entries, a fixed string, would not verify, and `migrate` checks).
+    let pg_cluster = pg::cluster_url();
+    let pristine = dir.path().join("pristine.db");
+    if pg_cluster.is_ok() {
+        for ext in ["db", "db-wal"] {
+            if big.with_extension(ext).exists() {
+                std::fs::copy(big.with_extension(ext), pristine.with_extension(ext)).unwrap();
+            }
+        }
+        settle(&pristine);
+    }
 
     let claim_small = claim_latency(&small, 2000);
     let claim_big = claim_latency(&big, 2000);
@@ -534,8 +565,9 @@ fn main() {
         claim_big / claim_small
     );
 
+    let stored_before = pg::Tally::sqlite(&big);
     settle(&big);
-    let server = ServerProcess::start(&big);
+    let server = ServerProcess::start(big.to_str().unwrap());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -546,7 +578,7 @@ fn main() {
     let own1 = own_cpu_seconds();
     let cpu_health = server.cpu_seconds() - cpu0;
     // The sign-ins (a password hash each) between the two loads are counted in neither.
-    let signed = rt.block_on(sign_in_all(&server.url, clients));
+    let signed = rt.block_on(sign_in_all(&[&server.url], clients));
     let cpu1 = server.cpu_seconds();
     let own2 = own_cpu_seconds();
     let cycle = rt.block_on(cycle_load(signed, secs));
@@ -586,6 +618,10 @@ fn main() {
         server.peak_rss_mib()
     );
     drop(server);
+    match pg::Tally::sqlite(&big).check(&stored_before, cycle.n) {
+        Ok(fine) => println!("stored (SQLite): {fine}"),
+        Err(wrong) => panic!("the SQLite run lost or doubled cycles: {wrong}"),
+    }
     settle(&big);
     let raw = raw_sqlite_cycles(&big, secs, RawRows::Cycle);
     settle(&big);
@@ -603,4 +639,112 @@ fn main() {
         "ratio cycle/raw SQLite throughput (the cycle's rows): {:.2}",
         cycle.per_sec / raw.per_sec
     );
+    match pg_cluster {
+        Err(why) => println!("PostgreSQL part skipped: {why}"),
+        Ok(cluster) => postgres_part(&rt, &cluster, &pristine, clients, secs, &health, &cycle),
+    }
+}
+
+/// The same round, copied into a new database of the cluster with `sheping migrate`, under the
+/// same load: one `sheping serve` on it, then two with the clients split half and half. Each
+/// is reported beside the SQLite cycle and the `/healthz` baseline of this run.
+fn postgres_part(
+    rt: &tokio::runtime::Runtime,
+    cluster: &str,
+    source: &std::path::Path,
+    clients: usize,
+    secs: u64,
+    health: &Load,
+    sqlite: &Load,
+) {
+    let db = pg::BenchDb::create(rt, cluster);
+    let t = Instant::now();
+    let out = Command::new(server_bin())
+        .args([
+            "migrate",
+            "--from",
+            source.to_str().unwrap(),
+            "--to",
+            &db.url,
+        ])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sheping migrate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "PostgreSQL: the round copied with `sheping migrate` in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let check = rt.block_on(pg::connect(&db.url));
+    println!(
+        "PostgreSQL settings: {}",
+        rt.block_on(pg::durability(&check))
+    );
+    let mut before = rt.block_on(pg::Tally::postgres(&check));
+    for instances in [1, 2] {
+        // The copy's (or the last load's) dirty pages to disk before the load, as settle()
+        // does for SQLite; refused without the rights to, which only makes the run noisier.
+        if let Err(e) = rt.block_on(check.batch_execute("CHECKPOINT")) {
+            println!("PostgreSQL: CHECKPOINT before the load refused: {e}");
+        }
+        let servers: Vec<ServerProcess> = (0..instances)
+            .map(|_| ServerProcess::start(&db.url))
+            .collect();
+        let urls: Vec<&str> = servers.iter().map(|s| s.url.as_str()).collect();
+        let signed = rt.block_on(sign_in_all(&urls, clients));
+        // The sign-ins' transactions reach the statistics first (each backend flushes them
+        // within a second).
+        std::thread::sleep(Duration::from_millis(1500));
+        let xact0 = rt.block_on(pg::transactions(&check));
+        let cpu0: f64 = servers.iter().map(ServerProcess::cpu_seconds).sum();
+        let pg0 = rt.block_on(pg::backend_cpu(&check));
+        let load = rt.block_on(cycle_load(signed, secs));
+        let cpu1: f64 = servers.iter().map(ServerProcess::cpu_seconds).sum();
+        let pg1 = rt.block_on(pg::backend_cpu(&check));
+        let rss: Vec<String> = servers
+            .iter()
+            .map(|s| format!("{:.1}", s.peak_rss_mib()))
+            .collect();
+        drop(servers);
+        std::thread::sleep(Duration::from_millis(1500));
+        let xacts = rt.block_on(pg::transactions(&check)) - xact0;
+        let label = match instances {
+            1 => format!("PostgreSQL, one instance ({clients} clients)"),
+            n => format!(
+                "PostgreSQL, {n} instances on one database ({} clients each)",
+                clients / n
+            ),
+        };
+        println!(
+            "{label}: {:.0} cycles/s, p50 {:.2} ms, p99 {:.2} ms ({} cycles); ratio to the SQLite cycle {:.2}, to /healthz {:.2}",
+            load.per_sec,
+            load.p50_ms,
+            load.p99_ms,
+            load.n,
+            load.per_sec / sqlite.per_sec,
+            load.per_sec / health.per_sec
+        );
+        let backends = pg::cpu_between(&pg0, &pg1)
+            .map_or("n/a (not on this machine)".into(), |s| {
+                format!("{:.0} µs", s * 1e6 / load.n as f64)
+            });
+        println!(
+            "{label}: per cycle: {:.1} PostgreSQL transactions (a statement outside one counts as one), CPU: sheping {:.0} µs, PostgreSQL backends {backends}; sheping peak RSS {} MiB",
+            xacts as f64 / load.n as f64,
+            (cpu1 - cpu0) * 1e6 / load.n as f64,
+            rss.join(" + ")
+        );
+        let after = rt.block_on(pg::Tally::postgres(&check));
+        match after.check(&before, load.n) {
+            Ok(fine) => println!("stored ({label}): {fine}"),
+            Err(wrong) => panic!("{label} lost or doubled cycles: {wrong}"),
+        }
+        before = after;
+    }
+    let entries = rt.block_on(pg::verify_audit(&db.url));
+    println!("PostgreSQL: the audit chain verifies after both loads ({entries} entries)");
 }

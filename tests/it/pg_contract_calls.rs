@@ -1111,3 +1111,117 @@ fn one_token_recorded_on_many_instances_at_once_stores_one_attempt() {
         vec![vec![1]]
     );
 }
+
+/// The cycle's write (record, claim the next contact, read the next screen back) appends the
+/// claim's audit entry as its LAST step, after the read-back: the entry takes the audit chain's
+/// lock, which every writer of every instance waits for until the transaction ends, so nothing
+/// but the entry and the commit may run under it (it was taken before the read-back's six
+/// statements, which made it the bench's bottleneck). Seen from outside: with the lock held
+/// elsewhere, the write waits for it having read its screen already, so a change committed
+/// while it waits is not on that screen; and the entry is in the chain once the lock is free.
+#[test]
+fn the_cycle_reads_its_screen_back_before_taking_the_audit_chain_lock() {
+    let Some(db) = pg::fresh_db("cycle_reads_before_audit_lock") else {
+        return;
+    };
+    let s = PgBackend::open(&db.url).expect("open PostgreSQL");
+    pg_exec(&db.url, &fixture_sql(1, 1, 2));
+    let round = round();
+    let assignments: Vec<Assignment> = (1..=2)
+        .map(|m| Assignment {
+            member_id: m,
+            unit_id: 1,
+            operator: "op0".into(),
+            seq: m as u32,
+        })
+        .collect();
+    s.apply_plan(
+        &round,
+        &NewPlan {
+            kind: "generate",
+            seed: 1,
+            algorithm: plan::PLAN_ALGORITHM,
+            operators: vec!["op0".into()],
+            digest: plan::plan_digest(&assignments),
+            inputs: "{}".into(),
+        },
+        &assignments,
+        "admin",
+    )
+    .unwrap();
+    let now = local(2, 10, 0);
+    let claim = s.claim_next(&round, &operator(1), now).unwrap().unwrap();
+    let input = complete(vec![Some(0), Some(1), Some(0), Some(2), Some(0)]);
+    let call = block_on(async {
+        let other = pg::connect(&db.url).await;
+        other
+            .execute(
+                "SELECT pg_advisory_lock($1)",
+                &[&postgres::audit::AUDIT_LOCK_KEY],
+            )
+            .await
+            .unwrap();
+        // Runs at once, as a task on the backend's runtime.
+        let write = s.record_then_claim_queued(&round, &claim.token, &operator(1), &input, now, 0);
+        let mut waiting = false;
+        for _ in 0..600 {
+            let n: i64 = other
+                .query_one(
+                    "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if n > 0 {
+                waiting = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(waiting, "the write never waited for the audit chain's lock");
+        // 100 more completes on the operator's counts (a quarter of its own, far ahead, so no
+        // row the write holds), committed while the write waits.
+        other
+            .batch_execute(
+                "INSERT INTO operator_tally (round_id, operator_id, quarter, attempts, completes)
+                 VALUES (1, 1, 9000000000, 100, 100)",
+            )
+            .await
+            .unwrap();
+        other
+            .execute(
+                "SELECT pg_advisory_unlock($1)",
+                &[&postgres::audit::AUDIT_LOCK_KEY],
+            )
+            .await
+            .unwrap();
+        write.await.unwrap()
+    });
+    assert!(!call.recorded.duplicate);
+    let next = call.claimed.as_ref().expect("the second member claimed");
+    assert_eq!(next.member_id, 2);
+    assert_eq!(
+        (call.day.completes_today, call.day.attempts_today),
+        (1, 1),
+        "the screen was read after the audit lock was granted: it shows a commit made while the write waited"
+    );
+    let (last, verified) = block_on(async {
+        let store = postgres::PgStore::connect(&db.url).await.unwrap();
+        let c = store.client().await.unwrap();
+        let entries = postgres::audit::entries(&c).await.unwrap();
+        let last = entries.last().map(|e| (e.action.clone(), e.detail.clone()));
+        (
+            (last, entries.len()),
+            postgres::audit::verify(&c).await.unwrap(),
+        )
+    });
+    assert_eq!(
+        last.0,
+        Some((
+            "contact.claim".to_string(),
+            r#"{"member_id":2}"#.to_string()
+        ))
+    );
+    assert_eq!(verified, Ok(last.1));
+}

@@ -399,6 +399,21 @@ async fn claim_next_checked_in<C: GenericClient>(
     operator: &UserRecord,
     now: DateTime<Utc>,
 ) -> Pg<Option<Claimed>> {
+    let claimed = take_next_in(tx, round, operator, now).await?;
+    if let Some(c) = &claimed {
+        audit_claim(tx, round, operator, c).await?;
+    }
+    Ok(claimed)
+}
+
+/// [`claim_next_checked_in`] without the claim's audit entry, which the caller appends as the
+/// last step of its transaction ([`audit_claim`]).
+async fn take_next_in<C: GenericClient>(
+    tx: &C,
+    round: &RoundRecord,
+    operator: &UserRecord,
+    now: DateTime<Utc>,
+) -> Pg<Option<Claimed>> {
     let now_ms = now.timestamp_millis();
     let lease_ms = lease_ms(round);
     let first_calls_open =
@@ -432,23 +447,33 @@ async fn claim_next_checked_in<C: GenericClient>(
         &[&token, &now_ms, &(now_ms + lease_ms), &member_id, &operator.id],
     )
     .await?;
-    // Showing the full number on the call screen is a view of personal data: logged.
-    append_audit(
-        tx,
-        &AuditEvent {
-            actor: &operator.login,
-            action: "contact.claim",
-            round_key: Some(&round.key),
-            detail: serde_json::json!({ "member_id": member_id }),
-        },
-    )
-    .await?;
     Ok(Some(Claimed {
         token,
         member_id,
         claimed_at_ms: now_ms,
         expires_at_ms: now_ms + lease_ms,
     }))
+}
+
+/// The claim's audit entry. Showing the full number on the call screen is a view of personal
+/// data: logged, in the claim's transaction.
+async fn audit_claim<C: GenericClient>(
+    tx: &C,
+    round: &RoundRecord,
+    operator: &UserRecord,
+    claimed: &Claimed,
+) -> Pg<()> {
+    append_audit(
+        tx,
+        &AuditEvent {
+            actor: &operator.login,
+            action: "contact.claim",
+            round_key: Some(&round.key),
+            detail: serde_json::json!({ "member_id": claimed.member_id }),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 async fn claim_if_free_in<C: GenericClient>(
@@ -713,6 +738,10 @@ async fn record_in<C: GenericClient>(
 /// The operator's whole cycle in one transaction (see SQLite's `record_then_claim_in`). The
 /// operator's row is locked before the record, so "holds nothing, claim" is one step across
 /// instances too.
+/// Records, then claims the operator's next contact, WITHOUT the claim's audit entry: the
+/// caller appends it ([`audit_claim`]) as the last step of its transaction. The entry takes
+/// the chain's lock, which every writer of every instance then waits for until this
+/// transaction ends, so whatever the caller still reads (the next screen) comes before it.
 async fn record_then_claim_in<C: GenericClient>(
     tx: &C,
     round: &RoundRecord,
@@ -730,10 +759,7 @@ async fn record_then_claim_in<C: GenericClient>(
     if rec.duplicate || holds_claim(tx, round, operator, now).await? {
         return Ok(Ok((rec, None)));
     }
-    Ok(Ok((
-        rec,
-        claim_next_checked_in(tx, round, operator, now).await?,
-    )))
+    Ok(Ok((rec, take_next_in(tx, round, operator, now).await?)))
 }
 
 async fn operator_day_in<C: GenericClient>(
@@ -992,6 +1018,9 @@ impl CallStore for PgBackend {
             let mut client = self.conn().await?;
             let tx = client.transaction().await?;
             let answer = record_then_claim_in(&tx, round, token, operator, input, now).await?;
+            if let Ok((_, Some(claimed))) = &answer {
+                audit_claim(&tx, round, operator, claimed).await?;
+            }
             tx.commit().await?;
             Ok(answer)
         });
@@ -1025,8 +1054,14 @@ impl CallStore for PgBackend {
                     Ok(done) => done,
                     Err(refusal) => return Ok(Err(refusal)),
                 };
+                let audited = claimed.clone();
                 let call =
                     read_back_in(&tx, &round, &operator, recorded, claimed, since_ms, now).await?;
+                // Last: the chain's lock is held from here to the commit (see
+                // `record_then_claim_in`), not over the read-back's statements.
+                if let Some(c) = &audited {
+                    audit_claim(&tx, &round, &operator, c).await?;
+                }
                 tx.commit().await?;
                 Ok(Ok(call))
             }
