@@ -109,6 +109,13 @@ pub const INVARIANTS: &[(&str, &str)] = &[
            ON t.round_id = u.round_id AND t.operator_id = a.operator_id AND t.quarter = a.recorded_at / 900000
          WHERE t.round_id IS NULL",
     ),
+    // Which rounds an operator works in is read through the plans (`operator_rounds`).
+    (
+        "assignments whose plan is of another round than their member",
+        "SELECT s.member_id FROM assignments s JOIN plans p ON p.id = s.plan_id
+         JOIN members m ON m.id = s.member_id JOIN units u ON u.id = m.unit_id
+         WHERE p.round_id != u.round_id",
+    ),
     (
         "assignments with duplicate call numbers",
         "SELECT operator_id, seq FROM assignments GROUP BY operator_id, seq, plan_id HAVING COUNT(*) > 1",

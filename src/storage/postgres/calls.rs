@@ -879,8 +879,8 @@ impl CallStore for PgBackend {
             let rows = c
                 .query(
                     "SELECT r.* FROM rounds r WHERE EXISTS (
-                         SELECT 1 FROM assignments s JOIN members m ON m.id = s.member_id JOIN units u ON u.id = m.unit_id
-                         WHERE s.operator_id = $1 AND u.round_id = r.id)
+                         SELECT 1 FROM plans p JOIN assignments s ON s.plan_id = p.id
+                         WHERE p.round_id = r.id AND s.operator_id = $1)
                      ORDER BY r.created_at DESC, r.id DESC",
                     &[&operator_id],
                 )

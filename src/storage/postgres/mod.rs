@@ -52,7 +52,7 @@ macro_rules! migration {
 }
 
 /// The schema's migrations in order; an applied migration is never edited, only followed.
-pub const MIGRATIONS: [Migration; 15] = [
+pub const MIGRATIONS: [Migration; 16] = [
     migration!(1, "001_foundation"),
     migration!(2, "002_engine"),
     migration!(3, "003_web"),
@@ -68,6 +68,7 @@ pub const MIGRATIONS: [Migration; 15] = [
     migration!(13, "013_stored_value_checks"),
     migration!(14, "014_evidence"),
     migration!(15, "015_previous_round"),
+    migration!(16, "016_assignments_by_operator_plan"),
 ];
 
 /// The number of schema versions this build knows (equal to SQLite's: tests/pg_schema.rs).

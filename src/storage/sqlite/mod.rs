@@ -34,7 +34,7 @@ use crate::domain::roster::{MemberCategory, NewMember, RosterUnit};
 use crate::domain::survey::Survey;
 
 /// The schema's migrations in order; an applied migration is never edited, only followed.
-const MIGRATION_SQL: [&str; 15] = [
+const MIGRATION_SQL: [&str; 16] = [
     include_str!("../migrations/001_foundation.sql"),
     include_str!("../migrations/002_engine.sql"),
     include_str!("../migrations/003_web.sql"),
@@ -50,6 +50,7 @@ const MIGRATION_SQL: [&str; 15] = [
     include_str!("../migrations/013_stored_value_checks.sql"),
     include_str!("../migrations/014_evidence.sql"),
     include_str!("../migrations/015_previous_round.sql"),
+    include_str!("../migrations/016_assignments_by_operator_plan.sql"),
 ];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> =
