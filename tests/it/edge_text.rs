@@ -373,12 +373,12 @@ fn demo_with_hostile_names() -> Sheping {
         .unwrap();
     c.execute(
         "UPDATE units SET name = ?1 WHERE id = ?2",
-        rusqlite::params![NUL_UNIT, ids[0]],
+        crate::params![NUL_UNIT, ids[0]],
     )
     .unwrap();
     c.execute(
         "UPDATE units SET name = ?1 WHERE id = ?2",
-        rusqlite::params![RLO_UNIT, ids[1]],
+        crate::params![RLO_UNIT, ids[1]],
     )
     .unwrap();
     sp
