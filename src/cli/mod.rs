@@ -428,37 +428,38 @@ fn migrate(from: &Path, to: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn open(db: &Path) -> Result<SqliteStore> {
-    SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))
+/// The store `--db` names: a SQLite file, or a PostgreSQL database (`postgres://…`), behind
+/// the one storage seam every command uses.
+fn open(db: &Path) -> Result<Box<dyn Store>> {
+    match DatabaseLocation::from_os_str(db.as_os_str())? {
+        DatabaseLocation::Postgres(url) => Ok(Box::new(
+            crate::storage::postgres::PgBackend::open(url.secret_str())
+                .with_context(|| format!("opening database {url}"))?,
+        )),
+        DatabaseLocation::Sqlite(path) => {
+            Ok(Box::new(SqliteStore::open(&path).with_context(|| {
+                format!("opening database {}", path.display())
+            })?))
+        }
+    }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    // Every command opens the database. On PostgreSQL only the server runs so far (`serve`,
-    // `demo`); the other commands are refused here, before any of them would take the URL for
-    // a file name and create it. (`migrate` names its databases itself.)
-    if !matches!(
-        cli.command,
-        Command::Migrate { .. } | Command::Serve(_) | Command::Demo(_)
-    ) && let DatabaseLocation::Postgres(url) = DatabaseLocation::from_os_str(cli.db.as_os_str())?
-    {
-        bail!(
-            "该命令尚不支持 PostgreSQL:--db(或 SHEPING_DB)的值 {url} 选择了 PostgreSQL,而目前在 PostgreSQL 上只能运行 `sheping serve`、`sheping demo` 和 `sheping migrate`。请对 SQLite 数据库文件运行此命令,再用 `sheping migrate` 迁移;进展见 docs/deploy.md 的“PostgreSQL”一节"
-        );
-    }
     match cli.command {
         Command::Migrate { from, to } => migrate(&from, &to),
-        Command::Round(cmd) => round(&open(&cli.db)?, cmd),
+        Command::Round(cmd) => round(open(&cli.db)?.as_ref(), cmd),
         Command::Units(UnitsCmd::Import {
             round,
             file,
             common,
         }) => {
             let store = open(&cli.db)?;
+            let store = store.as_ref();
             let round = store.round(&round)?;
             let table = imports::read_file(&file, common.encoding.as_deref())
                 .with_context(|| format!("reading {}", file.display()))?;
             let report =
-                imports::units_import(&store, &round, &table, common.skip_invalid, &cli_actor())?;
+                imports::units_import(store, &round, &table, common.skip_invalid, &cli_actor())?;
             finish_import(&report, &common, "个单位")
         }
         Command::Roster(RosterCmd::Import {
@@ -469,6 +470,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             replace,
         }) => {
             let store = open(&cli.db)?;
+            let store = store.as_ref();
             let round = store.round(&round)?;
             // Read as a stream: province-wide rosters are large, and memory must not grow
             // with them.
@@ -480,7 +482,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 replace,
             };
             let report = match imports::roster_import_stream(
-                &store,
+                store,
                 &round,
                 reader,
                 &opts,
@@ -498,10 +500,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             finish_import(&report, &common, "名代表")
         }
         Command::Roster(RosterCmd::Show { round, unit, json }) => {
-            roster_show(&open(&cli.db)?, &round, unit.as_deref(), json)
+            roster_show(open(&cli.db)?.as_ref(), &round, unit.as_deref(), json)
         }
         Command::Audit(AuditCmd::Verify) => {
             let store = open(&cli.db)?;
+            let store = store.as_ref();
             match store.verify_audit()? {
                 Ok(n) => {
                     println!("审计日志完整:{n} 条记录,哈希链无断裂。");
@@ -513,28 +516,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::User(cmd) => user(&open(&cli.db)?, cmd),
+        Command::User(cmd) => user(open(&cli.db)?.as_ref(), cmd),
         Command::Operators(OperatorsCmd::Exclude { login, round, unit }) => {
-            operators_exclusion(&open(&cli.db)?, &round, &login, &unit, true)
+            operators_exclusion(open(&cli.db)?.as_ref(), &round, &login, &unit, true)
         }
         Command::Operators(OperatorsCmd::Include { login, round, unit }) => {
-            operators_exclusion(&open(&cli.db)?, &round, &login, &unit, false)
+            operators_exclusion(open(&cli.db)?.as_ref(), &round, &login, &unit, false)
         }
         Command::Operators(OperatorsCmd::List { round, json }) => {
-            operators_list(&open(&cli.db)?, &round, json)
+            operators_list(open(&cli.db)?.as_ref(), &round, json)
         }
-        Command::Calls(cmd) => calls(&open(&cli.db)?, cmd),
+        Command::Calls(cmd) => calls(open(&cli.db)?.as_ref(), cmd),
         Command::Attempts(AttemptsCmd::Import {
             round,
             file,
             common,
         }) => {
             let store = open(&cli.db)?;
+            let store = store.as_ref();
             let round = store.round(&round)?;
             let table = imports::read_file(&file, common.encoding.as_deref())
                 .with_context(|| format!("reading {}", file.display()))?;
             let report = imports::attempts_import(
-                &store,
+                store,
                 &round,
                 &table,
                 common.skip_invalid,
@@ -545,8 +549,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Progress { round, json } => {
             let store = open(&cli.db)?;
+            let store = store.as_ref();
             let round = store.round(&round)?;
-            let p = engine::progress(&store, &round, chrono::Utc::now())?;
+            let p = engine::progress(store, &round, chrono::Utc::now())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&p)?);
             } else {
@@ -562,6 +567,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             area_code,
         }) => {
             let store = open(&cli.db)?;
+            let store = store.as_ref();
             let round = store.round(&round)?;
             crate::domain::text::check_reason(&reason)?;
             let parsed = crate::domain::phone::parse_phone(&phone, area_code.as_deref())?;
@@ -581,8 +587,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Backup { out } => {
             let store = open(&cli.db)?;
+            let store = store.as_ref();
             crate::storage::BackupStore::backup_logged(
-                &store,
+                store,
                 &out,
                 &out.display().to_string(),
                 &cli_actor(),
@@ -592,6 +599,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Check { repair_round, json } => {
             let store = open(&cli.db)?;
+            let store = store.as_ref();
             if let Some(key) = repair_round {
                 let n = store.rebuild_queue(&key, chrono::Utc::now())?;
                 println!("已根据拨打记录重建轮次 {key} 的拨打队列({n} 名代表)。");
@@ -634,7 +642,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => results::export(&cli.db, args),
         Command::Token(cmd) => results::token(&cli.db, cmd),
         Command::Report(args) => {
-            report::report(&open(&cli.db)?, args, &cli_actor())?;
+            report::report(open(&cli.db)?.as_ref(), args, &cli_actor())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve(cli.db, args, false),
@@ -642,7 +650,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
+fn round(store: &dyn Store, cmd: RoundCmd) -> Result<ExitCode> {
     match cmd {
         RoundCmd::Create {
             key,
@@ -728,10 +736,10 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
             let round = store.round(&key)?;
             let n = store.purge_contacts(&round, &cli_actor())?;
             println!(
-                "已清除轮次 {key} 中 {n} 名代表的姓名和联系方式(数据库文件已重写,预写日志已清空);统计结果与导出不受影响。"
+                "已清除轮次 {key} 中 {n} 名代表的姓名和联系方式(存放它们的表已重写,旧值不再留在数据文件中);统计结果与导出不受影响。"
             );
             // Backups taken since the round was created still hold its names and numbers.
-            let backups = store.backups_since(round.created_at_ms)?;
+            let backups = store.backups_made_since(round.created_at_ms)?;
             if backups.is_empty() {
                 println!("审计日志中没有清除前制作的备份。");
             } else {
@@ -775,7 +783,7 @@ fn round(store: &SqliteStore, cmd: RoundCmd) -> Result<ExitCode> {
 }
 
 fn operators_exclusion(
-    store: &SqliteStore,
+    store: &dyn Store,
     round: &str,
     login: &str,
     unit: &str,
@@ -789,7 +797,7 @@ fn operators_exclusion(
     Ok(ExitCode::SUCCESS)
 }
 
-fn operators_list(store: &SqliteStore, round: &str, json: bool) -> Result<ExitCode> {
+fn operators_list(store: &dyn Store, round: &str, json: bool) -> Result<ExitCode> {
     let round = store.round(round)?;
     let o = engine::exclusions(store, &round)?;
     let names: std::collections::BTreeMap<i64, String> = store
@@ -833,7 +841,7 @@ fn operators_list(store: &SqliteStore, round: &str, json: bool) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-fn user(store: &SqliteStore, cmd: UserCmd) -> Result<ExitCode> {
+fn user(store: &dyn Store, cmd: UserCmd) -> Result<ExitCode> {
     match cmd {
         UserCmd::Add {
             login,
@@ -888,7 +896,7 @@ fn user(store: &SqliteStore, cmd: UserCmd) -> Result<ExitCode> {
     }
 }
 
-fn calls(store: &SqliteStore, cmd: CallsCmd) -> Result<ExitCode> {
+fn calls(store: &dyn Store, cmd: CallsCmd) -> Result<ExitCode> {
     let now = chrono::Utc::now();
     match cmd {
         CallsCmd::Generate {
@@ -1213,12 +1221,7 @@ fn finish_import(report: &ImportReport, common: &ImportArgs, noun: &str) -> Resu
     })
 }
 
-fn roster_show(
-    store: &SqliteStore,
-    round: &str,
-    unit: Option<&str>,
-    json: bool,
-) -> Result<ExitCode> {
+fn roster_show(store: &dyn Store, round: &str, unit: Option<&str>, json: bool) -> Result<ExitCode> {
     let round = store.round(round)?;
     let unit_id = match unit {
         Some(name) => Some(
@@ -1260,7 +1263,9 @@ fn serve(db: PathBuf, args: ServeArgs, demo: bool) -> Result<ExitCode> {
     if let DatabaseLocation::Postgres(url) = DatabaseLocation::from_os_str(db.as_os_str())? {
         return serve_postgres(url, args, demo);
     }
-    let store = std::sync::Arc::new(open(&db)?);
+    let store = std::sync::Arc::new(
+        SqliteStore::open(&db).with_context(|| format!("opening database {}", db.display()))?,
+    );
     if demo {
         crate::demo::ensure_demo(store.as_ref())?;
     }

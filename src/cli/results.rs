@@ -12,7 +12,6 @@ use crate::exports::{self, ExportFormat, ExportKind, ExportOptions};
 use crate::imports::{self, EvidenceImport, OnsiteImport};
 use crate::results::{self, ResultsOptions};
 use crate::storage::StoredOnsite;
-use crate::storage::prelude::*;
 
 /// Options of the computation (defaults: the round's stored seed, 2,000 replicates, bottom 3,
 /// 60 s, 2 s).
@@ -98,9 +97,10 @@ pub(super) struct CompareArgs {
 
 pub(super) fn compare(db: &Path, args: CompareArgs) -> Result<ExitCode> {
     let store = open(db)?;
+    let store = store.as_ref();
     let a = store.round(&args.round)?;
     let b = store.round(&args.with)?;
-    let doc = crate::compare::compare_rounds(&store, &a, &b, chrono::Utc::now(), &cli_actor())?;
+    let doc = crate::compare::compare_rounds(store, &a, &b, chrono::Utc::now(), &cli_actor())?;
     if let Some(path) = &args.chart {
         let max = a.survey.scoring.phone_points + a.survey.scoring.onsite_points;
         let chart = crate::compare::change_chart(&doc, max);
@@ -186,9 +186,10 @@ pub(super) enum TokenCmd {
 
 pub(super) fn results(db: &Path, args: ResultsArgs) -> Result<ExitCode> {
     let store = open(db)?;
+    let store = store.as_ref();
     let round = store.round(&args.round)?;
     let doc = results::compute(
-        &store,
+        store,
         &round,
         &args.scoring.options(),
         chrono::Utc::now(),
@@ -204,6 +205,7 @@ pub(super) fn results(db: &Path, args: ResultsArgs) -> Result<ExitCode> {
 
 pub(super) fn onsite(db: &Path, cmd: OnsiteCmd) -> Result<ExitCode> {
     let store = open(db)?;
+    let store = store.as_ref();
     match cmd {
         OnsiteCmd::Import {
             round,
@@ -215,7 +217,7 @@ pub(super) fn onsite(db: &Path, cmd: OnsiteCmd) -> Result<ExitCode> {
             let table = imports::read_file(&file, common.encoding.as_deref())
                 .with_context(|| format!("reading {}", file.display()))?;
             let report = imports::onsite_import(
-                &store,
+                store,
                 &round,
                 &table,
                 &OnsiteImport {
@@ -253,6 +255,7 @@ pub(super) fn onsite(db: &Path, cmd: OnsiteCmd) -> Result<ExitCode> {
 
 pub(super) fn evidence(db: &Path, cmd: EvidenceCmd) -> Result<ExitCode> {
     let store = open(db)?;
+    let store = store.as_ref();
     let EvidenceCmd::Import {
         round,
         file,
@@ -264,7 +267,7 @@ pub(super) fn evidence(db: &Path, cmd: EvidenceCmd) -> Result<ExitCode> {
     let table = imports::read_file(&file, encoding.as_deref())
         .with_context(|| format!("reading {}", file.display()))?;
     let report = imports::evidence_import(
-        &store,
+        store,
         &round,
         &table,
         &EvidenceImport { replace },
@@ -310,6 +313,7 @@ pub(super) fn export(db: &Path, args: ExportArgs) -> Result<ExitCode> {
         bail!("spss 导出的是 SPSS 语法文本(.sps),不接受 --format");
     }
     let store = open(db)?;
+    let store = store.as_ref();
     let round = store.round(&args.round)?;
     let opts = ExportOptions {
         format,
@@ -319,7 +323,7 @@ pub(super) fn export(db: &Path, args: ExportArgs) -> Result<ExitCode> {
         results: args.scoring.options(),
     };
     let summary = exports::export_to_file(
-        &store,
+        store,
         &round,
         kind,
         &args.out,
@@ -341,10 +345,11 @@ pub(super) fn export(db: &Path, args: ExportArgs) -> Result<ExitCode> {
 
 pub(super) fn token(db: &Path, cmd: TokenCmd) -> Result<ExitCode> {
     let store = open(db)?;
+    let store = store.as_ref();
     match cmd {
         TokenCmd::Create { login, label, days } => {
             let created = results::create_api_token(
-                &store,
+                store,
                 &login,
                 &label,
                 days,

@@ -22,6 +22,7 @@ pub mod audit;
 pub mod backup;
 pub mod calls;
 pub mod location;
+pub mod maintenance;
 pub mod plans;
 pub mod postgres;
 pub mod results;
@@ -34,6 +35,7 @@ pub use audit::*;
 pub use backup::*;
 pub use calls::*;
 pub use location::DatabaseLocation;
+pub use maintenance::{CheckReport, MaintenanceStore};
 pub use plans::*;
 pub use results::*;
 pub use roster::*;
@@ -45,8 +47,8 @@ use chrono::{DateTime, Utc};
 /// object (`&dyn Store`) has every supertrait's methods without importing them.
 pub mod prelude {
     pub use super::{
-        AccountStore, AuditStore, BackupStore, CallStore, PlanStore, ResultsStore, RosterStore,
-        RoundStore, Store,
+        AccountStore, AuditStore, BackupStore, CallStore, MaintenanceStore, PlanStore,
+        ResultsStore, RosterStore, RoundStore, Store,
     };
 }
 
@@ -127,6 +129,7 @@ pub trait Store:
     + ResultsStore
     + AuditStore
     + BackupStore
+    + MaintenanceStore
     + Send
     + Sync
 {

@@ -223,7 +223,7 @@ async fn purge_page(
     Query(q): Query<DoneQuery>,
 ) -> Result<PurgePage, WebError> {
     let message = (q.done == "purge").then(|| {
-        "已清除本轮代表的姓名和联系方式(数据库文件已重写,预写日志已清空);统计结果与导出不受影响。"
+        "已清除本轮代表的姓名和联系方式(存放它们的表已重写,旧值不再留在数据文件中);统计结果与导出不受影响。"
             .to_string()
     });
     purge_view(&state, &session, key, message, None).await

@@ -27,6 +27,12 @@ fn realistic() -> Sheping {
     sp
 }
 
+/// A results document without the moment it was computed.
+fn without_time(mut json: serde_json::Value) -> serde_json::Value {
+    json.as_object_mut().unwrap().remove("computed_at");
+    json
+}
+
 /// Every table's rows as text, in one order (all columns, NULLs first), from SQLite.
 fn sqlite_rows(sp: &Sheping, table: &str) -> Vec<String> {
     let c = sp.sqlite();
@@ -162,6 +168,12 @@ fn pg_migrate_copies_everything_and_the_copy_checks_out() {
             "the demo database has no {t}"
         );
     }
+    // The results as the office saw them before the move (this draws and stores each
+    // round's bootstrap seed, which moves with the data).
+    let sqlite_results: Vec<serde_json::Value> = ["2021", "2022"]
+        .iter()
+        .map(|round| without_time(sp.json(&["results", "--round", round, "--json"])))
+        .collect();
     let out = sp.ok(&[
         "migrate",
         "--from",
@@ -206,6 +218,37 @@ fn pg_migrate_copies_everything_and_the_copy_checks_out() {
     );
     assert_eq!(sqlite_tables as usize, TABLES.len());
     assert!(sp.ok(&["audit", "verify"]).contains("完整"));
+
+    // The target, through the same commands: `audit verify` and `check` pass, and the
+    // results (bootstrap included: same seed, same rows) are the SQLite file's.
+    let on_pg = |args: &[&str]| {
+        let out = std::process::Command::new(common::BIN)
+            .env_remove("SHEPING_DB")
+            .env("RUST_LOG", "error")
+            .args(["--db", &db.url])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?} on PostgreSQL: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(on_pg(&["audit", "verify"]).contains(&format!("{n} 条记录")));
+    let check: serde_json::Value = serde_json::from_str(&on_pg(&["check", "--json"])).unwrap();
+    assert_eq!(check["integrity"], serde_json::json!(["ok"]), "{check}");
+    assert_eq!(check["foreign_keys"], 0, "{check}");
+    assert_eq!(check["problems"], serde_json::json!([]), "{check}");
+    assert_eq!(check["audit_entries"], n, "{check}");
+    assert!(check["audit_break"].is_null(), "{check}");
+    assert_eq!(
+        check,
+        sp.json(&["check", "--json"]),
+        "check answers alike on both"
+    );
+    for (round, sqlite_results) in ["2021", "2022"].into_iter().zip(sqlite_results) {
+        let args = ["results", "--round", round, "--json"];
+        let pg_results = without_time(serde_json::from_str(&on_pg(&args)).unwrap());
+        assert_eq!(pg_results, sqlite_results, "results of {round}");
+    }
 
     // New rows are numbered after the copied ids, and the chain goes on from the head.
     let pg = PgBackend::open(&db.url).unwrap();

@@ -1017,7 +1017,7 @@ fn change_notices_reach_another_instance_on_commit_and_survive_a_lost_connection
 }
 
 #[test]
-fn the_command_line_refuses_a_postgres_database_clearly() {
+fn every_command_names_an_unreachable_postgres_database_with_its_password_hidden() {
     let dir = tempfile::tempdir().unwrap();
     let url = "postgres://sheping:hunter2@127.0.0.1:1/sheping";
     for (flag, env) in [(Some(url), None), (None, Some(url))] {
@@ -1034,8 +1034,8 @@ fn the_command_line_refuses_a_postgres_database_clearly() {
         let out = cmd.arg("check").output().expect("run sheping");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
-        // Only `serve`, `demo` and `migrate` run on PostgreSQL so far; the rest say so.
-        assert!(stderr.contains("该命令尚不支持 PostgreSQL"), "{stderr}");
+        // Every command takes the URL for a PostgreSQL database, not for a file name.
+        assert!(stderr.contains("无法连接 PostgreSQL 数据库"), "{stderr}");
         assert!(
             stderr.contains("postgres://sheping:***@127.0.0.1:1/sheping"),
             "{stderr}"

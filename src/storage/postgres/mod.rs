@@ -16,6 +16,7 @@ pub mod backup;
 mod calls;
 pub mod changes;
 pub mod copy;
+mod maintenance;
 mod plans;
 mod results;
 mod roster;

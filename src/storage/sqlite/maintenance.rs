@@ -1,8 +1,8 @@
-//! SQLite-specific maintenance: online backup, WAL checkpoint, the purge's file rewrite,
-//! integrity and invariant checks, rebuilding the queue (a derived index) from the attempts,
-//! and the schema version. These are inherent methods of [`SqliteStore`], deliberately not
-//! part of the `storage::Store` seam: a PostgreSQL backend has its own tools for each (dumps,
-//! `VACUUM`, `amcheck`, its own migrations) and the CLI calls these only on a SQLite file.
+//! SQLite-specific maintenance: online backup, WAL checkpoint, the purge's file rewrite and
+//! the schema version, as inherent methods of [`SqliteStore`] (a PostgreSQL backend has its
+//! own tools for each: `pg_dump`, `VACUUM`, its own migrations); and [`MaintenanceStore`] on
+//! SQLite: `integrity_check` and `foreign_key_check` beside the checks every backend runs
+//! (`storage/maintenance.rs`), and rebuilding the queue (a derived index) from the attempts.
 
 use std::path::Path;
 
@@ -11,101 +11,11 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use super::{SqliteStore, calls::refresh_queue};
-use crate::storage::{AuditStore, CallStore, Result, RoundStore, StorageError, ms_to_utc};
-
-/// What `sheping check` found.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CheckReport {
-    pub integrity: Vec<String>,
-    pub foreign_keys: usize,
-    pub problems: Vec<String>,
-    /// Entries in the audit chain, or where it breaks.
-    pub audit_entries: usize,
-    pub audit_break: Option<String>,
-    /// Late records (stored after their claim lapsed and another claim or record came in
-    /// between): not a fault, listed for the supervisor to review.
-    pub late_records: Vec<String>,
-}
-
-impl CheckReport {
-    pub fn ok(&self) -> bool {
-        self.integrity == ["ok"]
-            && self.foreign_keys == 0
-            && self.problems.is_empty()
-            && self.audit_break.is_none()
-    }
-}
-
-/// Invariants of the engine, each a query that must return no rows (with a description).
-const INVARIANTS: &[(&str, &str)] = &[
-    (
-        "queue rows without an assignment",
-        "SELECT q.member_id FROM queue q LEFT JOIN assignments s ON s.member_id = q.member_id WHERE s.member_id IS NULL",
-    ),
-    (
-        "queue rows whose operator differs from the assignment",
-        "SELECT q.member_id FROM queue q JOIN assignments s ON s.member_id = q.member_id WHERE s.operator_id != q.operator_id",
-    ),
-    (
-        "members with a complete and a later attempt",
-        "SELECT a.member_id FROM attempts a JOIN attempts c ON c.member_id = a.member_id AND c.outcome = 'complete'
-         WHERE a.recorded_at > c.recorded_at AND a.late = 0",
-    ),
-    (
-        "final (completed) members still in the queue",
-        "SELECT q.member_id FROM queue q JOIN attempts a ON a.member_id = q.member_id AND a.outcome = 'complete'",
-    ),
-    // A late record may follow or repeat a complete (the interview happened; results count
-    // the first complete only): those are listed as late records, not as faults.
-    (
-        "members with two completes",
-        "SELECT member_id FROM attempts WHERE outcome = 'complete' AND late = 0 GROUP BY member_id HAVING COUNT(*) > 1",
-    ),
-    (
-        "attempt numbers with gaps",
-        "SELECT member_id FROM attempts GROUP BY member_id HAVING MAX(attempt_no) != COUNT(*)",
-    ),
-    (
-        "completes without all answers",
-        "SELECT id FROM attempts WHERE outcome = 'complete' AND (answers IS NULL OR answers LIKE '%null%')",
-    ),
-    (
-        "operators holding two claims in a queue row",
-        "SELECT claim_token FROM queue WHERE claim_token IS NOT NULL GROUP BY claim_token HAVING COUNT(*) > 1",
-    ),
-    (
-        "queue tallies that differ from the queue",
-        "SELECT t.round_id, t.operator_id, t.priority FROM queue_tally t
-         LEFT JOIN (SELECT round_id, operator_id, priority, COUNT(*) AS n FROM queue
-                    GROUP BY round_id, operator_id, priority) q
-           ON q.round_id = t.round_id AND q.operator_id = t.operator_id AND q.priority = t.priority
-         WHERE t.n != COALESCE(q.n, 0)
-         UNION ALL
-         SELECT q.round_id, q.operator_id, q.priority FROM queue q
-         LEFT JOIN queue_tally t
-           ON t.round_id = q.round_id AND t.operator_id = q.operator_id AND t.priority = q.priority
-         WHERE t.round_id IS NULL GROUP BY q.round_id, q.operator_id, q.priority",
-    ),
-    (
-        "operator tallies that differ from the attempts",
-        "SELECT t.round_id FROM operator_tally t
-         LEFT JOIN (SELECT u.round_id, a.operator_id, a.recorded_at / 900000 AS quarter, COUNT(*) AS n,
-                           SUM(a.outcome = 'complete') AS c
-                    FROM attempts a JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id
-                    GROUP BY 1, 2, 3) x
-           ON x.round_id = t.round_id AND x.operator_id = t.operator_id AND x.quarter = t.quarter
-         WHERE t.attempts != COALESCE(x.n, 0) OR t.completes != COALESCE(x.c, 0)
-         UNION ALL
-         SELECT u.round_id FROM attempts a JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id
-         LEFT JOIN operator_tally t
-           ON t.round_id = u.round_id AND t.operator_id = a.operator_id AND t.quarter = a.recorded_at / 900000
-         WHERE t.round_id IS NULL",
-    ),
-    (
-        "assignments with duplicate call numbers",
-        "SELECT operator_id, seq FROM assignments GROUP BY operator_id, seq, plan_id HAVING COUNT(*) > 1",
-    ),
-];
+use crate::storage::maintenance::{
+    BAD_CATEGORIES, CheckReport, MaintenanceStore, REBUILD_TALLIES, check_invariants,
+    check_stored_rounds,
+};
+use crate::storage::{Result, RoundStore, StorageError};
 
 /// A backup recorded in the audit log (`sheping backup`).
 #[derive(Debug, Clone, Serialize)]
@@ -211,9 +121,10 @@ impl SqliteStore {
         }
         Ok(())
     }
+}
 
-    /// Integrity, foreign keys, engine invariants and the audit chain.
-    pub fn check(&self) -> Result<CheckReport> {
+impl MaintenanceStore for SqliteStore {
+    fn check(&self) -> Result<CheckReport> {
         let mut report = self.read(|c| {
             let mut r = CheckReport::default();
             let mut stmt = c.prepare("PRAGMA integrity_check")?;
@@ -222,18 +133,10 @@ impl SqliteStore {
                 .collect::<rusqlite::Result<_>>()?;
             let mut stmt = c.prepare("PRAGMA foreign_key_check")?;
             r.foreign_keys = stmt.query_map([], |_| Ok(()))?.count();
-            for (what, sql) in INVARIANTS {
-                let n = c.prepare(sql)?.query_map([], |_| Ok(()))?.count();
-                if n > 0 {
-                    r.problems.push(format!("{what}: {n}"));
-                }
-            }
-            // Categories stored before migration 013's triggers: each row named, as the
-            // readers would refuse it (outcomes are named below, against the survey).
-            let mut stmt = c.prepare(
-                "SELECT id, category FROM members
-                 WHERE category NOT IN ('党代表', '人大代表', '政协委员', '服务对象') ORDER BY id",
-            )?;
+            check_invariants(&mut r, |sql| {
+                Ok::<_, rusqlite::Error>(c.prepare(sql)?.query_map([], |_| Ok(()))?.count())
+            })?;
+            let mut stmt = c.prepare(BAD_CATEGORIES)?;
             for row in stmt.query_map([], |row| {
                 Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
             })? {
@@ -250,40 +153,11 @@ impl SqliteStore {
             }
             Ok(r)
         })?;
-        // Every stored attempt against its round's survey, and the late records to review.
-        let now = Utc::now();
-        for summary in self.rounds()? {
-            let round = summary.round;
-            let field = self.field_data(&round, now)?;
-            for (id, problem) in &field.bad_attempts {
-                report
-                    .problems
-                    .push(format!("轮次 {} 的拨打记录 #{id}: {problem}", round.key));
-            }
-            for a in field.attempts.iter().filter(|a| a.late) {
-                report.late_records.push(format!(
-                    "轮次 {} 的拨打记录 #{}: 代表 {} · {} · 话务员 {} · {}",
-                    round.key,
-                    a.id,
-                    a.member_id,
-                    a.outcome.label(),
-                    a.operator,
-                    ms_to_utc(a.recorded_at_ms)
-                        .with_timezone(&round.survey.timezone())
-                        .format("%Y-%m-%d %H:%M:%S"),
-                ));
-            }
-        }
-        match self.verify_audit()? {
-            Ok(n) => report.audit_entries = n,
-            Err(e) => report.audit_break = Some(e.to_string()),
-        }
+        check_stored_rounds(self, &mut report)?;
         Ok(report)
     }
 
-    /// Recomputes every queue row of a round from the attempts (after a crash of a version
-    /// with a bug, or a manual fix); claims are dropped.
-    pub fn rebuild_queue(&self, round_key: &str, now: DateTime<Utc>) -> Result<usize> {
+    fn rebuild_queue(&self, round_key: &str, now: DateTime<Utc>) -> Result<usize> {
         let round = self.round(round_key)?;
         self.write_bulk(|tx| {
             tx.execute("DELETE FROM queue WHERE round_id = ?1", [round.id])?;
@@ -294,24 +168,8 @@ impl SqliteStore {
             for m in &members {
                 refresh_queue(tx, &round, *m, now, true)?;
             }
-            rebuild_tallies(tx)?;
+            tx.execute_batch(REBUILD_TALLIES)?;
             Ok(members.len())
         })
     }
-}
-
-/// Counts the tallies again from the queue and the attempts (the triggers only add and
-/// subtract, so a tally changed behind sheping's back stays wrong until this runs).
-fn rebuild_tallies(tx: &Connection) -> Result<()> {
-    tx.execute_batch(
-        "DELETE FROM queue_tally;
-         INSERT INTO queue_tally (round_id, operator_id, priority, n)
-         SELECT round_id, operator_id, priority, COUNT(*) FROM queue GROUP BY 1, 2, 3;
-         DELETE FROM operator_tally;
-         INSERT INTO operator_tally (round_id, operator_id, quarter, attempts, completes)
-         SELECT u.round_id, a.operator_id, a.recorded_at / 900000, COUNT(*), SUM(a.outcome = 'complete')
-         FROM attempts a JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id
-         GROUP BY 1, 2, 3;",
-    )?;
-    Ok(())
 }

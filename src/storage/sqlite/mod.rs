@@ -25,8 +25,9 @@ mod results;
 mod roster_write;
 mod rounds;
 mod writer;
+pub use crate::storage::maintenance::CheckReport;
 pub(crate) use audit::append_audit;
-pub use maintenance::{BackupRecord, CheckReport, Checkpoint};
+pub use maintenance::{BackupRecord, Checkpoint};
 
 use super::*;
 use crate::domain::roster::{MemberCategory, NewMember, RosterUnit};
