@@ -105,10 +105,13 @@ fn try_admin(url: &str, sql: &str) -> Result<(), String> {
     std::thread::spawn(move || {
         block_on(async {
             let client = connect(&url).await;
-            client.batch_execute(&sql).await.map_err(|e| match e.as_db_error() {
-                Some(db) => db.message().to_string(),
-                None => e.to_string(),
-            })
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| match e.as_db_error() {
+                    Some(db) => db.message().to_string(),
+                    None => e.to_string(),
+                })
         })
     })
     .join()

@@ -12,8 +12,8 @@ use sheping::domain::survey::Survey;
 use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::domain::user::Role;
 use sheping::engine;
-use sheping::storage::results::{OnsiteBatch, StoredBallot};
 use sheping::storage::Store;
+use sheping::storage::results::{OnsiteBatch, StoredBallot};
 use sheping::storage::{AttemptInput, NewRound, NewUser, RoundRecord, UnitRecord, UserRecord};
 
 pub const ROUND: &str = "2022";

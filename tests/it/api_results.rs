@@ -140,7 +140,7 @@ async fn readers_get_the_same_document_as_the_cli() {
     assert_eq!(v["units"][2]["phone"]["cronbach_alpha"], Value::Null);
     let stored = api
         .sp
-        .count("SELECT CAST(bootstrap_seed AS INTEGER) FROM round_results");
+        .count("SELECT CAST(bootstrap_seed AS BIGINT) FROM round_results");
     assert_eq!(v["bootstrap_seed"].as_i64(), Some(stored));
     // bottom_k is a parameter.
     let (s, v) = api

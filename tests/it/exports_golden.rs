@@ -28,8 +28,11 @@ const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/ex
 fn fixture(sp: &Sheping) -> results_fixture::Fixture {
     let fx = results_fixture::build_for(sp);
     let db = sp.sql();
-    db.execute("DELETE FROM round_results WHERE round_id = ?1", [fx.round.id])
-        .unwrap();
+    db.execute(
+        "DELETE FROM round_results WHERE round_id = ?1",
+        [fx.round.id],
+    )
+    .unwrap();
     db.execute(
         "INSERT INTO round_results (round_id, bootstrap_seed, pseudonym_key, created_at) \
          VALUES (?1, '20221102', ?2, 0)",

@@ -503,8 +503,14 @@ fn seed_onsite(d: &Db, which: u8) {
     }
     for f in files {
         let t = read_table_bytes(f.as_bytes(), "seed.csv", &ReadOptions::default()).unwrap();
-        let r = imports::onsite_import(d.store.as_ref(), &d.round, &t, &OnsiteImport::default(), "seed")
-            .unwrap();
+        let r = imports::onsite_import(
+            d.store.as_ref(),
+            &d.round,
+            &t,
+            &OnsiteImport::default(),
+            "seed",
+        )
+        .unwrap();
         assert!(r.applied && r.rejected.is_empty(), "{:?}", r.rejected);
     }
 }
@@ -761,8 +767,14 @@ fn oversized_onsite_files_and_cells_are_refused_clearly_and_store_nothing() {
     // Huge numbers are refused as scores, not stored as infinity.
     let csv = format!("unit,score\n{ROAD},1e309\n");
     let t = read_table_bytes(csv.as_bytes(), "s.csv", &ReadOptions::default()).unwrap();
-    let r =
-        imports::onsite_import(d.store.as_ref(), &d.round, &t, &OnsiteImport::default(), "fuzz").unwrap();
+    let r = imports::onsite_import(
+        d.store.as_ref(),
+        &d.round,
+        &t,
+        &OnsiteImport::default(),
+        "fuzz",
+    )
+    .unwrap();
     assert!(!r.applied);
     assert_eq!(r.rejected[0].field, "score");
     assert_eq!(onsite_rows(&d), before);

@@ -28,8 +28,8 @@ use proptest::sample::Index;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 
 use common::Sheping;
-use common::db::Val;
 use common::browser::{PASSWORD, ROUND, WebServer, fixture};
+use common::db::Val;
 use raw_http::{Resp, Session, encode, send, sign_in};
 
 /// Cases while the round is open, and after it is locked.

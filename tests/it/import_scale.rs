@@ -509,7 +509,7 @@ fn schema(sp: &Sheping) -> Vec<(String, String, String, Option<String>)> {
              UNION ALL
              SELECT 'index', indexname, tablename, indexdef FROM pg_indexes WHERE schemaname = 'public'
              UNION ALL
-             SELECT 'trigger', t.tgname, r.relname, pg_get_triggerdef(t.oid) || ' ' || t.tgenabled
+             SELECT 'trigger', t.tgname, r.relname, pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text
              FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid
              JOIN pg_namespace n ON n.oid = r.relnamespace
              WHERE n.nspname = 'public' AND NOT t.tgisinternal

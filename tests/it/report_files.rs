@@ -28,9 +28,8 @@ fn demo() -> Demo {
     });
     if let Some(template) = &original.pg {
         let mut sp = Sheping::new_sqlite();
-        sp.pg = Some(
-            common::pg::copy_of(&common::test_name(), template).expect("the test cluster"),
-        );
+        sp.pg =
+            Some(common::pg::copy_of(&common::test_name(), template).expect("the test cluster"));
         return Demo { sp };
     }
     let sp = Sheping::new();

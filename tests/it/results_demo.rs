@@ -1,9 +1,9 @@
 //! The demo round (30 units, simulated calls) with its on-site data: results for every unit
 //! (on the run's backend).
 
+use crate::common::Sheping;
 use sheping::imports::demo_onsite;
 use sheping::results::{self, ResultsOptions};
-use crate::common::Sheping;
 
 #[test]
 fn the_demo_shows_results_for_its_30_units() {

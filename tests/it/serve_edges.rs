@@ -100,11 +100,7 @@ fn a_thousand_half_sent_requests_leave_healthz_answering() {
         .arg(common::BIN)
         .arg("--db")
         .arg(sp.db_arg())
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-        ])
+        .args(["serve", "--addr", "127.0.0.1:0"])
         .env_remove("SHEPING_DB")
         .env_remove("SHEPING_MAX_CONNECTIONS")
         .env_remove("SHEPING_HEADER_TIMEOUT_SECS")
@@ -508,9 +504,7 @@ fn purged_names_and_numbers_are_gone_from_the_files() {
         }
     }
     // The backup still holds them (which is why it is listed).
-    assert!(
-        !file_checks || contains(&std::fs::read(&backup).unwrap(), phone(0).as_bytes())
-    );
+    assert!(!file_checks || contains(&std::fs::read(&backup).unwrap(), phone(0).as_bytes()));
     // The comment survives, masked.
     let kept: String = sp
         .sql()

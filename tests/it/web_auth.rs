@@ -217,10 +217,7 @@ async fn repeated_failures_lock_the_login_then_the_lock_ends() {
     tokio::time::sleep(Duration::from_millis(5_200)).await;
     assert_eq!(web.sign_in("op1", PASSWORD).await.status, 303);
     assert_eq!(audit_count(&sp, "auth.signin_locked"), 1);
-    assert_eq!(
-        sp.audit_details("auth.signin_locked")[0]["count"],
-        2
-    );
+    assert_eq!(sp.audit_details("auth.signin_locked")[0]["count"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
