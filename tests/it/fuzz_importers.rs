@@ -525,7 +525,7 @@ fn check_onsite(
     audit_before: i64,
     actor: &str,
 ) -> Result<(), TestCaseError> {
-    let after = onsite_rows(&d);
+    let after = onsite_rows(d);
     // The store's own reader accepts whatever was stored (never ballots and a score for a unit).
     prop_assert!(d.store.onsite(d.round.id).is_ok());
     let r = match result {
@@ -534,12 +534,12 @@ fn check_onsite(
             prop_assert!(!r.rejected.is_empty() && !opts.skip_invalid, "{r:?}");
             prop_assert_eq!(r.imported, 0);
             prop_assert_eq!(&after, before, "a refused import stored something");
-            prop_assert_eq!(count(&d, "audit_log"), audit_before);
+            prop_assert_eq!(count(d, "audit_log"), audit_before);
             return Ok(());
         }
         Err(_) => {
             prop_assert_eq!(&after, before, "a failed import stored something");
-            prop_assert_eq!(count(&d, "audit_log"), audit_before);
+            prop_assert_eq!(count(d, "audit_log"), audit_before);
             return Ok(());
         }
     };
@@ -622,7 +622,7 @@ fn check_onsite(
         let unique: std::collections::BTreeSet<&&String> = ballots.iter().collect();
         prop_assert_eq!(unique.len(), ballots.len());
     }
-    prop_assert_eq!(count(&d, "audit_log"), audit_before + 1);
+    prop_assert_eq!(count(d, "audit_log"), audit_before + 1);
     Ok(())
 }
 
