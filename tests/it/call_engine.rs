@@ -650,11 +650,6 @@ fn concurrent_operators_never_share_a_contact_and_lose_no_attempt() {
 /// behind its back (another process, the sqlite3 shell) within the cache's TTL of a second.
 #[test]
 fn cached_rounds_and_sessions_follow_every_change() {
-    // Until PostgreSQL's caches land (docs/deploy.md: `operator_rounds_cached` and
-    // `session_cached` answer None there), this is about the SQLite store's read cache.
-    if crate::common::sqlite_only("the PostgreSQL store has no rounds or sessions cache yet") {
-        return;
-    }
     use sheping::storage::{NewSession, SessionLimits, SessionLookup};
     let f = setup(2, 3, 2);
     let op = &f.ops[0];

@@ -376,7 +376,7 @@ fn pg_contract_accounts_same_answers_on_both_backends() {
         "{}",
         locked[0].detail
     );
-    // The cached read answers nothing on PostgreSQL (no session is cached).
+    // The cached read answers nothing for a session this instance never read.
     assert!(pg.session_cached("s8", T0, &LIMITS, false).is_none());
 }
 
@@ -430,7 +430,7 @@ fn pg_contract_accounts_two_instances_share_sessions_and_locks() {
     b.purge_web_state(until_ms + 1, &LIMITS, &POLICY).unwrap();
 
     // A session started on one instance is valid on the other; signed out on one, gone on
-    // the other at its next request (nothing is cached).
+    // the other at its next request (the other never read it, so had nothing in memory).
     a.start_session(&session("sx", &op, until_ms + 10), None)
         .unwrap();
     assert!(matches!(

@@ -5,8 +5,10 @@
 //!   The writes that count failures or summarise lock windows take [`THROTTLE_LOCK_KEY`] first,
 //!   so that two instances neither both announce one lock (`auth.lockout`) nor both summarise
 //!   one window (`auth.signin_locked`); SQLite's single writer gives the same order.
-//! - `session_cached` answers `None` (always correct, contract point 8): there is no
-//!   cross-instance invalidation of a session cache yet, and `session` is one indexed read.
+//! - Sessions are cached in memory as on SQLite (`session_cached`), bounded to a second across
+//!   instances: a sign-out, a disabled user or a password change made through this instance
+//!   drops its entries at once; made through another, it is seen here within one second
+//!   (`read_cache::TTL`, see `sync.rs`'s `Caches`).
 //! - A token's last use is written only when a minute has passed, checked in the `UPDATE`
 //!   itself, so instances answering the same token at once write it once.
 
@@ -224,7 +226,7 @@ async fn log_ended_refusals<C: deadpool_postgres::GenericClient>(
 impl AccountStore for PgBackend {
     fn add_user(&self, user: &NewUser, actor: &str) -> Result<UserRecord> {
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             tx.execute(
                 "INSERT INTO users (login, name, role, password_hash, created_at)
@@ -247,14 +249,14 @@ impl AccountStore for PgBackend {
             let detail = serde_json::json!({ "login": user.login, "role": user.role.key() });
             append(&tx, actor, "user.add", None, &detail.to_string()).await?;
             tx.commit().await?;
+            self.caches.generations.sessions.bump();
             Ok::<_, StorageError>(())
         })?;
         self.user(&user.login)
     }
 
     fn users(&self) -> Result<Vec<UserRecord>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY role, login");
             c.query(&sql, &[])
                 .await?
@@ -266,8 +268,7 @@ impl AccountStore for PgBackend {
 
     fn user(&self, login: &str) -> Result<UserRecord> {
         nul_login(login)?;
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE login = $1");
             match c.query_opt(&sql, &[&login]).await? {
                 Some(r) => user_from_row(&r),
@@ -279,7 +280,7 @@ impl AccountStore for PgBackend {
     fn set_user_active(&self, login: &str, active: bool, actor: &str) -> Result<()> {
         nul_login(login)?;
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             let n = tx
                 .execute(
@@ -298,6 +299,7 @@ impl AccountStore for PgBackend {
             let detail = serde_json::json!({ "login": login });
             append(&tx, actor, action, None, &detail.to_string()).await?;
             tx.commit().await?;
+            self.caches.generations.sessions.bump();
             Ok(())
         })
     }
@@ -305,7 +307,7 @@ impl AccountStore for PgBackend {
     fn set_password(&self, login: &str, password_hash: &str, actor: &str) -> Result<()> {
         nul_login(login)?;
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             let n = tx
                 .execute(
@@ -319,13 +321,14 @@ impl AccountStore for PgBackend {
             let detail = serde_json::json!({ "login": login });
             append(&tx, actor, "user.password", None, &detail.to_string()).await?;
             tx.commit().await?;
+            self.caches.generations.sessions.bump();
             Ok(())
         })
     }
 
     fn start_session(&self, s: &NewSession, replaces: Option<&str>) -> Result<()> {
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             throttle_lock(&tx).await?;
             if let Some(old) = replaces {
@@ -351,6 +354,7 @@ impl AccountStore for PgBackend {
             });
             append(&tx, &s.user.login, "auth.signin", None, &detail.to_string()).await?;
             tx.commit().await?;
+            self.caches.generations.sessions.bump();
             Ok(())
         })
     }
@@ -362,51 +366,78 @@ impl AccountStore for PgBackend {
         limits: &SessionLimits,
         touch: bool,
     ) -> Result<SessionLookup> {
-        self.block_on(async {
-            let c = self.store().client().await?;
-            let Some(mut s) = session_row(&c, id_hash).await? else {
-                return Ok(SessionLookup::Missing);
-            };
-            match limits.due(&s, now_ms, touch) {
-                SessionDue::End => {
+        // As `sqlite/accounts.rs`: the cached row when it is current and needs nothing done,
+        // else one read. (A due touch reads again: the entry kept after it is then fresh, so
+        // no entry serves data older than the cache's bound.)
+        let generation = self.caches.generations.sessions.now();
+        if let Some(s) = self.caches.sessions.get(id_hash, generation)
+            && limits.due(&s, now_ms, touch) == SessionDue::Nothing
+        {
+            return Ok(SessionLookup::Valid(s));
+        }
+        let Some(mut s) = self.read(async |c| session_row(c, id_hash).await)? else {
+            return Ok(SessionLookup::Missing);
+        };
+        match limits.due(&s, now_ms, touch) {
+            SessionDue::End => {
+                self.block_on(async {
+                    let c = self.conn().await?;
                     c.execute("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])
                         .await?;
-                    return Ok(SessionLookup::Expired);
-                }
-                SessionDue::EndUser => {
+                    Ok::<_, StorageError>(())
+                })?;
+                self.caches.generations.sessions.bump();
+                return Ok(SessionLookup::Expired);
+            }
+            SessionDue::EndUser => {
+                self.block_on(async {
+                    let c = self.conn().await?;
                     c.execute("DELETE FROM sessions WHERE user_id = $1", &[&s.user.id])
                         .await?;
-                    return Ok(SessionLookup::Missing);
-                }
-                SessionDue::Touch => {
+                    Ok::<_, StorageError>(())
+                })?;
+                self.caches.generations.sessions.bump();
+                return Ok(SessionLookup::Missing);
+            }
+            SessionDue::Touch => {
+                self.block_on(async {
+                    let c = self.conn().await?;
                     c.execute(
                         "UPDATE sessions SET last_seen = GREATEST(last_seen, $1) WHERE id_hash = $2",
                         &[&now_ms, &id_hash],
                     )
                     .await?;
-                    s.last_seen_ms = now_ms;
-                }
-                SessionDue::Nothing => {}
+                    Ok::<_, StorageError>(())
+                })?;
+                s.last_seen_ms = now_ms;
             }
-            Ok(SessionLookup::Valid(s))
-        })
+            SessionDue::Nothing => {}
+        }
+        // Kept under the generation taken before the read: a sign-out through this instance
+        // meanwhile leaves the entry stale.
+        self.caches
+            .sessions
+            .put(id_hash.to_string(), generation, s.clone());
+        Ok(SessionLookup::Valid(s))
     }
 
     fn session_cached(
         &self,
-        _id_hash: &str,
-        _now_ms: i64,
-        _limits: &SessionLimits,
-        _touch: bool,
+        id_hash: &str,
+        now_ms: i64,
+        limits: &SessionLimits,
+        touch: bool,
     ) -> Option<SessionRecord> {
-        // No cache: another instance may sign the session out or disable its user at any
-        // moment, and nothing here would hear of it (see the module's comment).
-        None
+        let s = self
+            .caches
+            .sessions
+            .get(id_hash, self.caches.generations.sessions.now())?;
+        (limits.due(&s, now_ms, touch) == SessionDue::Nothing).then_some(s)
     }
 
     fn end_session(&self, id_hash: &str, actor: &str) -> Result<()> {
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             let n = tx
                 .execute("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])
@@ -415,19 +446,21 @@ impl AccountStore for PgBackend {
                 append(&tx, actor, "auth.signout", None, "{}").await?;
             }
             tx.commit().await?;
+            self.caches.generations.sessions.bump();
             Ok(())
         })
     }
 
     fn end_user_sessions(&self, user_id: i64, keep: Option<&str>) -> Result<usize> {
         self.block_on(async {
-            let c = self.store().client().await?;
+            let c = self.conn().await?;
             let n = c
                 .execute(
                     "DELETE FROM sessions WHERE user_id = $1 AND ($2::text IS NULL OR id_hash <> $2)",
                     &[&user_id, &keep],
                 )
                 .await?;
+            self.caches.generations.sessions.bump();
             Ok(n as usize)
         })
     }
@@ -440,7 +473,7 @@ impl AccountStore for PgBackend {
         ip: &str,
     ) -> Result<()> {
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             tx.execute(
                 "UPDATE users SET password_hash = $1 WHERE id = $2",
@@ -463,6 +496,7 @@ impl AccountStore for PgBackend {
             )
             .await?;
             tx.commit().await?;
+            self.caches.generations.sessions.bump();
             Ok(())
         })
     }
@@ -475,10 +509,7 @@ impl AccountStore for PgBackend {
         policy: &ThrottlePolicy,
     ) -> Result<Lockout> {
         let key = throttle_login_key(login);
-        self.block_on(async {
-            let c = self.store().client().await?;
-            lockout(&c, &key, ip, now_ms, policy).await
-        })
+        self.read(async |c| lockout(c, &key, ip, now_ms, policy).await)
     }
 
     fn signin_refused(&self, login: &str, ip: &str, lock: Lockout, now_ms: i64) -> Result<()> {
@@ -489,7 +520,7 @@ impl AccountStore for PgBackend {
             Lockout::Ip { until_ms } => ("ip", ip, until_ms),
         };
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             throttle_lock(&tx).await?;
             log_ended_refusals(&tx, now_ms).await?;
@@ -518,7 +549,7 @@ impl AccountStore for PgBackend {
     ) -> Result<Lockout> {
         let key = throttle_login_key(login);
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             throttle_lock(&tx).await?;
             log_ended_refusals(&tx, now_ms).await?;
@@ -555,7 +586,7 @@ impl AccountStore for PgBackend {
         policy: &ThrottlePolicy,
     ) -> Result<usize> {
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             throttle_lock(&tx).await?;
             let sessions = tx
@@ -580,13 +611,14 @@ impl AccountStore for PgBackend {
                 )
                 .await?;
             tx.commit().await?;
+            self.caches.generations.sessions.bump();
             Ok((sessions + failures + refusals) as usize)
         })
     }
 
     fn add_api_token(&self, token: &NewApiToken, actor: &str) -> Result<ApiTokenRecord> {
         let id = self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             let Some(user) = tx
                 .query_opt("SELECT id FROM users WHERE login = $1", &[&token.login])
@@ -632,8 +664,7 @@ impl AccountStore for PgBackend {
     }
 
     fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let sql = format!(
                 "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id"
             );
@@ -643,7 +674,7 @@ impl AccountStore for PgBackend {
 
     fn revoke_api_token(&self, id: i64, actor: &str) -> Result<()> {
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             let n = tx
                 .execute(
@@ -668,8 +699,7 @@ impl AccountStore for PgBackend {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(ApiTokenRecord, UserRecord)>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        let found = self.read(async |c| {
             let sql = format!(
                 "SELECT {TOKEN_COLUMNS}, u.name, u.password_hash FROM api_tokens t JOIN users u ON u.id = t.user_id
                  WHERE t.token_hash = $1"
@@ -686,21 +716,29 @@ impl AccountStore for PgBackend {
                 active: token.user_active,
                 password_hash: r.get(13),
             };
-            let now_ms = now.timestamp_millis();
-            let stale = token
-                .last_used_at_ms
-                .is_none_or(|t| now_ms - t >= LAST_USED_RESOLUTION_MS);
-            if stale && token.is_usable(now) {
-                // The minute is checked again in the statement: of several instances answering
-                // the token at once, one writes.
+            Ok(Some((token, user)))
+        })?;
+        let Some((token, user)) = found else {
+            return Ok(None);
+        };
+        let now_ms = now.timestamp_millis();
+        let stale = token
+            .last_used_at_ms
+            .is_none_or(|t| now_ms - t >= LAST_USED_RESOLUTION_MS);
+        if stale && token.is_usable(now) {
+            // The minute is checked again in the statement: of several instances answering
+            // the token at once, one writes.
+            self.block_on(async {
+                let c = self.conn().await?;
                 c.execute(
                     "UPDATE api_tokens SET last_used_at = $1
                      WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $1::bigint - $3::bigint)",
                     &[&now_ms, &token.id, &LAST_USED_RESOLUTION_MS],
                 )
                 .await?;
-            }
-            Ok(Some((token, user)))
-        })
+                Ok::<_, StorageError>(())
+            })?;
+        }
+        Ok(Some((token, user)))
     }
 }

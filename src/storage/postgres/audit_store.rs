@@ -29,7 +29,7 @@ const WHERE: &str = "WHERE ($1::TEXT IS NULL OR action = $1
 impl AuditStore for PgBackend {
     fn audit(&self, event: &AuditEvent) -> Result<()> {
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             append_audit(&tx, event).await?;
             tx.commit().await?;
@@ -38,8 +38,7 @@ impl AuditStore for PgBackend {
     }
 
     fn audit_entries(&self, round_key: Option<&str>) -> Result<Vec<AuditEntry>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let rows = c
                 .query(
                     &format!(
@@ -54,15 +53,11 @@ impl AuditStore for PgBackend {
     }
 
     fn verify_audit(&self) -> Result<Result<usize, ChainBreak>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
-            Ok(super::audit::verify(&c).await?)
-        })
+        self.read(async |c| Ok(super::audit::verify(c).await?))
     }
 
     fn search_audit(&self, f: &AuditFilter) -> Result<AuditPage> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             // One snapshot for the count and the page.
             let (limit, offset) = (
                 i64::try_from(f.limit).unwrap_or(i64::MAX),
@@ -92,8 +87,7 @@ impl AuditStore for PgBackend {
     }
 
     fn audit_facets(&self) -> Result<(Vec<String>, Vec<String>)> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let actions = c
                 .query("SELECT DISTINCT action FROM audit_log ORDER BY action", &[])
                 .await?

@@ -17,8 +17,7 @@ impl BackupStore for PgBackend {
     }
 
     fn backups_made_since(&self, since_ms: i64) -> Result<Vec<BackupRecord>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let rows = c
                 .query(
                     "SELECT at, detail FROM audit_log WHERE action = 'backup' AND at >= $1 ORDER BY id",

@@ -829,10 +829,10 @@ impl PgBackend {
         let Some(c) = claimed else {
             return Ok(None);
         };
-        let client = self.store().client().await?;
+        let client = self.conn().await?;
         Ok(Some(
             claim_view(
-                &client,
+                client.client(),
                 &c.token,
                 c.member_id,
                 c.claimed_at_ms,
@@ -845,8 +845,11 @@ impl PgBackend {
 
 impl CallStore for PgBackend {
     fn operator_rounds(&self, operator_id: i64) -> Result<Vec<RoundRecord>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        let generation = self.caches.generations.rounds.now();
+        if let Some(rounds) = self.caches.operator_rounds.get(&operator_id, generation) {
+            return Ok(rounds);
+        }
+        let rounds: Vec<RoundRecord> = self.read(async |c| {
             let rows = c
                 .query(
                     "SELECT r.* FROM rounds r WHERE EXISTS (
@@ -857,13 +860,19 @@ impl CallStore for PgBackend {
                 )
                 .await?;
             rows.iter().map(round_from_row).collect()
-        })
+        })?;
+        self.caches
+            .operator_rounds
+            .put(operator_id, generation, rounds.clone());
+        Ok(rounds)
     }
 
-    /// Never cached on PostgreSQL: another instance may change the answer at any time, and
-    /// `None` is always correct (the caller asks [`CallStore::operator_rounds`]).
-    fn operator_rounds_cached(&self, _operator_id: i64) -> Option<Vec<RoundRecord>> {
-        None
+    /// In memory as on SQLite, bounded to a second across instances (see `sync.rs`'s
+    /// `Caches`): a round change made through this instance drops the entries at once.
+    fn operator_rounds_cached(&self, operator_id: i64) -> Option<Vec<RoundRecord>> {
+        self.caches
+            .operator_rounds
+            .get(&operator_id, self.caches.generations.rounds.now())
     }
 
     fn claim_next(
@@ -873,7 +882,7 @@ impl CallStore for PgBackend {
         now: DateTime<Utc>,
     ) -> Result<Option<Claim>> {
         self.block_on(async {
-            let mut client = self.store().client().await?;
+            let mut client = self.conn().await?;
             let tx = client.transaction().await?;
             let claimed = claim_next_in(&tx, round, operator, now).await?;
             tx.commit().await?;
@@ -889,7 +898,7 @@ impl CallStore for PgBackend {
         now: DateTime<Utc>,
     ) -> Result<Option<Claim>> {
         self.block_on(async {
-            let mut client = self.store().client().await?;
+            let mut client = self.conn().await?;
             let tx = client.transaction().await?;
             let claimed = claim_if_free_in(&tx, round, operator, now).await?;
             tx.commit().await?;
@@ -904,22 +913,16 @@ impl CallStore for PgBackend {
         operator: &UserRecord,
         now: DateTime<Utc>,
     ) -> Result<Vec<Claim>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
-            held_claims_in(&c, round, operator, now).await
-        })
+        self.read(async |c| held_claims_in(c, round, operator, now).await)
     }
 
     fn attempt_brief(&self, attempt_id: i64) -> Result<Option<AttemptBrief>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
-            attempt_brief_in(&c, attempt_id).await
-        })
+        self.read(async |c| attempt_brief_in(c, attempt_id).await)
     }
 
     fn release(&self, token: &str, operator: &UserRecord) -> Result<bool> {
         self.block_on(async {
-            let c = self.store().client().await?;
+            let c = self.conn().await?;
             let n = c
                 .execute(
                     "UPDATE queue SET claim_token = NULL, claimed_at = NULL, claim_expires = NULL, claimed_by = NULL
@@ -940,7 +943,7 @@ impl CallStore for PgBackend {
     ) -> Result<Option<i64>> {
         let expires = now.timestamp_millis() + lease_ms(round);
         self.block_on(async {
-            let mut client = self.store().client().await?;
+            let mut client = self.conn().await?;
             let tx = client.transaction().await?;
             ensure_unlocked(&tx, round.id).await?;
             let n = tx
@@ -964,7 +967,7 @@ impl CallStore for PgBackend {
         now: DateTime<Utc>,
     ) -> Result<Recorded, RecordError> {
         let out: Pg<std::result::Result<Recorded, RecordError>> = self.block_on(async {
-            let mut client = self.store().client().await?;
+            let mut client = self.conn().await?;
             let tx = client.transaction().await?;
             let answer = match record_in(&tx, round, token, operator, input, now).await {
                 // A storage failure rolls the write back (the transaction is dropped).
@@ -986,7 +989,7 @@ impl CallStore for PgBackend {
         now: DateTime<Utc>,
     ) -> Result<(Recorded, Option<Claimed>), RecordError> {
         let out: Pg<std::result::Result<_, RecordError>> = self.block_on(async {
-            let mut client = self.store().client().await?;
+            let mut client = self.conn().await?;
             let tx = client.transaction().await?;
             let answer = record_then_claim_in(&tx, round, token, operator, input, now).await?;
             tx.commit().await?;
@@ -1049,7 +1052,7 @@ impl CallStore for PgBackend {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.block_on(async {
-            let mut client = self.store().client().await?;
+            let mut client = self.conn().await?;
             let tx = client.transaction().await?;
             ensure_unlocked(&tx, round.id).await?;
             let (member, _, member_round) = member_record(&tx, member_id).await?;
@@ -1097,6 +1100,7 @@ impl CallStore for PgBackend {
             )
             .await?;
             tx.commit().await?;
+            self.caches.generations.rounds.bump();
             Ok(())
         })
     }
@@ -1110,7 +1114,7 @@ impl CallStore for PgBackend {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.block_on(async {
-            let mut client = self.store().client().await?;
+            let mut client = self.conn().await?;
             let tx = client.transaction().await?;
             ensure_unlocked(&tx, round.id).await?;
             let (_, _, member_round) = member_record(&tx, member_id).await?;
@@ -1142,15 +1146,8 @@ impl CallStore for PgBackend {
     }
 
     fn field_data(&self, round: &RoundRecord, now: DateTime<Utc>) -> Result<FieldData> {
-        self.block_on(async {
-            let mut client = self.store().client().await?;
+        self.read_consistent(async |tx| {
             // One snapshot for the four reads, as SQLite's read transaction.
-            let tx = client
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await?;
             let members = tx
                 .query(
                     "SELECT m.id, m.unit_id, us.login FROM members m JOIN units u ON u.id = m.unit_id
@@ -1205,7 +1202,6 @@ impl CallStore for PgBackend {
                 .iter()
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
-            tx.commit().await?;
             Ok(data)
         })
     }
@@ -1218,7 +1214,7 @@ impl CallStore for PgBackend {
         now: DateTime<Utc>,
     ) -> Result<usize> {
         self.block_on(async {
-            let mut client = self.store().client().await?;
+            let mut client = self.conn().await?;
             let tx = client.transaction().await?;
             ensure_unlocked(&tx, round.id).await?;
             let ins = tx
@@ -1273,17 +1269,11 @@ impl CallStore for PgBackend {
     }
 
     fn attempt(&self, attempt_id: i64) -> Result<(AttemptRecord, i64)> {
-        self.block_on(async {
-            let c = self.store().client().await?;
-            load_attempt(&c, attempt_id).await
-        })
+        self.read(async |c| load_attempt(c, attempt_id).await)
     }
 
     fn member_attempts(&self, member_id: i64) -> Result<Vec<AttemptRecord>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
-            member_attempts_in(&c, member_id).await
-        })
+        self.read(async |c| member_attempts_in(c, member_id).await)
     }
 
     fn edit_answers(
@@ -1300,7 +1290,7 @@ impl CallStore for PgBackend {
             return Err(StorageError::Conflict("修改答案必须填写原因".into()));
         }
         self.block_on(async {
-            let mut client = self.store().client().await?;
+            let mut client = self.conn().await?;
             let tx = client.transaction().await?;
             ensure_unlocked(&tx, round.id).await?;
             let (attempt, round_id) = load_attempt(&tx, attempt_id).await?;
@@ -1368,8 +1358,7 @@ impl CallStore for PgBackend {
     }
 
     fn answer_edits(&self, attempt_ids: &[i64]) -> Result<Vec<AnswerEditRecord>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let ids: Vec<i64> = attempt_ids.to_vec();
             let rows = c
                 .query(
@@ -1389,10 +1378,7 @@ impl CallStore for PgBackend {
         since_ms: i64,
         now: DateTime<Utc>,
     ) -> Result<OperatorDay> {
-        self.block_on(async {
-            let c = self.store().client().await?;
-            operator_day_in(&c, round, operator_id, since_ms, now).await
-        })
+        self.read(async |c| operator_day_in(c, round, operator_id, since_ms, now).await)
     }
 
     fn operator_queue(
@@ -1402,8 +1388,7 @@ impl CallStore for PgBackend {
         now: DateTime<Utc>,
     ) -> Result<Vec<QueueRow>> {
         let now_ms = now.timestamp_millis();
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let rows = c
                 .query(
                     "SELECT q.member_id, COALESCE(s.seq, 0), un.name, m.category, q.priority, q.sort_key,

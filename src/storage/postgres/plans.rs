@@ -31,7 +31,7 @@ impl PlanStore for PgBackend {
         actor: &str,
     ) -> Result<()> {
         self.block_on(async {
-            let mut client = self.store().client().await?;
+            let mut client = self.conn().await?;
             let tx = client.transaction().await?;
             ensure_unlocked(&tx, round.id).await?;
             let op = operator_id(&tx, login).await?;
@@ -64,7 +64,7 @@ impl PlanStore for PgBackend {
         actor: &str,
     ) -> Result<bool> {
         self.block_on(async {
-            let mut client = self.store().client().await?;
+            let mut client = self.conn().await?;
             let tx = client.transaction().await?;
             ensure_unlocked(&tx, round.id).await?;
             let op = operator_id(&tx, login).await?;
@@ -92,15 +92,8 @@ impl PlanStore for PgBackend {
     }
 
     fn plan_state(&self, round: &RoundRecord) -> Result<PlanState> {
-        self.block_on(async {
-            let mut client = self.store().client().await?;
+        self.read_consistent(async |tx| {
             // One snapshot for both reads, as SQLite's read transaction.
-            let tx = client
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await?;
             let mut state = PlanState::default();
             let rows = tx
                 .query(
@@ -147,7 +140,6 @@ impl PlanStore for PgBackend {
             {
                 state.exclusions.insert((r.get(0), r.get(1)));
             }
-            tx.commit().await?;
             Ok(state)
         })
     }
@@ -161,7 +153,7 @@ impl PlanStore for PgBackend {
     ) -> Result<PlanRecord> {
         let now = Utc::now();
         let plan_id = self.block_on(async {
-            let mut client = self.store().client().await?;
+            let mut client = self.conn().await?;
             let tx = client.transaction().await?;
             ensure_unlocked(&tx, round.id).await?;
             let plan_id: i64 = tx
@@ -239,6 +231,7 @@ impl PlanStore for PgBackend {
             )
             .await?;
             tx.commit().await?;
+            self.caches.generations.rounds.bump();
             Ok::<_, StorageError>(plan_id)
         })?;
         self.plans(round)?
@@ -248,8 +241,7 @@ impl PlanStore for PgBackend {
     }
 
     fn plans(&self, round: &RoundRecord) -> Result<Vec<PlanRecord>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let rows = c
                 .query(
                     "SELECT id, kind, seed, algorithm, operators, members, digest, created_at, created_by
@@ -275,8 +267,7 @@ impl PlanStore for PgBackend {
     }
 
     fn plan_inputs(&self, round: &RoundRecord, plan_id: i64) -> Result<Option<String>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             c.query_opt(
                 "SELECT i.inputs FROM plans p LEFT JOIN plan_inputs i ON i.plan_id = p.id
                  WHERE p.id = $1 AND p.round_id = $2",
@@ -289,8 +280,7 @@ impl PlanStore for PgBackend {
     }
 
     fn plan_assignments(&self, round: &RoundRecord, plan_id: i64) -> Result<Vec<Assignment>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let rows = c
                 .query(
                     "SELECT s.member_id, m.unit_id, u.login, s.seq FROM assignments s
@@ -306,8 +296,7 @@ impl PlanStore for PgBackend {
     }
 
     fn pending_assignments(&self, round: &RoundRecord) -> Result<Vec<Assignment>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let rows = c
                 .query(
                     "SELECT q.member_id, m.unit_id, u.login, s.seq FROM queue q
@@ -323,8 +312,7 @@ impl PlanStore for PgBackend {
     }
 
     fn call_list(&self, round: &RoundRecord, operator: Option<&str>) -> Result<Vec<CallListRow>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let rows = c
                 .query(
                     "SELECT us.login, s.seq, m.id, m.unit_id, u.name, m.name, m.phone, m.category

@@ -15,8 +15,7 @@ fn parse_key(hex_key: &str) -> Option<[u8; 32]> {
 
 impl ResultsStore for PgBackend {
     fn onsite(&self, round_id: i64) -> Result<BTreeMap<i64, StoredOnsite>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let mut out: BTreeMap<i64, StoredOnsite> = BTreeMap::new();
             let rows = c
                 .query(
@@ -68,7 +67,7 @@ impl ResultsStore for PgBackend {
 
     fn store_onsite(&self, round: &RoundRecord, batch: &OnsiteBatch, actor: &str) -> Result<usize> {
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             ensure_unlocked(&tx, round.id).await?;
             for unit in &batch.replace_units {
@@ -133,8 +132,7 @@ impl ResultsStore for PgBackend {
     }
 
     fn evidence(&self, round_id: i64) -> Result<BTreeMap<i64, Vec<EvidenceRecord>>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let mut out: BTreeMap<i64, Vec<EvidenceRecord>> = BTreeMap::new();
             let rows = c
                 .query(
@@ -179,7 +177,7 @@ impl ResultsStore for PgBackend {
         actor: &str,
     ) -> Result<usize> {
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             ensure_unlocked(&tx, round.id).await?;
             let mut replaced = 0;
@@ -245,8 +243,7 @@ impl ResultsStore for PgBackend {
     }
 
     fn results_settings(&self, round_id: i64) -> Result<Option<ResultsSettings>> {
-        let row: Option<(String, String)> = self.block_on(async {
-            let c = self.store().client().await?;
+        let row: Option<(String, String)> = self.read(async |c| {
             Ok::<_, StorageError>(
                 c.query_opt(
                     "SELECT bootstrap_seed, pseudonym_key FROM round_results WHERE round_id = $1",
@@ -277,7 +274,7 @@ impl ResultsStore for PgBackend {
         actor: &str,
     ) -> Result<ResultsSettings> {
         let inserted = self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             // ON CONFLICT DO NOTHING: two instances drawing at once keep the first one's.
             let n = tx

@@ -171,8 +171,7 @@ impl PgSink<'_> {
 
 impl RosterStore for PgBackend {
     fn roster_units(&self, round_id: i64) -> Result<Vec<RosterUnit>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let mut units: BTreeMap<i64, RosterUnit> = BTreeMap::new();
             for r in c
                 .query(
@@ -209,7 +208,7 @@ impl RosterStore for PgBackend {
                         usize::from(category.is_two_deputies_one_member());
                 }
             }
-            for id in units_in_use(&c, round_id).await? {
+            for id in units_in_use(c, round_id).await? {
                 if let Some(u) = units.get_mut(&id) {
                     u.in_use = true;
                 }
@@ -245,7 +244,7 @@ impl RosterStore for PgBackend {
         // `feed` is synchronous and calls the sink, which blocks on the runtime per statement:
         // the transaction is held here, between those calls. Dropped without a commit (an
         // error, a panic, an import not kept) it rolls back.
-        let mut client = self.block_on(self.store().client())?;
+        let mut client = self.block_on(self.conn())?;
         let tx = self.block_on(client.transaction())?;
         let called = self.block_on(async {
             ensure_unlocked(&tx, round.id).await?;
@@ -280,14 +279,14 @@ impl RosterStore for PgBackend {
             )
             .await?;
             tx.commit().await?;
+            self.caches.generations.rounds.bump();
             Ok::<_, StorageError>(())
         })?;
         Ok(Some(stored))
     }
 
     fn members(&self, round_id: i64, unit_id: Option<i64>) -> Result<Vec<MemberRecord>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let rows = c
                 .query(
                     "SELECT m.id, m.unit_id, u.name, m.name, m.phone, m.phone_alt, m.category, m.organization, m.note

@@ -129,7 +129,7 @@ fn count(row: &tokio_postgres::Row, idx: usize) -> usize {
 impl RoundStore for PgBackend {
     fn create_round(&self, round: &NewRound, actor: &str) -> Result<RoundRecord> {
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             let exists: bool = tx
                 .query_one(
@@ -172,14 +172,14 @@ impl RoundStore for PgBackend {
             )
             .await?;
             tx.commit().await?;
+            self.caches.generations.rounds.bump();
             Ok(())
         })?;
         self.round(&round.key)
     }
 
     fn rounds(&self) -> Result<Vec<RoundSummary>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let rows = c
                 .query(
                     &format!(
@@ -209,8 +209,7 @@ impl RoundStore for PgBackend {
         if key.contains('\0') {
             return Err(round_not_found(key));
         }
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let row = c
                 .query_opt(
                     &format!("SELECT {ROUND_COLUMNS} FROM rounds r WHERE r.key = $1"),
@@ -232,7 +231,7 @@ impl RoundStore for PgBackend {
         actor: &str,
     ) -> Result<()> {
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             ensure_unlocked(&tx, round.id).await?;
             tx.execute(
@@ -258,13 +257,14 @@ impl RoundStore for PgBackend {
             )
             .await?;
             tx.commit().await?;
+            self.caches.generations.rounds.bump();
             Ok(())
         })
     }
 
     fn lock_round(&self, round: &RoundRecord, actor: &str) -> Result<()> {
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             ensure_unlocked(&tx, round.id).await?;
             tx.execute(
@@ -289,6 +289,7 @@ impl RoundStore for PgBackend {
             )
             .await?;
             tx.commit().await?;
+            self.caches.generations.rounds.bump();
             Ok(())
         })
     }
@@ -299,7 +300,7 @@ impl RoundStore for PgBackend {
     /// and its archive still hold ages out with them (docs/deploy.md).
     fn purge_contacts(&self, round: &RoundRecord, actor: &str) -> Result<usize> {
         let n = self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             let locked: Option<i64> = tx
                 .query_opt(
@@ -369,6 +370,7 @@ impl RoundStore for PgBackend {
                 .await?
                 .get(0);
             tx.commit().await?;
+            self.caches.generations.rounds.bump();
             // VACUUM FULL keeps a row version a running transaction may still see, so one that
             // began before the purge (another instance's long read or import) would keep the old
             // names and numbers in the files. Wait for those to end (bounded), then rewrite the
@@ -409,8 +411,7 @@ impl RoundStore for PgBackend {
     }
 
     fn units(&self, round_id: i64) -> Result<Vec<UnitRecord>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let rows = c
                 .query(
                     "SELECT u.id, u.name, u.kind, u.sector, u.code,
@@ -448,7 +449,7 @@ impl RoundStore for PgBackend {
 
     fn add_units(&self, round: &RoundRecord, units: &[NewUnit], actor: &str) -> Result<usize> {
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             ensure_unlocked(&tx, round.id).await?;
             let ins = tx
@@ -474,6 +475,7 @@ impl RoundStore for PgBackend {
             )
             .await?;
             tx.commit().await?;
+            self.caches.generations.rounds.bump();
             Ok(units.len())
         })
     }
@@ -491,7 +493,7 @@ impl RoundStore for PgBackend {
             )));
         }
         self.block_on(async {
-            let mut c = self.store().client().await?;
+            let mut c = self.conn().await?;
             let tx = c.transaction().await?;
             tx.execute(
                 "INSERT INTO round_previous (round_id, previous_round_id) VALUES ($1, $2)
@@ -510,13 +512,13 @@ impl RoundStore for PgBackend {
             )
             .await?;
             tx.commit().await?;
+            self.caches.generations.rounds.bump();
             Ok(())
         })
     }
 
     fn previous_round(&self, round_id: i64) -> Result<Option<String>> {
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             Ok(c.query_opt(
                 "SELECT r.key FROM round_previous p JOIN rounds r ON r.id = p.previous_round_id
                  WHERE p.round_id = $1",
@@ -529,8 +531,7 @@ impl RoundStore for PgBackend {
 
     fn round_counts(&self, round: &RoundRecord) -> Result<crate::domain::round_path::RoundCounts> {
         let min = round.survey.scoring.min_completes;
-        self.block_on(async {
-            let c = self.store().client().await?;
+        self.read(async |c| {
             let r = c
                 .query_one(COUNTS, &[&round.id, &i64::from(min), &round.key])
                 .await?;

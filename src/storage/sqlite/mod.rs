@@ -20,7 +20,7 @@ mod backup;
 mod calls;
 mod maintenance;
 mod plans;
-mod read_cache;
+pub(crate) mod read_cache;
 mod results;
 mod roster_write;
 mod rounds;

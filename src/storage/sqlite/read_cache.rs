@@ -56,6 +56,11 @@ impl Touched {
 pub(crate) struct Generation(AtomicU64);
 
 impl Generation {
+    /// Marks every entry of the group read so far as stale (a write that may have changed it).
+    pub(crate) fn bump(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
     pub(crate) fn now(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
     }
