@@ -42,3 +42,10 @@ mkdir -p target/screenshots
 # that finds no cluster fails instead of skipping.
 export SHEPING_REQUIRE_PG=1
 bash tests/pg_cluster.sh cargo test --locked --lib --bins --tests "$@"
+
+# The integration suite again on PostgreSQL (issue 22): SHEPING_TEST_BACKEND=postgres puts every
+# test's database (tests/common/mod.rs, `Sheping::new`) on a fresh database of a new throwaway
+# cluster, so every command, page and API is checked on both backends. Tests about the SQLite
+# file itself say "SKIPPED … on PostgreSQL" and why. The browser binary too: the screens in
+# Chromium on a PostgreSQL-backed server.
+bash tests/pg_cluster.sh env SHEPING_TEST_BACKEND=postgres cargo test --locked --test it --test browser "$@"

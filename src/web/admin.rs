@@ -1222,9 +1222,10 @@ async fn fix_phone(
                     let round = s.round(&k)?;
                     match s.fix_phone(&round, id, p.canonical(), &reason, &actor, Utc::now()) {
                         // The store reports an unknown member id as a failed lookup (a
-                        // database error): it is a 404, not a 500. Checked only on this error
-                        // path, so a correction never scans the round's members.
-                        Err(StorageError::Database(_))
+                        // database error on SQLite, NotFound on PostgreSQL): it is a 404, not a
+                        // 500, worded the same on both. Checked only on this error path, so a
+                        // correction never scans the round's members.
+                        Err(StorageError::Database(_) | StorageError::NotFound(_))
                             if !s.members(round.id, None)?.iter().any(|m| m.id == id) =>
                         {
                             Err(WebError::NotFound(format!("轮次 {k} 中没有代表 {id}")))

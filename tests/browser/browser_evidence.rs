@@ -92,10 +92,7 @@ async fn an_admin_uploads_evidence_and_an_evaluator_reads_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_evaluator_follows_the_link_to_the_comparison_with_the_previous_round() {
     let sp = common::Sheping::new();
-    {
-        let store = sheping::storage::sqlite::SqliteStore::open(&sp.db).unwrap();
-        assert!(sheping::demo::ensure_demo(&store).unwrap());
-    }
+    assert!(sp.with_store(sheping::demo::ensure_demo).unwrap());
     let server = WebServer::start(&sp, &[]);
     let _one = BROWSER.lock().await;
     let b = Browser::start(true).await;

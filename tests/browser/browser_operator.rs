@@ -306,7 +306,7 @@ async fn an_appointment_comes_back_when_due() {
     sp.sql()
         .execute(
             "UPDATE attempts SET appointment_at = ?1 WHERE claim_token = ?2",
-            rusqlite::params![chrono::Utc::now().timestamp_millis() - 1_000, token],
+            crate::params![chrono::Utc::now().timestamp_millis() - 1_000, token],
         )
         .unwrap();
     press(d, Key::Escape).await;

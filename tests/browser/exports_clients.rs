@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use calamine::{Data, Reader, Xlsx, open_workbook};
 use common::browser::{PASSWORD, Web, WebServer};
 use common::{Sheping, add_user, api_token};
-use results_fixture::{ROUND, build};
+use results_fixture::{ROUND, build_in};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ fn cli_export(sp: &Sheping, args: &[&str]) {
 #[test]
 fn cli_spss_syntax_runs_clean_in_pspp_with_and_without_comments() {
     let sp = Sheping::new();
-    build(&sp.db);
+    build_in(&sp);
     let dir = sp.dir.path();
     let out = |f: &str| sp.path(f).to_str().unwrap().to_string();
 
@@ -267,7 +267,7 @@ struct Api {
 
 fn start() -> Api {
     let sp = Sheping::new();
-    build(&sp.db);
+    build_in(&sp);
     add_user(&sp, "stat", "statistician");
     add_user(&sp, "eval", "evaluator");
     let stat = api_token(&sp, "stat");
@@ -638,7 +638,7 @@ fn urlencode(s: &str) -> String {
 #[test]
 fn xlsx_codes_are_text_cells() {
     let sp = Sheping::new();
-    build(&sp.db);
+    build_in(&sp);
     for kind in ["responses", "attempts"] {
         let path = sp.path(&format!("{kind}.xlsx"));
         cli_export(&sp, &[kind, "--out", path.to_str().unwrap()]);
@@ -703,7 +703,7 @@ async fn operators_export_matches_progress_results_and_the_stored_attempts() {
     let conn = api.sp.sql();
     let mut stmt = conn
         .prepare(
-            "SELECT u.login, COUNT(*), SUM(a.outcome = 'complete') FROM attempts a
+            "SELECT u.login, COUNT(*), SUM(CASE WHEN a.outcome = 'complete' THEN 1 ELSE 0 END) FROM attempts a
              JOIN users u ON u.id = a.operator_id GROUP BY u.login ORDER BY u.login",
         )
         .unwrap();
@@ -808,7 +808,7 @@ async fn operators_export_matches_progress_results_and_the_stored_attempts() {
 #[test]
 fn cli_results_refuse_a_bottom_k_outside_the_ranked_units() {
     let sp = Sheping::new();
-    build(&sp.db);
+    build_in(&sp);
     let doc = sp.json(&["results", "--round", ROUND, "--json"]);
     let ranked = doc["units"]
         .as_array()
@@ -893,7 +893,7 @@ async fn console_shows_the_spss_link_as_spss_in_chromium() {
 #[test]
 fn cli_report_spss_runs_in_pspp_with_and_without_comments() {
     let sp = Sheping::new();
-    build(&sp.db);
+    build_in(&sp);
     for (folder, with_comments) in [("plain", false), ("with-comments", true)] {
         let out = sp.path(folder);
         let mut args = vec![

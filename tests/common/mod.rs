@@ -2,6 +2,7 @@
 //! random loopback port.
 pub mod browser;
 pub mod charts_support;
+pub mod db;
 pub mod fuzz;
 pub mod pg;
 pub mod raw_http;
@@ -13,16 +14,165 @@ use std::process::{Child, Command, Output, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sheping");
 
+/// The backend the CLI- and HTTP-driven tests run on: `SHEPING_TEST_BACKEND=postgres` puts
+/// every [`Sheping`] on a fresh PostgreSQL database of the test cluster (tests/pg_cluster.sh),
+/// anything else (or unset) on a SQLite file.
+pub fn on_postgres() -> bool {
+    match std::env::var("SHEPING_TEST_BACKEND").as_deref() {
+        Ok("postgres") | Ok("postgresql") => true,
+        Ok("") | Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("SHEPING_TEST_BACKEND={other}: use sqlite or postgres"),
+    }
+}
+
+/// The running test's name (the harness names each test's thread after it).
+pub fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("unnamed test")
+        .to_string()
+}
+
+/// For a test about the SQLite file itself: on a PostgreSQL run says loudly that the test
+/// skips, and why (straight to the process's stderr: the harness swallows a passing test's
+/// output), and returns true. `if common::sqlite_only("why") { return; }`
+pub fn sqlite_only(reason: &str) -> bool {
+    if !on_postgres() {
+        return false;
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!!!!! SKIPPED {} on PostgreSQL: SQLite-only ({reason}) !!!!!!!!",
+        test_name()
+    );
+    true
+}
+
 pub struct Sheping {
     pub dir: tempfile::TempDir,
+    /// The SQLite file (on PostgreSQL unused: see [`Sheping::target`]).
     pub db: PathBuf,
+    /// The PostgreSQL database under `SHEPING_TEST_BACKEND=postgres`, dropped with `self`.
+    pub pg: Option<pg::PgDb>,
 }
 
 impl Sheping {
+    /// A new empty database on the backend the run selected (see [`on_postgres`]).
     pub fn new() -> Sheping {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("test.db");
-        Sheping { dir, db }
+        let pg = if on_postgres() {
+            let name = test_name();
+            Some(pg::fresh_db(&name).unwrap_or_else(|| {
+                panic!("{name}: SHEPING_TEST_BACKEND=postgres needs SHEPING_TEST_PG (run it inside tests/pg_cluster.sh)")
+            }))
+        } else {
+            None
+        };
+        Sheping { dir, db, pg }
+    }
+
+    /// A new SQLite database whatever the run selected, for a test that is about the SQLite
+    /// file itself; `None` (after a loud skip naming `reason`) on a PostgreSQL run.
+    pub fn sqlite_only(reason: &str) -> Option<Sheping> {
+        if sqlite_only(reason) {
+            return None;
+        }
+        Some(Sheping::new())
+    }
+
+    /// A new SQLite database whatever the run selected: the SQLite side of a test that moves
+    /// data between the backends (tests/it/pg_*.rs).
+    pub fn new_sqlite() -> Sheping {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("test.db");
+        Sheping { dir, db, pg: None }
+    }
+
+    /// A SQLite database in a given file (a backup copy, a downloaded file).
+    pub fn on_sqlite_file(db: PathBuf) -> Sheping {
+        Sheping {
+            dir: tempfile::tempdir().expect("tempdir"),
+            db,
+            pg: None,
+        }
+    }
+
+    /// Whether to run a test's checks of the SQLite file itself (bytes on disk, PRAGMAs): true
+    /// on SQLite; on PostgreSQL false, after a loud line naming the part skipped.
+    pub fn sqlite_file_checks(&self, what: &str) -> bool {
+        if self.is_postgres() {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!!!!!!! SKIPPED part of {} on PostgreSQL: {what} (SQLite-only) !!!!!!!!",
+                test_name()
+            );
+            return false;
+        }
+        true
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    /// The database, as direct SQL ([`db::Db`]) and [`Sheping::store`] reach it.
+    pub fn target(&self) -> db::Target {
+        match &self.pg {
+            Some(pg) => db::Target::Postgres(pg.url.clone()),
+            None => db::Target::Sqlite(self.db.clone()),
+        }
+    }
+
+    /// Runs `f` on the library's store on this database, on a thread of its own (so it works
+    /// inside a test's Tokio runtime too: the PostgreSQL store blocks on a runtime of its own).
+    pub fn with_store<T: Send>(
+        &self,
+        f: impl FnOnce(&dyn sheping::storage::Store) -> T + Send,
+    ) -> T {
+        let target = self.target();
+        std::thread::scope(|s| {
+            s.spawn(move || f(open_store(&target).as_ref()))
+                .join()
+                .expect("store thread")
+        })
+    }
+
+    /// Fills this (empty) database from a SQLite file a fixture built: the file becomes the
+    /// database on SQLite; on PostgreSQL `sheping migrate` copies it in.
+    pub fn load_sqlite(&self, file: &std::path::Path) {
+        match &self.pg {
+            None => {
+                std::fs::rename(file, &self.db).expect("move the fixture's file into place");
+            }
+            Some(pg) => {
+                let out = Command::new(BIN)
+                    .args(["migrate", "--from"])
+                    .arg(file)
+                    .args(["--to", &pg.url])
+                    .env_remove("SHEPING_DB")
+                    .env("RUST_LOG", "error")
+                    .output()
+                    .expect("run sheping migrate");
+                assert!(out.status.success(), "sheping migrate: {out:?}");
+            }
+        }
+    }
+
+    /// The value of `--db`: the SQLite file or the PostgreSQL URL.
+    pub fn db_arg(&self) -> std::ffi::OsString {
+        match &self.pg {
+            Some(pg) => pg.url.clone().into(),
+            None => self.db.clone().into(),
+        }
+    }
+
+    /// The library's store on this database (the backend the binary would open). Open it
+    /// outside a Tokio runtime: the PostgreSQL store blocks on a runtime of its own.
+    pub fn store(&self) -> std::sync::Arc<dyn sheping::storage::Store> {
+        open_store(&self.target())
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -38,7 +188,7 @@ impl Sheping {
     pub fn command(&self) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--db")
-            .arg(&self.db)
+            .arg(self.db_arg())
             .env_remove("SHEPING_DB")
             .env("RUST_LOG", "error");
         c.current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -74,13 +224,88 @@ impl Sheping {
         })
     }
 
-    /// A connection to the same SQLite file, to check what was stored.
-    pub fn sql(&self) -> rusqlite::Connection {
+    /// Direct SQL on the same database (either backend; the SQL must be portable).
+    pub fn sql(&self) -> db::Db {
+        db::Db::open(&self.target())
+    }
+
+    /// A rusqlite connection to the SQLite file, for the SQLite-only tests (PRAGMAs, the
+    /// schema in `sqlite_master`, tampering the file).
+    pub fn sqlite(&self) -> rusqlite::Connection {
+        assert!(
+            !self.is_postgres(),
+            "{}: sp.sqlite() is for SQLite-only tests (see Sheping::sqlite_only)",
+            test_name()
+        );
         rusqlite::Connection::open(&self.db).expect("open db")
     }
 
+    /// The first column of the first row, an integer (`SELECT COUNT(*) …`).
     pub fn count(&self, sql: &str) -> i64 {
-        self.sql().query_row(sql, [], |r| r.get(0)).expect(sql)
+        self.query_i64(sql, [])
+    }
+
+    /// The details (JSON) of the audit entries of `action`, oldest first.
+    pub fn audit_details(&self, action: &str) -> Vec<serde_json::Value> {
+        self.sql()
+            .rows(
+                "SELECT detail FROM audit_log WHERE action = ?1 ORDER BY id",
+                [action],
+            )
+            .unwrap_or_else(|e| panic!("audit_log: {e}"))
+            .into_iter()
+            .map(|row| match &row[0] {
+                db::Val::Text(t) => serde_json::from_str(t).expect("the detail is JSON"),
+                other => panic!("audit detail {other:?}"),
+            })
+            .collect()
+    }
+
+    /// PostgreSQL: every row of every table of the database, as text (a purge test's view of
+    /// "everything stored", where on SQLite it reads the file's bytes).
+    pub fn pg_rows_as_text(&self) -> Vec<String> {
+        assert!(self.is_postgres(), "pg_rows_as_text is for PostgreSQL");
+        let db = self.sql();
+        let tables = db
+            .rows(
+                "SELECT table_name FROM information_schema.tables
+                 WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+                [],
+            )
+            .expect("the tables");
+        let mut out = Vec::new();
+        for t in tables {
+            let db::Val::Text(table) = &t[0] else {
+                panic!("table name {t:?}")
+            };
+            for row in db
+                .rows(&format!("SELECT t::text FROM \"{table}\" t"), [])
+                .expect("a table's rows")
+            {
+                if let db::Val::Text(text) = &row[0] {
+                    out.push(format!("{table}: {text}"));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn query_i64(&self, sql: &str, params: impl db::Params) -> i64 {
+        self.sql()
+            .query_row(sql, params, |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+/// Opens the library's store on `target` (SQLite file or PostgreSQL URL).
+pub fn open_store(target: &db::Target) -> std::sync::Arc<dyn sheping::storage::Store> {
+    match target {
+        db::Target::Sqlite(path) => std::sync::Arc::new(
+            sheping::storage::sqlite::SqliteStore::open(path).expect("open the SQLite store"),
+        ),
+        db::Target::Postgres(url) => std::sync::Arc::new(
+            sheping::storage::postgres::PgBackend::open(url).expect("open the PostgreSQL store"),
+        ),
     }
 }
 

@@ -3,7 +3,6 @@
 //! out by hand in `tests/it/results_store.rs`.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -13,9 +12,8 @@ use sheping::domain::survey::Survey;
 use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::domain::user::Role;
 use sheping::engine;
-use sheping::storage::prelude::*;
+use sheping::storage::Store;
 use sheping::storage::results::{OnsiteBatch, StoredBallot};
-use sheping::storage::sqlite::SqliteStore;
 use sheping::storage::{AttemptInput, NewRound, NewUser, RoundRecord, UnitRecord, UserRecord};
 
 pub const ROUND: &str = "2022";
@@ -64,7 +62,7 @@ pub fn other(outcome: Outcome) -> Call {
 }
 
 pub struct Fixture {
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub round: RoundRecord,
     pub units: Vec<UnitRecord>,
     pub ops: Vec<UserRecord>,
@@ -127,10 +125,25 @@ pub fn survey() -> Survey {
     s
 }
 
-/// Creates the round in the database at `db`, records every scripted call through the
-/// engine (claim, record), and stores the on-site data.
-pub fn build(db: &Path) -> Fixture {
-    let store = Arc::new(SqliteStore::open(db).unwrap());
+/// Creates the round on a test's database (whichever backend the run selected), records
+/// every scripted call through the engine (claim, record), and stores the on-site data.
+pub fn build_for(sp: &super::Sheping) -> Fixture {
+    build_on(sp.store())
+}
+
+/// [`build_for`] on a thread of its own, the store closed there too: for async tests (the
+/// PostgreSQL store blocks on a runtime of its own, which must not start or end on a thread
+/// driving another).
+pub fn build_in(sp: &super::Sheping) {
+    std::thread::scope(|s| {
+        s.spawn(|| drop(build_for(sp)))
+            .join()
+            .expect("the fixture's thread")
+    });
+}
+
+/// [`build_for`] through any store.
+pub fn build_on(store: Arc<dyn Store>) -> Fixture {
     let round = store
         .create_round(
             &NewRound {

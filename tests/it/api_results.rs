@@ -9,9 +9,8 @@ use common::browser::{Web, WebServer};
 use common::{Sheping, add_user, api_token};
 use reqwest::StatusCode;
 use serde_json::Value;
-use sheping::storage::prelude::*;
 
-use results_fixture::{ROUND, UNITS, build};
+use results_fixture::{ROUND, UNITS, build_in};
 
 struct Api {
     sp: Sheping,
@@ -25,7 +24,7 @@ struct Api {
 
 fn start() -> Api {
     let sp = Sheping::new();
-    build(&sp.db);
+    build_in(&sp);
     add_user(&sp, "eval", "evaluator");
     add_user(&sp, "stat", "statistician");
     add_user(&sp, "admin", "admin");
@@ -141,7 +140,7 @@ async fn readers_get_the_same_document_as_the_cli() {
     assert_eq!(v["units"][2]["phone"]["cronbach_alpha"], Value::Null);
     let stored = api
         .sp
-        .count("SELECT CAST(bootstrap_seed AS INTEGER) FROM round_results");
+        .count("SELECT CAST(bootstrap_seed AS BIGINT) FROM round_results");
     assert_eq!(v["bootstrap_seed"].as_i64(), Some(stored));
     // bottom_k is a parameter.
     let (s, v) = api
@@ -291,13 +290,14 @@ async fn missing_unknown_revoked_and_expired_tokens_get_401_operators_403() {
     assert_eq!(s, 401);
     assert!(v["error"]["message"].as_str().unwrap().contains("吊销"));
     // Expired.
-    let store = sheping::storage::sqlite::SqliteStore::open(&api.sp.db).unwrap();
     let (old, new) = sheping::results::new_api_token(
         "eval",
         "old",
         Some(chrono::Utc::now() - chrono::Duration::days(1)),
     );
-    store.add_api_token(&new, "test").unwrap();
+    api.sp
+        .with_store(|store| store.add_api_token(&new, "test"))
+        .unwrap();
     let (s, v) = api.json(&path, Some(&old)).await;
     assert_eq!(s, 401);
     assert!(v["error"]["message"].as_str().unwrap().contains("过期"));
@@ -454,8 +454,7 @@ async fn the_openapi_document_describes_the_endpoints() {
         );
     }
     let _ = api.sp.dir.path();
-    let store = sheping::storage::sqlite::SqliteStore::open(&api.sp.db).unwrap();
-    assert!(store.api_tokens().unwrap().len() == 4);
+    assert!(api.sp.with_store(|store| store.api_tokens()).unwrap().len() == 4);
 }
 
 /// Every ISO 8601 date-time in `text` (`YYYY-MM-DDTHH:MM…` with what follows it: seconds,

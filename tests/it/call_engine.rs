@@ -1,5 +1,6 @@
-//! The call engine on a real SQLite file: queue order, leases, idempotent recording,
-//! scheduling through the store, corrections, regeneration and concurrency.
+//! The call engine on a real database (the run's backend: a SQLite file, or PostgreSQL under
+//! `SHEPING_TEST_BACKEND=postgres`): queue order, leases, idempotent recording, scheduling
+//! through the store, corrections, regeneration and concurrency.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -11,15 +12,17 @@ use sheping::domain::survey::Survey;
 use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::domain::user::Role;
 use sheping::engine;
-use sheping::storage::prelude::*;
-use sheping::storage::sqlite::SqliteStore;
+use sheping::storage::Store;
 use sheping::storage::{AttemptInput, NewRound, NewUser, RecordError, RoundRecord, UserRecord};
 
+use crate::common::Sheping;
+
 struct Fixture {
-    _dir: tempfile::TempDir,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     round: RoundRecord,
     ops: Vec<UserRecord>,
+    // Last: the database outlives the store's connections.
+    db: Sheping,
 }
 
 /// 2022-11-02 at `h:m` in Shanghai.
@@ -33,8 +36,8 @@ fn setup(units: usize, per_unit: usize, operators: usize) -> Fixture {
 }
 
 fn setup_with(survey: Survey, units: usize, per_unit: usize, operators: usize) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("engine.db")).unwrap());
+    let db = Sheping::new();
+    let store = db.store();
     let round = store
         .create_round(
             &NewRound {
@@ -95,7 +98,7 @@ fn setup_with(survey: Survey, units: usize, per_unit: usize, operators: usize) -
     let logins = ops.iter().map(|o| o.login.clone()).collect();
     engine::generate_plan(store.as_ref(), &round, logins, 7, "test").unwrap();
     Fixture {
-        _dir: dir,
+        db,
         store,
         round,
         ops,
@@ -638,10 +641,7 @@ fn concurrent_operators_never_share_a_contact_and_lose_no_attempt() {
         members.len(),
         "no attempt lost or duplicated"
     );
-    let n: i64 = rusqlite::Connection::open(f.store.path())
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
-        .unwrap();
+    let n: i64 = f.db.count("SELECT COUNT(*) FROM queue");
     assert_eq!(n, 0, "every member is final");
 }
 
@@ -650,7 +650,6 @@ fn concurrent_operators_never_share_a_contact_and_lose_no_attempt() {
 /// behind its back (another process, the sqlite3 shell) within the cache's TTL of a second.
 #[test]
 fn cached_rounds_and_sessions_follow_every_change() {
-    use sheping::storage::prelude::*;
     use sheping::storage::{NewSession, SessionLimits, SessionLookup};
     let f = setup(2, 3, 2);
     let op = &f.ops[0];
@@ -717,8 +716,7 @@ fn cached_rounds_and_sessions_follow_every_change() {
     assert_eq!(keys(op.id), ["2022"]);
     // Behind the store's back: unseen at first perhaps, seen once the TTL has passed.
     f.store.operator_rounds(op.id).unwrap();
-    let path = f.store.path().to_path_buf();
-    let raw = rusqlite::Connection::open(&path).unwrap();
+    let raw = f.db.sql();
     raw.execute("UPDATE rounds SET title = '改名' WHERE key = '2022'", [])
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));

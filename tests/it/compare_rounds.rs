@@ -7,18 +7,18 @@ use crate::common;
 use common::Sheping;
 use common::browser::{Web, WebServer};
 use serde_json::Value;
-use sheping::storage::prelude::*;
 
 fn demo() -> Sheping {
     let sp = Sheping::new();
-    let store = sheping::storage::sqlite::SqliteStore::open(&sp.db).unwrap();
-    assert!(sheping::demo::ensure_demo(&store).unwrap());
-    let round = store.round(sheping::demo::DEMO_ROUND).unwrap();
-    assert_eq!(
-        store.previous_round(round.id).unwrap().as_deref(),
-        Some(sheping::demo::PREVIOUS_ROUND),
-        "the demo links 2022 to 2021"
-    );
+    sp.with_store(|store| {
+        assert!(sheping::demo::ensure_demo(store).unwrap());
+        let round = store.round(sheping::demo::DEMO_ROUND).unwrap();
+        assert_eq!(
+            store.previous_round(round.id).unwrap().as_deref(),
+            Some(sheping::demo::PREVIOUS_ROUND),
+            "the demo links 2022 to 2021"
+        );
+    });
     sp
 }
 

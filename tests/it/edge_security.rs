@@ -138,17 +138,16 @@ async fn attempts_against_a_lock_are_counted_in_one_audit_entry_per_window() {
     }
     assert!(signed_in, "the lock ends");
     let entries: Vec<(String, i64, String)> = sp
-        .sql()
-        .prepare(
-            "SELECT json_extract(detail, '$.scope'), json_extract(detail, '$.count'),
-                    json_extract(detail, '$.ip')
-             FROM audit_log WHERE action = 'auth.signin_locked'",
-        )
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        .audit_details("auth.signin_locked")
+        .iter()
+        .map(|d| {
+            (
+                d["scope"].as_str().unwrap().to_string(),
+                d["count"].as_i64().unwrap(),
+                d["ip"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     let refused_while_polling = sp.count("SELECT SUM(count) FROM signin_refusals") - FLOOD;
     assert_eq!(entries[0].0, "ip");

@@ -209,11 +209,10 @@ fn importing_again_needs_replace_which_replaces_the_whole_set() {
 /// flag exactly the units in the top and bottom thirds of both.
 #[test]
 fn results_check_spearman_and_flag_units_in_the_same_third() {
-    use sheping::storage::prelude::*;
     let sp = Sheping::new();
     {
-        let store = sheping::storage::sqlite::SqliteStore::open(&sp.db).unwrap();
-        assert!(sheping::demo::ensure_demo(&store).unwrap());
+        let store = sp.store();
+        assert!(sheping::demo::ensure_demo(store.as_ref()).unwrap());
         let _ = store.round(sheping::demo::DEMO_ROUND).unwrap();
     }
     let before = results(&sp);

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use calamine::{Data, Reader, Xlsx, open_workbook};
 use common::Sheping;
-use results_fixture::{UNITS, build};
+use results_fixture::{UNITS, build_in};
 
 const KINDS: [&str; 6] = [
     "responses",
@@ -66,7 +66,7 @@ fn export(sp: &Sheping, kind: &str, file: &str, extra: &[&str]) -> std::path::Pa
 
 fn setup() -> Sheping {
     let sp = Sheping::new();
-    build(&sp.db);
+    build_in(&sp);
     sp
 }
 

@@ -26,14 +26,19 @@ const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/ex
 
 /// The fixture round with its results settings fixed (they are random when first drawn).
 fn fixture(sp: &Sheping) -> results_fixture::Fixture {
-    let fx = results_fixture::build(&sp.db);
-    sp.sql()
-        .execute(
-            "INSERT OR REPLACE INTO round_results (round_id, bootstrap_seed, pseudonym_key, created_at) \
-             VALUES (?1, '20221102', ?2, 0)",
-            rusqlite::params![fx.round.id, "5e".repeat(32)],
-        )
-        .unwrap();
+    let fx = results_fixture::build_for(sp);
+    let db = sp.sql();
+    db.execute(
+        "DELETE FROM round_results WHERE round_id = ?1",
+        [fx.round.id],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO round_results (round_id, bootstrap_seed, pseudonym_key, created_at) \
+         VALUES (?1, '20221102', ?2, 0)",
+        crate::params![fx.round.id, "5e".repeat(32)],
+    )
+    .unwrap();
     fx
 }
 
@@ -272,7 +277,8 @@ fn two_runs_write_the_same_bytes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn api_downloads_need_no_temporary_file() {
     let sp = Sheping::new();
-    fixture(&sp);
+    // Built and closed on a thread of its own (the PostgreSQL store has a runtime of its own).
+    std::thread::scope(|s| s.spawn(|| drop(fixture(&sp))).join().unwrap());
     common::add_user(&sp, "stat", "statistician");
     let token = common::api_token(&sp, "stat");
     let missing = sp.path("no-such-temp-dir");

@@ -10,8 +10,6 @@ use sheping::domain::survey::Survey;
 use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::imports::{self, EvidenceImport};
 use sheping::storage::NewRound;
-use sheping::storage::prelude::*;
-use sheping::storage::sqlite::SqliteStore;
 use sheping::tabular::{ReadOptions, read_table_bytes};
 
 const TOKENS: &[&str] = &[
@@ -68,8 +66,9 @@ proptest! {
         replace in any::<bool>(),
         seeded in any::<bool>(),
     ) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("fuzz.db")).unwrap();
+        let sp = crate::common::Sheping::new();
+        let store = sp.store();
+        let store = store.as_ref();
         let survey = Survey::from_toml_str(include_str!("../../surveys/default.toml")).unwrap();
         let round = store
             .create_round(&NewRound { key: "2022".into(), title: "t".into(), survey, survey_source: "d".into(), field: None }, "t")
@@ -78,16 +77,16 @@ proptest! {
             name: n.to_string(), kind: UnitKind::Organ, sector: String::new(), code: Some(format!("U{i}")), line: i + 2,
         }).collect();
         store.add_units(&round, &units, "t").unwrap();
-        let count = || store.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM evidence", [], |r| r.get::<_, i64>(0))?)).unwrap();
+        let count = || sp.count("SELECT COUNT(*) FROM evidence");
         if seeded {
             let seed = read_table_bytes("unit,kind,count\n汉滨区教育体育局,complaint,3\n".as_bytes(), "s.csv", &ReadOptions::default()).unwrap();
-            let r = imports::evidence_import(&store, &round, &seed, &EvidenceImport::default(), "t").unwrap();
+            let r = imports::evidence_import(store, &round, &seed, &EvidenceImport::default(), "t").unwrap();
             prop_assert!(r.applied);
         }
         let before = count();
         let bytes = format!("{header}{body}").into_bytes();
         let Ok(table) = read_table_bytes(&bytes, &format!("f.{ext}"), &ReadOptions::default()) else { return Ok(()); };
-        match imports::evidence_import(&store, &round, &table, &EvidenceImport { replace }, "fuzz") {
+        match imports::evidence_import(store, &round, &table, &EvidenceImport { replace }, "fuzz") {
             Ok(r) if r.applied => {
                 prop_assert!(r.rejected.is_empty());
                 let expected = if replace { r.imported as i64 } else { before + r.imported as i64 };
@@ -95,7 +94,7 @@ proptest! {
             }
             _ => prop_assert_eq!(count(), before, "refused: nothing stored"),
         }
-        let doc = sheping::results::compute(&store, &round, &sheping::results::ResultsOptions { replicates: Some(0), ..Default::default() }, chrono::Utc::now(), "t");
+        let doc = sheping::results::compute(store, &round, &sheping::results::ResultsOptions { replicates: Some(0), ..Default::default() }, chrono::Utc::now(), "t");
         prop_assert!(doc.is_ok());
     }
 }

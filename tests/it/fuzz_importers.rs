@@ -9,8 +9,7 @@ use proptest::test_runner::{Config, FileFailurePersistence};
 use sheping::domain::survey::Survey;
 use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::imports::{self, OnsiteImport, RosterImport};
-use sheping::storage::prelude::*;
-use sheping::storage::sqlite::SqliteStore;
+use sheping::storage::Store;
 use sheping::storage::{NewRound, NewUser, RoundRecord};
 use sheping::tabular::{ReadOptions, Table, read_table_bytes};
 
@@ -67,15 +66,17 @@ fn table_text() -> impl Strategy<Value = String> {
     prop::collection::vec(prop::sample::select(TOKENS), 0..80).prop_map(|t| t.concat())
 }
 
+/// A round on the run's backend (see `common::on_postgres`).
 struct Db {
-    _dir: tempfile::TempDir,
-    store: SqliteStore,
+    store: std::sync::Arc<dyn Store>,
     round: RoundRecord,
+    // Last: the database outlives the store's connections.
+    sp: crate::common::Sheping,
 }
 
 fn db() -> Db {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("fuzz.db")).unwrap();
+    let sp = crate::common::Sheping::new();
+    let store = sp.store();
     let survey = Survey::from_toml_str(include_str!("../../surveys/default.toml")).unwrap();
     let round = store
         .create_round(
@@ -112,17 +113,11 @@ fn db() -> Db {
             "t",
         )
         .unwrap();
-    Db {
-        _dir: dir,
-        store,
-        round,
-    }
+    Db { store, round, sp }
 }
 
-fn count(store: &SqliteStore, table: &str) -> i64 {
-    store
-        .read(|c| Ok(c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?))
-        .unwrap()
+fn count(d: &Db, table: &str) -> i64 {
+    d.sp.count(&format!("SELECT COUNT(*) FROM {table}"))
 }
 
 fn config() -> Config {
@@ -150,17 +145,17 @@ proptest! {
         let d = db();
         let bytes = format!("{header}{body}").into_bytes();
         let Ok(table) = read_table_bytes(&bytes, &format!("f.{ext}"), &ReadOptions::default()) else { return Ok(()); };
-        let (m0, u0, a0) = (count(&d.store, "members"), count(&d.store, "units"), count(&d.store, "attempts"));
+        let (m0, u0, a0) = (count(&d, "members"), count(&d, "units"), count(&d, "attempts"));
         // Applied: exactly the reported rows were added; refused: nothing was.
         let expect = |before: i64, r: &imports::ImportReport| before + if r.applied { r.imported as i64 } else { 0 };
-        if let Ok(r) = imports::roster_import(&d.store, &d.round, &table, &RosterImport { area_code: Some("0915"), skip_invalid: skip, replace: false }, "fuzz") {
-            prop_assert_eq!(count(&d.store, "members"), expect(m0, &r));
+        if let Ok(r) = imports::roster_import(d.store.as_ref(), &d.round, &table, &RosterImport { area_code: Some("0915"), skip_invalid: skip, replace: false }, "fuzz") {
+            prop_assert_eq!(count(&d, "members"), expect(m0, &r));
         }
-        if let Ok(r) = imports::units_import(&d.store, &d.round, &table, skip, "fuzz") {
-            prop_assert_eq!(count(&d.store, "units"), expect(u0, &r));
+        if let Ok(r) = imports::units_import(d.store.as_ref(), &d.round, &table, skip, "fuzz") {
+            prop_assert_eq!(count(&d, "units"), expect(u0, &r));
         }
-        if let Ok(r) = imports::attempts_import(&d.store, &d.round, &table, skip, "fuzz", chrono::Utc::now()) {
-            prop_assert_eq!(count(&d.store, "attempts"), expect(a0, &r));
+        if let Ok(r) = imports::attempts_import(d.store.as_ref(), &d.round, &table, skip, "fuzz", chrono::Utc::now()) {
+            prop_assert_eq!(count(&d, "attempts"), expect(a0, &r));
         }
     }
 
@@ -426,52 +421,55 @@ struct OnsiteRow {
     by: String,
 }
 
-fn onsite_rows(store: &SqliteStore) -> Vec<OnsiteRow> {
-    store
-        .read(|c| {
-            let mut out = Vec::new();
-            let mut st = c.prepare(
-                "SELECT unit_id, ballot, overall, levels, source_line, created_at, created_by
-                 FROM onsite_ballots ORDER BY id",
-            )?;
-            let rows = st.query_map([], |r| {
-                let levels: String = r.get(3)?;
-                Ok(OnsiteRow {
-                    unit: r.get(0)?,
-                    ballot: Some(r.get(1)?),
-                    overall: r.get(2)?,
-                    levels: serde_json::from_str(&levels).expect("levels are JSON"),
-                    score: None,
-                    line: r.get(4)?,
-                    at: r.get(5)?,
-                    by: r.get(6)?,
-                })
-            })?;
-            for r in rows {
-                out.push(r?);
-            }
-            let mut st = c.prepare(
-                "SELECT unit_id, score, source_line, created_at, created_by
-                 FROM onsite_scores ORDER BY unit_id",
-            )?;
-            let rows = st.query_map([], |r| {
-                Ok(OnsiteRow {
-                    unit: r.get(0)?,
-                    ballot: None,
-                    overall: false,
-                    levels: Vec::new(),
-                    score: Some(r.get(1)?),
-                    line: r.get(2)?,
-                    at: r.get(3)?,
-                    by: r.get(4)?,
-                })
-            })?;
-            for r in rows {
-                out.push(r?);
-            }
-            Ok(out)
-        })
+fn onsite_rows(d: &Db) -> Vec<OnsiteRow> {
+    let c = d.sp.sql();
+    let mut out = Vec::new();
+    let ballots = c
+        .prepare(
+            "SELECT unit_id, ballot, overall, levels, source_line, created_at, created_by
+             FROM onsite_ballots ORDER BY id",
+        )
         .unwrap()
+        .query_map([], |r| {
+            let levels: String = r.get(3)?;
+            Ok(OnsiteRow {
+                unit: r.get(0)?,
+                ballot: Some(r.get(1)?),
+                overall: r.get(2)?,
+                levels: serde_json::from_str(&levels).expect("levels are JSON"),
+                score: None,
+                line: r.get(4)?,
+                at: r.get(5)?,
+                by: r.get(6)?,
+            })
+        })
+        .unwrap();
+    for r in ballots {
+        out.push(r.unwrap());
+    }
+    let scores = c
+        .prepare(
+            "SELECT unit_id, score, source_line, created_at, created_by
+             FROM onsite_scores ORDER BY unit_id",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok(OnsiteRow {
+                unit: r.get(0)?,
+                ballot: None,
+                overall: false,
+                levels: Vec::new(),
+                score: Some(r.get(1)?),
+                line: r.get(2)?,
+                at: r.get(3)?,
+                by: r.get(4)?,
+            })
+        })
+        .unwrap();
+    for r in scores {
+        out.push(r.unwrap());
+    }
+    out
 }
 
 fn clean(s: &str) -> &str {
@@ -505,8 +503,14 @@ fn seed_onsite(d: &Db, which: u8) {
     }
     for f in files {
         let t = read_table_bytes(f.as_bytes(), "seed.csv", &ReadOptions::default()).unwrap();
-        let r = imports::onsite_import(&d.store, &d.round, &t, &OnsiteImport::default(), "seed")
-            .unwrap();
+        let r = imports::onsite_import(
+            d.store.as_ref(),
+            &d.round,
+            &t,
+            &OnsiteImport::default(),
+            "seed",
+        )
+        .unwrap();
         assert!(r.applied && r.rejected.is_empty(), "{:?}", r.rejected);
     }
 }
@@ -521,7 +525,7 @@ fn check_onsite(
     audit_before: i64,
     actor: &str,
 ) -> Result<(), TestCaseError> {
-    let after = onsite_rows(&d.store);
+    let after = onsite_rows(d);
     // The store's own reader accepts whatever was stored (never ballots and a score for a unit).
     prop_assert!(d.store.onsite(d.round.id).is_ok());
     let r = match result {
@@ -530,12 +534,12 @@ fn check_onsite(
             prop_assert!(!r.rejected.is_empty() && !opts.skip_invalid, "{r:?}");
             prop_assert_eq!(r.imported, 0);
             prop_assert_eq!(&after, before, "a refused import stored something");
-            prop_assert_eq!(count(&d.store, "audit_log"), audit_before);
+            prop_assert_eq!(count(d, "audit_log"), audit_before);
             return Ok(());
         }
         Err(_) => {
             prop_assert_eq!(&after, before, "a failed import stored something");
-            prop_assert_eq!(count(&d.store, "audit_log"), audit_before);
+            prop_assert_eq!(count(d, "audit_log"), audit_before);
             return Ok(());
         }
     };
@@ -618,7 +622,7 @@ fn check_onsite(
         let unique: std::collections::BTreeSet<&&String> = ballots.iter().collect();
         prop_assert_eq!(unique.len(), ballots.len());
     }
-    prop_assert_eq!(count(&d.store, "audit_log"), audit_before + 1);
+    prop_assert_eq!(count(d, "audit_log"), audit_before + 1);
     Ok(())
 }
 
@@ -660,7 +664,7 @@ proptest! {
         seed_onsite(&d, seeded);
         let bytes = if let Enc::Xlsx = enc {
             // A real workbook with the same cells.
-            let path = d._dir.path().join("onsite.xlsx");
+            let path = d.sp.dir.path().join("onsite.xlsx");
             let headers: Vec<&str> = header.split(',').collect();
             if sheping::tabular::write_xlsx(&path, "现场评价", &headers, rows.clone()).is_err() {
                 return Ok(());
@@ -682,10 +686,10 @@ proptest! {
         };
         let name = if let Enc::Xlsx = enc { "onsite.xlsx".to_string() } else { format!("onsite.{ext}") };
         let Ok(table) = read_table_bytes(&bytes, &name, &ReadOptions::default()) else { return Ok(()); };
-        let before = onsite_rows(&d.store);
-        let audit_before = count(&d.store, "audit_log");
+        let before = onsite_rows(&d);
+        let audit_before = count(&d, "audit_log");
         let opts = OnsiteImport { skip_invalid: skip, replace };
-        let result = imports::onsite_import(&d.store, &d.round, &table, &opts, "fuzz");
+        let result = imports::onsite_import(d.store.as_ref(), &d.round, &table, &opts, "fuzz");
         check_onsite(&d, &table, opts, &result, &before, audit_before, "fuzz")?;
     }
 }
@@ -696,13 +700,13 @@ proptest! {
 fn onsite_checks_see_accepted_and_refused_rows() {
     let d = db();
     seed_onsite(&d, 3);
-    let before = onsite_rows(&d.store);
-    let audit_before = count(&d.store, "audit_log");
+    let before = onsite_rows(&d);
+    let audit_before = count(&d, "audit_log");
     // A bad level, a duplicate ballot and a good one: refused as a whole…
     let csv = format!("unit,ballot,overall\n{EDU},B1,满意\n{EDU},B2,很满意\n{EDU},B1,满意\n");
     let t = read_table_bytes(csv.as_bytes(), "x.csv", &ReadOptions::default()).unwrap();
     let opts = OnsiteImport::default();
-    let r = imports::onsite_import(&d.store, &d.round, &t, &opts, "fuzz");
+    let r = imports::onsite_import(d.store.as_ref(), &d.round, &t, &opts, "fuzz");
     assert!(!r.as_ref().unwrap().applied);
     check_onsite(&d, &t, opts, &r, &before, audit_before, "fuzz").unwrap();
     // …or, when skipping, exactly line 2 stored beside the seeded ballots.
@@ -710,23 +714,23 @@ fn onsite_checks_see_accepted_and_refused_rows() {
         skip_invalid: true,
         replace: false,
     };
-    let r = imports::onsite_import(&d.store, &d.round, &t, &opts, "fuzz");
+    let r = imports::onsite_import(d.store.as_ref(), &d.round, &t, &opts, "fuzz");
     assert_eq!(r.as_ref().unwrap().imported, 1);
     check_onsite(&d, &t, opts, &r, &before, audit_before, "fuzz").unwrap();
-    let after = onsite_rows(&d.store);
+    let after = onsite_rows(&d);
     assert_eq!(after.len(), before.len() + 1);
     // Replacing the road's direct score with ballots drops the score and keeps EDU's ballots.
     let before = after;
-    let audit_before = count(&d.store, "audit_log");
+    let audit_before = count(&d, "audit_log");
     let csv = format!("unit,ballot,overall\n{ROAD},R1,2\n");
     let t = read_table_bytes(csv.as_bytes(), "x.csv", &ReadOptions::default()).unwrap();
     let opts = OnsiteImport {
         skip_invalid: false,
         replace: true,
     };
-    let r = imports::onsite_import(&d.store, &d.round, &t, &opts, "again");
+    let r = imports::onsite_import(d.store.as_ref(), &d.round, &t, &opts, "again");
     check_onsite(&d, &t, opts, &r, &before, audit_before, "again").unwrap();
-    let after = onsite_rows(&d.store);
+    let after = onsite_rows(&d);
     assert!(after.iter().all(|x| x.score.is_none()));
     assert_eq!(after.len(), before.len());
     // The harness would notice a stored row too many or a replaced unit kept.
@@ -739,9 +743,9 @@ fn onsite_checks_see_accepted_and_refused_rows() {
 fn oversized_onsite_files_and_cells_are_refused_clearly_and_store_nothing() {
     let d = db();
     seed_onsite(&d, 1);
-    let before = onsite_rows(&d.store);
+    let before = onsite_rows(&d);
     // A file above the reader's limit (sparse: the size is refused before anything is read).
-    let big = d._dir.path().join("ballots.csv");
+    let big = d.sp.dir.path().join("ballots.csv");
     let f = std::fs::File::create(&big).unwrap();
     f.set_len(ReadOptions::default().max_bytes as u64 + 1)
         .unwrap();
@@ -756,16 +760,22 @@ fn oversized_onsite_files_and_cells_are_refused_clearly_and_store_nothing() {
         "unit,ballot,overall\n{EDU},B1,满意\n{EDU},{},满意\n",
         "票".repeat(ReadOptions::default().max_cell_chars + 1)
     );
-    let path = d._dir.path().join("cell.csv");
+    let path = d.sp.dir.path().join("cell.csv");
     std::fs::write(&path, csv).unwrap();
     let err = imports::read_file(&path, None).unwrap_err().to_string();
     assert!(err.contains("第 3 行"), "{err}");
     // Huge numbers are refused as scores, not stored as infinity.
     let csv = format!("unit,score\n{ROAD},1e309\n");
     let t = read_table_bytes(csv.as_bytes(), "s.csv", &ReadOptions::default()).unwrap();
-    let r =
-        imports::onsite_import(&d.store, &d.round, &t, &OnsiteImport::default(), "fuzz").unwrap();
+    let r = imports::onsite_import(
+        d.store.as_ref(),
+        &d.round,
+        &t,
+        &OnsiteImport::default(),
+        "fuzz",
+    )
+    .unwrap();
     assert!(!r.applied);
     assert_eq!(r.rejected[0].field, "score");
-    assert_eq!(onsite_rows(&d.store), before);
+    assert_eq!(onsite_rows(&d), before);
 }

@@ -17,7 +17,7 @@ use sheping::storage::{AccountStore, NewUser};
 
 /// The demo's database, and a few rows more through the real CLI.
 fn realistic() -> Sheping {
-    let sp = Sheping::new();
+    let sp = Sheping::new_sqlite();
     let store = sheping::storage::sqlite::SqliteStore::open(&sp.db).unwrap();
     assert!(sheping::demo::ensure_demo(&store).unwrap());
     drop(store);
@@ -35,7 +35,7 @@ fn without_time(mut json: serde_json::Value) -> serde_json::Value {
 
 /// Every table's rows as text, in one order (all columns, NULLs first), from SQLite.
 fn sqlite_rows(sp: &Sheping, table: &str) -> Vec<String> {
-    let c = sp.sql();
+    let c = sp.sqlite();
     let cols: Vec<String> = c
         .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
         .unwrap()
@@ -73,7 +73,7 @@ fn sqlite_rows(sp: &Sheping, table: &str) -> Vec<String> {
 
 /// The same on PostgreSQL, in SQLite's column order.
 async fn pg_rows(client: &tokio_postgres::Client, sp: &Sheping, table: &str) -> Vec<String> {
-    let c = sp.sql();
+    let c = sp.sqlite();
     let cols: Vec<String> = c
         .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
         .unwrap()
@@ -114,7 +114,7 @@ async fn pg_rows(client: &tokio_postgres::Client, sp: &Sheping, table: &str) -> 
 }
 
 fn sqlite_head(sp: &Sheping) -> String {
-    sp.sql()
+    sp.sqlite()
         .query_row("SELECT value FROM meta WHERE key = 'audit_head'", [], |r| {
             r.get(0)
         })
@@ -293,7 +293,7 @@ fn pg_migrate_refuses_a_target_with_rows_and_changes_nothing() {
     ]);
     let before = pg_counts(&db.url);
     // A second source with rows of its own: its copy would collide.
-    let other = Sheping::new();
+    let other = Sheping::new_sqlite();
     common::add_user(&other, "someone", "admin");
     for source in [&sp, &other] {
         let out = source.run(&[
@@ -325,10 +325,10 @@ fn pg_migrate_refuses_a_broken_audit_chain() {
     let Some(db) = pg::fresh_db("pg_migrate_refuses_broken") else {
         return;
     };
-    let sp = Sheping::new();
+    let sp = Sheping::new_sqlite();
     common::round_with_units(&sp);
     common::add_user(&sp, "op1", "operator");
-    sp.sql()
+    sp.sqlite()
         .execute(
             "UPDATE audit_log SET detail = '{\"edited\":true}' WHERE id = 2",
             [],
@@ -385,12 +385,12 @@ fn pg_migrate_rolls_back_everything_when_a_row_cannot_be_copied() {
     let Some(db) = pg::fresh_db("pg_migrate_rolls_back") else {
         return;
     };
-    let sp = Sheping::new();
+    let sp = Sheping::new_sqlite();
     common::round_with_units(&sp);
     common::add_user(&sp, "op1", "operator");
     // SQLite keeps a NUL inside text; PostgreSQL's text cannot hold one. `meta` comes after
     // rounds, units, users and the audit log, which are copied by then.
-    sp.sql()
+    sp.sqlite()
         .execute(
             "INSERT INTO meta (key, value) VALUES ('note', 'a' || char(0) || 'b')",
             [],

@@ -23,7 +23,7 @@ const OPERATORS: usize = 16;
 /// Round `pg` on SQLite: 30 units × 70 representatives, 16 operators, a plan; calls allowed
 /// all day.
 fn prepared_round() -> common::Sheping {
-    let sp = common::Sheping::new();
+    let sp = common::Sheping::new_sqlite();
     let survey =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/surveys/default.toml"))
             .unwrap()

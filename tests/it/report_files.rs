@@ -8,67 +8,55 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sheping::storage::prelude::*;
-use sheping::storage::sqlite::SqliteStore;
+use crate::common::{self, Sheping};
 
 struct Demo {
-    dir: tempfile::TempDir,
-    db: PathBuf,
+    sp: Sheping,
 }
 
 /// The demo round (30 units, simulated calls with comments), made once (it takes a while)
-/// and copied into a fresh directory for each test.
+/// and copied for each test: the SQLite file by `sheping backup`, a PostgreSQL database as a
+/// template.
 fn demo() -> Demo {
-    static ORIGINAL: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
-    let (_, original) = ORIGINAL.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("demo.db");
-        {
-            let store = SqliteStore::open(&db).unwrap();
-            assert!(sheping::demo::ensure_demo(&store).unwrap());
-        }
-        (dir, db)
+    static ORIGINAL: std::sync::OnceLock<Sheping> = std::sync::OnceLock::new();
+    let original = ORIGINAL.get_or_init(|| {
+        let sp = Sheping::new();
+        let store = sp.store();
+        assert!(sheping::demo::ensure_demo(store.as_ref()).unwrap());
+        drop(store);
+        sp
     });
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
+    if let Some(template) = &original.pg {
+        let mut sp = Sheping::new_sqlite();
+        sp.pg =
+            Some(common::pg::copy_of(&common::test_name(), template).expect("the test cluster"));
+        return Demo { sp };
+    }
+    let sp = Sheping::new();
     let backup = Command::new(env!("CARGO_BIN_EXE_sheping"))
         .arg("--db")
-        .arg(original)
+        .arg(&original.db)
         .args(["backup", "--out"])
-        .arg(&db)
+        .arg(&sp.db)
         .env_remove("SHEPING_DB")
         .output()
         .unwrap();
     assert!(backup.status.success(), "{backup:?}");
-    Demo { dir, db }
+    Demo { sp }
 }
 
 impl Demo {
     fn sheping(&self, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_sheping"))
-            .arg("--db")
-            .arg(&self.db)
-            .args(args)
-            .env_remove("SHEPING_DB")
-            .env("RUST_LOG", "error")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "sheping {args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.sp.ok(args)
     }
 
     fn out(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.sp.dir.path().join(name)
     }
 
     /// Names and phone numbers of every representative (as stored and as digits only).
     fn personal_data(&self) -> Vec<String> {
-        let store = SqliteStore::open(&self.db).unwrap();
+        let store = self.sp.store();
         let round = store.round("2022").unwrap();
         let mut out = Vec::new();
         for m in store.members(round.id, None).unwrap() {
@@ -306,7 +294,7 @@ fn round_report_writes_pages_charts_and_exports() {
     assert_eq!(index_in_zip, html);
 
     // The report is in the audit log.
-    let store = SqliteStore::open(&d.db).unwrap();
+    let store = d.sp.store();
     let entries = store.audit_entries(Some("2022")).unwrap();
     assert!(
         entries
@@ -334,7 +322,7 @@ fn comments_appear_masked_when_asked_for() {
     let d = demo();
     // A respondent who names themself and gives their number in the comment.
     let (name, phone): (String, String) = {
-        let db = rusqlite::Connection::open(&d.db).unwrap();
+        let db = d.sp.sql();
         let (attempt, name, phone): (i64, String, String) = db
             .query_row(
                 "SELECT a.id, m.name, m.phone FROM attempts a JOIN members m ON m.id = a.member_id
@@ -345,7 +333,7 @@ fn comments_appear_masked_when_asked_for() {
             .unwrap();
         db.execute(
             "UPDATE attempts SET comment = ?1 WHERE id = ?2",
-            rusqlite::params![
+            crate::params![
                 format!("我是{name},有事打我电话 {phone},窗口服务很好"),
                 attempt
             ],
@@ -433,7 +421,7 @@ fn one_unit_alone() {
 
     let missing = Command::new(env!("CARGO_BIN_EXE_sheping"))
         .arg("--db")
-        .arg(&d.db)
+        .arg(d.sp.db_arg())
         .args([
             "report",
             "--round",

@@ -1,21 +1,22 @@
-//! The demo round (30 units, simulated calls) with its on-site data: results for every unit.
+//! The demo round (30 units, simulated calls) with its on-site data: results for every unit
+//! (on the run's backend).
 
+use crate::common::Sheping;
 use sheping::imports::demo_onsite;
 use sheping::results::{self, ResultsOptions};
-use sheping::storage::prelude::*;
-use sheping::storage::sqlite::SqliteStore;
 
 #[test]
 fn the_demo_shows_results_for_its_30_units() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("demo.db")).unwrap();
-    assert!(sheping::demo::ensure_demo(&store).unwrap());
+    let sp = Sheping::new();
+    let store = sp.store();
+    let store = store.as_ref();
+    assert!(sheping::demo::ensure_demo(store).unwrap());
     let round = store.round(sheping::demo::DEMO_ROUND).unwrap();
     // `sheping demo` stores the on-site data itself; a second call adds nothing.
-    assert_eq!(demo_onsite(&store, &round, "demo").unwrap(), 0, "only once");
+    assert_eq!(demo_onsite(store, &round, "demo").unwrap(), 0, "only once");
     assert_eq!(store.onsite(round.id).unwrap().len(), 30);
     let doc = results::compute(
-        &store,
+        store,
         &round,
         &ResultsOptions::default(),
         chrono::Utc::now(),
@@ -42,17 +43,18 @@ fn the_demo_shows_results_for_its_30_units() {
 
 #[test]
 fn the_demo_has_evidence_beside_the_scores() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("demo.db")).unwrap();
-    assert!(sheping::demo::ensure_demo(&store).unwrap());
+    let sp = Sheping::new();
+    let store = sp.store();
+    let store = store.as_ref();
+    assert!(sheping::demo::ensure_demo(store).unwrap());
     let round = store.round(sheping::demo::DEMO_ROUND).unwrap();
     assert_eq!(
-        sheping::imports::demo_evidence(&store, &round, "demo").unwrap(),
+        sheping::imports::demo_evidence(store, &round, "demo").unwrap(),
         0,
         "only once"
     );
     let doc = results::compute(
-        &store,
+        store,
         &round,
         &ResultsOptions {
             replicates: Some(0),

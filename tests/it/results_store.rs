@@ -11,7 +11,6 @@ use sheping::domain::disposition::Outcome;
 use sheping::domain::scoring::{Flag, OnsiteKind, RankBasis, SuspicionReason};
 use sheping::results::{self, ResultsOptions};
 use sheping::storage::ImportedAttempt;
-use sheping::storage::prelude::*;
 
 use results_fixture::*;
 
@@ -39,10 +38,11 @@ fn var(xs: &[f64]) -> f64 {
     xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64
 }
 
-fn setup() -> (tempfile::TempDir, Fixture) {
-    let dir = tempfile::tempdir().unwrap();
-    let f = build(&dir.path().join("results.db"));
-    (dir, f)
+/// The fixture on the run's backend (see `common::on_postgres`).
+fn setup() -> (crate::common::Sheping, Fixture) {
+    let sp = crate::common::Sheping::new();
+    let f = build_for(&sp);
+    (sp, f)
 }
 
 fn compute(f: &Fixture, opts: &ResultsOptions) -> results::ResultsDocument {

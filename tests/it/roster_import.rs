@@ -108,12 +108,13 @@ fn gbk_csv_with_crlf_and_messy_phones_imports_correctly() {
     );
     let dump: String = sp
         .sql()
-        .query_row(
-            "SELECT group_concat(COALESCE(note,'') || COALESCE(organization,'')) FROM members",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+        .prepare("SELECT COALESCE(note,'') || COALESCE(organization,'') FROM members")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+        .join(",");
     assert!(!dump.contains("陕西"));
 }
 

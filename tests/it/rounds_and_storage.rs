@@ -8,11 +8,13 @@ use sheping::storage::sqlite::{SqliteStore, schema_version};
 
 #[test]
 fn migrations_run_from_an_empty_file() {
-    let sp = Sheping::new();
+    let Some(sp) = Sheping::sqlite_only("SQLite's migrations, journal mode and schema") else {
+        return;
+    };
     assert!(!sp.db.exists());
     let store = SqliteStore::open(&sp.db).unwrap();
     assert_eq!(store.user_version().unwrap(), schema_version() as i64);
-    let conn = sp.sql();
+    let conn = sp.sqlite();
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -48,7 +50,7 @@ fn the_default_db_path_and_env_var_are_honoured() {
     let out = std::process::Command::new(common::BIN)
         .args(["round", "create", "2023", "--title", "t", "--survey"])
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/surveys/default.toml"))
-        .env("SHEPING_DB", &sp.db)
+        .env("SHEPING_DB", sp.db_arg())
         .output()
         .unwrap();
     assert!(
@@ -93,7 +95,7 @@ fn a_round_keeps_its_survey_copy_when_the_file_changes() {
         "2022-11-30",
     ]);
     std::fs::write(&file, original.replace("办事效率", "效率")).unwrap();
-    let store = SqliteStore::open(&sp.db).unwrap();
+    let store = sp.store();
     let round = store.round("2022").unwrap();
     assert_eq!(round.survey.dimensions[1].label, "办事效率");
     assert_eq!(round.field_start.unwrap().to_string(), "2022-11-01");
@@ -264,7 +266,10 @@ fn a_snapshot_reads_one_state_and_ends_with_its_closure() {
     use sheping::domain::user::Role;
     use sheping::storage::prelude::*;
     use sheping::storage::{NewUser, in_snapshot};
-    let sp = Sheping::new();
+    let Some(sp) = Sheping::sqlite_only("the SQLite store's pinned read transaction and WAL")
+    else {
+        return;
+    };
     let store = SqliteStore::open(&sp.db).unwrap();
     let other = SqliteStore::open(&sp.db).unwrap();
     let add = |s: &SqliteStore, login: &str| {
@@ -298,7 +303,7 @@ fn a_snapshot_reads_one_state_and_ends_with_its_closure() {
     assert_eq!(store.users().unwrap().len(), 3, "after the snapshot");
     // Nothing holds a read transaction now: a full checkpoint completes.
     let (busy, _, _): (i64, i64, i64) = sp
-        .sql()
+        .sqlite()
         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
@@ -311,25 +316,54 @@ fn a_snapshot_reads_one_state_and_ends_with_its_closure() {
 #[test]
 fn no_index_repeats_another() {
     let sp = Sheping::new();
-    drop(SqliteStore::open(&sp.db).unwrap());
+    drop(sp.store());
     let conn = sp.sql();
-    let indexes: Vec<(String, String, bool)> = conn
-        .prepare("SELECT i.name, i.tbl_name, i.sql LIKE '% WHERE %' FROM sqlite_master i WHERE i.type = 'index'")
+    // (name, table, partial, columns) of every index.
+    let indexes: Vec<(String, String, bool, Vec<String>)> = if sp.is_postgres() {
+        conn.prepare(
+            "SELECT i.relname, t.relname, ix.indpred IS NOT NULL, ix.indkey::text
+             FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid
+             JOIN pg_class t ON t.oid = ix.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+             WHERE n.nspname = 'public'",
+        )
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<bool>>(2)?.unwrap_or(false))))
+        .query_map([], |r| {
+            let key: String = r.get(3)?;
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                key.split(' ').map(str::to_string).collect(),
+            ))
+        })
         .unwrap()
         .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(indexes.len() > 10, "the schema's indexes were read");
-    let mut seen = std::collections::HashMap::new();
-    for (name, table, partial) in indexes {
-        let columns: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
+        .unwrap()
+    } else {
+        let indexes: Vec<(String, String, bool)> = conn
+            .prepare("SELECT i.name, i.tbl_name, i.sql LIKE '% WHERE %' FROM sqlite_master i WHERE i.type = 'index'")
             .unwrap()
-            .query_map([&name], |r| r.get(0))
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<bool>>(2)?.unwrap_or(false))))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
+        indexes
+            .into_iter()
+            .map(|(name, table, partial)| {
+                let columns: Vec<String> = conn
+                    .prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
+                    .unwrap()
+                    .query_map([&name], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                (name, table, partial, columns)
+            })
+            .collect()
+    };
+    assert!(indexes.len() > 10, "the schema's indexes were read");
+    let mut seen = std::collections::HashMap::new();
+    for (name, table, partial, columns) in indexes {
         if partial {
             continue; // a partial index holds other rows than a full one of the same columns
         }
@@ -351,7 +385,7 @@ fn one_store_handle_serves_every_aggregate() {
     use sheping::domain::user::Role;
     use sheping::storage::{AuditEvent, NewRound, NewUser};
     let sp = Sheping::new();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&sp.db).unwrap());
+    let store: Arc<dyn Store> = sp.store();
     let rounds: &dyn RoundStore = store.as_ref();
     let accounts: &dyn AccountStore = store.as_ref();
     let plans: &dyn PlanStore = store.as_ref();

@@ -217,12 +217,7 @@ async fn repeated_failures_lock_the_login_then_the_lock_ends() {
     tokio::time::sleep(Duration::from_millis(5_200)).await;
     assert_eq!(web.sign_in("op1", PASSWORD).await.status, 303);
     assert_eq!(audit_count(&sp, "auth.signin_locked"), 1);
-    assert_eq!(
-        sp.count(
-            "SELECT json_extract(detail, '$.count') FROM audit_log WHERE action = 'auth.signin_locked'"
-        ),
-        2
-    );
+    assert_eq!(sp.audit_details("auth.signin_locked")[0]["count"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -238,14 +233,7 @@ async fn repeated_failures_from_one_address_lock_that_address() {
     let page = Web::new(&server.url).sign_in("op1", PASSWORD).await;
     assert_eq!(page.status, 429);
     assert!(page.body.contains("本机登录失败次数过多"), "{}", page.body);
-    let scope: String = sp
-        .sql()
-        .query_row(
-            "SELECT json_extract(detail, '$.scope') FROM audit_log WHERE action = 'auth.lockout'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let scope = &sp.audit_details("auth.lockout")[0]["scope"];
     assert_eq!(scope, "ip");
 }
 

@@ -247,7 +247,7 @@ fn lapse(sp: &common::Sheping, token: &str) {
         .sql()
         .execute(
             "UPDATE queue SET claim_expires = ?1 WHERE claim_token = ?2",
-            rusqlite::params![chrono::Utc::now().timestamp_millis() - 1, token],
+            crate::params![chrono::Utc::now().timestamp_millis() - 1, token],
         )
         .unwrap();
     assert_eq!(n, 1, "the claim is in the queue");
@@ -448,7 +448,7 @@ async fn renewal_extends_the_lease_only_for_the_holder() {
     sp.sql()
         .execute(
             "UPDATE queue SET claim_expires = ?1 WHERE claim_token = ?2",
-            rusqlite::params![soon, token],
+            crate::params![soon, token],
         )
         .unwrap();
     // Another operator cannot renew op1's claim.
@@ -657,13 +657,14 @@ async fn a_corrupted_attempt_is_named_by_check_and_results() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    c.execute(
-        "INSERT INTO attempts (member_id, operator_id, attempt_no, recorded_at, outcome, aapor_code, answers, source)
-         VALUES (?1, ?2, 1, ?3, 'complete', '1.1', '[0,1,2,3,0,1,9]', 'cli')",
-        rusqlite::params![member, operator, chrono::Utc::now().timestamp_millis()],
-    )
-    .unwrap();
-    let bad = c.last_insert_rowid();
+    let bad: i64 = c
+        .query_row(
+            "INSERT INTO attempts (member_id, operator_id, attempt_no, recorded_at, outcome, aapor_code, answers, source)
+             VALUES (?1, ?2, 1, ?3, 'complete', '1.1', '[0,1,2,3,0,1,9]', 'cli') RETURNING id",
+            crate::params![member, operator, chrono::Utc::now().timestamp_millis()],
+            |r| r.get(0),
+        )
+        .unwrap();
     drop(c);
     let out = sp.run(&["check"]);
     let text = String::from_utf8_lossy(&out.stdout);

@@ -12,7 +12,7 @@ use std::io::Cursor;
 use calamine::{Reader, Xlsx};
 use common::browser::{Web, WebServer};
 use common::{Sheping, add_user, api_token};
-use results_fixture::{ROUND, UNITS, build};
+use results_fixture::{ROUND, UNITS, build_in};
 
 struct Setup {
     sp: Sheping,
@@ -25,7 +25,7 @@ struct Setup {
 
 fn start() -> Setup {
     let sp = Sheping::new();
-    build(&sp.db);
+    build_in(&sp);
     add_user(&sp, "eval", "evaluator");
     add_user(&sp, "stat", "statistician");
     let eval_token = api_token(&sp, "eval");

@@ -308,8 +308,17 @@ async fn paper_attempts_preview_then_confirm_like_the_cli() {
         ROUND,
         file.to_str().unwrap(),
     ]);
-    let q = "SELECT group_concat(m.phone || '/' || u.login || '/' || a.outcome || '/' || a.recorded_at || '/' || ifnull(a.answers, ''), ';') FROM (SELECT * FROM attempts ORDER BY member_id, recorded_at) a JOIN members m ON m.id = a.member_id JOIN users u ON u.id = a.operator_id";
-    let of = |s: &Sheping| -> String { s.sql().query_row(q, [], |r| r.get(0)).unwrap() };
+    let q = "SELECT m.phone || '/' || u.login || '/' || a.outcome || '/' || CAST(a.recorded_at AS TEXT) || '/' || COALESCE(a.answers, '') FROM attempts a JOIN members m ON m.id = a.member_id JOIN users u ON u.id = a.operator_id ORDER BY a.member_id, a.recorded_at";
+    let of = |s: &Sheping| -> String {
+        s.sql()
+            .prepare(q)
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+            .join(";")
+    };
     assert_eq!(of(&sp), of(&twin));
 }
 

@@ -78,6 +78,15 @@ fn no_user(login: &str) -> StorageError {
     StorageError::NotFound(format!("没有用户 `{login}`"))
 }
 
+/// PostgreSQL's text cannot hold NUL and refuses it as a parameter (a 500 for a URL with
+/// `%00`): no user has such a login, as SQLite answers.
+fn nul_login(login: &str) -> Result<()> {
+    if login.contains('\0') {
+        return Err(no_user(login));
+    }
+    Ok(())
+}
+
 async fn session_row<C: deadpool_postgres::GenericClient>(
     c: &C,
     id_hash: &str,
@@ -258,6 +267,7 @@ impl AccountStore for PgBackend {
     }
 
     fn user(&self, login: &str) -> Result<UserRecord> {
+        nul_login(login)?;
         self.read(async |c| {
             let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE login = $1");
             match c.query_opt(&sql, &[&login]).await? {
@@ -268,6 +278,7 @@ impl AccountStore for PgBackend {
     }
 
     fn set_user_active(&self, login: &str, active: bool, actor: &str) -> Result<()> {
+        nul_login(login)?;
         self.block_on(async {
             let mut c = self.conn().await?;
             let tx = c.transaction().await?;
@@ -294,6 +305,7 @@ impl AccountStore for PgBackend {
     }
 
     fn set_password(&self, login: &str, password_hash: &str, actor: &str) -> Result<()> {
+        nul_login(login)?;
         self.block_on(async {
             let mut c = self.conn().await?;
             let tx = c.transaction().await?;

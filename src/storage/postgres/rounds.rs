@@ -204,6 +204,11 @@ impl RoundStore for PgBackend {
     }
 
     fn round(&self, key: &str) -> Result<RoundRecord> {
+        // PostgreSQL's text cannot hold NUL, and refuses it as a parameter (a 500 for a URL
+        // with `%00`): no round has such a key, as SQLite answers.
+        if key.contains('\0') {
+            return Err(round_not_found(key));
+        }
         self.read(async |c| {
             let row = c
                 .query_opt(
