@@ -66,6 +66,10 @@ pub enum StorageError {
     Full,
     #[error("database error: {0}")]
     Database(rusqlite::Error),
+    /// Input this backend cannot store (a NUL character in text on PostgreSQL): the request's
+    /// fault, answered as a bad request, with what to change.
+    #[error("{0}")]
+    Invalid(String),
     /// An error of a backend other than SQLite (PostgreSQL), with the server's whole message.
     #[error("database error: {0}")]
     Backend(String),

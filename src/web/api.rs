@@ -152,6 +152,7 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::NotFound(m) => ApiError::NotFound(m),
+            StorageError::Invalid(m) => ApiError::BadRequest(m),
             StorageError::Full => ApiError::Unavailable("服务器存储空间已满,请通知管理员。".into()),
             StorageError::BadStoredValue(bad) => ApiError::Conflict(bad.to_string()),
             other => ApiError::Internal(other.to_string()),

@@ -92,7 +92,9 @@ impl IntoResponse for WebError {
             WebError::NotFound(m) | WebError::Storage(StorageError::NotFound(m)) => {
                 (StatusCode::NOT_FOUND, "未找到", m.clone())
             }
-            WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "请求有误", m.clone()),
+            WebError::BadRequest(m) | WebError::Storage(StorageError::Invalid(m)) => {
+                (StatusCode::BAD_REQUEST, "请求有误", m.clone())
+            }
             WebError::Form(status, m) => (*status, "请求有误", m.clone()),
             WebError::Conflict(m) | WebError::Storage(StorageError::Conflict(m)) => {
                 (StatusCode::CONFLICT, "无法完成", m.clone())

@@ -481,3 +481,26 @@ fn pg_contract_accounts_two_instances_share_sessions_and_locks() {
         .unwrap();
     assert!(locked.detail.contains("\"count\":2"), "{}", locked.detail);
 }
+
+/// A NUL in a text value: SQLite stores it, PostgreSQL cannot. The store answers it as the
+/// input's fault (invalid input naming the character), not as a failure of the database.
+#[test]
+fn pg_contract_accounts_a_nul_in_text_is_the_inputs_fault() {
+    let Some(db) = pg::fresh_db("pg_contract_accounts_nul") else {
+        return;
+    };
+    let pg = PgBackend::open(&db.url).unwrap();
+    let mut user = new_user("nul_name", Role::Operator);
+    user.name = "张\0三".into();
+    match pg.add_user(&user, "test") {
+        Err(StorageError::Invalid(message)) => assert!(message.contains("NUL"), "{message}"),
+        other => panic!("expected invalid input naming the NUL, got {other:?}"),
+    }
+    // Nothing was stored, and the store goes on.
+    assert!(matches!(
+        pg.user("nul_name"),
+        Err(StorageError::NotFound(_))
+    ));
+    user.name = "张三".into();
+    pg.add_user(&user, "test").unwrap();
+}

@@ -416,6 +416,11 @@ impl From<PgError> for StorageError {
                 "23505" | "23P01" => StorageError::Conflict(server.message().to_string()),
                 // check_violation, raised by migration 013's triggers with SQLite's messages.
                 "23514" => StorageError::Conflict(server.message().to_string()),
+                // character_not_in_repertoire: a NUL in a text value, which SQLite stores and
+                // PostgreSQL cannot; the input's fault, not the service's.
+                "22021" => StorageError::Invalid(
+                    "文本中含有 PostgreSQL 无法保存的字符(NUL,\\0):请删去该字符后重试".to_owned(),
+                ),
                 // disk_full, insufficient_resources, out_of_memory.
                 "53100" | "53000" | "53200" => StorageError::Full,
                 _ => StorageError::Backend(describe(db)),
