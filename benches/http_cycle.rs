@@ -7,7 +7,8 @@
 //! peak memory.
 //!
 //! Run: `cargo bench --bench http_cycle` (MEMBERS=..., CLIENTS=..., SECONDS=... to change;
-//! SHEPING_BIN=path to run another build of the server).
+//! SHEPING_BIN=path to run another build of the server; PAGE_SIZE=N makes the database with
+//! pages of N bytes instead of SQLite's 4096).
 
 #[path = "support/fixture.rs"]
 mod fixture;

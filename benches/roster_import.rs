@@ -4,8 +4,8 @@
 //! dominates: the rows are streamed, never held whole).
 //!
 //! Run: `cargo bench --bench roster_import` (ROWS=... to change the size; for A/B runs in one
-//! binary, SQLITE_MEMSTATUS=1 turns SQLite's memory statistics back on and PAGE_SIZE=4096 makes
-//! the database with SQLite's default page size, as before the eleventh session).
+//! binary: SQLITE_MEMSTATUS=1 turns SQLite's memory statistics back on, as before the eleventh
+//! session; PAGE_SIZE=N makes the database with pages of N bytes instead of SQLite's 4096).
 
 use std::io::Write;
 use std::time::Instant;
@@ -83,8 +83,8 @@ fn main() {
         .map(|(a, b)| a - b);
 
     let db = dir.path().join("sheping.db");
-    // PAGE_SIZE=4096: the file is made with that page size first, which the store keeps (the
-    // page size of a new database before the eleventh session).
+    // PAGE_SIZE=N (A/B runs): the file is made with that page size first, which the store
+    // keeps.
     if let Some(size) = std::env::var("PAGE_SIZE")
         .ok()
         .and_then(|s| s.parse::<i64>().ok())

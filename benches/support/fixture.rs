@@ -17,8 +17,8 @@ pub const PASSWORD: &str = "fixture-password-1";
 
 /// Builds round `key` and its plan (seed 1); operators are `op0`, `op1`, ...
 pub fn planned_round(path: &Path, key: &str, members: usize, operators: usize) -> SqliteStore {
-    // PAGE_SIZE=4096 (A/B runs): the file is made with that page size first, which the store
-    // keeps (new databases got SQLite's default of 4096 before the eleventh session).
+    // PAGE_SIZE=N (A/B runs): the file is made with that page size first, which the store
+    // keeps (a new database gets SQLite's default of 4096).
     if let Some(size) = std::env::var("PAGE_SIZE")
         .ok()
         .and_then(|s| s.parse::<i64>().ok())

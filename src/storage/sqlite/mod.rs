@@ -98,13 +98,6 @@ const BULK_CACHE_KIB: i64 = 65_536;
 /// memory must stay bounded for a province-wide file (issue 20.2).
 const ROSTER_CACHE_KIB: i64 = 8_192;
 
-/// The page size of a database this service creates (files made before keep theirs: SQLite
-/// cannot change it in WAL mode). SQLite's default of 4 KiB gave the million-member roster
-/// import a quarter million WAL frames, B-tree splits and checkpoint copies; 16 KiB pages
-/// took about 7 % off its CPU at the same file size (BENCHMARKS.md, roster import, eleventh
-/// session).
-pub(crate) const NEW_DATABASE_PAGE_SIZE: i64 = 16_384;
-
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -184,8 +177,6 @@ impl SqliteStore {
             path: path.display().to_string(),
             error: e.to_string(),
         })?;
-        // Only a new, empty file takes it, and only before WAL mode writes its first page.
-        conn.pragma_update(None, "page_size", NEW_DATABASE_PAGE_SIZE)?;
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -777,44 +768,6 @@ mod tests {
             options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
             "compile options: {options:?}"
         );
-    }
-
-    fn page_size(c: &Connection) -> Result<i64> {
-        Ok(c.query_row("PRAGMA page_size", [], |r| r.get(0))?)
-    }
-
-    /// A new database gets the larger pages; a file made with SQLite's default keeps its own.
-    #[test]
-    fn a_new_database_gets_large_pages_and_an_old_file_keeps_its_own() {
-        let dir = tempfile::tempdir().unwrap();
-        let new = dir.path().join("new.db");
-        let store = SqliteStore::open(&new).unwrap();
-        assert_eq!(store.read(page_size).unwrap(), NEW_DATABASE_PAGE_SIZE);
-        drop(store);
-        // Open again: still the same, with the schema in place.
-        let store = SqliteStore::open(&new).unwrap();
-        assert_eq!(store.write(page_size).unwrap(), NEW_DATABASE_PAGE_SIZE);
-        drop(store);
-
-        let old = dir.path().join("old.db");
-        {
-            let c = Connection::open(&old).unwrap();
-            c.execute_batch("PRAGMA page_size = 4096; CREATE TABLE before_us (x)")
-                .unwrap();
-        }
-        let store = SqliteStore::open(&old).unwrap();
-        assert_eq!(store.write(page_size).unwrap(), 4096);
-        assert_eq!(store.read(page_size).unwrap(), 4096);
-        let tables: i64 = store
-            .read(|c| {
-                Ok(c.query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE name IN ('before_us', 'members')",
-                    [],
-                    |r| r.get(0),
-                )?)
-            })
-            .unwrap();
-        assert_eq!(tables, 2);
     }
 
     #[test]
