@@ -15,7 +15,8 @@
 //! counts in the database that each acknowledged cycle was stored once and nothing else was.
 //!
 //! Run: `cargo bench --bench http_cycle` (MEMBERS=..., CLIENTS=..., SECONDS=... to change;
-//! SHEPING_BIN=path to run another build of the server), or
+//! SHEPING_BIN=path to run another build of the server; PAGE_SIZE=N makes the database with
+//! pages of N bytes instead of SQLite's 4096), or
 //! `bash tests/pg_cluster.sh cargo bench --bench http_cycle` for the PostgreSQL part too.
 
 #[path = "support/fixture.rs"]

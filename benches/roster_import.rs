@@ -3,7 +3,9 @@
 //! sqlite3 and the peak memory of the import (the bench process's VmHWM, which the import
 //! dominates: the rows are streamed, never held whole).
 //!
-//! Run: `cargo bench --bench roster_import` (ROWS=... to change the size).
+//! Run: `cargo bench --bench roster_import` (ROWS=... to change the size; for A/B runs in one
+//! binary: SQLITE_MEMSTATUS=1 turns SQLite's memory statistics back on, as before the eleventh
+//! session; PAGE_SIZE=N makes the database with pages of N bytes instead of SQLite's 4096).
 
 use std::io::Write;
 use std::time::Instant;
@@ -19,6 +21,20 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
+    // A/B runs against the build before the eleventh session in one binary: SQLite's memory
+    // statistics back on (they are off by default in our build), which must happen before
+    // SQLite is first initialised.
+    if std::env::var("SQLITE_MEMSTATUS").as_deref() == Ok("1") {
+        // SAFETY: no connection exists yet and no other thread uses SQLite.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
+                1 as std::ffi::c_int,
+            )
+        };
+        assert_eq!(rc, rusqlite::ffi::SQLITE_OK, "SQLITE_CONFIG_MEMSTATUS");
+        println!("SQLite memory statistics: on (SQLITE_MEMSTATUS=1)");
+    }
     let per_unit = 45;
     let n_units = rows.div_ceil(per_unit);
     let dir = tempfile::tempdir().unwrap();
@@ -53,6 +69,7 @@ fn main() {
 
     // Baseline: sqlite3's own CSV import of the same file into a file database.
     let base_db = dir.path().join("baseline.db");
+    let children_before = cpu_ticks("/proc/self/stat", true);
     let t = Instant::now();
     let baseline = std::process::Command::new("sqlite3")
         .arg(&base_db)
@@ -61,8 +78,21 @@ fn main() {
         .status();
     let base_secs = t.elapsed().as_secs_f64();
     let base_ok = matches!(baseline, Ok(s) if s.success());
+    let base_cpu = cpu_ticks("/proc/self/stat", true)
+        .zip(children_before)
+        .map(|(a, b)| a - b);
 
     let db = dir.path().join("sheping.db");
+    // PAGE_SIZE=N (A/B runs): the file is made with that page size first, which the store
+    // keeps.
+    if let Some(size) = std::env::var("PAGE_SIZE")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.pragma_update(None, "page_size", size).unwrap();
+        c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    }
     let store = SqliteStore::open(&db).unwrap();
     let survey =
         sheping::domain::survey::Survey::from_toml_str(include_str!("../surveys/default.toml"))
@@ -91,6 +121,9 @@ fn main() {
     store.add_units(&round, &units, "bench").unwrap();
 
     let before_hwm = vm_hwm();
+    let self_before = cpu_ticks("/proc/self/stat", false);
+    // This thread is the import's writer (the rows are read and checked on another).
+    let writer_before = cpu_ticks("/proc/thread-self/stat", false);
     let t = Instant::now();
     let reader = imports::open_file(&csv_path, None).unwrap();
     let report = imports::roster_import_stream(
@@ -107,6 +140,22 @@ fn main() {
     )
     .unwrap();
     let total = t.elapsed().as_secs_f64();
+    let import_cpu = cpu_ticks("/proc/self/stat", false)
+        .zip(self_before)
+        .map(|(a, b)| a - b);
+    let writer_cpu = cpu_ticks("/proc/thread-self/stat", false)
+        .zip(writer_before)
+        .map(|(a, b)| a - b);
+    let page_size: i64 = store
+        .read(|c| Ok(c.query_row("PRAGMA page_size", [], |r| r.get(0))?))
+        .unwrap();
+    let mib =
+        |p: &std::path::Path| std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / 1048576.0);
+    println!(
+        "database: page size {page_size}, file {:.1} MiB (sqlite3's: {:.1} MiB)",
+        mib(&db),
+        mib(&base_db)
+    );
     assert_eq!(
         report.imported,
         rows,
@@ -132,11 +181,31 @@ fn main() {
             rows as f64 / base_secs
         );
         println!("ratio sheping/sqlite3 throughput: {:.2}", base_secs / total);
+        // On a shared machine wall time follows the load; CPU time much less so.
+        if let (Some(a), Some(w), Some(b)) = (import_cpu, writer_cpu, base_cpu) {
+            println!(
+                "CPU time (user + system): sheping {:.2} s (the writing thread {:.2} s), sqlite3 {:.2} s",
+                a as f64 / 100.0,
+                w as f64 / 100.0,
+                b as f64 / 100.0
+            );
+        }
     } else {
         println!(
             "sqlite3 .import: NOT AVAILABLE on this machine, no ratio (apt-get install -y sqlite3)"
         );
     }
+}
+
+/// CPU time (user + system, in clock ticks of 1/100 s) of the process or thread whose `stat`
+/// file this is, or of its waited-for children.
+fn cpu_ticks(stat_file: &str, children: bool) -> Option<u64> {
+    let stat = std::fs::read_to_string(stat_file).ok()?;
+    // The fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime, stime, cutime, cstime are fields 14-17 of stat(5); here 0-based from field 3.
+    let (u, s) = if children { (13, 14) } else { (11, 12) };
+    Some(fields.get(u)?.parse::<u64>().ok()? + fields.get(s)?.parse::<u64>().ok()?)
 }
 
 /// This process's peak resident size, in bytes.

@@ -17,6 +17,16 @@ pub const PASSWORD: &str = "fixture-password-1";
 
 /// Builds round `key` and its plan (seed 1); operators are `op0`, `op1`, ...
 pub fn planned_round(path: &Path, key: &str, members: usize, operators: usize) -> SqliteStore {
+    // PAGE_SIZE=N (A/B runs): the file is made with that page size first, which the store
+    // keeps (a new database gets SQLite's default of 4096).
+    if let Some(size) = std::env::var("PAGE_SIZE")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+    {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.pragma_update(None, "page_size", size).unwrap();
+        c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    }
     let store = SqliteStore::open(path).unwrap();
     let mut survey = Survey::from_toml_str(include_str!("../../surveys/default.toml")).unwrap();
     survey.calling.windows = vec!["00:00-23:59".into()];

@@ -752,6 +752,25 @@ mod tests {
         Ok(-c.query_row("PRAGMA cache_size", [], |r| r.get::<_, i64>(0))?)
     }
 
+    /// The bundled SQLite is built without memory statistics (`.cargo/config.toml` sets
+    /// `LIBSQLITE3_FLAGS`): a build that lost the flag fails here.
+    #[test]
+    fn the_bundled_sqlite_keeps_no_memory_statistics() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("options.db")).unwrap();
+        let options: Vec<String> = store
+            .read(|c| {
+                let mut stmt = c.prepare("PRAGMA compile_options")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "compile options: {options:?}"
+        );
+    }
+
     #[test]
     fn bulk_writes_get_the_large_cache_and_leave_the_writer_with_the_small_one() {
         let dir = tempfile::tempdir().unwrap();
