@@ -3,7 +3,7 @@
 //! late records to review, and the audit chain. How a backend checks its own pages differs
 //! (SQLite's `integrity_check` and `foreign_key_check`; PostgreSQL's catalogue), so each
 //! implementation fills `integrity` and `foreign_keys` itself and runs the rest through
-//! [`check_invariants`] and [`check_stored_rounds`].
+//! [`add_invariant_problems`] and [`check_stored_rounds`].
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -139,19 +139,25 @@ pub const REBUILD_TALLIES: &str = "DELETE FROM queue_tally;
      FROM attempts a JOIN members m ON m.id = a.member_id JOIN units u ON u.id = m.unit_id
      GROUP BY 1, 2, 3;";
 
-/// Adds to `report` what the invariant queries found: `rows_of(sql)` counts the rows a query
-/// returns on the backend's connection.
-pub fn check_invariants<E>(
-    report: &mut CheckReport,
-    mut rows_of: impl FnMut(&str) -> std::result::Result<usize, E>,
-) -> std::result::Result<(), E> {
-    for (what, sql) in INVARIANTS {
-        let n = rows_of(sql)?;
+/// Adds to `report` a problem for each invariant whose query returned rows: `counts` are the
+/// row counts of [`INVARIANTS`]' queries, in their order.
+pub fn add_invariant_problems(report: &mut CheckReport, counts: impl IntoIterator<Item = usize>) {
+    for ((what, _), n) in INVARIANTS.iter().zip(counts) {
         if n > 0 {
             report.problems.push(format!("{what}: {n}"));
         }
     }
-    Ok(())
+}
+
+/// A row of [`BAD_CATEGORIES`], named as the readers would refuse it.
+pub fn bad_category_problem(row_id: i64, value: String) -> String {
+    super::BadStoredValue {
+        table: "members",
+        row_id,
+        column: "category",
+        value,
+    }
+    .to_string()
 }
 
 /// Every stored attempt against its round's survey, the late records to review, and the

@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use super::PgBackend;
 use super::calls::refresh_queue;
 use crate::storage::maintenance::{
-    BAD_CATEGORIES, CheckReport, MaintenanceStore, REBUILD_TALLIES, check_invariants,
-    check_stored_rounds,
+    BAD_CATEGORIES, CheckReport, INVARIANTS, MaintenanceStore, REBUILD_TALLIES,
+    add_invariant_problems, bad_category_problem, check_stored_rounds,
 };
-use crate::storage::{BadStoredValue, Result, RoundStore, StorageError};
+use crate::storage::{Result, RoundStore, StorageError};
 
 impl MaintenanceStore for PgBackend {
     fn check(&self) -> Result<CheckReport> {
@@ -54,24 +54,14 @@ impl MaintenanceStore for PgBackend {
                 .await?
                 .get(0);
             r.foreign_keys = unvalidated as usize;
-            let mut counts = Vec::new();
-            for (_, sql) in crate::storage::maintenance::INVARIANTS {
+            let mut counts = Vec::with_capacity(INVARIANTS.len());
+            for (_, sql) in INVARIANTS {
                 counts.push(tx.query(*sql, &[]).await?.len());
             }
-            let mut counts = counts.into_iter();
-            check_invariants(&mut r, |_| {
-                Ok::<_, StorageError>(counts.next().unwrap_or_default())
-            })?;
+            add_invariant_problems(&mut r, counts);
             for row in tx.query(BAD_CATEGORIES, &[]).await? {
-                r.problems.push(
-                    BadStoredValue {
-                        table: "members",
-                        row_id: row.get(0),
-                        column: "category",
-                        value: row.get(1),
-                    }
-                    .to_string(),
-                );
+                r.problems
+                    .push(bad_category_problem(row.get(0), row.get(1)));
             }
             tx.commit().await?;
             Ok::<_, StorageError>(r)

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::{SqliteStore, calls::refresh_queue};
 use crate::storage::maintenance::{
-    BAD_CATEGORIES, CheckReport, MaintenanceStore, REBUILD_TALLIES, check_invariants,
-    check_stored_rounds,
+    BAD_CATEGORIES, CheckReport, INVARIANTS, MaintenanceStore, REBUILD_TALLIES,
+    add_invariant_problems, bad_category_problem, check_stored_rounds,
 };
 use crate::storage::{Result, RoundStore, StorageError};
 
@@ -133,23 +133,17 @@ impl MaintenanceStore for SqliteStore {
                 .collect::<rusqlite::Result<_>>()?;
             let mut stmt = c.prepare("PRAGMA foreign_key_check")?;
             r.foreign_keys = stmt.query_map([], |_| Ok(()))?.count();
-            check_invariants(&mut r, |sql| {
-                Ok::<_, rusqlite::Error>(c.prepare(sql)?.query_map([], |_| Ok(()))?.count())
-            })?;
+            let counts = INVARIANTS
+                .iter()
+                .map(|(_, sql)| Ok(c.prepare(sql)?.query_map([], |_| Ok(()))?.count()))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            add_invariant_problems(&mut r, counts);
             let mut stmt = c.prepare(BAD_CATEGORIES)?;
             for row in stmt.query_map([], |row| {
                 Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
             })? {
                 let (id, value) = row?;
-                r.problems.push(
-                    crate::storage::BadStoredValue {
-                        table: "members",
-                        row_id: id,
-                        column: "category",
-                        value,
-                    }
-                    .to_string(),
-                );
+                r.problems.push(bad_category_problem(id, value));
             }
             Ok(r)
         })?;
