@@ -25,6 +25,7 @@ pub mod location;
 pub mod maintenance;
 pub mod plans;
 pub mod postgres;
+pub(crate) mod read_cache;
 pub mod results;
 pub mod roster;
 pub mod rounds;

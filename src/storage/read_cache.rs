@@ -12,6 +12,9 @@
 //! the `sqlite3` shell) is not hooked: entries also expire after [`TTL`], which bounds how long
 //! such a change goes unseen. Writes check the database itself (a locked round refuses a
 //! write whatever a cached round says).
+//!
+//! The PostgreSQL store keeps the same caches (`postgres/sync.rs`'s `Caches`): its own write
+//! methods bump the generations, and [`TTL`] bounds what another instance changed.
 
 use std::collections::HashMap;
 use std::hash::Hash;

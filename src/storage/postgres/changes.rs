@@ -1,6 +1,6 @@
 //! Change notices between instances: `NOTIFY` in the writing transaction, `LISTEN` on one
 //! connection per instance, so that each instance's in-memory caches (sessions, an operator's
-//! rounds: `src/storage/sqlite/read_cache.rs` on SQLite) drop what another instance changed.
+//! rounds: `src/storage/read_cache.rs`) drop what another instance changed.
 //!
 //! PostgreSQL delivers a notice only when its transaction commits, in commit order, and folds
 //! identical notices of one transaction into one. A listener that loses its connection cannot

@@ -11,7 +11,7 @@ use std::ops::{Deref, DerefMut};
 use deadpool_postgres::Client;
 
 use super::{PgError, PgStore, describe};
-use crate::storage::sqlite::read_cache::{Generations, ReadCache};
+use crate::storage::read_cache::{Generations, ReadCache};
 use crate::storage::{RoundRecord, SessionRecord, StorageError};
 
 /// The PostgreSQL backend: a [`PgStore`] and the runtime its connections live on.
@@ -23,7 +23,7 @@ pub struct PgBackend {
 }
 
 /// The reads every request repeats (a session, an operator's rounds), kept in memory as the
-/// SQLite store keeps them (`sqlite/read_cache.rs`): an entry is dropped when a write through
+/// SQLite store keeps them (`storage/read_cache.rs`): an entry is dropped when a write through
 /// THIS instance may have changed it (the generation of its group moves), and is never used
 /// after `read_cache::TTL` (one second), which bounds how long a change made through another
 /// instance on the same database goes unseen.
