@@ -52,6 +52,11 @@ impl Touched {
             self.0.fetch_or(g, Ordering::SeqCst);
         }
     }
+
+    /// Notes every group: for a write made while the update hook was off.
+    pub(crate) fn note_all(&self) {
+        self.0.fetch_or(ROUNDS | SESSIONS, Ordering::SeqCst);
+    }
 }
 
 /// A counter that moves whenever a commit may have changed a group's data.

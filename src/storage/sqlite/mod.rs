@@ -17,6 +17,7 @@ use rusqlite_migration::{M, Migrations};
 mod accounts;
 mod audit;
 mod backup;
+mod borrowed_binds;
 mod calls;
 mod maintenance;
 use crate::storage::read_cache;
@@ -424,6 +425,9 @@ struct MembersSink<'c> {
     /// against the round's units before the import is kept, as foreign-key enforcement is off
     /// for its rows.
     units: roster_write::UnitsSeen,
+    /// The many-row INSERT, prepared once per import (it has hundreds of parameters), and the
+    /// buffer its values are gathered in.
+    many: Option<borrowed_binds::BorrowedBinds<'c>>,
 }
 
 impl MemberSink for MembersSink<'_> {
@@ -451,7 +455,14 @@ impl MemberSink for MembersSink<'_> {
         for m in members {
             self.units.note(m.unit_id, m.line);
         }
-        insert_members(self.tx, members, self.now)?;
+        let many = match &mut self.many {
+            Some(many) => many,
+            None => self.many.insert(borrowed_binds::BorrowedBinds::prepare(
+                self.tx,
+                &members_insert_sql("INSERT OR FAIL", MEMBERS_PER_INSERT),
+            )?),
+        };
+        insert_members(self.tx, many, members, self.now)?;
         self.stored += members.len();
         Ok(())
     }
@@ -473,6 +484,7 @@ fn import_members(
         replaced: Vec::new(),
         suspended: Default::default(),
         units: Default::default(),
+        many: None,
     };
     // Its own savepoint, to drop what was stored when `feed` does not keep it; an error
     // rolls back the writer's savepoint around all of this.
@@ -501,51 +513,62 @@ fn import_members(
 /// Rows per multi-row INSERT of members (9 parameters each, far below SQLite's limit of 32,766).
 const MEMBERS_PER_INSERT: usize = 64;
 
+/// The INSERT of `rows` members. `?1` is the time, the same for every row; a row's own values
+/// are the 8 parameters after it ([`member_params`]).
+fn members_insert_sql(verb: &str, rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let p: Vec<String> = (2 + 8 * i..2 + 8 * (i + 1))
+                .map(|n| format!("?{n}"))
+                .collect();
+            format!("({}, ?1)", p.join(", "))
+        })
+        .collect();
+    let values = values.join(", ");
+    format!(
+        "{verb} INTO members (unit_id, name, phone, phone_alt, category, organization, note, source_line, created_at) VALUES {values}"
+    )
+}
+
+/// A member's 8 values, in the order of [`members_insert_sql`].
+fn member_params(m: &NewMember) -> [borrowed_binds::Param<'_>; 8] {
+    use borrowed_binds::Param;
+    [
+        Param::Int(m.unit_id),
+        Param::Text(&m.name),
+        Param::Text(&m.phone),
+        Param::from(&m.phone_alt),
+        Param::Text(m.category.label()),
+        Param::from(&m.organization),
+        Param::from(&m.note),
+        Param::Int(m.line as i64),
+    ]
+}
+
 /// Inserts members in file order (so their ids follow the file), many rows per statement: one
-/// statement execution per row costs more than the row itself. The many-row statement is
-/// `INSERT OR FAIL`: a conflict stops it, keeping the rows before (the import fails as a
-/// whole anyway), so SQLite keeps no statement journal of every page it changes. The rest of
-/// that batch is then inserted row by row to name the offending line.
-fn insert_members(tx: &Connection, members: &[NewMember], now: i64) -> Result<()> {
-    /// `?1` is the time, the same for every row; a row's own values are 8 parameters after it.
-    fn sql(verb: &str, rows: usize) -> String {
-        let values: Vec<String> = (0..rows)
-            .map(|i| {
-                let p: Vec<String> = (2 + 8 * i..2 + 8 * (i + 1))
-                    .map(|n| format!("?{n}"))
-                    .collect();
-                format!("({}, ?1)", p.join(", "))
-            })
-            .collect();
-        let values = values.join(", ");
-        format!(
-            "{verb} INTO members (unit_id, name, phone, phone_alt, category, organization, note, source_line, created_at) VALUES {values}"
-        )
-    }
-    static MANY: LazyLock<String> = LazyLock::new(|| sql("INSERT OR FAIL", MEMBERS_PER_INSERT));
-    static ONE: LazyLock<String> = LazyLock::new(|| sql("INSERT", 1));
-    let bind = |stmt: &mut rusqlite::Statement<'_>, row: usize, m: &NewMember| {
-        let p = 2 + 8 * row;
-        stmt.raw_bind_parameter(p, m.unit_id)?;
-        stmt.raw_bind_parameter(p + 1, &m.name)?;
-        stmt.raw_bind_parameter(p + 2, &m.phone)?;
-        stmt.raw_bind_parameter(p + 3, &m.phone_alt)?;
-        stmt.raw_bind_parameter(p + 4, m.category.label())?;
-        stmt.raw_bind_parameter(p + 5, &m.organization)?;
-        stmt.raw_bind_parameter(p + 6, &m.note)?;
-        stmt.raw_bind_parameter(p + 7, m.line as i64)
-    };
-    let mut many = tx.prepare_cached(&MANY)?;
-    let mut one = tx.prepare_cached(&ONE)?;
-    many.raw_bind_parameter(1, now)?;
-    one.raw_bind_parameter(1, now)?;
+/// statement execution per row costs more than the row itself. The many-row statement (`many`,
+/// from [`members_insert_sql`] with [`MEMBERS_PER_INSERT`] rows) is `INSERT OR FAIL`: a
+/// conflict stops it, keeping the rows before (the import fails as a whole anyway), so SQLite
+/// keeps no statement journal of every page it changes. The rest of that batch is then
+/// inserted row by row to name the offending line. Its texts are bound without a copy
+/// (`borrowed_binds`).
+fn insert_members(
+    tx: &Connection,
+    many: &mut borrowed_binds::BorrowedBinds<'_>,
+    members: &[NewMember],
+    now: i64,
+) -> Result<()> {
+    static ONE: LazyLock<String> = LazyLock::new(|| members_insert_sql("INSERT", 1));
+    let mut values = Vec::with_capacity(1 + 8 * MEMBERS_PER_INSERT);
     for chunk in members.chunks(MEMBERS_PER_INSERT) {
         let mut rest = chunk;
         if chunk.len() == MEMBERS_PER_INSERT {
-            for (i, m) in chunk.iter().enumerate() {
-                bind(&mut many, i, m)?;
+            values.clear();
+            values.push(borrowed_binds::Param::Int(now));
+            for m in chunk {
+                values.extend(member_params(m));
             }
-            match many.raw_execute() {
+            match many.execute(&values) {
                 Ok(_) => continue,
                 Err(e)
                     if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
@@ -557,8 +580,18 @@ fn insert_members(tx: &Connection, members: &[NewMember], now: i64) -> Result<()
                 Err(e) => return Err(map_full(e)),
             }
         }
+        let mut one = tx.prepare_cached(&ONE)?;
         for m in rest {
-            bind(&mut one, 0, m)?;
+            one.raw_bind_parameter(1, now)?;
+            for (i, value) in member_params(m).into_iter().enumerate() {
+                match value {
+                    borrowed_binds::Param::Int(v) => one.raw_bind_parameter(2 + i, v)?,
+                    borrowed_binds::Param::Text(v) => one.raw_bind_parameter(2 + i, v)?,
+                    borrowed_binds::Param::Null => {
+                        one.raw_bind_parameter(2 + i, rusqlite::types::Null)?
+                    }
+                }
+            }
             one.raw_execute().map_err(|e| {
                 conflict_on_unique(e, || {
                     format!(
