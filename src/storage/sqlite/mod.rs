@@ -419,8 +419,8 @@ struct MembersSink<'c> {
     now: i64,
     stored: usize,
     replaced: Vec<i64>,
-    /// Triggers a large import sets aside until it is kept (`roster_write`).
-    suspended: roster_write::Suspended,
+    /// The writer's triggers, off during a large import (`roster_write`).
+    suspended: roster_write::TriggersOff<'c>,
     /// The units stored members belong to, each with the first line naming it: checked
     /// against the round's units before the import is kept, as foreign-key enforcement is off
     /// for its rows.
@@ -494,7 +494,7 @@ fn import_members(
         return Ok(None);
     }
     sink.units.check(tx, round.id)?;
-    sink.suspended.restore(tx)?;
+    sink.suspended.restore()?;
     tx.execute_batch("RELEASE roster_import")?;
     let (stored, mut replaced) = (sink.stored, sink.replaced);
     replaced.sort_unstable();

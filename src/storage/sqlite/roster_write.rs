@@ -1,76 +1,91 @@
-//! The roster import's write plan: what a large import sets aside inside its own transaction,
+//! The roster import's write plan: what a large import sets aside for its own transaction,
 //! and puts back before it commits, so that SQLite does only the work the import's rows need.
 //!
 //! Measured on a million members (`cargo bench --bench roster_import`, BENCHMARKS.md): the
 //! category trigger (migration 013) was about two thirds of the writer's CPU. Its `NOT IN
 //! (...)` list is compiled into a temporary table that is built again every time the trigger
 //! fires, once per row. The import's rows carry only categories from `MemberCategory`, which
-//! is what the trigger checks, so the import drops it and creates it again from its own stored
-//! SQL. Both happen inside the import's savepoint: an import that fails, is not kept or is
-//! killed rolls the drop back with its rows, and the schema after a kept import is the schema
-//! before it (`sqlite_master` row for row).
+//! is what the trigger checks, so the import runs with the writer connection's triggers off
+//! (`SQLITE_DBCONFIG_ENABLE_TRIGGER`) when the only triggers its statements could fire are
+//! those redundant ones; [`TriggersOff`] turns them on again however the import ends.
+//!
+//! The import used to drop the trigger and create it again instead. That changed the schema
+//! twice: every connection prepared its statements again, and the schema page, changed at the
+//! start of the transaction and again at its end, was the one page written to the WAL twice,
+//! which makes SQLite read back the whole WAL at commit to recompute its checksums (100 MB
+//! for a million members). Turning triggers off changes no page.
 //!
 //! The unique `(unit_id, phone)` index stays: it belongs to the table's `UNIQUE` constraint,
 //! which SQLite cannot drop short of rebuilding the table, and with members arriving unit by
 //! unit its inserts land at the right edge of the B-tree.
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::storage::{Result, StorageError};
 
-/// Triggers on `members` that cannot refuse an imported row: they check only what the import
-/// has already checked (the category is a `MemberCategory` label).
-/// (name, the statement that drops it).
-const REDUNDANT_FOR_IMPORT: &[(&str, &str)] = &[(
-    "members_category_insert",
-    "DROP TRIGGER members_category_insert",
-)];
+/// The tables the import's statements write (`members`: insert and delete; `audit`: its
+/// entry), and the triggers on them that may be off while it runs: each checks only what the
+/// import has already checked (the category is a `MemberCategory` label). A trigger on these
+/// tables that is not listed keeps every trigger on.
+const WRITTEN_TABLES: &str = "'members', 'audit'";
+const REDUNDANT_FOR_IMPORT: &[&str] = &["members_category_insert", "members_category_update"];
 
-/// Imports up to this many rows keep the triggers: for them the schema change (every
-/// connection prepares its statements again) costs more than the trigger.
+/// Imports up to this many rows keep the triggers: for them preparing the connection's
+/// statements again (which turning triggers off or on asks for) costs more than the trigger.
 pub(super) const SUSPEND_TRIGGERS_ABOVE: usize = 4096;
 
-/// Triggers dropped for the length of an import, with the SQL that creates them again.
+/// The writer connection's triggers, off for the length of an import; on again when this is
+/// dropped (whether the import was kept, failed or panicked).
 #[derive(Default)]
-pub(super) struct Suspended {
-    triggers: Vec<(String, String)>,
-    active: bool,
+pub(super) struct TriggersOff<'c> {
+    off_on: Option<&'c Connection>,
 }
 
-impl Suspended {
-    /// Whether the triggers are set aside now.
+impl<'c> TriggersOff<'c> {
+    /// Whether the triggers are off now.
     pub(super) fn active(&self) -> bool {
-        self.active
+        self.off_on.is_some()
     }
 
-    /// Drops the import's redundant triggers (inside the caller's savepoint).
-    pub(super) fn suspend(&mut self, tx: &Connection) -> Result<()> {
-        if self.active {
+    /// Turns the connection's triggers off, if every trigger the import could fire is
+    /// redundant for it (else leaves them on: slower, never wrong).
+    pub(super) fn suspend(&mut self, tx: &'c Connection) -> Result<()> {
+        if self.off_on.is_some() {
             return Ok(());
         }
-        for (name, drop) in REDUNDANT_FOR_IMPORT {
-            let sql: Option<String> = tx
-                .prepare_cached(
-                    "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?1 AND tbl_name = 'members'",
-                )?
-                .query_row([name], |r| r.get(0))
-                .optional()?;
-            if let Some(sql) = sql {
-                tx.execute_batch(drop)?;
-                self.triggers.push((name.to_string(), sql));
-            }
+        let mut names = tx.prepare_cached(&format!(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ({WRITTEN_TABLES})"
+        ))?;
+        let unknown: Option<String> = names
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .find(|name| !REDUNDANT_FOR_IMPORT.contains(&name.as_str()));
+        if let Some(name) = unknown {
+            tracing::debug!(trigger = %name, "a roster import keeps triggers on");
+            return Ok(());
         }
-        self.active = true;
+        tx.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)?;
+        self.off_on = Some(tx);
         Ok(())
     }
 
-    /// Creates the dropped triggers again, from the SQL they were stored with.
-    pub(super) fn restore(&mut self, tx: &Connection) -> Result<()> {
-        for (_, sql) in self.triggers.drain(..) {
-            tx.execute_batch(&sql)?;
+    /// Turns the triggers on again.
+    pub(super) fn restore(&mut self) -> Result<()> {
+        if let Some(conn) = self.off_on.take() {
+            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, true)?;
         }
-        self.active = false;
         Ok(())
+    }
+}
+
+impl Drop for TriggersOff<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.restore() {
+            // The writer turns them on after every bulk write too (`writer`).
+            tracing::error!(error = %e, "could not turn the writer's triggers back on after a roster import");
+        }
     }
 }
 
@@ -162,5 +177,89 @@ mod tests {
                 "{table}.{column} is not checked"
             );
         }
+    }
+
+    /// A large import, kept or refused, leaves the writer connection enforcing the category
+    /// trigger: a server goes on writing through it.
+    #[test]
+    fn the_writer_checks_categories_again_after_a_large_import_kept_or_refused() {
+        use crate::domain::roster::{MemberCategory, NewMember};
+        use crate::domain::unit::{NewUnit, UnitKind};
+        use crate::storage::NewRound;
+        use crate::storage::prelude::*;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::SqliteStore::open(&dir.path().join("triggers.db")).unwrap();
+        let survey = crate::domain::survey::Survey::from_toml_str(include_str!(
+            "../../../surveys/default.toml"
+        ))
+        .unwrap();
+        let round = store
+            .create_round(
+                &NewRound {
+                    key: "t".into(),
+                    title: "t".into(),
+                    survey,
+                    survey_source: "default".into(),
+                    field: None,
+                },
+                "test",
+            )
+            .unwrap();
+        let units: Vec<NewUnit> = (0..200)
+            .map(|u| NewUnit {
+                name: format!("单位{u}"),
+                kind: UnitKind::Institution,
+                sector: String::new(),
+                code: None,
+                line: u + 2,
+            })
+            .collect();
+        store.add_units(&round, &units, "test").unwrap();
+        let unit_ids: Vec<i64> = store
+            .roster_units(round.id)
+            .unwrap()
+            .iter()
+            .map(|u| u.id)
+            .collect();
+        let members = |from: usize, n: usize| -> Vec<NewMember> {
+            (from..from + n)
+                .map(|i| NewMember {
+                    unit_id: unit_ids[i / 45],
+                    name: format!("代表{i}"),
+                    phone: format!("139{i:08}"),
+                    phone_alt: None,
+                    category: MemberCategory::ServiceRecipient,
+                    organization: None,
+                    note: None,
+                    line: i + 2,
+                })
+                .collect()
+        };
+        let refuses_a_bad_category = || {
+            let refused = store.write(|c| {
+                Ok(c.execute(
+                    "INSERT INTO members (unit_id, name, phone, category, created_at) VALUES (?1, '甲', '13000000000', '不存在的类别', 0)",
+                    [unit_ids[0]],
+                )?)
+            });
+            matches!(&refused, Err(e) if e.to_string().contains("members.category"))
+        };
+        assert!(refuses_a_bad_category());
+
+        // Refused: its last row repeats a phone, past the rows that turned the triggers off.
+        let mut bad = members(0, 2 * SUSPEND_TRIGGERS_ABOVE);
+        let repeated = bad[bad.len() - 2].clone();
+        bad.last_mut().unwrap().phone = repeated.phone;
+        bad.last_mut().unwrap().unit_id = repeated.unit_id;
+        assert!(store.add_members(&round, &bad, &[], "test").is_err());
+        assert!(refuses_a_bad_category(), "after a refused import");
+
+        // Kept.
+        let stored = store
+            .add_members(&round, &members(0, 2 * SUSPEND_TRIGGERS_ABOVE), &[], "test")
+            .unwrap();
+        assert_eq!(stored, 2 * SUSPEND_TRIGGERS_ABOVE);
+        assert!(refuses_a_bad_category(), "after a kept import");
     }
 }

@@ -341,6 +341,14 @@ impl Shared {
         if let Err(e) = run(&st.conn, "PRAGMA foreign_keys = ON") {
             tracing::error!(error = %e, "could not turn foreign keys back on after a bulk write");
         }
+        // A bulk write may turn triggers off (the roster import, `roster_write`), and turns
+        // them on again itself; this makes sure (no change costs nothing).
+        if let Err(e) = st.conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER,
+            true,
+        ) {
+            tracing::error!(error = %e, "could not turn triggers back on after a bulk write");
+        }
         rehooked?;
         drop(st);
         let value = out?;
