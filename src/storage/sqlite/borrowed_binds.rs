@@ -31,6 +31,18 @@ impl<'a> From<&'a Option<String>> for Param<'a> {
     }
 }
 
+/// The same value bound the usual (copying) way, for a statement run through rusqlite.
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Param::Int(v) => ValueRef::Integer(v),
+            Param::Text(s) => ValueRef::Text(s.as_bytes()),
+            Param::Null => ValueRef::Null,
+        }))
+    }
+}
+
 /// A statement prepared on `conn`, finalized when dropped (before `conn` can close, as it
 /// borrows it).
 pub(super) struct BorrowedBinds<'c> {

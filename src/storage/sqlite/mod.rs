@@ -425,8 +425,7 @@ struct MembersSink<'c> {
     /// against the round's units before the import is kept, as foreign-key enforcement is off
     /// for its rows.
     units: roster_write::UnitsSeen,
-    /// The many-row INSERT, prepared once per import (it has hundreds of parameters), and the
-    /// buffer its values are gathered in.
+    /// The many-row INSERT, prepared once per import (it has hundreds of parameters).
     many: Option<borrowed_binds::BorrowedBinds<'c>>,
 }
 
@@ -584,13 +583,7 @@ fn insert_members(
         for m in rest {
             one.raw_bind_parameter(1, now)?;
             for (i, value) in member_params(m).into_iter().enumerate() {
-                match value {
-                    borrowed_binds::Param::Int(v) => one.raw_bind_parameter(2 + i, v)?,
-                    borrowed_binds::Param::Text(v) => one.raw_bind_parameter(2 + i, v)?,
-                    borrowed_binds::Param::Null => {
-                        one.raw_bind_parameter(2 + i, rusqlite::types::Null)?
-                    }
-                }
+                one.raw_bind_parameter(2 + i, value)?;
             }
             one.raw_execute().map_err(|e| {
                 conflict_on_unique(e, || {

@@ -39,19 +39,20 @@ pub(super) const SUSPEND_TRIGGERS_ABOVE: usize = 4096;
 /// dropped (whether the import was kept, failed or panicked).
 #[derive(Default)]
 pub(super) struct TriggersOff<'c> {
-    off_on: Option<&'c Connection>,
+    /// The connection whose triggers are off, while they are.
+    conn: Option<&'c Connection>,
 }
 
 impl<'c> TriggersOff<'c> {
     /// Whether the triggers are off now.
     pub(super) fn active(&self) -> bool {
-        self.off_on.is_some()
+        self.conn.is_some()
     }
 
     /// Turns the connection's triggers off, if every trigger the import could fire is
     /// redundant for it (else leaves them on: slower, never wrong).
     pub(super) fn suspend(&mut self, tx: &'c Connection) -> Result<()> {
-        if self.off_on.is_some() {
+        if self.conn.is_some() {
             return Ok(());
         }
         let mut names = tx.prepare_cached(&format!(
@@ -67,13 +68,13 @@ impl<'c> TriggersOff<'c> {
             return Ok(());
         }
         tx.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)?;
-        self.off_on = Some(tx);
+        self.conn = Some(tx);
         Ok(())
     }
 
     /// Turns the triggers on again.
     pub(super) fn restore(&mut self) -> Result<()> {
-        if let Some(conn) = self.off_on.take() {
+        if let Some(conn) = self.conn.take() {
             conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, true)?;
         }
         Ok(())
