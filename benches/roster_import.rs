@@ -3,6 +3,9 @@
 //! sqlite3 and the peak memory of the import (the bench process's VmHWM, which the import
 //! dominates: the rows are streamed, never held whole).
 //!
+//! sqlite3 and this import run in turn, ROUNDS times (5 unless set), each into new files; the
+//! figures are the medians of the rounds, as one round on a shared machine proves little.
+//!
 //! Run: `cargo bench --bench roster_import` (ROWS=... to change the size; for A/B runs in one
 //! binary: SQLITE_MEMSTATUS=1 turns SQLite's memory statistics back on, as before the eleventh
 //! session; PAGE_SIZE=N makes the database with pages of N bytes instead of SQLite's 4096).
@@ -67,33 +70,157 @@ fn main() {
         size as f64 / 1048576.0
     );
 
-    // Baseline: sqlite3's own CSV import of the same file into a file database.
-    let base_db = dir.path().join("baseline.db");
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(5);
+    let before_hwm = vm_hwm();
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for round in 1..=rounds {
+        // Each round imports into fresh files, sqlite3 first, then sheping.
+        let base = baseline(&csv_path, &dir.path().join(format!("baseline-{round}.db")));
+        let us = import(
+            &csv_path,
+            &dir.path().join(format!("sheping-{round}.db")),
+            rows,
+            n_units,
+        );
+        match &base {
+            Some(b) => println!(
+                "round {round}: sheping {:.2} s, sqlite3 {:.2} s, ratio {:.2}; CPU (user + system): sheping {:.2} s (the writing thread {:.2} s), sqlite3 {:.2} s",
+                us.secs,
+                b.secs,
+                b.secs / us.secs,
+                us.cpu,
+                us.writer_cpu,
+                b.cpu
+            ),
+            None => println!("round {round}: sheping {:.2} s", us.secs),
+        }
+        if round == 1 {
+            println!(
+                "database: page size {}, file {:.1} MiB (sqlite3's: {:.1} MiB)",
+                us.page_size,
+                us.db_mib,
+                base.as_ref().map_or(0.0, |b| b.db_mib)
+            );
+        }
+        ours.push(us);
+        theirs.extend(base);
+    }
+
+    let secs = median(ours.iter().map(|r| r.secs));
+    println!(
+        "sheping roster import: {secs:.2} s ({:.0} rows/s, reading, checking and storing; median of {rounds} rounds)",
+        rows as f64 / secs
+    );
+    match (before_hwm, vm_hwm()) {
+        (Some(before), Some(after)) => println!(
+            "peak memory (VmHWM): {:.1} MiB (before the imports: {:.1} MiB)",
+            after as f64 / 1048576.0,
+            before as f64 / 1048576.0
+        ),
+        _ => println!("peak memory: /proc/self/status not available"),
+    }
+    if theirs.len() == ours.len() {
+        let base_secs = median(theirs.iter().map(|r| r.secs));
+        println!(
+            "sqlite3 .import:       {base_secs:.2} s ({:.0} rows/s; median of {rounds} rounds)",
+            rows as f64 / base_secs
+        );
+        // Rounds alternate, so each ratio compares runs seconds apart: on a shared machine
+        // one round proves little, the median of several does.
+        let ratios: Vec<f64> = theirs
+            .iter()
+            .zip(&ours)
+            .map(|(b, s)| b.secs / s.secs)
+            .collect();
+        let (lo, hi) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        println!(
+            "ratio sheping/sqlite3 throughput: {:.2} (median of {rounds} rounds, {lo:.2}–{hi:.2}, {} at 1.0 or above)",
+            median(ratios.iter().copied()),
+            ratios.iter().filter(|&&r| r >= 1.0).count()
+        );
+        println!(
+            "CPU time (user + system), medians: sheping {:.2} s (the writing thread {:.2} s), sqlite3 {:.2} s",
+            median(ours.iter().map(|r| r.cpu)),
+            median(ours.iter().map(|r| r.writer_cpu)),
+            median(theirs.iter().map(|r| r.cpu))
+        );
+    } else {
+        println!(
+            "sqlite3 .import: NOT AVAILABLE on this machine, no ratio (apt-get install -y sqlite3)"
+        );
+    }
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// One timed import: wall time, CPU time in seconds, and the file it made.
+struct Timed {
+    secs: f64,
+    cpu: f64,
+    writer_cpu: f64,
+    page_size: i64,
+    db_mib: f64,
+}
+
+fn mib(p: &std::path::Path) -> f64 {
+    std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / 1048576.0)
+}
+
+/// sqlite3's own CSV import of the file into a new file database; None without sqlite3.
+fn baseline(csv_path: &std::path::Path, db: &std::path::Path) -> Option<Timed> {
     let children_before = cpu_ticks("/proc/self/stat", true);
     let t = Instant::now();
-    let baseline = std::process::Command::new("sqlite3")
-        .arg(&base_db)
+    let status = std::process::Command::new("sqlite3")
+        .arg(db)
         .arg(".mode csv")
         .arg(format!(".import {} roster", csv_path.display()))
         .status();
-    let base_secs = t.elapsed().as_secs_f64();
-    let base_ok = matches!(baseline, Ok(s) if s.success());
-    let base_cpu = cpu_ticks("/proc/self/stat", true)
+    let secs = t.elapsed().as_secs_f64();
+    if !matches!(status, Ok(s) if s.success()) {
+        return None;
+    }
+    let cpu = cpu_ticks("/proc/self/stat", true)
         .zip(children_before)
-        .map(|(a, b)| a - b);
+        .map_or(0, |(a, b)| a - b);
+    let db_mib = mib(db);
+    let _ = std::fs::remove_file(db);
+    Some(Timed {
+        secs,
+        cpu: cpu as f64 / 100.0,
+        writer_cpu: 0.0,
+        page_size: 0,
+        db_mib,
+    })
+}
 
-    let db = dir.path().join("sheping.db");
+/// The roster import of the file into a new store with a round of `n_units` units.
+fn import(csv_path: &std::path::Path, db: &std::path::Path, rows: usize, n_units: usize) -> Timed {
     // PAGE_SIZE=N (A/B runs): the file is made with that page size first, which the store
     // keeps.
     if let Some(size) = std::env::var("PAGE_SIZE")
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
     {
-        let c = rusqlite::Connection::open(&db).unwrap();
+        let c = rusqlite::Connection::open(db).unwrap();
         c.pragma_update(None, "page_size", size).unwrap();
         c.pragma_update(None, "journal_mode", "WAL").unwrap();
     }
-    let store = SqliteStore::open(&db).unwrap();
+    let store = SqliteStore::open(db).unwrap();
     let survey =
         sheping::domain::survey::Survey::from_toml_str(include_str!("../surveys/default.toml"))
             .unwrap();
@@ -120,12 +247,11 @@ fn main() {
         .collect();
     store.add_units(&round, &units, "bench").unwrap();
 
-    let before_hwm = vm_hwm();
     let self_before = cpu_ticks("/proc/self/stat", false);
     // This thread is the import's writer (the rows are read and checked on another).
     let writer_before = cpu_ticks("/proc/thread-self/stat", false);
     let t = Instant::now();
-    let reader = imports::open_file(&csv_path, None).unwrap();
+    let reader = imports::open_file(csv_path, None).unwrap();
     let report = imports::roster_import_stream(
         &store,
         &round,
@@ -139,61 +265,33 @@ fn main() {
         &mut imports::RejectLog::all(),
     )
     .unwrap();
-    let total = t.elapsed().as_secs_f64();
-    let import_cpu = cpu_ticks("/proc/self/stat", false)
+    let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu_ticks("/proc/self/stat", false)
         .zip(self_before)
-        .map(|(a, b)| a - b);
+        .map_or(0, |(a, b)| a - b);
     let writer_cpu = cpu_ticks("/proc/thread-self/stat", false)
         .zip(writer_before)
-        .map(|(a, b)| a - b);
-    let page_size: i64 = store
-        .read(|c| Ok(c.query_row("PRAGMA page_size", [], |r| r.get(0))?))
-        .unwrap();
-    let mib =
-        |p: &std::path::Path| std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / 1048576.0);
-    println!(
-        "database: page size {page_size}, file {:.1} MiB (sqlite3's: {:.1} MiB)",
-        mib(&db),
-        mib(&base_db)
-    );
+        .map_or(0, |(a, b)| a - b);
     assert_eq!(
         report.imported,
         rows,
         "every row imported: {:?}",
         report.rejected.first()
     );
-
-    println!(
-        "sheping roster import: {total:.2} s ({:.0} rows/s, reading, checking and storing)",
-        rows as f64 / total
-    );
-    match (before_hwm, vm_hwm()) {
-        (Some(before), Some(after)) => println!(
-            "peak memory (VmHWM): {:.1} MiB (before the import: {:.1} MiB)",
-            after as f64 / 1048576.0,
-            before as f64 / 1048576.0
-        ),
-        _ => println!("peak memory: /proc/self/status not available"),
+    let page_size: i64 = store
+        .read(|c| Ok(c.query_row("PRAGMA page_size", [], |r| r.get(0))?))
+        .unwrap();
+    drop(store);
+    let db_mib = mib(db);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    if base_ok {
-        println!(
-            "sqlite3 .import:       {base_secs:.2} s ({:.0} rows/s)",
-            rows as f64 / base_secs
-        );
-        println!("ratio sheping/sqlite3 throughput: {:.2}", base_secs / total);
-        // On a shared machine wall time follows the load; CPU time much less so.
-        if let (Some(a), Some(w), Some(b)) = (import_cpu, writer_cpu, base_cpu) {
-            println!(
-                "CPU time (user + system): sheping {:.2} s (the writing thread {:.2} s), sqlite3 {:.2} s",
-                a as f64 / 100.0,
-                w as f64 / 100.0,
-                b as f64 / 100.0
-            );
-        }
-    } else {
-        println!(
-            "sqlite3 .import: NOT AVAILABLE on this machine, no ratio (apt-get install -y sqlite3)"
-        );
+    Timed {
+        secs,
+        cpu: cpu as f64 / 100.0,
+        writer_cpu: writer_cpu as f64 / 100.0,
+        page_size,
+        db_mib,
     }
 }
 
