@@ -694,13 +694,7 @@ mod tests {
         // The panels are reported as they would have been.
         let panel: usize = report.units.iter().map(|u| u.panel).sum();
         assert_eq!(panel, 6 * MEMBERS_PER_BATCH);
-        assert!(
-            !store
-                .audit_entries(Some("t"))
-                .unwrap()
-                .iter()
-                .any(|e| e.action == "roster.import")
-        );
+        assert!(no_roster_import_audited(&store));
     }
 
     #[test]
