@@ -390,7 +390,9 @@ impl<'a> Check<'a> {
     /// checked the writer commits (or rolls back) while the checker sums up the panels and the
     /// phones shared between units: at a million rows each takes about a tenth of a second,
     /// and done in turn they were the import's tail. Without a second thread it checks and
-    /// stores in turn. A panic while checking goes on once the writer has rolled back.
+    /// stores in turn. A panic while checking goes on once the writer has rolled back; one
+    /// while summing up (a bug: it is plain arithmetic on what was checked) goes on after the
+    /// commit, so the import is then kept although the caller sees the panic.
     fn check_and_store(
         &self,
         reader: &mut TableReader<'_>,
@@ -454,6 +456,7 @@ impl<'a> Check<'a> {
                     let mut checked = None;
                     let stored = write(&mut |sink| {
                         let mut stored = Ok(());
+                        // Summed up before the write is kept, so a panic there rolls it back.
                         let rows = catch_unwind(AssertUnwindSafe(|| {
                             with_input(&mut |reader, rejects| {
                                 let checker = self.check_rows(
@@ -467,12 +470,13 @@ impl<'a> Check<'a> {
                                 )?;
                                 Ok((checker, rejects.count))
                             })
+                            .map(|(checker, rejected)| (checker.finish(), rejected))
                         }));
                         let kept = match &rows {
                             Ok(Ok((_, rejected))) => Some(keep(*rejected)),
                             _ => None,
                         };
-                        checked = Some(rows.map(|rows| rows.map(|(checker, _)| checker.finish())));
+                        checked = Some(rows.map(|rows| rows.map(|(summary, _)| summary)));
                         stored?;
                         kept.ok_or_else(check_failed)
                     });
