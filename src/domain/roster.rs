@@ -446,43 +446,58 @@ impl<'u> RowChecker<'u> {
     /// One warning per phone in more than one unit's panel after the import, in phone order,
     /// naming the units in id order.
     fn shared_phone_warnings(&self) -> Vec<String> {
-        // Packed phones sort as integers (no string compares); stored text that does not pack
-        // (never a canonical phone) is grouped as text.
-        // Sized once: grown by doubling, a million-row import's list would briefly take half
-        // as much again (this is the peak of its memory).
+        // Phones are grouped as packed integers (no string compares), each beside the index of
+        // its unit; stored text that does not pack (never a canonical phone) is grouped as
+        // text. A packed phone that fits in 64 bits (every mobile and most landlines) takes 16
+        // bytes a pair, not 32: at a million rows this list is the peak of the import's memory.
+        // Sized once: grown by doubling, it would briefly take half as much again.
         let phones: usize = (self.units.iter().map(|u| u.phones.len()))
             .chain(self.file_phones.iter().map(HashSet::len))
             .sum();
-        let mut packed: Vec<(u128, i64)> = Vec::with_capacity(phones);
-        let mut text: Vec<(&str, i64)> = Vec::new();
+        let mut narrow: Vec<(u64, u32)> = Vec::with_capacity(phones);
+        let mut wide: Vec<(u128, u32)> = Vec::new();
+        let mut text: Vec<(&str, u32)> = Vec::new();
+        let mut push = |key: u128, unit: u32| match u64::try_from(key) {
+            Ok(key) => narrow.push((key, unit)),
+            Err(_) => wide.push((key, unit)),
+        };
         for (i, u) in self.units.iter().enumerate() {
+            let unit = u32::try_from(i).expect("fewer than 2^32 units");
             if !self.replace.contains(&u.id) {
                 for p in &u.phones {
                     match pack_canonical(p) {
-                        Some(key) => packed.push((key, u.id)),
-                        None => text.push((p, u.id)),
+                        Some(key) => push(key, unit),
+                        None => text.push((p, unit)),
                     }
                 }
             }
-            packed.extend(self.file_phones[i].iter().map(|&key| (key, u.id)));
+            for &key in &self.file_phones[i] {
+                push(key, unit);
+            }
         }
-        packed.sort_unstable();
-        packed.dedup();
+        narrow.sort_unstable();
+        narrow.dedup();
+        wide.sort_unstable();
+        wide.dedup();
         text.sort_unstable();
         text.dedup();
-        let mut shared: Vec<(String, Vec<i64>)> = packed
-            .chunk_by(|a, b| a.0 == b.0)
-            .filter(|g| g.len() > 1)
-            .map(|g| {
-                let phone = unpack_canonical(g[0].0).expect("packed from text");
-                (phone, g.iter().map(|&(_, u)| u).collect())
-            })
-            .collect();
-        shared.extend(
-            text.chunk_by(|a, b| a.0 == b.0)
-                .filter(|g| g.len() > 1)
-                .map(|g| (g[0].0.to_owned(), g.iter().map(|&(_, u)| u).collect())),
-        );
+        // A group's units by id (their indexes need not follow ids).
+        let ids = |group: &mut dyn Iterator<Item = u32>| {
+            let mut ids: Vec<i64> = group.map(|i| self.units[i as usize].id).collect();
+            ids.sort_unstable();
+            ids
+        };
+        let unpack = |key: u128| unpack_canonical(key).expect("packed from text");
+        let mut shared: Vec<(String, Vec<i64>)> = Vec::new();
+        for g in narrow.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+            shared.push((unpack(g[0].0.into()), ids(&mut g.iter().map(|p| p.1))));
+        }
+        for g in wide.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+            shared.push((unpack(g[0].0), ids(&mut g.iter().map(|p| p.1))));
+        }
+        for g in text.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+            shared.push((g[0].0.to_owned(), ids(&mut g.iter().map(|p| p.1))));
+        }
         if shared.is_empty() {
             return Vec::new();
         }
@@ -710,6 +725,48 @@ mod tests {
             [
                 "号码 0915-***2345 同时出现在 2 个单位的代表名单中:汉滨区交通运输局、汉滨区民政局",
                 "号码 139****0009 同时出现在 3 个单位的代表名单中:汉滨区教育体育局、汉滨区交通运输局、汉滨区民政局",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_landline_too_long_for_64_bits_is_found_shared_beside_a_mobile() {
+        // "0915-32123456-123456" packs to more than 2^64 (20 base-12 digits): it is grouped
+        // apart from the mobiles, and the warnings still come in phone order.
+        let mut us = units();
+        us[1].in_use = false;
+        let headers: Vec<String> = ["单位", "姓名", "手机"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (cols, _) = map_columns(&headers).unwrap();
+        let data = rows(&[
+            &["汉滨区交通运输局", "甲", "0915-32123456转123456"],
+            &["汉滨区教育体育局", "乙", "0915-32123456 分机 123456"],
+            &["汉滨区交通运输局", "丙", "13900000001"],
+            &["汉滨区交通运输局", "丁", "0915-32123456转12345"],
+        ]);
+        assert!(pack_canonical("0915-32123456-123456").unwrap() > u128::from(u64::MAX));
+        let c = check_roster(
+            data.iter().enumerate().map(|(i, r)| (i + 2, r.as_slice())),
+            &cols,
+            &us,
+            &RosterOptions {
+                panel_size: 45,
+                ..Default::default()
+            },
+        );
+        assert!(c.rejected.is_empty(), "{:?}", c.rejected);
+        let shared: Vec<&String> = c
+            .warnings
+            .iter()
+            .filter(|w| w.contains("同时出现在"))
+            .collect();
+        assert_eq!(
+            shared,
+            [
+                "号码 0915-****3456 同时出现在 2 个单位的代表名单中:汉滨区教育体育局、汉滨区交通运输局",
+                "号码 139****0001 同时出现在 2 个单位的代表名单中:汉滨区教育体育局、汉滨区交通运输局",
             ]
         );
     }
