@@ -548,6 +548,25 @@ mod tests {
             .collect()
     }
 
+    /// Rows of (unit, name, phone), from line 2, against `us` with panels of 45.
+    fn check_phones(us: &[RosterUnit], data: &[&[&str]]) -> RosterCheck {
+        let headers: Vec<String> = ["单位", "姓名", "手机"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (cols, _) = map_columns(&headers).unwrap();
+        let rows = rows(data);
+        check_roster(
+            rows.iter().enumerate().map(|(i, r)| (i + 2, r.as_slice())),
+            &cols,
+            us,
+            &RosterOptions {
+                panel_size: 45,
+                ..Default::default()
+            },
+        )
+    }
+
     fn check(data: &[&[&str]], opts: &RosterOptions) -> RosterCheck {
         let headers: Vec<String> = ["参评单位", "姓名", "联系电话", "代表类别", "籍贯"]
             .iter()
@@ -650,21 +669,7 @@ mod tests {
     fn warns_about_a_phone_in_several_units() {
         let mut us = units();
         us[1].in_use = false;
-        let headers: Vec<String> = ["单位", "姓名", "手机"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let (cols, _) = map_columns(&headers).unwrap();
-        let data = rows(&[&["汉滨区交通运输局", "张三", "13900000001"]]);
-        let c = check_roster(
-            data.iter().map(|r| (2, r.as_slice())),
-            &cols,
-            &us,
-            &RosterOptions {
-                panel_size: 45,
-                ..Default::default()
-            },
-        );
+        let c = check_phones(&us, &[&["汉滨区交通运输局", "张三", "13900000001"]]);
         assert_eq!(c.members.len(), 1);
         assert!(
             c.warnings.iter().any(|w| w.contains("同时出现在 2 个单位")),
@@ -684,27 +689,16 @@ mod tests {
             two_deputies_one_member: 0,
             in_use: false,
         });
-        let headers: Vec<String> = ["单位", "姓名", "手机"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let (cols, _) = map_columns(&headers).unwrap();
-        let data = rows(&[
-            &["汉滨区交通运输局", "甲", "13900000009"],
-            &["汉滨区民政局", "乙", "13900000009"],
-            &["汉滨区交通运输局", "丙", "0915-3212345"],
-            &["汉滨区教育体育局", "丁", "13900000009"],
-            &["汉滨区交通运输局", "戊", "139 0000 0009"],
-            &["汉滨区民政局", "己", "13900000002"],
-        ]);
-        let c = check_roster(
-            data.iter().enumerate().map(|(i, r)| (i + 2, r.as_slice())),
-            &cols,
+        let c = check_phones(
             &us,
-            &RosterOptions {
-                panel_size: 45,
-                ..Default::default()
-            },
+            &[
+                &["汉滨区交通运输局", "甲", "13900000009"],
+                &["汉滨区民政局", "乙", "13900000009"],
+                &["汉滨区交通运输局", "丙", "0915-3212345"],
+                &["汉滨区教育体育局", "丁", "13900000009"],
+                &["汉滨区交通运输局", "戊", "139 0000 0009"],
+                &["汉滨区民政局", "己", "13900000002"],
+            ],
         );
         let rejected: Vec<(usize, &str)> = c
             .rejected
@@ -735,26 +729,15 @@ mod tests {
         // apart from the mobiles, and the warnings still come in phone order.
         let mut us = units();
         us[1].in_use = false;
-        let headers: Vec<String> = ["单位", "姓名", "手机"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let (cols, _) = map_columns(&headers).unwrap();
-        let data = rows(&[
-            &["汉滨区交通运输局", "甲", "0915-32123456转123456"],
-            &["汉滨区教育体育局", "乙", "0915-32123456 分机 123456"],
-            &["汉滨区交通运输局", "丙", "13900000001"],
-            &["汉滨区交通运输局", "丁", "0915-32123456转12345"],
-        ]);
         assert!(pack_canonical("0915-32123456-123456").unwrap() > u128::from(u64::MAX));
-        let c = check_roster(
-            data.iter().enumerate().map(|(i, r)| (i + 2, r.as_slice())),
-            &cols,
+        let c = check_phones(
             &us,
-            &RosterOptions {
-                panel_size: 45,
-                ..Default::default()
-            },
+            &[
+                &["汉滨区交通运输局", "甲", "0915-32123456转123456"],
+                &["汉滨区教育体育局", "乙", "0915-32123456 分机 123456"],
+                &["汉滨区交通运输局", "丙", "13900000001"],
+                &["汉滨区交通运输局", "丁", "0915-32123456转12345"],
+            ],
         );
         assert!(c.rejected.is_empty(), "{:?}", c.rejected);
         let shared: Vec<&String> = c
