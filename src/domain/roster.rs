@@ -475,28 +475,22 @@ impl<'u> RowChecker<'u> {
                 push(key, unit);
             }
         }
-        narrow.sort_unstable();
-        narrow.dedup();
-        wide.sort_unstable();
-        wide.dedup();
-        text.sort_unstable();
-        text.dedup();
         // A group's units by id (their indexes need not follow ids).
-        let ids = |group: &mut dyn Iterator<Item = u32>| {
-            let mut ids: Vec<i64> = group.map(|i| self.units[i as usize].id).collect();
+        let ids = |units: Vec<u32>| {
+            let mut ids: Vec<i64> = units.iter().map(|&i| self.units[i as usize].id).collect();
             ids.sort_unstable();
             ids
         };
         let unpack = |key: u128| unpack_canonical(key).expect("packed from text");
         let mut shared: Vec<(String, Vec<i64>)> = Vec::new();
-        for g in narrow.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
-            shared.push((unpack(g[0].0.into()), ids(&mut g.iter().map(|p| p.1))));
+        for (key, units) in in_several_units(narrow) {
+            shared.push((unpack(key.into()), ids(units)));
         }
-        for g in wide.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
-            shared.push((unpack(g[0].0), ids(&mut g.iter().map(|p| p.1))));
+        for (key, units) in in_several_units(wide) {
+            shared.push((unpack(key), ids(units)));
         }
-        for g in text.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
-            shared.push((g[0].0.to_owned(), ids(&mut g.iter().map(|p| p.1))));
+        for (key, units) in in_several_units(text) {
+            shared.push((key.to_owned(), ids(units)));
         }
         if shared.is_empty() {
             return Vec::new();
@@ -517,6 +511,18 @@ impl<'u> RowChecker<'u> {
             })
             .collect()
     }
+}
+
+/// The keys of `pairs` (key, unit index) found in more than one unit, each with its units in
+/// index order. The list is consumed, so its memory goes before the next one is grouped.
+fn in_several_units<K: Ord + Copy>(mut pairs: Vec<(K, u32)>) -> Vec<(K, Vec<u32>)> {
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|g| g.len() > 1)
+        .map(|g| (g[0].0, g.iter().map(|p| p.1).collect()))
+        .collect()
 }
 
 #[cfg(test)]

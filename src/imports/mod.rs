@@ -420,13 +420,12 @@ impl<'a> Check<'a> {
                 .name("roster-check".into())
                 .spawn_scoped(scope, move || {
                     let (checker, rejected) = with_input(&mut |reader, rejects| {
-                        let checker = self.check_rows(
+                        self.check_rows(
                             reader,
                             rejects,
                             &mut |feed| send.send(feed).is_ok(),
                             &mut || take_back.try_recv().ok(),
-                        )?;
-                        Ok((checker, rejects.count))
+                        )
                     })?;
                     // The writer may go on to commit while the panels are summed up.
                     let _ = send.send(Feed::Checked { rejected });
@@ -459,7 +458,7 @@ impl<'a> Check<'a> {
                         // Summed up before the write is kept, so a panic there rolls it back.
                         let rows = catch_unwind(AssertUnwindSafe(|| {
                             with_input(&mut |reader, rejects| {
-                                let checker = self.check_rows(
+                                self.check_rows(
                                     reader,
                                     rejects,
                                     &mut |feed| {
@@ -467,8 +466,7 @@ impl<'a> Check<'a> {
                                         stored.is_ok()
                                     },
                                     &mut || spare.take(),
-                                )?;
-                                Ok((checker, rejects.count))
+                                )
                             })
                             .map(|(checker, rejected)| (checker.finish(), rejected))
                         }));
@@ -501,14 +499,14 @@ impl<'a> Check<'a> {
     /// those `spare` gives back); `send` returns false when the writer failed (then checking
     /// stops: the import fails anyway). After a rejected row, unless bad rows are skipped,
     /// nothing more is sent, as nothing will be kept, but every row is still checked for the
-    /// report.
+    /// report. Returns the checker, to sum up, and the number of rows rejected.
     fn check_rows(
         &self,
         reader: &mut TableReader<'_>,
         rejects: &mut RejectLog,
         send: &mut dyn FnMut(Feed) -> bool,
         spare: &mut dyn FnMut() -> Option<Vec<NewMember>>,
-    ) -> Result<RowChecker<'a>, TableError> {
+    ) -> Rows<'a> {
         let mut new_batch = || {
             let mut batch = spare().unwrap_or_else(|| Vec::with_capacity(MEMBERS_PER_BATCH));
             batch.clear();
@@ -523,7 +521,7 @@ impl<'a> Check<'a> {
                 && sending
                 && !send(Feed::Replace(unit))
             {
-                return Ok(checker);
+                return Ok((checker, rejects.count));
             }
             match checked {
                 Ok(member) if sending => {
@@ -531,7 +529,7 @@ impl<'a> Check<'a> {
                     if batch.len() >= MEMBERS_PER_BATCH {
                         let full = std::mem::replace(&mut batch, new_batch());
                         if !send(Feed::Members(full)) {
-                            return Ok(checker);
+                            return Ok((checker, rejects.count));
                         }
                     }
                 }
@@ -548,7 +546,7 @@ impl<'a> Check<'a> {
         if sending && !batch.is_empty() {
             send(Feed::Members(batch));
         }
-        Ok(checker)
+        Ok((checker, rejects.count))
     }
 }
 
