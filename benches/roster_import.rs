@@ -13,6 +13,7 @@
 use std::io::Write;
 use std::time::Instant;
 
+use sheping::domain::stats;
 use sheping::domain::unit::{NewUnit, UnitKind};
 use sheping::imports::{self, RosterImport};
 use sheping::storage::NewRound;
@@ -90,20 +91,20 @@ fn main() {
         match &base {
             Some(b) => println!(
                 "round {round}: sheping {:.2} s, sqlite3 {:.2} s, ratio {:.2}; CPU (user + system): sheping {:.2} s (the writing thread {:.2} s), sqlite3 {:.2} s",
-                us.secs,
+                us.timed.secs,
                 b.secs,
-                b.secs / us.secs,
-                us.cpu,
+                b.secs / us.timed.secs,
+                us.timed.cpu,
                 us.writer_cpu,
                 b.cpu
             ),
-            None => println!("round {round}: sheping {:.2} s", us.secs),
+            None => println!("round {round}: sheping {:.2} s", us.timed.secs),
         }
         if round == 1 {
             println!(
                 "database: page size {}, file {:.1} MiB (sqlite3's: {:.1} MiB)",
                 us.page_size,
-                us.db_mib,
+                us.timed.db_mib,
                 base.as_ref().map_or(0.0, |b| b.db_mib)
             );
         }
@@ -111,7 +112,7 @@ fn main() {
         theirs.extend(base);
     }
 
-    let secs = median(ours.iter().map(|r| r.secs));
+    let secs = median(ours.iter().map(|r| r.timed.secs));
     println!(
         "sheping roster import: {secs:.2} s ({:.0} rows/s, reading, checking and storing; median of {rounds} rounds)",
         rows as f64 / secs
@@ -135,7 +136,7 @@ fn main() {
         let ratios: Vec<f64> = theirs
             .iter()
             .zip(&ours)
-            .map(|(b, s)| b.secs / s.secs)
+            .map(|(b, s)| b.secs / s.timed.secs)
             .collect();
         let (lo, hi) = ratios
             .iter()
@@ -147,7 +148,7 @@ fn main() {
         );
         println!(
             "CPU time (user + system), medians: sheping {:.2} s (the writing thread {:.2} s), sqlite3 {:.2} s",
-            median(ours.iter().map(|r| r.cpu)),
+            median(ours.iter().map(|r| r.timed.cpu)),
             median(ours.iter().map(|r| r.writer_cpu)),
             median(theirs.iter().map(|r| r.cpu))
         );
@@ -158,23 +159,23 @@ fn main() {
     }
 }
 
+/// The median of values the bench measured (at least one: every figure has a round).
 fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
+    stats::median(&values.collect::<Vec<_>>()).expect("at least one round")
 }
 
-/// One timed import: wall time, CPU time in seconds, and the file it made.
+/// One timed import: wall time, CPU time in seconds, and the size of the file it made.
 struct Timed {
     secs: f64,
     cpu: f64,
+    db_mib: f64,
+}
+
+/// Our import, with what only it has: the writing thread's CPU time and the page size.
+struct Imported {
+    timed: Timed,
     writer_cpu: f64,
     page_size: i64,
-    db_mib: f64,
 }
 
 fn mib(p: &std::path::Path) -> f64 {
@@ -202,14 +203,17 @@ fn baseline(csv_path: &std::path::Path, db: &std::path::Path) -> Option<Timed> {
     Some(Timed {
         secs,
         cpu: cpu as f64 / 100.0,
-        writer_cpu: 0.0,
-        page_size: 0,
         db_mib,
     })
 }
 
 /// The roster import of the file into a new store with a round of `n_units` units.
-fn import(csv_path: &std::path::Path, db: &std::path::Path, rows: usize, n_units: usize) -> Timed {
+fn import(
+    csv_path: &std::path::Path,
+    db: &std::path::Path,
+    rows: usize,
+    n_units: usize,
+) -> Imported {
     // PAGE_SIZE=N (A/B runs): the file is made with that page size first, which the store
     // keeps.
     if let Some(size) = std::env::var("PAGE_SIZE")
@@ -286,12 +290,14 @@ fn import(csv_path: &std::path::Path, db: &std::path::Path, rows: usize, n_units
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    Timed {
-        secs,
-        cpu: cpu as f64 / 100.0,
+    Imported {
+        timed: Timed {
+            secs,
+            cpu: cpu as f64 / 100.0,
+            db_mib,
+        },
         writer_cpu: writer_cpu as f64 / 100.0,
         page_size,
-        db_mib,
     }
 }
 
